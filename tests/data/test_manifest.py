@@ -1,0 +1,115 @@
+"""read_manifest: columns, filters, blank labels, path rules and the all-at-once problem report."""
+
+from pathlib import Path
+
+import pytest
+
+from vidlearn.data.manifest import ManifestError, read_manifest, scan_folder
+
+
+def write(folder: Path, text: str, files: tuple[str, ...] = (), name: str = "manifest.csv",
+          encoding: str = "utf-8") -> Path:
+    for file in files:
+        (folder / file).parent.mkdir(parents=True, exist_ok=True)
+        (folder / file).write_bytes(b"x")
+    path = folder / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_paths_are_resolved_against_the_manifest_folder(tmp_path: Path) -> None:
+    manifest = write(tmp_path, "path,label\nclips/a.mp4,sit\n", files=("clips/a.mp4",))
+    assert read_manifest(manifest).table["path"].tolist() == [str(tmp_path / "clips/a.mp4")]
+
+
+def test_root_overrides_the_manifest_folder(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    manifest = write(tmp_path, "path,label\na.mp4,sit\n", files=("data/a.mp4",))
+    table = read_manifest(manifest, root=tmp_path / "data").table
+    assert table["path"].tolist() == [str(tmp_path / "data/a.mp4")]
+
+
+def test_custom_path_and_label_columns(tmp_path: Path) -> None:
+    manifest = write(tmp_path, "file,primary_posture\na.jpg,lying\n", files=("a.jpg",))
+    table = read_manifest(manifest, path_column="file", label_column="primary_posture").table
+    assert table["label"].tolist() == ["lying"]
+
+
+def test_blank_and_nan_labels_are_dropped_and_counted(tmp_path: Path) -> None:
+    manifest = write(tmp_path, "path,label\na.jpg,sit\nb.jpg,\nc.jpg,NaN\n", files=("a.jpg", "b.jpg", "c.jpg"))
+    result = read_manifest(manifest)
+    assert len(result.table) == 1
+    assert result.dropped["reason"].tolist() == ["blank label", "blank label"]
+
+
+def test_filter_uses_numeric_and_text_columns(tmp_path: Path) -> None:
+    text = "path,label,num_people,occluded\na.jpg,sit,1,no\nb.jpg,sit,2,no\nc.jpg,sit,1,unknown\n"
+    manifest = write(tmp_path, text, files=("a.jpg", "b.jpg", "c.jpg"))
+    result = read_manifest(manifest, filter="num_people == 1 and occluded != 'unknown'")
+    assert [Path(p).name for p in result.table["path"]] == ["a.jpg"]
+    assert len(result.dropped) == 2
+
+
+def test_bad_filter_names_the_columns(tmp_path: Path) -> None:
+    manifest = write(tmp_path, "path,label\na.jpg,sit\n", files=("a.jpg",))
+    with pytest.raises(ManifestError, match="columns are: path, label"):
+        read_manifest(manifest, filter="people == 1")
+
+
+def test_missing_column_is_named_with_the_available_ones(tmp_path: Path) -> None:
+    manifest = write(tmp_path, "file,label\na.jpg,sit\n")
+    with pytest.raises(ManifestError, match=r"missing column\(s\) \['path'\].*file, label"):
+        read_manifest(manifest)
+
+
+def test_every_problem_is_reported_at_once_with_line_numbers(tmp_path: Path) -> None:
+    text = "path,label\na.jpg,sit\na.jpg,sit\nmissing.jpg,sit\n../outside.jpg,sit\n"
+    manifest = write(tmp_path, text, files=("a.jpg",))
+    with pytest.raises(ManifestError) as error:
+        read_manifest(manifest)
+    message = str(error.value)
+    assert "3 problem(s)" in message
+    assert "duplicate of line 2" in message
+    assert "file not found" in message and "missing.jpg" in message
+    assert "outside the data root" in message
+    for line in ("3", "4", "5"):
+        assert f"\n  {line:>6}  path" in message
+
+
+def test_path_outside_root_is_allowed_when_asked(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    write(tmp_path, "", files=("outside.jpg",), name="unused.csv")
+    manifest = write(tmp_path / "sub", "path,label\n../outside.jpg,sit\n")
+    assert len(read_manifest(manifest, allow_outside_root=True).table) == 1
+
+
+def test_utf8_bom_and_crlf_are_read(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.csv"
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    manifest.write_bytes(b"\xef\xbb\xbfpath,label\r\na.jpg,sit\r\n")
+    assert read_manifest(manifest).table["label"].tolist() == ["sit"]
+
+
+def test_latin1_file_gets_an_encoding_hint(tmp_path: Path) -> None:
+    manifest = write(tmp_path, "path,label\ncaf\u00e9.jpg,sit\n", encoding="latin-1")
+    with pytest.raises(ManifestError, match=r"manifest.csv:2: not valid utf-8-sig.*data.encoding"):
+        read_manifest(manifest)
+
+
+def test_latin1_file_reads_with_the_right_encoding(tmp_path: Path) -> None:
+    manifest = write(tmp_path, "path,label\ncaf\u00e9.jpg,sit\n", files=("caf\u00e9.jpg",), encoding="latin-1")
+    assert len(read_manifest(manifest, encoding="latin-1").table) == 1
+
+
+def test_empty_manifest_is_explained(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="no rows"):
+        read_manifest(write(tmp_path, "path,label\n"))
+
+
+def test_folder_of_class_subfolders_becomes_a_manifest(tmp_path: Path) -> None:
+    for name in ("sit/a.jpg", "sit/b.png", "lie/c.jpg", "lie/notes.txt"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    table = scan_folder(tmp_path, (".jpg", ".png")).table
+    assert sorted(zip(table["label"], [Path(p).name for p in table["path"]], strict=True)) == [
+        ("lie", "c.jpg"), ("sit", "a.jpg"), ("sit", "b.png")]

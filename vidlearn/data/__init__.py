@@ -1,0 +1,1 @@
+"""Manifests, decoding, clip sampling, transforms, samplers, datasets and DataModules."""

@@ -1,0 +1,214 @@
+"""Read, filter and validate sample manifests (a CSV of paths and labels, or a class-folder tree).
+
+Every problem in a manifest is collected and reported at once, as a table with row numbers,
+before any training starts: a user fixes the whole file in one go instead of one error per run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+# Extensions recognised when a data set is given as one sub-folder per class.
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv", ".m4v", ".npy", ".npz")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# Label cells treated as "not annotated": the row is dropped and counted, never trained on.
+BLANK_LABELS = frozenset({"", "nan", "na", "n/a", "null", "none"})
+
+
+class ManifestError(ValueError):
+    """A manifest cannot be used as it is; the message lists every problem found."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a manifest: its CSV line (0 = the whole file), column and reason."""
+
+    line: int
+    column: str
+    message: str
+
+
+@dataclass
+class Manifest:
+    """The usable rows of a manifest and what was removed from it.
+
+    `table` has one row per sample with at least the columns `path` (absolute), `label`
+    (raw, as written), `line` (line number in the CSV, header = 1), plus `split` and `group`
+    when the source has them, and every other column of the CSV unchanged.
+    `dropped` holds the removed rows with a `reason` column.
+    """
+
+    source: Path
+    table: pd.DataFrame
+    dropped: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def format_problems(source: Path | str, problems: list[Problem], limit: int = 50) -> str:
+    """Render problems as a plain-text table, sorted by line, at most `limit` rows."""
+    rows = sorted(problems, key=lambda problem: (problem.line, problem.column))
+    width = max([len(problem.column) for problem in rows] + [6])
+    lines = [f"{len(rows)} problem(s) in {source}:", f"  {'line':>6}  {'column':<{width}}  problem"]
+    for problem in rows[:limit]:
+        where = str(problem.line) if problem.line else "-"
+        lines.append(f"  {where:>6}  {problem.column:<{width}}  {problem.message}")
+    if len(rows) > limit:
+        lines.append(f"  ... and {len(rows) - limit} more")
+    return "\n".join(lines)
+
+
+def read_csv(path: Path, encoding: str = "utf-8-sig") -> pd.DataFrame:
+    """Read a CSV as strings; BOM and CRLF are handled, a wrong encoding is explained."""
+    if not path.is_file():
+        raise ManifestError(f"manifest {path} does not exist; set data.manifest to an existing CSV.")
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        raise ManifestError(
+            f"{path}:{line}: not valid {encoding} text ({error.reason} at byte {error.start}); "
+            "save the file as UTF-8, or set data.encoding (e.g. data.encoding=latin-1)."
+        ) from error
+    except pd.errors.EmptyDataError as error:
+        raise ManifestError(f"{path} is empty; it needs a header line and one row per sample.") from error
+    except pd.errors.ParserError as error:
+        raise ManifestError(f"{path} is not a readable CSV: {error}") from error
+
+
+def read_manifest(
+    manifest: str | Path,
+    *,
+    root: str | Path | None = None,
+    path_column: str = "path",
+    label_column: str = "label",
+    split_column: str | None = "split",
+    group_column: str | None = None,
+    filter: str | None = None,
+    allow_outside_root: bool = False,
+    check_files: bool = True,
+    encoding: str = "utf-8-sig",
+) -> Manifest:
+    """Read a CSV manifest, apply `filter`, drop blank labels and validate the rest.
+
+    Paths are resolved against `root` (default: the manifest's folder). Raises ManifestError
+    listing every problem: missing columns, duplicate paths, missing files, paths outside root.
+    """
+    source = Path(manifest).expanduser().resolve()
+    frame = read_csv(source, encoding)
+    frame.columns = [str(column).strip() for column in frame.columns]
+    frame.insert(0, "line", range(2, len(frame) + 2))
+    required = [path_column, label_column]
+    missing = [column for column in required if column not in frame.columns]
+    if missing:
+        available = ", ".join(c for c in frame.columns if c != "line")
+        raise ManifestError(
+            f"{source}: missing column(s) {missing}; the file has: {available}. "
+            "Rename them or set data.path_column / data.label_column."
+        )
+    if frame.empty:
+        raise ManifestError(f"{source} has a header but no rows; add one row per sample.")
+
+    dropped = []
+    if filter:
+        kept = _apply_filter(frame, filter, source)
+        dropped.append(frame.loc[~kept].assign(reason=f"filter: {filter}"))
+        frame = frame.loc[kept]
+    blank = frame[label_column].str.strip().str.lower().isin(BLANK_LABELS)
+    if blank.any():
+        dropped.append(frame.loc[blank].assign(reason="blank label"))
+        frame = frame.loc[~blank]
+    dropped_rows = pd.concat(dropped) if dropped else frame.iloc[0:0].assign(reason="")
+    if len(dropped_rows):
+        logger.info("%s: %d row(s) removed (%s)", source.name, len(dropped_rows),
+                    ", ".join(f"{n} {r}" for r, n in dropped_rows["reason"].value_counts().items()))
+
+    base = Path(root).expanduser().resolve() if root else source.parent
+    table = pd.DataFrame({"path": [_resolve(base, p) for p in frame[path_column]],
+                          "label": frame[label_column].str.strip().to_numpy(),
+                          "line": frame["line"].to_numpy()})
+    if split_column and split_column in frame.columns:
+        table["split"] = frame[split_column].str.strip().str.lower().to_numpy()
+    if group_column:
+        if group_column not in frame.columns:
+            raise ManifestError(f"{source}: group column {group_column!r} (data.group_column) not found.")
+        table["group"] = frame[group_column].to_numpy()
+    for column in frame.columns:
+        if column not in table.columns and column not in (path_column, label_column):
+            table[column] = frame[column].to_numpy()
+
+    problems = validate_paths(table, frame[path_column].tolist(), base, allow_outside_root, check_files)
+    if problems:
+        raise ManifestError(format_problems(source, problems))
+    return Manifest(source=source, table=table.reset_index(drop=True), dropped=dropped_rows)
+
+
+def _apply_filter(frame: pd.DataFrame, query: str, source: Path) -> pd.Series:
+    """Evaluate a pandas query on the manifest with numeric-looking columns as numbers."""
+    typed = frame.apply(_as_numbers_if_possible)
+    try:
+        kept = typed.eval(query)
+    except Exception as error:  # pandas raises many types for a bad query string
+        raise ManifestError(
+            f"data.filter {query!r} cannot be evaluated on {source} ({type(error).__name__}: {error}); "
+            f"columns are: {', '.join(c for c in frame.columns if c != 'line')}."
+        ) from error
+    if not isinstance(kept, pd.Series) or kept.dtype != bool:
+        raise ManifestError(f"data.filter {query!r} must be a condition (true/false per row).")
+    return kept
+
+
+def _as_numbers_if_possible(column: pd.Series) -> pd.Series:
+    """Return the column as numbers when every non-blank cell is one, else unchanged."""
+    numbers = pd.to_numeric(column.replace("", None), errors="coerce")
+    return numbers if numbers.notna().sum() == (column != "").sum() else column
+
+
+def _resolve(base: Path, path: str) -> str:
+    """Join a manifest path to its root without following symlinks."""
+    return os.path.normpath(base / Path(path.strip()).expanduser())
+
+
+def validate_paths(
+    table: pd.DataFrame, written: list[str], base: Path, allow_outside_root: bool, check_files: bool
+) -> list[Problem]:
+    """Find empty, duplicate, missing and out-of-root paths; one Problem per row and reason."""
+    problems = []
+    duplicated = table["path"].duplicated(keep="first")
+    first_line = table.drop_duplicates("path").set_index("path")["line"]
+    root = str(base)
+    for (_, row), raw, is_duplicate in zip(table.iterrows(), written, duplicated, strict=True):
+        if not raw.strip():
+            problems.append(Problem(row.line, "path", "empty path"))
+            continue
+        if is_duplicate:
+            problems.append(Problem(row.line, "path", f"duplicate of line {first_line[row.path]}: {raw}"))
+        inside = row.path == root or row.path.startswith(root.rstrip(os.sep) + os.sep)
+        if not inside and not allow_outside_root:
+            problems.append(Problem(row.line, "path", f"{raw} is outside the data root {root} "
+                                    "(set data.allow_outside_root=true if intended)"))
+        elif check_files and not os.path.isfile(row.path):
+            problems.append(Problem(row.line, "path", f"file not found: {row.path}"))
+    return problems
+
+
+def scan_folder(folder: str | Path, extensions: tuple[str, ...]) -> Manifest:
+    """Build a manifest from one sub-folder per class; files directly in `folder` are ignored."""
+    source = Path(folder).expanduser().resolve()
+    if not source.is_dir():
+        raise ManifestError(f"data folder {source} does not exist; set data.folder to a folder "
+                            "with one sub-folder per class.")
+    rows = [{"path": str(path), "label": class_dir.name}
+            for class_dir in sorted(p for p in source.iterdir() if p.is_dir())
+            for path in sorted(class_dir.rglob("*")) if path.suffix.lower() in extensions]
+    if not rows:
+        raise ManifestError(f"{source}: no files with extensions {', '.join(extensions)} in its "
+                            "class sub-folders (expected FOLDER/<class>/<file>).")
+    table = pd.DataFrame(rows)
+    table.insert(2, "line", 0)
+    return Manifest(source=source, table=table)
