@@ -1,0 +1,133 @@
+"""Parameter groups (weight decay, backbone learning rate) and schedule recipes."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pytest
+import torch
+from torch import nn
+
+from vidlearn.tasks.multiclass import MulticlassTask
+from vidlearn.tasks.optim import OneCycle, Plateau, WarmupCosine, warmup_cosine_factor
+
+CLASSES = ["a", "b", "c"]
+ADAMW = partial(torch.optim.AdamW, lr=0.1, weight_decay=0.05)
+
+
+def _groups_by_parameter(optimizer: torch.optim.Optimizer) -> dict[int, dict]:
+    return {id(p): group for group in optimizer.param_groups for p in group["params"]}
+
+
+def test_biases_and_norm_parameters_get_no_weight_decay(tiny_net) -> None:
+    model = tiny_net(3)
+    groups = _groups_by_parameter(MulticlassTask(model, CLASSES, ADAMW).configure_optimizers())
+    layer_norm = model.backbone[2]
+    for parameter in (model.head.bias, layer_norm.weight, layer_norm.bias, model.backbone[1].bias):
+        assert groups[id(parameter)]["weight_decay"] == 0.0
+    assert groups[id(model.head.weight)]["weight_decay"] == 0.05
+
+
+def test_backbone_parameters_get_the_scaled_learning_rate(tiny_net) -> None:
+    model = tiny_net(3)
+    task = MulticlassTask(model, CLASSES, ADAMW, backbone_lr_scale=0.1)
+    groups = _groups_by_parameter(task.configure_optimizers())
+    assert groups[id(model.backbone[1].weight)]["lr"] == pytest.approx(0.01)
+    assert groups[id(model.backbone[1].bias)]["lr"] == pytest.approx(0.01)
+    assert groups[id(model.head.weight)]["lr"] == pytest.approx(0.1)
+
+
+def test_frozen_backbone_parameters_stay_in_the_optimizer_for_later_unfreezing(tiny_net) -> None:
+    model = tiny_net(3)
+    model.backbone.requires_grad_(False)
+    groups = _groups_by_parameter(MulticlassTask(model, CLASSES, ADAMW).configure_optimizers())
+    assert id(model.backbone[1].weight) in groups
+
+
+class ConvNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, kernel_size=1)
+        self.norm = nn.BatchNorm2d(4)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:  # (B, 2, H, W)
+        return self.head(self.norm(self.conv(images)).mean(dim=(2, 3)))  # (B, 3)
+
+
+def test_conv_weight_decay_applies_to_convolution_weights_only() -> None:
+    model = ConvNet()
+    task = MulticlassTask(model, CLASSES, ADAMW, conv_weight_decay=1e-3)
+    groups = _groups_by_parameter(task.configure_optimizers())
+    assert groups[id(model.conv.weight)]["weight_decay"] == 1e-3
+    assert groups[id(model.conv.bias)]["weight_decay"] == 0.0
+    assert groups[id(model.head.weight)]["weight_decay"] == 0.05
+
+
+def test_backbone_lr_scale_without_a_backbone_is_rejected() -> None:
+    with pytest.raises(ValueError, match="backbone_lr_scale=1"):
+        MulticlassTask(ConvNet(), CLASSES, ADAMW, backbone_lr_scale=0.5)
+
+
+def test_warmup_cosine_factor_rises_linearly_then_follows_a_half_cosine() -> None:
+    factors = [
+        warmup_cosine_factor(s, warmup=2, total=6, start_factor=0.1, min_factor=0.0)
+        for s in range(7)
+    ]
+    # warmup: 0.1, 0.55; cosine over 4 steps: 1, cos^2(pi/8)=0.854, 0.5, 0.146, 0
+    expected = [0.1, 0.55, 1.0, 0.8535534, 0.5, 0.1464466, 0.0]
+    assert factors == pytest.approx(expected)
+
+
+def test_warmup_cosine_ends_at_the_minimum_factor_of_each_group_rate() -> None:
+    groups = [
+        {"params": [nn.Parameter(torch.zeros(1))], "lr": 1.0},
+        {"params": [nn.Parameter(torch.zeros(1))], "lr": 0.1},
+    ]
+    optimizer = torch.optim.SGD(groups)
+    scheduler = WarmupCosine(warmup_epochs=1, min_lr_factor=0.2).build(
+        optimizer, total_steps=40, total_epochs=4
+    )
+    for _ in range(4):
+        optimizer.step()
+        scheduler.step()
+    assert [group["lr"] for group in optimizer.param_groups] == pytest.approx([0.2, 0.02])
+
+
+def test_warmup_cosine_per_step_warms_up_over_the_steps_of_the_warmup_epochs() -> None:
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    recipe = WarmupCosine(warmup_epochs=0.5, interval="step", warmup_start_factor=0.5)
+    scheduler = recipe.build(optimizer, total_steps=40, total_epochs=4)  # 10 steps an epoch
+    rates = []
+    for _ in range(6):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates == pytest.approx([0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+
+
+def test_one_cycle_peaks_at_each_group_learning_rate(tiny_net) -> None:
+    model = tiny_net(3)
+    optimizer = MulticlassTask(model, CLASSES, ADAMW, backbone_lr_scale=0.1).configure_optimizers()
+    scheduler = OneCycle(pct_start=0.5).build(optimizer, total_steps=10, total_epochs=1)
+    peaks = {group["name"]: 0.0 for group in optimizer.param_groups}
+    for _ in range(10):
+        for group in optimizer.param_groups:
+            peaks[group["name"]] = max(peaks[group["name"]], group["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert peaks["head/default"] == pytest.approx(0.1)
+    assert peaks["backbone/default"] == pytest.approx(0.01)
+
+
+def test_plateau_recipe_is_handed_to_lightning_with_its_monitor_and_epoch_interval(
+    tiny_net, make_batch, fit
+) -> None:
+    task = MulticlassTask(
+        tiny_net(3), CLASSES, ADAMW, scheduler=Plateau(monitor="val/loss", factor=0.8, patience=5)
+    )
+    batch = make_batch(torch.tensor([0, 1, 2, 0]))
+    trainer = fit(task, batch, val_batch=batch)
+    config = trainer.lr_scheduler_configs[0]
+    assert (config.monitor, config.interval) == ("val/loss", "epoch")
+    assert (config.scheduler.factor, config.scheduler.patience) == (0.8, 5)

@@ -1,0 +1,1 @@
+"""Console scripts: thin Hydra apps that compose a config, instantiate and run."""

@@ -1,0 +1,6 @@
+"""Where the Hydra configs live, for the console scripts and for tests that compose them."""
+
+from pathlib import Path
+
+# conf/ sits at the repository root, beside the package (editable install or source checkout).
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"

@@ -1,0 +1,137 @@
+"""`vidlearn-train`: compose the config, build data, model and task, fit, report.
+
+    vidlearn-train                                   # frame CNN + GRU on the demo videos
+    vidlearn-train experiment=lookdeep_posture       # MobileNetV2 on the demo images
+    vidlearn-train data.manifest=clips.csv data.frames=16 trainer.max_epochs=30
+    vidlearn-train -m optimizer.lr=1e-3,1e-4          # a sweep, one run per value
+
+The run directory (printed at the start) receives the resolved config, the split lists, the
+CSV logs, the checkpoints and summary.json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+from rich.console import Console
+from rich.table import Table
+
+import vidlearn.cli.demo  # noqa: F401  (registers the ${demo:...} resolver)
+from vidlearn.cli.config import CONF_DIR
+from vidlearn.data.bad_files import BadFileMonitor
+from vidlearn.data.datamodules import write_splits
+
+logger = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run one training job described by `cfg`; returns the summary written to summary.json."""
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(cfg.seed, workers=True)
+
+    task_class = get_class(cfg.task._target_)
+    with open_dict(cfg):
+        cfg.monitor = cfg.monitor or task_class.default_monitor[0]
+        cfg.monitor_mode = cfg.monitor_mode or task_class.default_monitor[1]
+
+    logger.info("data: %s", cfg.data._target_)
+    datamodule = instantiate(cfg.data, label_kind=task_class.label_kind,
+                             sampler=instantiate(cfg.sampler), augment=instantiate(cfg.augment).transforms)
+    datamodule.setup("fit")
+    write_splits(datamodule, run_dir)
+
+    logger.info("model: %s", cfg.model._target_)
+    model = instantiate(cfg.model, num_outputs=datamodule.num_outputs)
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    # _recursive_=False: model_config holds a _target_ that must be stored, not instantiated.
+    task = instantiate(cfg.task, model=model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
+                       classes=datamodule.classes, preprocessing=datamodule.preprocessing(),
+                       model_config=OmegaConf.to_container(cfg.model, resolve=True), _recursive_=False,
+                       **task_statistics(task_class.label_kind, cfg.task, datamodule))
+
+    bad_files = BadFileMonitor(cfg.data.max_bad_fraction)
+    callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values()] + [bad_files]
+    loggers = [instantiate(node) for node in (cfg.get("logger") or {}).values()]
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers,
+                                      default_root_dir=str(run_dir))
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+
+    trainer.fit(task, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg.resume))
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    ckpt = best or None
+    metrics = _scalars(trainer.validate(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0])
+    if cfg.test and "test" in datamodule.datasets:
+        metrics.update(_scalars(trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0]))
+
+    summary = {
+        "status": "ok",
+        "monitor": cfg.monitor,
+        "metrics": metrics,
+        "best_checkpoint": best,
+        "classes": datamodule.classes,
+        "num_train": len(datamodule.datasets["train"]),
+        "num_val": len(datamodule.datasets.get("val", [])),
+        "num_test": len(datamodule.datasets.get("test", [])),
+        "epochs": trainer.current_epoch,
+        "skipped": bad_files.records,
+        "dropped_rows": len(datamodule.manifest.dropped),
+    }
+    if trainer.is_global_zero:
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        print_metrics(metrics, run_dir)
+    return summary
+
+
+def task_statistics(label_kind: str, task_cfg: DictConfig, datamodule: Any) -> dict[str, Any]:
+    """Task arguments computed from the training targets: regression mean/std for standardising."""
+    if label_kind == "regression" and task_cfg.get("standardize_targets"):
+        targets = datamodule.split_rows("train")["target"].astype(float)
+        return {"target_stats": (float(targets.mean()), float(targets.std(ddof=0)) or 1.0)}
+    return {}
+
+
+def resume_checkpoint(resume: str | None) -> str | None:
+    """Map `resume=` (a run directory or a checkpoint file) to the checkpoint to continue from."""
+    if not resume:
+        return None
+    path = Path(resume).expanduser()
+    if path.is_dir():
+        path = path / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        raise FileNotFoundError(f"resume={resume}: no checkpoint at {path}; pass a run directory "
+                                "that has checkpoints/last.ckpt, or a .ckpt file.")
+    return str(path)
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {name: float(value) for name, value in sorted(metrics.items())}
+
+
+def print_metrics(metrics: dict[str, float], run_dir: Path) -> None:
+    """Print the final metrics as a table, split by split."""
+    table = Table(title=f"final metrics (best checkpoint) - {run_dir}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in metrics.items():
+        table.add_row(name, f"{value:.4f}" if math.isfinite(value) else str(value))
+    Console().print(table)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Console entry point; returns the monitored metric so sweepers can optimise it."""
+    summary = train(cfg)
+    return summary["metrics"].get(cfg.monitor)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,318 @@
+"""LightningDataModules for videos (or frame arrays) and images listed in a manifest.
+
+`setup` answers, once, the questions every run asks: which rows, which split, which classes,
+which transform, which sampler. It validates everything before the first batch and raises a
+ManifestError listing every problem with its CSV line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from vidlearn.data.datasets import ImageDataset, VideoClipDataset, collate
+from vidlearn.data.labels import LabelEncoder
+from vidlearn.data.manifest import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    Manifest,
+    ManifestError,
+    Problem,
+    format_problems,
+    read_manifest,
+    scan_folder,
+)
+from vidlearn.data.samplers import EvalShardSampler
+from vidlearn.data.splits import SPLITS, assign_folds, assign_splits
+from vidlearn.data.transforms import ClipTransform, ImageTransform
+
+logger = logging.getLogger(__name__)
+
+SamplerFactory = Callable[..., Sampler[int]]
+
+
+class ManifestDataModule(pl.LightningDataModule):
+    """Rows, splits, labels and loaders shared by the video and image DataModules.
+
+    Splits come from the manifest's split column when it has one; otherwise from `fold` of
+    `folds` generated folds (the fold is validation, the rest training), otherwise from a seeded,
+    stratified, group-disjoint split with `val_fraction` and `test_fraction`.
+    """
+
+    extensions: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        *,
+        label_kind: str,
+        manifest: str | None = None,
+        folder: str | None = None,
+        root: str | None = None,
+        path_column: str = "path",
+        label_column: str = "label",
+        split_column: str | None = "split",
+        group_column: str | None = None,
+        filter: str | None = None,
+        classes: Sequence[str] | None = None,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        folds: int | None = None,
+        fold: int | None = None,
+        seed: int = 0,
+        size: int = 112,
+        mean: Sequence[float] = (0.485, 0.456, 0.406),
+        std: Sequence[float] = (0.229, 0.224, 0.225),
+        augment: Sequence[Any] | None = None,
+        sampler: SamplerFactory | None = None,
+        batch_size: int = 16,
+        eval_batch_size: int | None = None,
+        num_workers: int = 2,
+        pin_memory: bool | None = None,
+        persistent_workers: bool = True,
+        prefetch_factor: int = 2,
+        timeout: float = 300.0,
+        allow_outside_root: bool = False,
+        check_files: bool = True,
+        encoding: str = "utf-8-sig",
+        max_bad_fraction: float = 0.01,
+    ) -> None:
+        super().__init__()
+        if (manifest is None) == (folder is None):
+            raise ValueError("set exactly one of data.manifest (a CSV) and data.folder (class sub-folders)")
+        if fold is not None and folds is None:
+            raise ValueError("data.fold needs data.folds (the number of folds) to be set")
+        self.label_kind = label_kind
+        self.manifest_path = manifest
+        self.folder = folder
+        self.read_options = dict(root=root, path_column=path_column, label_column=label_column,
+                                 split_column=split_column, group_column=group_column, filter=filter,
+                                 allow_outside_root=allow_outside_root, check_files=check_files,
+                                 encoding=encoding)
+        self.fixed_classes = list(classes) if classes else None
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.folds, self.fold, self.seed = folds, fold, seed
+        self.size, self.mean, self.std = size, list(mean), list(std)
+        self.augment = list(augment or [])
+        self.sampler_factory = sampler
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.persistent_workers = persistent_workers
+        self.prefetch_factor = prefetch_factor
+        self.timeout = timeout
+        self.max_bad_fraction = max_bad_fraction
+        self.manifest: Manifest | None = None
+        self.encoder: LabelEncoder | None = None
+        self.datasets: dict[str, Dataset] = {}
+        self.train_sampler: Sampler[int] | None = None
+        self._sampler_state: dict[str, Any] | None = None
+
+    # -- what the rest of vidlearn reads -------------------------------------------------------
+    @property
+    def classes(self) -> list[str]:
+        """Class names in target order (empty for regression); available after setup."""
+        return list(self._require_setup().encoder.classes)
+
+    @property
+    def num_outputs(self) -> int:
+        """Width of the model's output layer: number of classes, or 1 for binary / regression."""
+        return len(self.classes) if self.label_kind == "multiclass" else 1
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """All usable rows with their `split` and encoded `target`."""
+        return self._require_setup().manifest.table
+
+    def split_rows(self, split: str) -> pd.DataFrame:
+        """The rows of one split, in dataset order."""
+        return self.table[self.table["split"] == split].reset_index(drop=True)
+
+    def preprocessing(self) -> dict[str, Any]:
+        """What a checkpoint must remember to feed the model new inputs the same way."""
+        return {"size": self.size, "mean": self.mean, "std": self.std}
+
+    def _require_setup(self) -> ManifestDataModule:
+        if self.manifest is None or self.encoder is None:
+            raise RuntimeError("call setup() on the DataModule first")
+        return self
+
+    # -- Lightning hooks -----------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        """Read, split, encode and validate the manifest, then build the datasets (once)."""
+        if self.manifest is not None:
+            return
+        manifest = self._read()
+        table = manifest.table
+        table["split"] = self._splits(table, manifest)
+        problems = []
+        train_labels = table.loc[table["split"] == "train", "label"]
+        if train_labels.empty:
+            raise ManifestError(f"{manifest.source}: the train split has no rows; check the split "
+                                "column or data.val_fraction / data.test_fraction.")
+        try:
+            self.encoder = LabelEncoder.fit(train_labels, self.label_kind, self.fixed_classes)
+        except ValueError as error:
+            raise ManifestError(f"{manifest.source}: {error}") from error
+        targets, problems = self.encoder.encode(table["label"], table["line"].tolist())
+        if problems:
+            train_only = "" if self.fixed_classes else " (classes are taken from the train split)"
+            raise ManifestError(format_problems(manifest.source, problems) + train_only)
+        table["target"] = targets
+        self.manifest = manifest
+        for split in SPLITS:
+            rows = self.split_rows(split)
+            if len(rows):
+                self.datasets[split] = self.build_dataset(split, rows["path"].tolist(),
+                                                          np.asarray(rows["target"].tolist()))
+        logger.info("data: %s", ", ".join(f"{split} {len(ds)}" for split, ds in self.datasets.items()))
+
+    def _read(self) -> Manifest:
+        if self.folder is not None:
+            return scan_folder(self.folder, self.extensions)
+        return read_manifest(self.manifest_path, **self.read_options)
+
+    def _splits(self, table: pd.DataFrame, manifest: Manifest) -> np.ndarray:
+        groups = table["group"].tolist() if "group" in table.columns else None
+        strata = self._strata(table["label"])
+        if self.folds is not None:
+            fold_of_row = assign_folds(strata, groups, self.folds, self.seed)
+            if self.fold is None:
+                return np.where(fold_of_row == 0, "val", "train")
+            if not 0 <= self.fold < self.folds:
+                raise ManifestError(f"data.fold={self.fold} is outside 0..{self.folds - 1} (data.folds={self.folds})")
+            return np.where(fold_of_row == self.fold, "val", "train")
+        if "split" in table.columns:
+            unknown = ~table["split"].isin(SPLITS)
+            if unknown.any():
+                problems = [Problem(int(line), "split", f"split {value!r} is not one of {list(SPLITS)}")
+                            for line, value in zip(table.loc[unknown, "line"], table.loc[unknown, "split"], strict=True)]
+                raise ManifestError(format_problems(manifest.source, problems))
+            return table["split"].to_numpy()
+        return assign_splits(strata, groups, self.val_fraction, self.test_fraction, self.seed)
+
+    def _strata(self, labels: pd.Series) -> list[str]:
+        """Labels to stratify on: the class, or a quartile bin of a regression target."""
+        if self.label_kind != "regression":
+            return labels.tolist()
+        values = pd.to_numeric(labels, errors="coerce")
+        return pd.qcut(values.rank(method="first"), q=min(4, len(values)), labels=False).astype(str).tolist()
+
+    def build_dataset(self, split: str, paths: list[str], targets: np.ndarray) -> Dataset:
+        """Make the Dataset of one split; subclasses choose the type and transforms."""
+        raise NotImplementedError
+
+    # -- loaders -------------------------------------------------------------------------------
+    def _loader(self, split: str, sampler: Sampler[int], batch_size: int, drop_last: bool) -> DataLoader:
+        workers = self.num_workers
+        options: dict[str, Any] = {}
+        if workers > 0:
+            options = dict(persistent_workers=self.persistent_workers, prefetch_factor=self.prefetch_factor,
+                           timeout=self.timeout)
+        return DataLoader(self.datasets[split], batch_size=batch_size, sampler=sampler, num_workers=workers,
+                          collate_fn=collate, pin_memory=self.pin_memory, drop_last=drop_last, **options)
+
+    def train_dataloader(self) -> DataLoader:
+        if self.train_sampler is None:
+            rows = self.split_rows("train")
+            factory = self.sampler_factory or _default_sampler
+            self.train_sampler = factory(targets=np.asarray(rows["target"].tolist()), table=rows)
+            if self._sampler_state is not None:
+                self.train_sampler.load_state_dict(self._sampler_state)
+        drop_last = len(self.datasets["train"]) > self.batch_size
+        return self._loader("train", self.train_sampler, self.batch_size, drop_last)
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        if split not in self.datasets:
+            raise ManifestError(f"the {split} split has no rows; add {split} rows to the manifest "
+                                f"or set data.{split}_fraction > 0.")
+        return self._loader(split, EvalShardSampler(len(self.datasets[split])), self.eval_batch_size, False)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Sampler position, saved in checkpoints so a resumed run continues the same sequence."""
+        if self.train_sampler is not None and hasattr(self.train_sampler, "state_dict"):
+            return {"train_sampler": self.train_sampler.state_dict()}
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._sampler_state = state_dict.get("train_sampler")
+        if self.train_sampler is not None and self._sampler_state is not None:
+            self.train_sampler.load_state_dict(self._sampler_state)
+
+
+def _default_sampler(targets: np.ndarray, table: pd.DataFrame) -> Sampler[int]:
+    from vidlearn.data.samplers import ShuffleSampler
+
+    return ShuffleSampler(targets=targets, table=table)
+
+
+class VideoDataModule(ManifestDataModule):
+    """Clips of `frames` frames from videos or .npy/.npz arrays; batches `input` (B, T, C, H, W)."""
+
+    extensions = VIDEO_EXTENSIONS
+
+    def __init__(
+        self,
+        *,
+        frames: int = 16,
+        backend: str = "decord",
+        train_clip_sampler: Callable[[int, float], list[np.ndarray]],
+        eval_clip_sampler: Callable[[int, float], list[np.ndarray]],
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        self.frames = frames
+        self.backend = backend
+        self.train_clip_sampler = train_clip_sampler
+        self.eval_clip_sampler = eval_clip_sampler
+
+    def preprocessing(self) -> dict[str, Any]:
+        return {**super().preprocessing(), "modality": "video", "frames": self.frames,
+                "backend": self.backend}
+
+    def build_dataset(self, split: str, paths: list[str], targets: np.ndarray) -> Dataset:
+        training = split == "train"
+        transform = ClipTransform(self.augment if training else [], self.size, self.mean, self.std)
+        sampler = self.train_clip_sampler if training else self.eval_clip_sampler
+        return VideoClipDataset(paths, targets, sampler, transform, backend=self.backend)
+
+
+class ImageDataModule(ManifestDataModule):
+    """Single images; batches `input` (B, C, H, W)."""
+
+    extensions = IMAGE_EXTENSIONS
+
+    def __init__(self, *, pad_to_square: bool = False, **options: Any) -> None:
+        super().__init__(**options)
+        self.pad_to_square = pad_to_square
+
+    def preprocessing(self) -> dict[str, Any]:
+        return {**super().preprocessing(), "modality": "image", "pad_to_square": self.pad_to_square}
+
+    def build_dataset(self, split: str, paths: list[str], targets: np.ndarray) -> Dataset:
+        augment = self.augment if split == "train" else []
+        transform = ImageTransform(augment, self.size, self.mean, self.std, pad_to_square=self.pad_to_square)
+        return ImageDataset(paths, targets, transform)
+
+
+def write_splits(datamodule: ManifestDataModule, folder: Path) -> Path:
+    """Write the rows of every split (path, label, split, line) to `folder/splits.csv`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "splits.csv"
+    columns = [c for c in ("path", "label", "split", "group", "line") if c in datamodule.table.columns]
+    datamodule.table[columns].to_csv(target, index=False)
+    return target

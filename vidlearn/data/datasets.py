@@ -1,0 +1,136 @@
+"""Map-style datasets: one item = read one file, sample a clip, transform it.
+
+A file that cannot be read is replaced by another sample chosen deterministically from the index,
+and the substitution travels with the item (`skipped`) so the training loop can count it, report
+it and stop when too many files are bad. Nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+from torch.utils.data import Dataset, default_collate
+
+from vidlearn.data.video import DecodeError, open_video
+
+logger = logging.getLogger(__name__)
+
+# Stride between substitute candidates; odd and large so a run of bad neighbours is jumped over.
+_SUBSTITUTE_STEP = 7919
+
+
+class SampleDataset(Dataset):
+    """Shared logic: targets, deterministic substitution of unreadable files."""
+
+    def __init__(self, paths: Sequence[str], targets: np.ndarray, max_attempts: int = 10) -> None:
+        if len(paths) != len(targets):
+            raise ValueError(f"{len(paths)} paths but {len(targets)} targets")
+        self.paths = list(paths)
+        self.targets = np.asarray(targets)
+        self.max_attempts = max_attempts
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load(self, index: int) -> Tensor:
+        """Read and transform the sample at `index`; raises DecodeError when it cannot be read."""
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> dict:
+        skipped = []
+        candidate = index
+        for _ in range(self.max_attempts):
+            try:
+                sample = self.load(candidate)
+            except DecodeError as error:
+                logger.warning("skipping %s", error)
+                skipped.append(f"{self.paths[candidate]}: {_reason(error, self.paths[candidate])}")
+                candidate = (candidate + _SUBSTITUTE_STEP) % len(self.paths)
+                continue
+            return {"input": sample, "target": torch.as_tensor(self.targets[candidate]),
+                    "index": candidate, "skipped": skipped}
+        raise DecodeError(f"{self.max_attempts} files in a row could not be read, starting at "
+                          f"{self.paths[index]}; the data set is probably broken:\n" + "\n".join(skipped))
+
+
+def _reason(error: DecodeError, path: str) -> str:
+    """The error text without the leading path, which the record already names."""
+    text = str(error)
+    return text[len(path) + 2:] if text.startswith(f"{path}: ") else text
+
+
+class VideoClipDataset(SampleDataset):
+    """Videos or frame arrays -> one clip each: `input` (T, C, H, W) float32.
+
+    The reader is opened per item inside the worker process: decord readers made in the parent
+    hang in forked workers, and readers kept open grow memory.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        targets: np.ndarray,
+        clip_sampler: Callable[[int, float], list[np.ndarray]],
+        transform: Callable[[np.ndarray], Tensor],
+        backend: str = "decord",
+        max_attempts: int = 10,
+    ) -> None:
+        super().__init__(paths, targets, max_attempts)
+        self.clip_sampler = clip_sampler
+        self.transform = transform
+        self.backend = backend
+
+    def load(self, index: int) -> Tensor:
+        reader = open_video(self.paths[index], backend=self.backend)
+        clip = self.clip_sampler(reader.num_frames, reader.fps)[0]
+        frames = reader.read(clip)  # (T, H, W, C)
+        del reader
+        return self.transform(frames)  # (T, C, H, W)
+
+
+class ImageDataset(SampleDataset):
+    """Image files -> `input` (C, H, W) float32; any PIL mode is converted to RGB."""
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        targets: np.ndarray,
+        transform: Callable[[np.ndarray], Tensor],
+        max_attempts: int = 10,
+    ) -> None:
+        super().__init__(paths, targets, max_attempts)
+        self.transform = transform
+
+    def load(self, index: int) -> Tensor:
+        return self.transform(read_image(self.paths[index]))  # (C, H, W)
+
+
+def read_image(path: str) -> np.ndarray:
+    """Decode an image file to (H, W, 3) uint8 RGB, whatever its mode (CMYK, 16-bit, RGBA, L)."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+                # 16/32-bit greyscale: scale to 8 bits instead of clipping at 255.
+                array = np.asarray(image, dtype=np.float64)
+                peak = array.max() or 1.0
+                image = Image.fromarray((array * (255.0 / peak)).astype(np.uint8))
+            return np.asarray(image.convert("RGB"))
+    except FileNotFoundError as error:
+        raise DecodeError(f"{path}: file not found; fix the manifest row or restore the file") from error
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        raise DecodeError(f"{path}: not a readable image ({error}); re-export or remove it") from error
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack items into a batch; `skipped` records are concatenated into one flat list."""
+    skipped = [record for item in items for record in item["skipped"]]
+    batch = default_collate([{key: value for key, value in item.items() if key != "skipped"}
+                             for item in items])
+    batch["skipped"] = skipped
+    return batch

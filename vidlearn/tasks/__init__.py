@@ -1,0 +1,1 @@
+"""LightningModules (loss, metrics, optimiser wiring) for multiclass, binary and regression tasks."""

@@ -1,0 +1,273 @@
+"""Shared LightningModule logic: steps, per-epoch metrics, optimiser wiring, checkpoint hparams.
+
+A batch is a dict: `input` (B, T, C, H, W) or (B, C, H, W) float, `target` (B,), `index` (B,)
+int64 rows of the split, `skipped` (ignored here). The model maps `input` to (B, num_outputs).
+Subclasses say what the loss is, which torchmetrics to keep and how logits become predictions.
+
+Every metric is computed over the whole split at epoch end (torchmetrics syncs its state across
+processes in `compute`), never averaged over batches, and logged as `<split>/<name>`.
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+import os
+from abc import abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import ClassVar
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torchmetrics import MeanMetric, MetricCollection
+
+from vidlearn.tasks.optim import SchedulerRecipe, parameter_groups
+
+logger = logging.getLogger(__name__)
+
+Batch = Mapping[str, Tensor | list[str]]
+OptimizerFactory = Callable[[Iterable[dict[str, object]]], Optimizer]
+PlainValue = None | bool | int | float | str | list["PlainValue"] | dict[str, "PlainValue"]
+NONFINITE_MODES = ("raise", "skip")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss was NaN or infinite; `indices` are the batch's rows in the train split."""
+
+    def __init__(self, loss: float, indices: list[int]) -> None:
+        self.loss = loss
+        self.indices = indices
+        super().__init__(
+            f"training loss is {loss} on the batch with train-split indices {indices}. Check "
+            "those inputs and targets for NaN/inf or extreme values, lower optimizer.lr, or set "
+            "task.on_nonfinite_loss=skip to skip such batches."
+        )
+
+
+def to_plain(value: object, key: str = "hparams") -> PlainValue:
+    """Copy `value` as plain python lists/dicts/scalars (OmegaConf containers included).
+
+    Checkpoints hold the task's hyperparameters; torch.load(weights_only=True) reads only plain
+    types, so anything else raises here, naming the offending `key`.
+    """
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, Mapping):
+        return {str(k): to_plain(v, f"{key}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, Sequence):
+        return [to_plain(v, f"{key}[{i}]") for i, v in enumerate(value)]
+    raise TypeError(
+        f"task argument {key} is a {type(value).__name__}, which a checkpoint cannot store as "
+        "plain data; pass numbers, strings, lists or dicts instead."
+    )
+
+
+class Task(pl.LightningModule):
+    """Base of the vidlearn tasks; see the module docstring for the batch contract.
+
+    `optimizer` is a partial optimiser (Hydra `_partial_: true`) called with parameter groups;
+    None is allowed for inference (e.g. `load_from_checkpoint(path, model=model)`).
+    `scheduler` is a recipe from `vidlearn.tasks.optim`, or None for a constant rate.
+    `classes`, `preprocessing` and `model_config` are stored in the checkpoint's hparams (as
+    plain data) so prediction can rebuild the model and its input pipeline.
+    """
+
+    label_kind: ClassVar[str]  # which targets the datamodule must produce
+    default_monitor: ClassVar[tuple[str, str]]  # (metric, "min"/"max") for checkpoints
+
+    def __init__(
+        self,
+        model: nn.Module,
+        classes: Sequence[str],
+        optimizer: OptimizerFactory | None,
+        scheduler: SchedulerRecipe | None,
+        backbone_lr_scale: float,
+        conv_weight_decay: float | None,
+        on_nonfinite_loss: str,
+        preprocessing: Mapping[str, object] | None,
+        model_config: Mapping[str, object] | None,
+    ) -> None:
+        super().__init__()
+        if on_nonfinite_loss not in NONFINITE_MODES:
+            raise ValueError(
+                f"task.on_nonfinite_loss={on_nonfinite_loss!r} must be one of {NONFINITE_MODES}."
+            )
+        if backbone_lr_scale <= 0:
+            raise ValueError(
+                f"task.backbone_lr_scale={backbone_lr_scale} must be > 0; to keep the backbone "
+                "fixed, freeze it (model.freeze_backbone=true) instead."
+            )
+        if backbone_lr_scale != 1.0 and not isinstance(getattr(model, "backbone", None), nn.Module):
+            raise ValueError(
+                f"task.backbone_lr_scale={backbone_lr_scale} needs a model with a `backbone` "
+                f"submodule, and {type(model).__name__} has none; set task.backbone_lr_scale=1."
+            )
+        self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
+        # Hydra hands lists and dicts over as OmegaConf containers: store plain copies instead.
+        self.save_hyperparameters(to_plain(dict(self.hparams)))
+        self.model = model
+        self.optimizer_factory = optimizer
+        self.scheduler_recipe = scheduler
+        self.classes: list[str] = list(self.hparams.classes)
+        metrics = self.build_metrics()
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        self.train_loss = MeanMetric()
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
+
+    @property
+    @abstractmethod
+    def num_outputs(self) -> int:
+        """Width of the model output this task expects."""
+
+    @abstractmethod
+    def build_metrics(self) -> MetricCollection:
+        """The metrics of one split, updated with `metric_inputs(logits, target)`."""
+
+    @abstractmethod
+    def compute_loss(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Scalar training loss of logits (B, num_outputs) against target (B,)."""
+
+    @abstractmethod
+    def metric_inputs(self, logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """(predictions, target) in the form `build_metrics()`'s metrics take."""
+
+    @abstractmethod
+    def predictions(self, logits: Tensor) -> dict[str, Tensor]:
+        """What `predict_step` returns for each item, beside `index`."""
+
+    def summarize(self, split: str, values: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Turn the computed metric values of `split` into the scalars to log."""
+        return values
+
+    def forward(self, inputs: Tensor) -> Tensor:  # (B, T, C, H, W) or (B, C, H, W)
+        return self.model(inputs)  # (B, num_outputs)
+
+    def setup(self, stage: str) -> None:
+        """Refuse skipping non-finite steps under several processes (ranks would fall out of step)."""
+        if self.hparams.on_nonfinite_loss == "skip" and self.trainer.world_size > 1:
+            raise ValueError(
+                "task.on_nonfinite_loss=skip works on one device only: a step skipped on one "
+                "process but not the others hangs distributed training. Use 'raise'."
+            )
+
+    def training_step(self, batch: Batch, batch_index: int) -> Tensor | None:
+        logits = self._logits(batch)  # (B, num_outputs)
+        loss = self.compute_loss(logits, batch["target"])
+        if not torch.isfinite(loss):
+            error = NonFiniteLossError(loss.item(), batch["index"].tolist())
+            if self.hparams.on_nonfinite_loss == "raise":
+                raise error
+            logger.warning("%s Step skipped (task.on_nonfinite_loss=skip).", error)
+            return None  # Lightning then skips backward and the optimiser step
+        self._update("train", logits.detach(), batch["target"], loss.detach())
+        self.log("train/loss_step", loss.detach(), prog_bar=True, logger=False)
+        return loss
+
+    def validation_step(self, batch: Batch, batch_index: int) -> None:
+        self._evaluate("val", batch)
+
+    def test_step(self, batch: Batch, batch_index: int) -> None:
+        self._evaluate("test", batch)
+
+    def predict_step(self, batch: Batch, batch_index: int) -> dict[str, Tensor]:
+        """Per-item outputs (see the subclass's `predictions`) and the item's `index`."""
+        return {"index": batch["index"], **self.predictions(self._logits(batch))}
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def configure_optimizers(self) -> Optimizer | dict[str, object]:
+        """The optimiser over `parameter_groups`, and the scheduler recipe's scheduler if any."""
+        if self.optimizer_factory is None:
+            raise ValueError(
+                "this task was built without an optimizer; pass optimizer=<partial optimiser> "
+                "(conf/optimizer) to train it."
+            )
+        groups = parameter_groups(
+            self.model, self.hparams.backbone_lr_scale, self.hparams.conv_weight_decay
+        )
+        optimizer = self.optimizer_factory(groups)
+        for group in optimizer.param_groups:
+            group["lr"] *= group["lr_scale"]
+        if self.scheduler_recipe is None:
+            return optimizer
+        recipe = self.scheduler_recipe
+        scheduler = recipe.build(
+            optimizer,
+            total_steps=int(self.trainer.estimated_stepping_batches),
+            total_epochs=self.trainer.max_epochs or 0,
+        )
+        config: dict[str, object] = {"scheduler": scheduler, "interval": recipe.interval}
+        if recipe.monitor is not None:
+            config["monitor"] = recipe.monitor
+        return {"optimizer": optimizer, "lr_scheduler": config}
+
+    def _logits(self, batch: Batch) -> Tensor:
+        logits = self.model(batch["input"])
+        expected = (len(batch["index"]), self.num_outputs)
+        if tuple(logits.shape) != expected:
+            raise ValueError(
+                f"the model returned outputs of shape {tuple(logits.shape)}, but the "
+                f"{self.label_kind} task needs (batch size, num_outputs) = {expected}; build "
+                f"the model with num_outputs={self.num_outputs}."
+            )
+        return logits  # (B, num_outputs)
+
+    def _evaluate(self, split: str, batch: Batch) -> None:
+        logits = self._logits(batch)  # (B, num_outputs)
+        self._update(split, logits, batch["target"], self.compute_loss(logits, batch["target"]))
+
+    def _update(self, split: str, logits: Tensor, target: Tensor, loss: Tensor) -> None:
+        getattr(self, f"{split}_loss").update(loss, weight=len(target))
+        getattr(self, f"{split}_metrics").update(*self.metric_inputs(logits, target))
+
+    def _log_epoch(self, split: str) -> None:
+        metrics: MetricCollection = getattr(self, f"{split}_metrics")
+        losses: MeanMetric = getattr(self, f"{split}_loss")
+        if not losses.update_called:
+            return  # every step of the epoch was skipped (non-finite loss): nothing to report
+        values = {f"{split}/loss": losses.compute(), **self.summarize(split, metrics.compute())}
+        metrics.reset()
+        losses.reset()
+        # The values are already global; sync_dist only stops Lightning warning under DDP.
+        shown = {f"{split}/loss", self.default_monitor[0]}
+        for name, value in values.items():
+            self.log(name, value, prog_bar=name in shown, sync_dist=True)
+
+
+class ClassificationTask(Task):
+    """A Task whose metrics include a confusion matrix named "confusion" (rows: true class).
+
+    At each epoch end the matrix of each split is kept in `self.confusion[split]`, a (K, K)
+    int64 tensor for plotting (subclasses create the empty dict), and turned into `balanced_accuracy` (the mean recall over classes
+    present in the split, as sklearn's balanced_accuracy_score) and `recall/<class name>`.
+    """
+
+    def summarize(self, split: str, values: dict[str, Tensor]) -> dict[str, Tensor]:
+        confusion = values.pop(f"{split}/confusion")  # (K, K): [true, predicted]
+        self.confusion[split] = confusion.detach().cpu()
+        support = confusion.sum(dim=1)  # (K,) items per true class
+        recall = confusion.diag() / support.clamp(min=1)  # (K,)
+        present = support > 0
+        values[f"{split}/balanced_accuracy"] = recall[present].float().mean()
+        for name, value, has_items in zip(self.classes, recall, present, strict=True):
+            if has_items:
+                values[f"{split}/recall/{name}"] = value.float()
+        return values

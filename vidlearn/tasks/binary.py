@@ -1,0 +1,128 @@
+"""Two-class classification from one logit with BCEWithLogits; `classes[1]` is the positive class."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import Metric, MetricCollection
+from torchmetrics.classification import (
+    BinaryAccuracy,
+    BinaryAUROC,
+    BinaryAveragePrecision,
+    BinaryConfusionMatrix,
+    BinaryF1Score,
+)
+
+from vidlearn.tasks.base import ClassificationTask, OptimizerFactory
+from vidlearn.tasks.optim import SchedulerRecipe
+
+
+class BinaryLogLoss(Metric):
+    """Mean binary cross-entropy of probabilities (B,) against 0/1 targets (B,) over all items.
+
+    Unlike the training loss it ignores `pos_weight`, so it compares across runs and recipes.
+    """
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state(
+            "total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum"
+        )
+        self.add_state("count", default=torch.tensor(0), dist_reduce_fx="sum")
+
+    def update(self, probabilities: Tensor, target: Tensor) -> None:
+        # clamp so that a confident wrong prediction costs log(1e7) rather than infinity
+        clamped = probabilities.double().clamp(1e-7, 1 - 1e-7)
+        self.total += F.binary_cross_entropy(clamped, target.double(), reduction="sum")
+        self.count += target.numel()
+
+    def compute(self) -> Tensor:
+        return (self.total / self.count).float()
+
+
+class BinaryTask(ClassificationTask):
+    """BCEWithLogits on a (B, 1) model output; targets are float32 0/1 (B,).
+
+    Logs loss, accuracy, balanced_accuracy, f1, auroc, average_precision, log_loss and
+    recall/<class> (specificity and sensitivity) per split. `threshold` turns probabilities
+    into predicted labels for accuracy, f1, recalls and `predict`. `pos_weight` multiplies the
+    loss of positive items, e.g. negatives / positives for a rare positive class.
+    """
+
+    label_kind = "binary"
+    default_monitor = ("val/auroc", "max")
+
+    def __init__(
+        self,
+        model: nn.Module,
+        classes: Sequence[str],
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerRecipe | None = None,
+        pos_weight: float | None = None,
+        threshold: float = 0.5,
+        backbone_lr_scale: float = 1.0,
+        conv_weight_decay: float | None = None,
+        on_nonfinite_loss: str = "raise",
+        preprocessing: Mapping[str, object] | None = None,
+        model_config: Mapping[str, object] | None = None,
+    ) -> None:
+        if len(classes) != 2:
+            raise ValueError(
+                f"a binary task needs exactly 2 classes [negative, positive]; got {list(classes)}."
+            )
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"task.threshold={threshold} must be strictly between 0 and 1.")
+        if pos_weight is not None and pos_weight <= 0:
+            raise ValueError(f"task.pos_weight={pos_weight} must be > 0 (or null for 1).")
+        super().__init__(
+            model,
+            classes,
+            optimizer,
+            scheduler,
+            backbone_lr_scale,
+            conv_weight_decay,
+            on_nonfinite_loss,
+            preprocessing,
+            model_config,
+        )
+        weight = None if pos_weight is None else torch.tensor([float(pos_weight)])
+        self.criterion = nn.BCEWithLogitsLoss(pos_weight=weight)
+        self.confusion: dict[str, Tensor] = {}
+
+    @property
+    def num_outputs(self) -> int:
+        return 1
+
+    def build_metrics(self) -> MetricCollection:
+        threshold = self.hparams.threshold
+        return MetricCollection(
+            {
+                "accuracy": BinaryAccuracy(threshold),
+                "f1": BinaryF1Score(threshold),
+                "auroc": BinaryAUROC(),
+                "average_precision": BinaryAveragePrecision(),
+                "log_loss": BinaryLogLoss(),
+                "confusion": BinaryConfusionMatrix(threshold),
+            }
+        )
+
+    def compute_loss(self, logits: Tensor, target: Tensor) -> Tensor:
+        return self.criterion(logits.squeeze(-1), target.float())
+
+    def metric_inputs(self, logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        # probabilities, not logits: torchmetrics would take logits that happen to lie in [0, 1]
+        # for probabilities
+        return logits.squeeze(-1).sigmoid(), target.long()  # (B,), (B,)
+
+    def predictions(self, logits: Tensor) -> dict[str, Tensor]:
+        """`probability` (B,) of the positive class and `prediction` (B,) int64 0/1."""
+        probability = logits.squeeze(-1).sigmoid()  # (B,)
+        return {
+            "probability": probability,
+            "prediction": (probability >= self.hparams.threshold).long(),
+        }

@@ -1,0 +1,94 @@
+"""Single-label classification into K classes with cross-entropy."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+)
+
+from vidlearn.tasks.base import ClassificationTask, OptimizerFactory
+from vidlearn.tasks.optim import SchedulerRecipe
+
+
+class MulticlassTask(ClassificationTask):
+    """Cross-entropy over `len(classes)` logits; targets are int64 class indices (B,).
+
+    Logs loss, accuracy, balanced_accuracy, f1 (macro) and recall/<class> per split.
+    `class_weights` (one per class, in `classes` order) weight the loss, e.g. inverse class
+    frequencies; `label_smoothing` as in torch's CrossEntropyLoss.
+    """
+
+    label_kind = "multiclass"
+    default_monitor = ("val/balanced_accuracy", "max")
+
+    def __init__(
+        self,
+        model: nn.Module,
+        classes: Sequence[str],
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerRecipe | None = None,
+        label_smoothing: float = 0.0,
+        class_weights: Sequence[float] | None = None,
+        backbone_lr_scale: float = 1.0,
+        conv_weight_decay: float | None = None,
+        on_nonfinite_loss: str = "raise",
+        preprocessing: Mapping[str, object] | None = None,
+        model_config: Mapping[str, object] | None = None,
+    ) -> None:
+        if len(classes) < 2:
+            raise ValueError(f"a multiclass task needs at least 2 classes; got {list(classes)}.")
+        if class_weights is not None and (
+            len(class_weights) != len(classes) or min(class_weights) <= 0
+        ):
+            raise ValueError(
+                f"task.class_weights needs one positive weight per class ({len(classes)}: "
+                f"{list(classes)}); got {list(class_weights)}."
+            )
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"task.label_smoothing={label_smoothing} must be in [0, 1).")
+        super().__init__(
+            model,
+            classes,
+            optimizer,
+            scheduler,
+            backbone_lr_scale,
+            conv_weight_decay,
+            on_nonfinite_loss,
+            preprocessing,
+            model_config,
+        )
+        weight = None if class_weights is None else torch.tensor(list(class_weights))
+        self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
+        self.confusion: dict[str, Tensor] = {}
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.classes)
+
+    def build_metrics(self) -> MetricCollection:
+        num_classes = len(self.classes)
+        return MetricCollection(
+            {
+                "accuracy": MulticlassAccuracy(num_classes, average="micro"),
+                "f1": MulticlassF1Score(num_classes, average="macro"),
+                "confusion": MulticlassConfusionMatrix(num_classes),
+            }
+        )
+
+    def compute_loss(self, logits: Tensor, target: Tensor) -> Tensor:
+        return self.criterion(logits, target)
+
+    def metric_inputs(self, logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        return logits.softmax(dim=-1), target  # (B, K), (B,)
+
+    def predictions(self, logits: Tensor) -> dict[str, Tensor]:
+        """`probabilities` (B, K) float and `prediction` (B,) int64, the most probable class."""
+        probabilities = logits.softmax(dim=-1)  # (B, K)
+        return {"probabilities": probabilities, "prediction": probabilities.argmax(dim=-1)}

@@ -1,0 +1,195 @@
+"""Optimiser parameter groups and learning-rate schedule recipes for the tasks.
+
+`parameter_groups` splits a model's parameters by weight decay and learning rate. A schedule
+recipe (`WarmupCosine`, `OneCycle`, `Plateau`) is a small config object built by Hydra from
+`conf/scheduler/*.yaml`; the task calls `recipe.build(optimizer, total_steps, total_epochs)` once
+the trainer knows the length of training, and hands Lightning the result with
+`recipe.interval` ("epoch" or "step") and `recipe.monitor` (the metric a plateau schedule reads).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Protocol
+
+from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR, ReduceLROnPlateau
+
+INTERVALS = ("epoch", "step")
+
+
+def parameter_groups(
+    model: nn.Module, backbone_lr_scale: float = 1.0, conv_weight_decay: float | None = None
+) -> list[dict[str, object]]:
+    """Group `model`'s parameters for the optimiser; each group has `name`, `params`, `lr_scale`.
+
+    - Vectors (biases, norm scales and shifts: every parameter with ndim <= 1) get
+      `weight_decay=0`: decaying them only shrinks the model's freedom to shift and scale.
+    - With `conv_weight_decay` set, convolution weights get that decay and other matrices keep
+      the optimiser's default (the cardiac recipe: L2 1e-3 on convolution weights only).
+    - Parameters under `model.backbone` get `lr_scale=backbone_lr_scale`; the task multiplies
+      each group's learning rate by its `lr_scale` after building the optimiser.
+
+    Frozen parameters (requires_grad False) are included so that unfreezing the backbone later
+    needs no new groups; the optimiser skips them while they have no gradient.
+    """
+    backbone = getattr(model, "backbone", None)
+    backbone_ids = (
+        {id(p) for p in backbone.parameters()} if isinstance(backbone, nn.Module) else set()
+    )
+    conv_ids = set()
+    if conv_weight_decay is not None:
+        conv_ids = {
+            id(module.weight)
+            for module in model.modules()
+            if isinstance(module, nn.modules.conv._ConvNd)
+        }
+
+    groups: dict[str, dict[str, object]] = {}
+    for parameter in model.parameters():
+        part, lr_scale = (
+            ("backbone", backbone_lr_scale) if id(parameter) in backbone_ids else ("head", 1.0)
+        )
+        if parameter.ndim <= 1:
+            kind, decay = "no_decay", {"weight_decay": 0.0}
+        elif id(parameter) in conv_ids:
+            kind, decay = "conv", {"weight_decay": conv_weight_decay}
+        else:
+            kind, decay = "default", {}
+        name = f"{part}/{kind}"
+        group = groups.setdefault(name, {"name": name, "params": [], "lr_scale": lr_scale, **decay})
+        group["params"].append(parameter)
+    return list(groups.values())
+
+
+class SchedulerRecipe(Protocol):
+    """What a task needs from a `conf/scheduler` entry."""
+
+    interval: str  # "epoch" or "step": when Lightning calls scheduler.step()
+    monitor: str | None  # the logged metric passed to scheduler.step(), for plateau schedules
+
+    def build(
+        self, optimizer: Optimizer, total_steps: int, total_epochs: int
+    ) -> LRScheduler | ReduceLROnPlateau: ...
+
+
+def warmup_cosine_factor(
+    step: int, warmup: int, total: int, start_factor: float, min_factor: float
+) -> float:
+    """Learning-rate multiplier at `step`: linear from `start_factor` to 1 over `warmup` steps,
+    then a half cosine from 1 down to `min_factor` at `total` steps (held there afterwards)."""
+    if step < warmup:
+        return start_factor + (1.0 - start_factor) * step / warmup
+    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+    return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class WarmupCosine:
+    """Linear warmup over `warmup_epochs`, then cosine decay to `min_lr_factor` x lr at the end.
+
+    `interval="step"` updates the rate every optimiser step (warmup_epochs may be fractional);
+    `"epoch"` once per epoch. Factors are relative to each group's own learning rate, so a
+    lower backbone rate keeps its ratio to the head's throughout.
+    """
+
+    monitor = None
+
+    def __init__(
+        self,
+        warmup_epochs: float = 0.0,
+        interval: str = "epoch",
+        warmup_start_factor: float = 0.01,
+        min_lr_factor: float = 0.0,
+    ) -> None:
+        if interval not in INTERVALS:
+            raise ValueError(
+                f"scheduler.interval={interval!r} must be one of {', '.join(INTERVALS)}."
+            )
+        if warmup_epochs < 0 or not 0 < warmup_start_factor <= 1 or not 0 <= min_lr_factor <= 1:
+            raise ValueError(
+                f"scheduler: need warmup_epochs >= 0, 0 < warmup_start_factor <= 1 and "
+                f"0 <= min_lr_factor <= 1; got {warmup_epochs}, {warmup_start_factor}, "
+                f"{min_lr_factor}. Fix the scheduler config."
+            )
+        self.warmup_epochs = warmup_epochs
+        self.interval = interval
+        self.warmup_start_factor = warmup_start_factor
+        self.min_lr_factor = min_lr_factor
+
+    def build(self, optimizer: Optimizer, total_steps: int, total_epochs: int) -> LambdaLR:
+        """A LambdaLR over `total_epochs` epochs or `total_steps` steps, by `interval`."""
+        if total_epochs < 1:
+            raise ValueError(
+                "the warmup + cosine schedule needs the number of epochs; set trainer.max_epochs."
+            )
+        if self.interval == "epoch":
+            total, warmup = total_epochs, round(self.warmup_epochs)
+        else:
+            total, warmup = total_steps, round(self.warmup_epochs * total_steps / total_epochs)
+        factor = partial(
+            warmup_cosine_factor,
+            warmup=warmup,
+            total=total,
+            start_factor=self.warmup_start_factor,
+            min_factor=self.min_lr_factor,
+        )
+        return LambdaLR(optimizer, factor)
+
+
+class OneCycle:
+    """torch's OneCycleLR, stepped every optimiser step, peaking at each group's learning rate."""
+
+    interval = "step"
+    monitor = None
+
+    def __init__(
+        self, pct_start: float = 0.3, div_factor: float = 25.0, final_div_factor: float = 1e4
+    ) -> None:
+        self.pct_start = pct_start
+        self.div_factor = div_factor
+        self.final_div_factor = final_div_factor
+
+    def build(self, optimizer: Optimizer, total_steps: int, total_epochs: int) -> OneCycleLR:
+        """A OneCycleLR over `total_steps`; `total_epochs` is not needed."""
+        return OneCycleLR(
+            optimizer,
+            max_lr=[group["lr"] for group in optimizer.param_groups],
+            total_steps=total_steps,
+            pct_start=self.pct_start,
+            div_factor=self.div_factor,
+            final_div_factor=self.final_div_factor,
+        )
+
+
+class Plateau:
+    """torch's ReduceLROnPlateau on a logged metric (`monitor`), checked once per epoch."""
+
+    interval = "epoch"
+
+    def __init__(
+        self,
+        monitor: str = "val/loss",
+        mode: str = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        min_lr: float = 0.0,
+    ) -> None:
+        if mode not in ("min", "max"):
+            raise ValueError(f"scheduler.mode={mode!r} must be 'min' or 'max'.")
+        self.monitor = monitor
+        self.mode = mode
+        self.factor = factor
+        self.patience = patience
+        self.min_lr = min_lr
+
+    def build(self, optimizer: Optimizer, total_steps: int, total_epochs: int) -> ReduceLROnPlateau:
+        """A ReduceLROnPlateau; the length of training is not needed."""
+        return ReduceLROnPlateau(
+            optimizer,
+            mode=self.mode,
+            factor=self.factor,
+            patience=self.patience,
+            min_lr=self.min_lr,
+        )
