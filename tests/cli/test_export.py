@@ -1,0 +1,68 @@
+"""vidlearn-export: TorchScript and ONNX files that reproduce PyTorch, with a model card."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from vidlearn.cli.config import CONF_DIR
+from vidlearn.cli.export import export
+from vidlearn.cli.train import train
+from vidlearn.inference.checkpoint import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory, demo_videos: Path) -> Path:
+    """Frame CNN + GRU pooled to 1x1: adaptive pooling to a larger grid has no ONNX form."""
+    run = tmp_path_factory.mktemp("run")
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                f"paths.output_dir={run}",
+                f"paths.cache_dir={run / 'cache'}",
+                "data.num_workers=0",
+                "trainer.max_epochs=1",
+                "~callbacks.progress_bar",
+                f"data.manifest={demo_videos}",
+                "data.size=32",
+                "data.frames=6",
+                "model.backbone.pooled_size=1",
+            ],
+        )
+    return Path(train(cfg)["best_checkpoint"])
+
+
+def _export(*overrides: str) -> Path:
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return export(compose("export", overrides=list(overrides)))
+
+
+def test_torchscript_matches_pytorch_at_another_batch_size(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    out = _export(f"ckpt={checkpoint}", f"out={tmp_path / 'model.pt'}")
+    loaded = load_checkpoint(checkpoint)
+    inputs = torch.randn(loaded.input_shape(5))
+    scripted = torch.jit.load(str(out))
+    assert torch.allclose(scripted(inputs), loaded.model(inputs), atol=1e-5)
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["classes"] == ["anticlockwise", "clockwise", "erratic"]
+    assert card["input"]["shape"] == ["batch", 6, 3, 32, 32] and card["clip_length"] == 6
+    assert card["normalisation"]["mean"] == [0.5, 0.5, 0.5] and card["check"]["max_abs_diff"] < 1e-4
+    assert "val/accuracy" in card["training_metrics"]
+
+
+def test_onnx_runs_under_onnxruntime_like_pytorch(checkpoint: Path, tmp_path: Path) -> None:
+    onnxruntime = pytest.importorskip("onnxruntime", reason="format=onnx needs onnxruntime")
+    pytest.importorskip("onnx", reason="format=onnx needs onnx")
+    out = _export(f"ckpt={checkpoint}", "format=onnx", f"out={tmp_path / 'model.onnx'}")
+    loaded = load_checkpoint(checkpoint)
+    inputs = torch.randn(loaded.input_shape(4))
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(["logits"], {"input": inputs.numpy()})
+    with torch.inference_mode():
+        assert np.abs(logits - loaded.model(inputs).numpy()).max() < 1e-4

@@ -1,0 +1,159 @@
+"""ClipTransform / ImageTransform / PadToSquare, and the conf/augment presets that feed them."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import albumentations as A
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from vidlearn.data.transforms import ClipTransform, ImageTransform, PadToSquare
+
+AUGMENT_DIR = Path(__file__).resolve().parents[2] / "conf" / "augment"
+
+
+def geometric_augment() -> list[A.BasicTransform]:
+    return [
+        A.HorizontalFlip(p=0.5),
+        A.Affine(translate_percent=(-0.1, 0.1), scale=(0.8, 1.2), rotate=(-25, 25), p=1.0),
+    ]
+
+
+def dot_centre(frame: torch.Tensor) -> np.ndarray:
+    """Intensity-weighted (row, column) of a bright dot on a dark frame (1, H, W)."""
+    weights = (frame[0] - frame[0].min()).numpy()
+    rows, columns = np.indices(weights.shape)
+    return np.array([(rows * weights).sum(), (columns * weights).sum()]) / weights.sum()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_identical_frames_stay_identical_after_random_augmentation(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    frame = np.random.default_rng(seed).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    clip = np.stack([frame] * 6)
+    out = ClipTransform(
+        geometric_augment() + [A.RandomBrightnessContrast(p=1.0)], 32, [0.5] * 3, [0.25] * 3
+    )(clip)
+    assert torch.equal(out, out[:1].expand_as(out))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_moving_dot_keeps_constant_velocity_after_augmentation(seed: int) -> None:
+    # An affine map sends equally spaced collinear points to equally spaced collinear points, so
+    # one shared draw keeps the dot's velocity constant; a draw per frame would make it jitter.
+    random.seed(seed)
+    np.random.seed(seed)
+    clip = np.zeros((8, 64, 64, 1), dtype=np.uint8)
+    for t in range(8):
+        clip[t, 30:34, 20 + 3 * t : 24 + 3 * t] = 255
+    out = ClipTransform(geometric_augment(), 64, [0.0], [1.0])(clip)  # (8, 1, 64, 64)
+    centres = np.stack([dot_centre(frame) for frame in out])
+    assert np.abs(np.diff(centres, n=2, axis=0)).max() < 0.5
+
+
+def test_clip_transform_returns_normalised_float32_t_c_h_w() -> None:
+    clip = np.full((4, 20, 30, 3), 255, dtype=np.uint8)
+    out = ClipTransform(None, 16, [0.5, 0.5, 0.5], [0.25, 0.25, 0.25])(clip)
+    assert out.shape == (4, 3, 16, 16) and out.dtype == torch.float32
+    assert torch.allclose(out, torch.full_like(out, 2.0))  # (1.0 - 0.5) / 0.25
+
+
+def test_clip_transform_normalises_each_channel_with_its_own_statistics() -> None:
+    clip = np.zeros((2, 8, 8, 3), dtype=np.uint8)
+    out = ClipTransform([], 8, [0.0, 0.5, 1.0], [1.0, 0.5, 0.25])(clip)
+    assert out[0, :, 0, 0].tolist() == [0.0, -1.0, -4.0]
+
+
+def test_float_frames_are_taken_to_be_in_unit_range() -> None:
+    clip = np.full((2, 8, 8, 1), 0.75, dtype=np.float32)
+    out = ClipTransform([], 8, [0.5], [0.25])(clip)
+    assert torch.allclose(out, torch.ones_like(out))
+
+
+def test_grayscale_clip_keeps_one_channel() -> None:
+    clip = np.random.default_rng(0).integers(0, 256, (5, 20, 20, 1), dtype=np.uint8)
+    assert ClipTransform(geometric_augment(), 12, [0.5], [0.25])(clip).shape == (5, 1, 12, 12)
+
+
+def test_multi_view_array_keeps_its_channels() -> None:
+    clip = np.random.default_rng(0).random((3, 20, 20, 5), dtype=np.float32)
+    assert ClipTransform(geometric_augment(), 12, [0.5], [0.25])(clip).shape == (3, 5, 12, 12)
+
+
+def test_per_frame_max_norm_scales_every_frame_to_unit_peak() -> None:
+    clip = np.zeros((2, 8, 8, 1), dtype=np.float32)
+    clip[0, 2, 2], clip[1, 5, 5] = 10.0, 1000.0
+    out = ClipTransform([], 8, [0.0], [1.0], per_frame_max_norm=True)(clip)
+    assert out.amax(dim=(1, 2, 3)).tolist() == pytest.approx([1.0, 1.0], abs=0.05)
+
+
+def test_clip_length_may_change_between_calls() -> None:
+    transform = ClipTransform([], 8, [0.5], [0.25])
+    assert transform(np.zeros((3, 8, 8, 1), np.uint8)).shape[0] == 3
+    assert transform(np.zeros((6, 8, 8, 1), np.uint8)).shape[0] == 6
+
+
+def test_mean_with_wrong_number_of_channels_names_the_keys() -> None:
+    with pytest.raises(ValueError, match="frames have 1 channel.* data.mean has 3"):
+        ClipTransform([], 8, [0.5] * 3, [0.25] * 3)(np.zeros((2, 8, 8, 1), np.uint8))
+
+
+def test_pad_to_square_pads_wide_image_top_and_bottom_with_edge_rows() -> None:
+    image = np.arange(2 * 6, dtype=np.uint8).reshape(2, 6, 1)
+    padded = PadToSquare()(image=image)["image"]
+    assert padded.shape == (6, 6, 1)
+    assert (
+        (padded[:2] == image[0]).all()
+        and (padded[2:4] == image).all()
+        and (padded[4:] == image[1]).all()
+    )
+
+
+def test_pad_to_square_pads_tall_image_left_and_right_with_edge_columns() -> None:
+    image = np.arange(6 * 2 * 3, dtype=np.uint8).reshape(6, 2, 3)
+    padded = PadToSquare()(image=image)["image"]
+    assert padded.shape == (6, 6, 3)
+    assert (padded[:, :2] == image[:, :1]).all() and (padded[:, 2:4] == image).all()
+    assert (padded[:, 4:] == image[:, 1:]).all()
+
+
+def test_image_transform_returns_normalised_float32_c_h_w() -> None:
+    out = ImageTransform([A.HorizontalFlip(p=1.0)], 16, [0.5] * 3, [0.5] * 3)(
+        np.zeros((10, 30, 3), np.uint8)
+    )
+    assert out.shape == (3, 16, 16) and out.dtype == torch.float32 and torch.all(out == -1.0)
+
+
+def test_image_transform_pad_to_square_keeps_aspect_ratio() -> None:
+    image = np.full((16, 64, 1), 200, dtype=np.uint8)
+    image[:4] = 0  # a dark band over the top quarter
+    out = ImageTransform([], 64, [0.0], [1.0], pad_to_square=True)(image)
+    # Padded, the band grows by 24 replicated rows to 28 of 64; stretched it would be 16 of 64.
+    assert int((out[0, :, 0] < 0.5).sum()) == 28
+
+
+@pytest.mark.parametrize("preset", sorted(path.stem for path in AUGMENT_DIR.glob("*.yaml")))
+def test_augment_preset_builds_a_working_clip_transform(preset: str) -> None:
+    augment = instantiate(OmegaConf.load(AUGMENT_DIR / f"{preset}.yaml")).transforms
+    clip = np.random.default_rng(0).integers(0, 256, (4, 40, 40, 1), dtype=np.uint8)
+    out = ClipTransform(augment, 32, [0.5], [0.25])(clip)
+    assert out.shape == (4, 1, 32, 32) and torch.isfinite(out).all()
+
+
+def test_hms_cine_preset_shifts_horizontally_only() -> None:
+    affine = instantiate(OmegaConf.load(AUGMENT_DIR / "hms_cine.yaml")).transforms[0]
+    random.seed(0)
+    np.random.seed(0)
+    dot = np.zeros((150, 150, 1), dtype=np.uint8)
+    dot[73:77, 73:77] = 255
+    out = ClipTransform([affine], 150, [0.0], [1.0])(np.stack([dot] * 2))
+    row, column = dot_centre(out[0])
+    assert (
+        abs(row - 74.5) < 0.5 and abs(column - 74.5) <= 15.5
+    )  # rotation about the centre leaves it

@@ -1,0 +1,80 @@
+"""load_checkpoint rebuilds the trained network from plain data and refuses anything else."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from vidlearn.cli.config import CONF_DIR
+from vidlearn.cli.train import train
+from vidlearn.inference.checkpoint import CheckpointError, load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory, demo_videos: Path) -> Path:
+    run = tmp_path_factory.mktemp("run")
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                f"paths.output_dir={run}",
+                f"paths.cache_dir={run / 'cache'}",
+                "data.num_workers=0",
+                "trainer.max_epochs=1",
+                "~callbacks.progress_bar",
+                f"data.manifest={demo_videos}",
+                "data.size=32",
+                "data.frames=6",
+            ],
+        )
+    return Path(train(cfg)["best_checkpoint"])
+
+
+class Payload:
+    """Unpickling this would create `marker`: a stand-in for code smuggled into a checkpoint."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_rebuilds_the_network_with_the_trained_weights(checkpoint: Path) -> None:
+    loaded = load_checkpoint(checkpoint)
+    stored = torch.load(checkpoint, weights_only=True)["state_dict"]
+    assert loaded.classes == ["anticlockwise", "clockwise", "erratic"]
+    assert loaded.label_kind == "multiclass" and loaded.input_shape(2) == (2, 6, 3, 32, 32)
+    for name, value in loaded.model.state_dict().items():
+        assert torch.equal(value, stored[f"model.{name}"])
+    assert not loaded.model.training
+    scores = loaded.scores(loaded.model(torch.zeros(loaded.input_shape(2))))
+    assert torch.allclose(scores.sum(dim=1), torch.ones(2))
+
+
+def test_refuses_a_pickle_payload_without_running_it(tmp_path: Path, checkpoint: Path) -> None:
+    marker = tmp_path / "payload_ran"
+    tampered = tmp_path / "tampered.ckpt"
+    contents = torch.load(checkpoint, weights_only=True)
+    contents["hyper_parameters"]["extra"] = Payload(marker)
+    torch.save(contents, tampered)
+    with pytest.raises(CheckpointError, match="refused to load") as error:
+        load_checkpoint(tampered)
+    assert str(tampered) in str(error.value)
+    assert not marker.exists()
+
+
+def test_a_checkpoint_without_vidlearn_hyperparameters_is_named_in_the_error(
+    tmp_path: Path,
+) -> None:
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {"weight": torch.zeros(2)}}, foreign)
+    with pytest.raises(CheckpointError, match="not a vidlearn checkpoint") as error:
+        load_checkpoint(foreign)
+    assert str(foreign) in str(error.value) and "model_config" in str(error.value)
+
+
+def test_a_missing_file_says_what_to_pass(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="no such file"):
+        load_checkpoint(tmp_path / "absent.ckpt")

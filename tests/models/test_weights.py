@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torchvision.models import MobileNet_V2_Weights
+
+from vidlearn.models.weights import (
+    cached_pretrained,
+    load_checked,
+    parse_weights,
+    preprocessing_for,
+    read_state_dict,
+)
+
+
+@pytest.mark.parametrize("value", [None, "none", "None", "null"])
+def test_parse_weights_reads_none_spellings_as_random_init(value: str | None) -> None:
+    assert parse_weights(value, "imagenet") is None
+
+
+def test_parse_weights_keeps_the_pretrained_name() -> None:
+    assert parse_weights("imagenet", "imagenet") == "imagenet"
+
+
+def test_parse_weights_returns_an_existing_file_as_path(tmp_path: Path) -> None:
+    path = tmp_path / "weights.pt"
+    path.write_bytes(b"")
+    assert parse_weights(str(path), "imagenet") == path
+
+
+def test_parse_weights_rejects_a_missing_file_and_names_the_choices(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"missing\.pt.*imagenet.*none"):
+        parse_weights(str(tmp_path / "missing.pt"), "imagenet")
+
+
+def test_cached_pretrained_names_the_missing_file_and_folder(empty_hub: Path) -> None:
+    with pytest.raises(FileNotFoundError) as error:
+        cached_pretrained(MobileNet_V2_Weights.IMAGENET1K_V1)
+    assert f"mobilenet_v2-b0353104.pth in {empty_hub}" in str(error.value)
+    assert "model.weights=none" in str(error.value)
+
+
+def test_cached_pretrained_accepts_a_file_in_the_hub_cache(empty_hub: Path) -> None:
+    empty_hub.mkdir(parents=True)
+    (empty_hub / "mobilenet_v2-b0353104.pth").write_bytes(b"")
+    weights = MobileNet_V2_Weights.IMAGENET1K_V1
+    assert cached_pretrained(weights) is weights
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda state: state,
+        lambda state: {"state_dict": state, "epoch": 3},
+        lambda state: {"model": state},
+        lambda state: {"state_dict": {f"model.{key}": value for key, value in state.items()}},
+    ],
+    ids=["plain", "state_dict_key", "model_key", "lightning_prefix"],
+)
+def test_read_state_dict_unwraps_containers(tmp_path: Path, wrap) -> None:
+    state = nn.Linear(2, 3).state_dict()
+    torch.save(wrap(state), tmp_path / "weights.pt")
+    loaded = read_state_dict(tmp_path / "weights.pt")
+    assert loaded.keys() == state.keys()
+    assert all(torch.equal(loaded[key], state[key]) for key in state)
+
+
+def test_read_state_dict_rejects_pickled_objects_with_advice(tmp_path: Path) -> None:
+    torch.save({"state_dict": {}, "config": object()}, tmp_path / "checkpoint.pt")
+    with pytest.raises(ValueError, match=r"checkpoint\.pt.*torch\.save\(model\.state_dict\(\)"):
+        read_state_dict(tmp_path / "checkpoint.pt")
+
+
+def test_load_checked_copies_matching_weights() -> None:
+    source, target = nn.Linear(2, 3), nn.Linear(2, 3)
+    load_checked(target, source.state_dict(), "source.pt")
+    assert torch.equal(target.weight, source.weight)
+
+
+def test_load_checked_reports_missing_unexpected_and_mismatched_keys() -> None:
+    state = {"weight": torch.zeros(4, 2), "extra": torch.zeros(1)}
+    with pytest.raises(ValueError) as error:
+        load_checked(nn.Linear(2, 3), state, "other.pt")
+    message = str(error.value)
+    assert message.startswith("other.pt: ")
+    assert "1 missing keys [bias]" in message
+    assert "1 unexpected keys [extra]" in message
+    assert "weight: file (4, 2) vs model (3, 2)" in message
+
+
+def test_load_checked_leaves_the_module_unchanged_on_mismatch() -> None:
+    target = nn.Linear(2, 3)
+    before = target.weight.clone()
+    with pytest.raises(ValueError):
+        load_checked(target, {"weight": torch.zeros(3, 2)}, "partial.pt")
+    assert torch.equal(target.weight, before)
+
+
+def test_pretrained_weights_imply_their_mean_and_std() -> None:
+    preprocessing = preprocessing_for("imagenet", MobileNet_V2_Weights.IMAGENET1K_V1)
+    assert preprocessing.mean == pytest.approx((0.485, 0.456, 0.406))
+    assert preprocessing.std == pytest.approx((0.229, 0.224, 0.225))
+
+
+@pytest.mark.parametrize("choice", [None, Path("weights.pt")])
+def test_random_init_and_local_files_imply_no_normalisation(choice: Path | None) -> None:
+    assert preprocessing_for(choice, MobileNet_V2_Weights.IMAGENET1K_V1) is None

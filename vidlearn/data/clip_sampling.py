@@ -1,0 +1,166 @@
+"""Which frames to read: `sampler(num_frames, fps) -> list[np.ndarray]`, each clip `(clip_length,) int64`.
+
+Samplers are stateless. Randomness comes from the global `random` module, which Lightning
+seeds per worker (`seed_everything(..., workers=True)`); no generator is built in `__init__`,
+where every forked worker would copy the same one.
+
+Videos shorter than a clip's span follow `short_video`: "loop" (indices wrap around),
+"repeat_last" (indices stop at the last frame) or "skip" (ShortVideoError, which the dataset
+treats like any unreadable file: substituted and reported).
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+from vidlearn.data.video import DecodeError
+
+SHORT_VIDEO_MODES = ("loop", "repeat_last", "skip")
+
+
+class ShortVideoError(DecodeError):
+    """A video has fewer frames than a clip needs and `short_video="skip"` was asked for."""
+
+
+def _check(
+    clip_length: int, stride: int, short_video: str, target_fps: float | None = None
+) -> None:
+    """Reject impossible settings when the sampler is built, naming the config key."""
+    if clip_length < 1:
+        raise ValueError(f"clip_length must be >= 1, got {clip_length}")
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    if short_video not in SHORT_VIDEO_MODES:
+        raise ValueError(f"short_video must be one of {SHORT_VIDEO_MODES}, got {short_video!r}")
+    if target_fps is not None and target_fps <= 0:
+        raise ValueError(f"target_fps must be > 0 or null, got {target_fps}")
+
+
+def frame_stride(stride: int, target_fps: float | None, fps: float) -> int:
+    """`stride`, or the step that brings `fps` down to `target_fps` (30 fps, target 10 -> 3)."""
+    if target_fps is None:
+        return stride
+    if fps <= 0:
+        raise DecodeError(
+            f"frame rate unknown (fps={fps}), so target_fps={target_fps} cannot set the stride; "
+            "set clip_sampler.target_fps: null and choose clip_sampler.stride instead"
+        )
+    return max(1, round(fps / target_fps))
+
+
+def fit_to_video(indices: np.ndarray, num_frames: int, short_video: str) -> np.ndarray:
+    """Bring indices that run past the last frame back inside `[0, num_frames)` per `short_video`."""
+    if num_frames < 1:
+        raise ShortVideoError("the video has no frames; re-export it or remove its row")
+    if indices.max() < num_frames:
+        return indices
+    if short_video == "loop":
+        return indices % num_frames
+    if short_video == "repeat_last":
+        return np.minimum(indices, num_frames - 1)
+    raise ShortVideoError(
+        f"{num_frames} frames, but a clip spans {indices.max() + 1}; "
+        "use short_video: loop or repeat_last to keep short videos"
+    )
+
+
+class RandomClipSampler:
+    """One clip of `clip_length` frames, `stride` apart, starting at a uniformly random frame."""
+
+    def __init__(
+        self,
+        clip_length: int,
+        stride: int = 1,
+        target_fps: float | None = None,
+        short_video: str = "loop",
+    ) -> None:
+        _check(clip_length, stride, short_video, target_fps)
+        self.clip_length, self.stride, self.target_fps, self.short_video = (
+            clip_length,
+            stride,
+            target_fps,
+            short_video,
+        )
+
+    def __call__(self, num_frames: int, fps: float) -> list[np.ndarray]:
+        step = frame_stride(self.stride, self.target_fps, fps)
+        span = (self.clip_length - 1) * step + 1
+        start = random.randint(0, max(num_frames - span, 0))
+        indices = start + np.arange(self.clip_length, dtype=np.int64) * step
+        return [fit_to_video(indices, num_frames, self.short_video)]
+
+
+class CenterClipSampler:
+    """One clip of `clip_length` frames, `stride` apart, centred in the video (evaluation)."""
+
+    def __init__(
+        self,
+        clip_length: int,
+        stride: int = 1,
+        target_fps: float | None = None,
+        short_video: str = "loop",
+    ) -> None:
+        _check(clip_length, stride, short_video, target_fps)
+        self.clip_length, self.stride, self.target_fps, self.short_video = (
+            clip_length,
+            stride,
+            target_fps,
+            short_video,
+        )
+
+    def __call__(self, num_frames: int, fps: float) -> list[np.ndarray]:
+        step = frame_stride(self.stride, self.target_fps, fps)
+        span = (self.clip_length - 1) * step + 1
+        start = max((num_frames - span) // 2, 0)
+        indices = start + np.arange(self.clip_length, dtype=np.int64) * step
+        return [fit_to_video(indices, num_frames, self.short_video)]
+
+
+class UniformSegmentSampler:
+    """TSN: split the video into `clip_length` equal segments and take one frame from each.
+
+    With `random_offset` (training) each segment's frame is drawn uniformly within it; without
+    (evaluation) it is the segment's centre. Videos shorter than `clip_length` repeat frames.
+    See Wang et al., "Temporal Segment Networks", ECCV 2016.
+    """
+
+    def __init__(self, clip_length: int, random_offset: bool = True) -> None:
+        _check(clip_length, 1, "loop")
+        self.clip_length, self.random_offset = clip_length, random_offset
+
+    def __call__(self, num_frames: int, fps: float) -> list[np.ndarray]:
+        if num_frames < 1:
+            raise ShortVideoError("the video has no frames; re-export it or remove its row")
+        segments = np.arange(self.clip_length, dtype=np.float64)
+        offsets = np.array([random.random() for _ in segments]) if self.random_offset else 0.5
+        indices = np.floor((segments + offsets) * num_frames / self.clip_length).astype(np.int64)
+        return [np.minimum(indices, num_frames - 1)]  # guards float rounding at the very end
+
+
+class SlidingWindowSampler:
+    """Every clip of `clip_length` frames, `stride` apart, starting each `hop` frames (test-time).
+
+    `hop` defaults to the clip's span (windows touch without overlapping). A last window ending
+    at the final frame is added when the hops leave frames uncovered, so every frame is seen.
+    """
+
+    def __init__(
+        self, clip_length: int, stride: int = 1, hop: int | None = None, short_video: str = "loop"
+    ) -> None:
+        _check(clip_length, stride, short_video)
+        if hop is not None and hop < 1:
+            raise ValueError(f"hop must be >= 1 or null, got {hop}")
+        self.clip_length, self.stride, self.short_video = clip_length, stride, short_video
+        self.span = (clip_length - 1) * stride + 1
+        self.hop = hop or self.span
+
+    def __call__(self, num_frames: int, fps: float) -> list[np.ndarray]:
+        offsets = np.arange(self.clip_length, dtype=np.int64) * self.stride
+        if num_frames <= self.span:
+            return [fit_to_video(offsets, num_frames, self.short_video)]
+        starts = list(range(0, num_frames - self.span + 1, self.hop))
+        if starts[-1] + self.span < num_frames:
+            starts.append(num_frames - self.span)
+        return [start + offsets for start in starts]

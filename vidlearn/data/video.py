@@ -1,0 +1,424 @@
+"""Open a video (or a frame array) and read chosen frames: `open_video(path).read(indices)`.
+
+`read` returns `(T, H, W, C)`: uint8 RGB (C = 3) for videos; for `.npy`/`.npz` arrays C = 1
+(grayscale `(T, H, W)` input) or V views/channels, uint8 when stored as uint8 and float32
+otherwise (MRI arrays are often float; `ClipTransform` handles both).
+
+Open one reader per clip, inside the DataLoader worker, and close it after reading: a decord
+reader created in the parent hangs when used in a forked worker, and keeping many readers open
+grows memory. Every failure raises `DecodeError("<path>: <reason>; <what to do>")`.
+
+Frame counts come from the container and can be too high (truncated files, broken metadata).
+PyAV repeats the last decodable frame for indices past it and logs a WARNING; decord cannot tell
+where decoding ends without a costly search, so it raises DecodeError suggesting backend=pyav.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import astuple, dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import av
+
+logger = logging.getLogger(__name__)
+
+ARRAY_EXTENSIONS = (".npy", ".npz")
+BACKENDS = ("decord", "pyav", "torchcodec")
+
+
+class DecodeError(RuntimeError):
+    """A file cannot be read; the message names the file, the reason and what to do."""
+
+
+class VideoReader(Protocol):
+    """What every backend offers; `read` returns `(T, H, W, C)` frames in index order."""
+
+    num_frames: int
+    fps: float  # 0.0 when unknown (arrays)
+    height: int
+    width: int
+
+    def read(self, indices: Sequence[int]) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Header facts of one video; `duration_s` and `codec` are None when the backend cannot tell."""
+
+    num_frames: int
+    fps: float
+    height: int
+    width: int
+    duration_s: float | None
+    codec: str | None
+
+
+def open_video(
+    path: str | Path, backend: str = "decord", threads: int = 1, array_key: str = "frames"
+) -> VideoReader:
+    """Open `path` with `backend`; `.npy`/`.npz` files are memory-mapped arrays whatever the backend.
+
+    `threads` is the decoder's thread count: 1 by default because DataLoader workers already
+    decode in parallel. An `.npz` holding several arrays is read at `array_key`.
+    """
+    path = str(path)
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown video backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if not os.path.isfile(path):
+        raise DecodeError(f"{path}: file not found; fix the manifest row or restore the file")
+    if os.path.getsize(path) == 0:
+        raise DecodeError(f"{path}: file is empty (0 bytes); re-export it or remove its row")
+    if path.lower().endswith(ARRAY_EXTENSIONS):
+        return ArrayReader(path, array_key)
+    if backend == "decord":
+        return DecordReader(path, threads)
+    if backend == "pyav":
+        return PyAVReader(path, threads)
+    return TorchCodecReader(path, threads)
+
+
+def probe_video(path: str | Path, backend: str = "decord") -> VideoInfo:
+    """Read the header facts of `path` with the same backend that will decode it."""
+    reader = open_video(path, backend)
+    try:
+        duration = reader.num_frames / reader.fps if reader.fps > 0 else None
+        codec = getattr(reader, "codec", None)
+        return VideoInfo(
+            reader.num_frames, reader.fps, reader.height, reader.width, duration, codec
+        )
+    finally:
+        reader.close()
+
+
+def check_indices(path: str, indices: Sequence[int], num_frames: int) -> np.ndarray:
+    """Indices as int64 `(T,)`; DecodeError when empty or outside `[0, num_frames)`."""
+    wanted = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if wanted.size == 0:
+        raise DecodeError(
+            f"{path}: no frame indices requested; the clip sampler returned an empty clip"
+        )
+    bad = wanted[(wanted < 0) | (wanted >= num_frames)]
+    if bad.size:
+        raise DecodeError(
+            f"{path}: frame indices {bad[:5].tolist()} are outside [0, {num_frames}); "
+            "the clip sampler must stay below the reader's num_frames"
+        )
+    return wanted
+
+
+class ArrayReader:
+    """Frames stored as a `(T, H, W)` or `(T, H, W, V)` array in `.npy` (memory-mapped) or `.npz`."""
+
+    fps = 0.0  # arrays carry no frame rate; samplers with target_fps refuse them
+
+    def __init__(self, path: str, array_key: str = "frames") -> None:
+        self.path = path
+        try:
+            loaded = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+            raise DecodeError(
+                f"{path}: not a readable NumPy array ({error}); re-save it with np.save"
+            ) from error
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                array = _npz_array(path, loaded, array_key)
+        else:
+            array = loaded
+        if array.ndim not in (3, 4) or 0 in array.shape:
+            raise DecodeError(
+                f"{path}: array of shape {array.shape}; expected (T, H, W) or (T, H, W, V) with T, H, W > 0"
+            )
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+            raise DecodeError(
+                f"{path}: array dtype {array.dtype} is not numeric; store uint8 or float frames"
+            )
+        self.array = array if array.ndim == 4 else array[..., None]  # (T, H, W, C)
+        self.num_frames, self.height, self.width = self.array.shape[:3]
+
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        """Frames `(T, H, W, C)`: uint8 kept as uint8, any other dtype as float32."""
+        wanted = check_indices(self.path, indices, self.num_frames)
+        frames = np.asarray(self.array[wanted])  # only these frames leave the memory map
+        return frames if frames.dtype == np.uint8 else frames.astype(np.float32)
+
+    def close(self) -> None:
+        self.array = None
+
+
+def _npz_array(path: str, archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
+    """The archive's only array, or the one stored under `key`."""
+    names = list(archive.files)
+    if len(names) == 1:
+        return archive[names[0]]
+    if key in names:
+        return archive[key]
+    raise DecodeError(
+        f"{path}: holds arrays {names} and none is named {key!r}; save the frames under {key!r}"
+    )
+
+
+class DecordReader:
+    """decord: one batched `get_batch` call per clip."""
+
+    codec = None  # decord does not expose it
+
+    def __init__(self, path: str, threads: int = 1) -> None:
+        import decord
+
+        self.path = path
+        try:
+            self.reader = decord.VideoReader(path, num_threads=threads)
+        except (decord.DECORDError, RuntimeError, AssertionError) as error:
+            if "cannot find video stream" in str(error):
+                raise DecodeError(
+                    f"{path}: decord finds no video stream it can decode (no video, or a codec "
+                    "decord lacks, such as AV1); try backend=pyav or remove its row"
+                ) from error
+            raise DecodeError(
+                f"{path}: decord cannot open it ({_last_line(error)}); try backend=pyav, or re-encode "
+                "with `ffmpeg -i IN -c:v libx264 OUT.mp4`"
+            ) from error
+        self.num_frames = len(self.reader)
+        self.fps = float(self.reader.get_avg_fps())
+
+    @cached_property
+    def _shape(self) -> tuple[int, ...]:
+        return self.read([0]).shape  # decord has no size attribute; decode the first frame once
+
+    @property
+    def height(self) -> int:
+        return self._shape[1]
+
+    @property
+    def width(self) -> int:
+        return self._shape[2]
+
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        import decord
+
+        wanted = check_indices(self.path, indices, self.num_frames)
+        try:
+            return self.reader.get_batch(wanted.tolist()).asnumpy()  # (T, H, W, 3)
+        except decord.DECORDError as error:
+            raise DecodeError(
+                f"{self.path}: decord cannot decode frames up to {wanted.max()} of {self.num_frames} "
+                f"({_last_line(error)}); the file is probably truncated: use backend=pyav, which "
+                "repeats the last decodable frame, or re-encode it"
+            ) from error
+
+    def close(self) -> None:
+        del self.reader
+
+
+class PyAVReader:
+    """PyAV: decode sequentially from the keyframe before each run of wanted frames.
+
+    Dense indices are decoded in one pass; a gap of over two seconds starts a new run (a seek).
+    """
+
+    def __init__(self, path: str, threads: int = 1) -> None:
+        import av
+
+        self.path = path
+        try:
+            self.container = av.open(path)
+        except (av.FFmpegError, UnicodeDecodeError) as error:
+            raise DecodeError(
+                f"{path}: not a readable video ({error}); re-encode it or remove its row"
+            ) from error
+        if not self.container.streams.video:
+            self.container.close()
+            raise DecodeError(
+                f"{path}: has no video stream; remove its row or point it at the video file"
+            )
+        self.stream = self.container.streams.best("video")  # as decord and ffmpeg choose
+        self.stream.thread_count = threads
+        self.stream.thread_type = "SLICE" if threads == 1 else "AUTO"
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        self.fps = float(rate) if rate else 0.0
+        self.height, self.width = self.stream.height, self.stream.width
+        self.codec = self.stream.codec_context.name
+        self.num_frames = self._count_frames()
+        if self.num_frames == 0:
+            self.close()
+            raise DecodeError(
+                f"{path}: the video stream has no frames; re-export it or remove its row"
+            )
+
+    def _count_frames(self) -> int:
+        """The header's frame count, else duration x fps, else a count of demuxed packets."""
+        if self.stream.frames:
+            return self.stream.frames
+        if self.stream.duration and self.fps:
+            return round(float(self.stream.duration * self.stream.time_base) * self.fps)
+        if self.container.duration and self.fps:
+            return round(self.container.duration / 1_000_000 * self.fps)
+        packets = sum(1 for packet in self.container.demux(self.stream) if packet.size)
+        self.container.seek(0)
+        return packets
+
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        import av
+
+        wanted = check_indices(self.path, indices, self.num_frames)
+        last = int(wanted.max())
+        frames: dict[int, np.ndarray] = {}
+        try:
+            for run in self._runs(np.unique(wanted)):
+                keep = set(run.tolist())
+                for index, frame in self._numbered_frames(int(run[0])):
+                    if index in keep:
+                        frames[index] = frame.to_ndarray(format="rgb24")  # (H, W, 3)
+                    if index >= run[-1]:
+                        break
+        except av.FFmpegError as error:  # corrupt or truncated data: keep what decoded
+            logger.warning("%s: decoding stopped early (%s)", self.path, error)
+        if not frames:
+            raise DecodeError(
+                f"{self.path}: no wanted frame could be decoded; the file is corrupt: re-encode or remove it"
+            )
+        decoded = np.array(sorted(frames))
+        if decoded[-1] < last:
+            logger.warning(
+                "%s: frames %d..%d cannot be decoded (the container claims %d); repeating frame %d",
+                self.path,
+                decoded[-1] + 1,
+                last,
+                self.num_frames,
+                decoded[-1],
+            )
+        # Each wanted index takes the last decoded frame at or before it.
+        nearest = decoded[np.maximum(np.searchsorted(decoded, wanted, side="right") - 1, 0)]
+        return np.stack([frames[i] for i in nearest])  # (T, H, W, 3)
+
+    def _runs(self, indices: np.ndarray) -> list[np.ndarray]:
+        """Split sorted indices at gaps over two seconds, where a new seek beats decoding through."""
+        return np.split(indices, np.flatnonzero(np.diff(indices) > max(2 * self.fps, 1)) + 1)
+
+    def _numbered_frames(self, first: int) -> Iterator[tuple[int, av.VideoFrame]]:
+        """(frame index, frame) in presentation order, starting at or before frame `first`."""
+        # Within a second of the start, decoding from frame 0 costs less than a seek, and counting
+        # frames is exact even for variable frame rates, where pts-derived indices are not.
+        if first > self.fps > 0:
+            time_base, start_pts = self.stream.time_base, self.stream.start_time or 0
+            self.container.seek(
+                start_pts + int(first / self.fps / time_base), stream=self.stream, backward=True
+            )
+            frames = self.container.decode(self.stream)
+            frame = next(frames, None)
+            if frame is not None and frame.pts is not None:
+                index = round(float((frame.pts - start_pts) * time_base) * self.fps)
+                if index <= first:  # the keyframe is at or before the target, as asked
+                    yield index, frame
+                    yield from enumerate(frames, start=index + 1)
+                    return
+            self.container.seek(0)  # no timestamps, or the seek overshot: decode from the start
+        yield from enumerate(self.container.decode(self.stream))
+
+    def close(self) -> None:
+        self.container.close()
+
+
+class TorchCodecReader:
+    """torchcodec: one batched `get_frames_at` call per clip."""
+
+    def __init__(self, path: str, threads: int = 1) -> None:
+        try:
+            from torchcodec.decoders import VideoDecoder
+        except ImportError as error:
+            raise DecodeError(
+                f"{path}: backend=torchcodec needs `pip install torchcodec` and the system FFmpeg "
+                f"libraries (`apt-get install ffmpeg` on Debian); or use backend=decord ({error})"
+            ) from error
+        self.path = path
+        try:
+            self.decoder = VideoDecoder(path, dimension_order="NHWC", num_ffmpeg_threads=threads)
+        except (RuntimeError, ValueError) as error:
+            raise DecodeError(
+                f"{path}: torchcodec cannot open it ({error}); try backend=pyav"
+            ) from error
+        metadata = self.decoder.metadata
+        self.num_frames = metadata.num_frames or 0
+        self.fps = float(metadata.average_fps or 0.0)
+        self.height, self.width, self.codec = metadata.height, metadata.width, metadata.codec
+
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        wanted = check_indices(self.path, indices, self.num_frames)
+        try:
+            return self.decoder.get_frames_at(indices=wanted.tolist()).data.numpy()  # (T, H, W, 3)
+        except (RuntimeError, IndexError) as error:
+            raise DecodeError(
+                f"{self.path}: torchcodec cannot decode frames ({error}); try backend=pyav"
+            ) from error
+
+    def close(self) -> None:
+        del self.decoder
+
+
+def _last_line(error: BaseException) -> str:
+    """decord prefixes errors with a C++ source location; keep the part a user can act on."""
+    text = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+    return text.split("] ")[-1]
+
+
+class ProbeCache:
+    """VideoInfo per file in an SQLite database, keyed by (absolute path, size, mtime).
+
+    Later epochs and runs reuse the facts instead of opening the file; a file whose size or
+    modification time changed is probed again. Safe to share between worker processes: every
+    call opens its own short-lived connection.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS probes (path TEXT, size INTEGER, mtime_ns INTEGER, "
+                "backend TEXT, num_frames INTEGER, fps REAL, height INTEGER, width INTEGER, "
+                "duration_s REAL, codec TEXT, PRIMARY KEY (path, size, mtime_ns, backend))"
+            )
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one transaction, committed and closed on exit."""
+        with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as db, db:
+            yield db
+
+    def probe(self, video: str | Path, backend: str = "decord") -> VideoInfo:
+        """The cached VideoInfo of `video`, probing (and storing) it on a miss."""
+        try:
+            stat = os.stat(video)
+        except FileNotFoundError as error:
+            raise DecodeError(
+                f"{video}: file not found; fix the manifest row or restore the file"
+            ) from error
+        key = (os.path.abspath(video), stat.st_size, stat.st_mtime_ns, backend)
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT num_frames, fps, height, width, duration_s, codec FROM probes "
+                "WHERE path = ? AND size = ? AND mtime_ns = ? AND backend = ?",
+                key,
+            ).fetchone()
+        if row is not None:
+            return VideoInfo(*row)
+        info = probe_video(video, backend)
+        with self._connect() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO probes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                key + astuple(info),
+            )
+        return info

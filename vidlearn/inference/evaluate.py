@@ -1,0 +1,155 @@
+"""Evaluate a loaded model on labelled files: video-level (views averaged) and clip-level metrics.
+
+Each video's prediction is the mean of its views' scores (multi-view testing); each view is
+also scored on its own against the video's label (clip level). Images have one level, "image".
+`write_evaluation` writes metrics.json, per-item CSVs, the per-class table and the plots.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vidlearn.inference.checkpoint import LoadedModel
+from vidlearn.inference.predictor import Predictions, ViewSampler, predict_files
+from vidlearn.reports import metrics as M
+from vidlearn.reports.plots import plot_confusion_matrix, plot_regression_scatter, plot_roc_pr
+from vidlearn.reports.tables import markdown_table
+
+
+@dataclass
+class LevelResult:
+    """Metrics at one level ("video", "clip" or "image") and the per-item rows they came from."""
+
+    metrics: dict[str, float]
+    items: pd.DataFrame  # path, target, predicted, [correct], score columns
+    confusion: np.ndarray | None = None
+    per_class: pd.DataFrame | None = None
+
+
+@dataclass
+class Evaluation:
+    label_kind: str
+    classes: list[str]
+    levels: dict[str, LevelResult]
+    unreadable: dict[str, str] = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, dict[str, float]]:
+        return {level: result.metrics for level, result in self.levels.items()}
+
+
+def evaluate(
+    loaded: LoadedModel,
+    paths: Sequence[str],
+    targets: Sequence[float],
+    views: ViewSampler | None = None,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> Evaluation:
+    """Score `paths` and compare with `targets` (class indices, 0/1, or values)."""
+    predictions = predict_files(loaded, paths, views, batch_size, progress)
+    return evaluate_predictions(loaded, predictions, np.asarray(targets, dtype=float))
+
+
+def evaluate_predictions(
+    loaded: LoadedModel, predictions: Predictions, targets: np.ndarray
+) -> Evaluation:
+    """Metrics of already computed `predictions` against `targets` (one per file)."""
+    files = predictions.files.assign(target=targets)
+    unreadable = dict(
+        zip(
+            files.loc[files["error"] != "", "path"],
+            files.loc[files["error"] != "", "error"],
+            strict=True,
+        )
+    )
+    files = files[files["error"] == ""].drop(columns=["error"])
+    windows = predictions.windows.assign(target=targets[predictions.windows["file"].to_numpy()])
+    top = "image" if loaded.modality == "image" else "video"
+    levels = {top: _level(loaded, files, predictions.score_names)}
+    if loaded.modality == "video":
+        levels["clip"] = _level(loaded, windows.drop(columns=["file"]), predictions.score_names)
+    return Evaluation(loaded.label_kind, loaded.classes, levels, unreadable)
+
+
+def _level(loaded: LoadedModel, items: pd.DataFrame, names: list[str]) -> LevelResult:
+    scores = items[names].to_numpy(dtype=float)
+    items = items.copy()
+    if loaded.label_kind == "regression":
+        items["predicted"] = scores[:, 0]
+        return LevelResult(M.regression_metrics(items["target"].to_numpy(), scores[:, 0]), items)
+    true = items["target"].to_numpy().astype(np.int64)
+    predicted = M.predict_classes(scores, loaded.threshold)
+    items["target"] = np.asarray(loaded.classes)[true]
+    items["predicted"] = np.asarray(loaded.classes)[predicted]
+    items["correct"] = true == predicted
+    matrix = M.confusion_matrix(true, predicted, len(loaded.classes))
+    return LevelResult(
+        M.classification_metrics(true, scores, loaded.classes, loaded.threshold),
+        items,
+        matrix,
+        M.per_class_table(matrix, loaded.classes),
+    )
+
+
+def write_evaluation(evaluation: Evaluation, out: Path, context: dict[str, object]) -> list[Path]:
+    """Write metrics.json (with `context`), `<level>_predictions.csv`, `<level>_per_class.md`
+    and the plots of each level to `out`; returns the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "metrics.json"]
+    written[0].write_text(
+        json.dumps(
+            {
+                **context,
+                "task": evaluation.label_kind,
+                "classes": evaluation.classes,
+                "metrics": evaluation.metrics(),
+                "unreadable": evaluation.unreadable,
+            },
+            indent=2,
+        )
+    )
+    for level, result in evaluation.levels.items():
+        written.append(out / f"{level}_predictions.csv")
+        result.items.to_csv(written[-1], index=False)
+        if evaluation.label_kind == "regression":
+            written.append(
+                plot_regression_scatter(
+                    result.items["target"].to_numpy(float),
+                    result.items["predicted"].to_numpy(float),
+                    out / f"{level}_scatter.png",
+                    result.metrics["r2"],
+                    result.metrics["rmse"],
+                )
+            )
+            continue
+        written.append(out / f"{level}_per_class.md")
+        written[-1].write_text(f"# {level}-level results\n\n" + markdown_table(result.per_class))
+        written.append(
+            plot_confusion_matrix(
+                result.confusion, evaluation.classes, out / f"{level}_confusion.png"
+            )
+        )
+        if "auroc" in result.metrics:
+            positive = evaluation.classes[1]
+            written.append(
+                plot_roc_pr(
+                    (result.items["target"] == positive).to_numpy(int),
+                    result.items[positive].to_numpy(float),
+                    out / f"{level}_roc_pr.png",
+                    result.metrics["auroc"],
+                    result.metrics["average_precision"],
+                )
+            )
+    return written
+
+
+def default_output_dir(checkpoint: Path, split: str) -> Path:
+    """RUN/eval/<split> for RUN/checkpoints/x.ckpt; else <checkpoint folder>/eval/<split>."""
+    run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    return run / "eval" / split

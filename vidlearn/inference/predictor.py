@@ -1,0 +1,176 @@
+"""Run a loaded model on files: every view (window) of each video, batched, then averaged.
+
+`predict_files` reads each file in turn, transforms each of its clips exactly as evaluation
+did during training (resize, normalise; no augmentation), runs the clips in batches of
+`batch_size` and returns per-window scores and per-file scores (the mean over the file's
+windows). Images have one "window" each. Unreadable files are reported, not skipped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from rich.progress import Progress
+from torch import Tensor
+
+from vidlearn.data.clip_sampling import SlidingWindowSampler
+from vidlearn.data.datasets import read_image
+from vidlearn.data.transforms import ClipTransform, ImageTransform
+from vidlearn.data.video import DecodeError, open_video
+from vidlearn.inference.checkpoint import LoadedModel
+
+logger = logging.getLogger(__name__)
+
+ViewSampler = Callable[[int, float], list[np.ndarray]]
+
+
+@dataclass
+class Predictions:
+    """Scores per file and per window; score columns are `LoadedModel.score_names`.
+
+    `files`: path, windows (count), error ("" when read), then one column per score name.
+    `windows`: file (row of `files`), path, window (0-based), start_s, end_s, then the scores.
+    Files that could not be read keep a row in `files` with NaN scores and the reason in `error`.
+    """
+
+    files: pd.DataFrame
+    windows: pd.DataFrame
+    score_names: list[str]
+
+
+def resolve_device(device: str) -> torch.device:
+    """`auto` -> the GPU when there is one, else the CPU; anything else as torch spells it."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def predict_files(
+    loaded: LoadedModel,
+    paths: Sequence[str | Path],
+    views: ViewSampler | None = None,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> Predictions:
+    """Score every view of every file in `paths`; `views` defaults to all sliding windows."""
+    device = next(loaded.model.parameters()).device
+    views = views or SlidingWindowSampler(int(loaded.preprocessing.get("frames", 1)))
+    window_rows: list[dict] = []
+    window_scores: list[np.ndarray] = []
+    errors = [""] * len(paths)
+    pending: list[tuple[dict, Tensor]] = []
+
+    def flush() -> None:
+        inputs = torch.stack([tensor for _, tensor in pending]).to(device)
+        with torch.inference_mode():
+            scores = loaded.scores(loaded.model(inputs)).float().cpu().numpy()  # (B, S)
+        window_rows.extend(row for row, _ in pending)
+        window_scores.append(scores)
+        pending.clear()
+
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("predicting", total=len(paths))
+        for index, path in enumerate(paths):
+            try:
+                for window, (start_s, end_s, tensor) in enumerate(
+                    _views_of(loaded, str(path), views)
+                ):
+                    pending.append(
+                        (
+                            {
+                                "file": index,
+                                "path": str(path),
+                                "window": window,
+                                "start_s": start_s,
+                                "end_s": end_s,
+                            },
+                            tensor,
+                        )
+                    )
+                    if len(pending) == batch_size:
+                        flush()
+            except DecodeError as error:
+                logger.warning("cannot read %s", error)
+                errors[index] = str(error)
+            bar.advance(task)
+        if pending:
+            flush()
+    return _tables(paths, errors, window_rows, window_scores, loaded.score_names)
+
+
+def _views_of(
+    loaded: LoadedModel, path: str, views: ViewSampler
+) -> Iterator[tuple[float, float, Tensor]]:
+    """(start_s, end_s, input tensor) of each view of one file; images: one view at 0 s."""
+    pre = loaded.preprocessing
+    if loaded.modality == "image":
+        transform = ImageTransform(
+            [], pre["size"], pre["mean"], pre["std"], pad_to_square=bool(pre.get("pad_to_square"))
+        )
+        yield 0.0, 0.0, transform(read_image(path))  # (C, H, W)
+        return
+    transform = ClipTransform([], pre["size"], pre["mean"], pre["std"])
+    reader = open_video(path, backend=pre.get("backend", "decord"))
+    try:
+        fps = reader.fps if reader.fps > 0 else 1.0  # arrays without a rate: times in frames
+        # Decode every clip before yielding, so a failure mid-video drops the whole file.
+        clips = [(clip, reader.read(clip)) for clip in views(reader.num_frames, reader.fps)]
+    finally:
+        reader.close()
+    for clip, frames in clips:
+        yield (
+            float(clip.min()) / fps,
+            float(clip.max() + 1) / fps,
+            transform(frames),
+        )  # (T, C, H, W)
+
+
+def _tables(
+    paths: Sequence[str | Path],
+    errors: list[str],
+    rows: list[dict],
+    scores: list[np.ndarray],
+    names: list[str],
+) -> Predictions:
+    score_array = np.concatenate(scores) if scores else np.zeros((0, len(names)), dtype=np.float32)
+    windows = pd.concat(
+        [
+            pd.DataFrame(rows, columns=["file", "path", "window", "start_s", "end_s"]),
+            pd.DataFrame(score_array, columns=names),
+        ],
+        axis=1,
+    )
+    files = pd.DataFrame({"path": [str(p) for p in paths], "error": errors})
+    grouped = windows.groupby("file")
+    files["windows"] = grouped.size().reindex(files.index, fill_value=0)
+    files = pd.concat([files, grouped[names].mean().reindex(files.index)], axis=1)
+    return Predictions(files=files, windows=windows, score_names=names)
+
+
+def top_k_table(predictions: Predictions, label_kind: str, k: int) -> pd.DataFrame:
+    """One row per file: path, windows, error, then `class_i`/`probability_i` for the k best classes
+    (regression: `prediction`)."""
+    files = predictions.files
+    table = files[["path", "windows", "error"]].copy()
+    if label_kind == "regression":
+        table["prediction"] = files["prediction"]
+        return table
+    names = np.array(predictions.score_names)
+    scores = files[predictions.score_names].to_numpy(dtype=float)  # (N, K), NaN rows for errors
+    order = np.argsort(-np.nan_to_num(scores, nan=-1.0), axis=1, kind="stable")[
+        :, : min(k, len(names))
+    ]
+    readable = ~np.isnan(scores).any(axis=1)
+    for rank in range(order.shape[1]):
+        picked = order[:, rank]
+        table[f"class_{rank + 1}"] = np.where(readable, names[picked], "")
+        table[f"probability_{rank + 1}"] = np.where(
+            readable, scores[np.arange(len(scores)), picked], np.nan
+        )
+    return table

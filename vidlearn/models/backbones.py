@@ -1,0 +1,171 @@
+"""2D image backbones that map `(N, C, H, W)` images to `(N, feature_dim)` feature vectors.
+
+Each backbone exposes `.feature_dim` (the width of its output) and `.preprocessing` (the
+mean/std its weights require, or None), so a video model can put any of them under its
+`backbone:` config node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import Tensor, nn
+from torchvision.models import get_model, get_model_weights, list_models
+
+from vidlearn.models.weights import (
+    Preprocessing,
+    cached_pretrained,
+    load_checked,
+    parse_weights,
+    preprocessing_for,
+    read_state_dict,
+)
+
+
+class SpatialSoftmax(nn.Module):
+    """Expected (x, y) position of each channel's activation, in [-1, 1]: a learned keypoint.
+
+    (N, C, H, W) -> (N, 2C). Unlike average pooling it keeps exact positions, which is what a
+    motion task needs (Levine et al., 2016, "End-to-End Training of Deep Visuomotor Policies").
+    """
+
+    def forward(self, features: Tensor) -> Tensor:  # (N, C, H, W)
+        height, width = features.shape[-2:]
+        attention = features.flatten(2).softmax(dim=-1)  # (N, C, H*W)
+        ys = torch.linspace(-1.0, 1.0, height, device=features.device, dtype=attention.dtype)
+        xs = torch.linspace(-1.0, 1.0, width, device=features.device, dtype=attention.dtype)
+        grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+        x = (attention * grid_x.reshape(-1)).sum(dim=-1)  # (N, C)
+        y = (attention * grid_y.reshape(-1)).sum(dim=-1)  # (N, C)
+        return torch.cat([x, y], dim=1)  # (N, 2C)
+
+
+class SmallCNN(nn.Module):
+    """A compact from-scratch CNN: (conv3x3-BN-ReLU, max-pool 2) per width, then pooling.
+
+    `pooling="average"` averages each channel over a `pooled_size x pooled_size` grid
+    (`pooled_size` > 1 keeps a coarse idea of *where* things are); `pooling="keypoints"` returns
+    each channel's expected (x, y) position (SpatialSoftmax), precise enough to follow a moving
+    object from frame to frame.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        widths: Sequence[int] = (16, 32, 64),
+        pooled_size: int = 1,
+        pooling: str = "average",
+    ) -> None:
+        super().__init__()
+        if not widths or pooled_size < 1:
+            raise ValueError(
+                f"SmallCNN needs at least one width and pooled_size >= 1; got widths={widths!r}, "
+                f"pooled_size={pooled_size}. Fix model.backbone.widths / pooled_size."
+            )
+        if pooling not in ("average", "keypoints"):
+            raise ValueError(f"model.backbone.pooling={pooling!r} must be 'average' or 'keypoints'.")
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for width in widths:
+            layers += [
+                nn.Conv2d(channels, width, kernel_size=3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
+            channels = width
+        if pooling == "keypoints":
+            layers += [SpatialSoftmax()]
+            self.feature_dim = 2 * channels
+        else:
+            layers += [nn.AdaptiveAvgPool2d(pooled_size), nn.Flatten()]
+            self.feature_dim = channels * pooled_size**2
+        self.layers = nn.Sequential(*layers)
+        self.preprocessing: Preprocessing | None = None
+
+    def forward(self, images: Tensor) -> Tensor:  # (N, C, H, W)
+        return self.layers(images)  # (N, feature_dim)
+
+
+class TorchvisionBackbone(nn.Module):
+    """Any torchvision classification model (by `name`) with its final Linear layer removed.
+
+    `weights`: "imagenet" (the model's DEFAULT torchvision weights, from the torch hub cache),
+    "none", or a path to a state_dict of this backbone (classifier already removed).
+    """
+
+    def __init__(self, name: str, weights: str | None = "imagenet") -> None:
+        super().__init__()
+        names = list_models(module=torchvision.models)
+        if name not in names:
+            raise ValueError(
+                f"model.backbone.name={name!r} is not a torchvision classification model; "
+                f"pick one of {', '.join(names)}."
+            )
+        choice = parse_weights(weights, "imagenet")
+        pretrained = get_model_weights(name).DEFAULT
+        self.net = get_model(
+            name, weights=cached_pretrained(pretrained) if choice == "imagenet" else None
+        )
+        self.feature_dim = _remove_final_linear(self.net, name)
+        if isinstance(choice, Path):
+            load_checked(self, read_state_dict(choice), str(choice))
+        self.preprocessing = preprocessing_for(choice, pretrained)
+
+    def forward(self, images: Tensor) -> Tensor:  # (N, C, H, W)
+        return self.net(images)  # (N, feature_dim)
+
+
+class TimmBackbone(nn.Module):
+    """A timm model (by `name`) without its classifier; needs the optional `timm` package.
+
+    `weights`: "none" or a path to a state_dict of this backbone. timm's own pretrained weights
+    would be downloaded, which vidlearn never does; save them to a file and pass its path.
+    """
+
+    def __init__(self, name: str, weights: str | None = None) -> None:
+        super().__init__()
+        import timm  # optional dependency, imported only when a timm backbone is configured
+
+        choice = parse_weights(weights, "imagenet")
+        if choice == "imagenet":
+            raise ValueError(
+                f"model.backbone.weights=imagenet is not available for the timm backbone {name!r} "
+                "(it would download); save the weights with torch.save(state_dict) and pass "
+                "model.backbone.weights=/path/to/state_dict.pt, or pass model.backbone.weights=none."
+            )
+        self.net = timm.create_model(name, pretrained=False, num_classes=0)
+        self.feature_dim: int = self.net.num_features
+        if isinstance(choice, Path):
+            load_checked(self, read_state_dict(choice), str(choice))
+        self.preprocessing: Preprocessing | None = None
+
+    def forward(self, images: Tensor) -> Tensor:  # (N, C, H, W)
+        return self.net(images)  # (N, feature_dim)
+
+
+def _remove_final_linear(model: nn.Module, name: str) -> int:
+    """Replace the last nn.Linear of the model's classifier by Identity; returns its input width.
+
+    torchvision names the classifier `fc` (resnet, regnet, ...), `classifier` (mobilenet,
+    efficientnet, convnext, vgg, densenet, ...), `head` (swin) or `heads` (vit). Only the final
+    Linear goes, so layers before it (convnext's LayerNorm, mobilenet_v3's hidden Linear) stay.
+    """
+    for attribute in ("fc", "classifier", "head", "heads"):
+        head = getattr(model, attribute, None)
+        if isinstance(head, nn.Linear):
+            setattr(model, attribute, nn.Identity())
+            return head.in_features
+        if isinstance(head, nn.Sequential):
+            linear_indices = [i for i, layer in enumerate(head) if isinstance(layer, nn.Linear)]
+            if linear_indices:
+                in_features = head[linear_indices[-1]].in_features
+                head[linear_indices[-1]] = nn.Identity()
+                return in_features
+    raise ValueError(
+        f"torchvision model {name!r} has no final nn.Linear under fc/classifier/head/heads "
+        "(e.g. squeezenet classifies with a conv); pick another model.backbone.name."
+    )

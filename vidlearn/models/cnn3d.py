@@ -1,0 +1,52 @@
+"""torchvision's 3D CNN video classifiers (R3D, MC3, R(2+1)D, S3D) with a new output layer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import Tensor, nn
+from torchvision.models import get_model, get_model_weights
+
+from vidlearn.models.weights import (
+    cached_pretrained,
+    load_checked,
+    parse_weights,
+    preprocessing_for,
+    read_state_dict,
+)
+
+ARCHS = ("r3d_18", "mc3_18", "r2plus1d_18", "s3d")
+
+
+class Video3DCNN(nn.Module):
+    """Video classifier `(B, T, C, H, W) -> (B, num_outputs)` built on `torchvision.models.video`.
+
+    `weights`: "kinetics400" (torchvision's KINETICS400_V1, from the torch hub cache), "none",
+    or a path to a state_dict of this whole model. The ResNet-style archs get a new `fc`; s3d
+    gets a new 1x1x1 output conv, and its fixed AvgPool3d((2, 7, 7)) becomes a global average
+    so clips smaller than its 16 x 224 x 224 minimum work too (for that minimum the two agree).
+    """
+
+    def __init__(
+        self, num_outputs: int, arch: str = "r3d_18", weights: str | None = "kinetics400"
+    ) -> None:
+        super().__init__()
+        if arch not in ARCHS:
+            raise ValueError(f"model.arch={arch!r} is not one of {', '.join(ARCHS)}.")
+        choice = parse_weights(weights, "kinetics400")
+        pretrained = get_model_weights(arch).KINETICS400_V1
+        self.net = get_model(
+            arch, weights=cached_pretrained(pretrained) if choice == "kinetics400" else None
+        )
+        if arch == "s3d":
+            self.net.avgpool = nn.AdaptiveAvgPool3d(1)
+            output_conv = self.net.classifier[1]
+            self.net.classifier[1] = nn.Conv3d(output_conv.in_channels, num_outputs, kernel_size=1)
+        else:
+            self.net.fc = nn.Linear(self.net.fc.in_features, num_outputs)
+        if isinstance(choice, Path):
+            load_checked(self, read_state_dict(choice), str(choice))
+        self.preprocessing = preprocessing_for(choice, pretrained)
+
+    def forward(self, clips: Tensor) -> Tensor:  # (B, T, C, H, W)
+        return self.net(clips.transpose(1, 2))  # (B, C, T, H, W) in, (B, num_outputs) out

@@ -1,0 +1,1 @@
+"""Reports on data, training runs and evaluations: metric tables and PNG plots."""
