@@ -94,15 +94,23 @@ def bare_decode(paths: list[str], clips: int, clip_length: int) -> float:
     return clips / (time.perf_counter() - start)
 
 
-def loader_run(manifest: Path, workers: int, clips: int, clip_length: int, size: int,
-               batch_size: int) -> dict[str, float]:
+def loader_run(
+    manifest: Path, workers: int, clips: int, clip_length: int, size: int, batch_size: int
+) -> dict[str, float]:
     """Clips/s and memory of the full train loader with `workers` worker processes."""
     augment = instantiate(OmegaConf.load(ROOT / "conf/augment/light.yaml")).transforms
     datamodule = VideoDataModule(
-        label_kind="multiclass", manifest=str(manifest), frames=clip_length, size=size,
-        train_clip_sampler=RandomClipSampler(clip_length), eval_clip_sampler=CenterClipSampler(clip_length),
-        augment=list(augment), sampler=partial(BalancedSampler, num_samples=clips + 4 * batch_size),
-        batch_size=batch_size, num_workers=workers, persistent_workers=False,
+        label_kind="multiclass",
+        manifest=str(manifest),
+        frames=clip_length,
+        size=size,
+        train_clip_sampler=RandomClipSampler(clip_length),
+        eval_clip_sampler=CenterClipSampler(clip_length),
+        augment=list(augment),
+        sampler=partial(BalancedSampler, num_samples=clips + 4 * batch_size),
+        batch_size=batch_size,
+        num_workers=workers,
+        persistent_workers=False,
     )
     datamodule.setup("fit")
     loader = iter(datamodule.train_dataloader())
@@ -116,8 +124,12 @@ def loader_run(manifest: Path, workers: int, clips: int, clip_length: int, size:
     elapsed = time.perf_counter() - start
     rss_end = rss_mb([os.getpid(), *child_pids()])
     del loader
-    return {"clips_per_s": seen / elapsed, "rss_start_mb": rss_start, "rss_end_mb": rss_end,
-            "rss_growth": rss_end / rss_start - 1.0}
+    return {
+        "clips_per_s": seen / elapsed,
+        "rss_start_mb": rss_start,
+        "rss_end_mb": rss_end,
+        "rss_growth": rss_end / rss_start - 1.0,
+    }
 
 
 def main() -> None:
@@ -136,18 +148,26 @@ def main() -> None:
     print(f"bare decode (1 process): {bare:.1f} clips/s")
     runs = {}
     for workers in args.workers:
-        result = loader_run(manifest, workers, args.clips, args.clip_length, args.size, args.batch_size)
+        result = loader_run(
+            manifest, workers, args.clips, args.clip_length, args.size, args.batch_size
+        )
         # The loader's fair baseline is bare decoding in as many processes as it decodes in.
         result["ratio_to_bare"] = result["clips_per_s"] / (bare * max(workers, 1))
         runs[workers] = result
-        print(f"workers={workers}: {result['clips_per_s']:.1f} clips/s, "
-              f"{result['ratio_to_bare']:.2f}x bare decode per process, RSS {result['rss_start_mb']:.0f} -> "
-              f"{result['rss_end_mb']:.0f} MiB ({100 * result['rss_growth']:+.1f}%)")
+        print(
+            f"workers={workers}: {result['clips_per_s']:.1f} clips/s, "
+            f"{result['ratio_to_bare']:.2f}x bare decode per process, RSS {result['rss_start_mb']:.0f} -> "
+            f"{result['rss_end_mb']:.0f} MiB ({100 * result['rss_growth']:+.1f}%)"
+        )
     record = {
-        "date": date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "torch": torch.__version__, "video": "320x240 H.264, 96 frames, 25 fps",
-        "clip": f"{args.clip_length}x{args.size}x{args.size}", "clips": args.clips,
-        "bare_decode_clips_per_s": bare, "loader": runs,
+        "date": date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "torch": torch.__version__,
+        "video": "320x240 H.264, 96 frames, 25 fps",
+        "clip": f"{args.clip_length}x{args.size}x{args.size}",
+        "clips": args.clips,
+        "bare_decode_clips_per_s": bare,
+        "loader": runs,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "bench_loader.json").write_text(json.dumps(record, indent=2))

@@ -22,7 +22,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 @pytest.fixture(scope="session")
 def demo_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Manifest of 30 demo videos (12 frames, 32x32) with train/val/test splits."""
-    return make_videos(tmp_path_factory.mktemp("demo_videos"), seed=0, num_videos=30, frames=12, size=32)
+    return make_videos(
+        tmp_path_factory.mktemp("demo_videos"), seed=0, num_videos=30, frames=12, size=32
+    )
 
 
 @pytest.fixture(scope="session")
@@ -37,13 +39,16 @@ def compose_train(tmp_path: Path) -> Callable[..., DictConfig]:
 
     def _compose(*overrides: str) -> DictConfig:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return compose("train", overrides=[
-                f"paths.output_dir={tmp_path / 'run'}",
-                f"paths.cache_dir={tmp_path / 'cache'}",
-                "data.num_workers=0",
-                "trainer.max_epochs=1",
-                "~callbacks.progress_bar",
-                *overrides,
-            ])
+            return compose(
+                "train",
+                overrides=[
+                    f"paths.output_dir={tmp_path / 'run'}",
+                    f"paths.cache_dir={tmp_path / 'cache'}",
+                    "data.num_workers=0",
+                    "trainer.max_epochs=1",
+                    "~callbacks.progress_bar",
+                    *overrides,
+                ],
+            )
 
     return _compose

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
+from PIL import Image
 
 from vidlearn.cli.train import train
 
 
-def test_train_writes_summary_with_metrics_and_counts(compose_train: Callable[..., DictConfig],
-                                                      demo_videos: Path) -> None:
+def test_train_writes_summary_with_metrics_and_counts(
+    compose_train: Callable[..., DictConfig], demo_videos: Path
+) -> None:
     cfg = compose_train(f"data.manifest={demo_videos}", "data.size=32", "data.frames=6")
     train(cfg)
     run = Path(cfg.paths.output_dir)
@@ -24,8 +26,9 @@ def test_train_writes_summary_with_metrics_and_counts(compose_train: Callable[..
     assert (run / "config.yaml").is_file() and (run / "splits.csv").is_file()
 
 
-def test_checkpoint_carries_classes_and_preprocessing(compose_train: Callable[..., DictConfig],
-                                                      demo_videos: Path) -> None:
+def test_checkpoint_carries_classes_and_preprocessing(
+    compose_train: Callable[..., DictConfig], demo_videos: Path
+) -> None:
     cfg = compose_train(f"data.manifest={demo_videos}", "data.size=32", "data.frames=6")
     summary = train(cfg)
     checkpoint = torch.load(summary["best_checkpoint"], weights_only=True, map_location="cpu")
@@ -34,11 +37,44 @@ def test_checkpoint_carries_classes_and_preprocessing(compose_train: Callable[..
     assert hparams["preprocessing"]["frames"] == 6 and hparams["preprocessing"]["size"] == 32
 
 
-def test_posture_preset_trains_on_filtered_images(compose_train: Callable[..., DictConfig],
-                                                  demo_images: Path) -> None:
-    cfg = compose_train("experiment=lookdeep_posture", f"data.manifest={demo_images}", "data.size=48",
-                        "model.hidden_sizes=[32,32,16]")
+def test_posture_preset_trains_on_filtered_images(
+    compose_train: Callable[..., DictConfig], demo_images: Path
+) -> None:
+    cfg = compose_train(
+        "experiment=lookdeep_posture",
+        f"data.manifest={demo_images}",
+        "data.size=48",
+        "model.hidden_sizes=[32,32,16]",
+    )
     summary = train(cfg)
     assert summary["classes"] == ["lying", "sitting", "standing"]
     assert summary["dropped_rows"] > 0
     assert torch.isfinite(torch.tensor(summary["metrics"]["val/loss"]))
+
+
+def test_train_draws_curves_and_confusion_matrix(
+    compose_train: Callable[..., DictConfig], demo_videos: Path
+) -> None:
+    cfg = compose_train(
+        f"data.manifest={demo_videos}", "data.size=32", "data.frames=6", "trainer.max_epochs=2"
+    )
+    train(cfg)
+    for name in ("training_curves.png", "val_confusion.png"):
+        with Image.open(Path(cfg.paths.output_dir) / "plots" / name) as image:
+            assert image.width > 100 and image.height > 100
+
+
+def test_last_checkpoint_is_the_final_epoch_even_without_improvement(
+    compose_train: Callable[..., DictConfig], demo_videos: Path
+) -> None:
+    # optimizer.lr=0: the monitored metric never improves after epoch 0.
+    cfg = compose_train(
+        f"data.manifest={demo_videos}",
+        "data.size=32",
+        "data.frames=6",
+        "trainer.max_epochs=2",
+        "optimizer.lr=0.0",
+    )
+    train(cfg)
+    last = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 1

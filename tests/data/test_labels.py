@@ -8,7 +8,11 @@ from vidlearn.data.labels import LabelEncoder
 
 
 def test_classes_are_sorted_train_labels() -> None:
-    assert LabelEncoder.fit(["sit", "lie", "stand", "sit"], "multiclass").classes == ("lie", "sit", "stand")
+    assert LabelEncoder.fit(["sit", "lie", "stand", "sit"], "multiclass").classes == (
+        "lie",
+        "sit",
+        "stand",
+    )
 
 
 def test_numeric_class_names_sort_by_value() -> None:

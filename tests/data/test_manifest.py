@@ -7,8 +7,13 @@ import pytest
 from vidlearn.data.manifest import ManifestError, read_manifest, scan_folder
 
 
-def write(folder: Path, text: str, files: tuple[str, ...] = (), name: str = "manifest.csv",
-          encoding: str = "utf-8") -> Path:
+def write(
+    folder: Path,
+    text: str,
+    files: tuple[str, ...] = (),
+    name: str = "manifest.csv",
+    encoding: str = "utf-8",
+) -> Path:
     for file in files:
         (folder / file).parent.mkdir(parents=True, exist_ok=True)
         (folder / file).write_bytes(b"x")
@@ -36,7 +41,9 @@ def test_custom_path_and_label_columns(tmp_path: Path) -> None:
 
 
 def test_blank_and_nan_labels_are_dropped_and_counted(tmp_path: Path) -> None:
-    manifest = write(tmp_path, "path,label\na.jpg,sit\nb.jpg,\nc.jpg,NaN\n", files=("a.jpg", "b.jpg", "c.jpg"))
+    manifest = write(
+        tmp_path, "path,label\na.jpg,sit\nb.jpg,\nc.jpg,NaN\n", files=("a.jpg", "b.jpg", "c.jpg")
+    )
     result = read_manifest(manifest)
     assert len(result.table) == 1
     assert result.dropped["reason"].tolist() == ["blank label", "blank label"]
@@ -97,7 +104,9 @@ def test_latin1_file_gets_an_encoding_hint(tmp_path: Path) -> None:
 
 
 def test_latin1_file_reads_with_the_right_encoding(tmp_path: Path) -> None:
-    manifest = write(tmp_path, "path,label\ncaf\u00e9.jpg,sit\n", files=("caf\u00e9.jpg",), encoding="latin-1")
+    manifest = write(
+        tmp_path, "path,label\ncaf\u00e9.jpg,sit\n", files=("caf\u00e9.jpg",), encoding="latin-1"
+    )
     assert len(read_manifest(manifest, encoding="latin-1").table) == 1
 
 
@@ -112,4 +121,7 @@ def test_folder_of_class_subfolders_becomes_a_manifest(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(b"x")
     table = scan_folder(tmp_path, (".jpg", ".png")).table
     assert sorted(zip(table["label"], [Path(p).name for p in table["path"]], strict=True)) == [
-        ("lie", "c.jpg"), ("sit", "a.jpg"), ("sit", "b.png")]
+        ("lie", "c.jpg"),
+        ("sit", "a.jpg"),
+        ("sit", "b.png"),
+    ]

@@ -157,3 +157,15 @@ def test_hms_cine_preset_shifts_horizontally_only() -> None:
     assert (
         abs(row - 74.5) < 0.5 and abs(column - 74.5) <= 15.5
     )  # rotation about the centre leaves it
+
+
+def test_augmentation_follows_python_random_seed() -> None:
+    transform = ClipTransform(
+        [A.Affine(rotate=(-45, 45), translate_percent=(-0.2, 0.2), p=1.0)], 16, [0.5], [0.25]
+    )
+    frames = np.random.default_rng(0).integers(0, 255, (3, 16, 16, 1), dtype=np.uint8)
+    random.seed(7)
+    first = transform(frames)
+    random.seed(7)
+    assert torch.equal(first, transform(frames))
+    assert not torch.equal(first, transform(frames))

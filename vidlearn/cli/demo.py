@@ -23,7 +23,11 @@ from vidlearn.demo import demo_is_complete, make_cine, make_images, make_videos
 
 logger = logging.getLogger(__name__)
 
-GENERATORS: dict[str, Callable[..., Path]] = {"videos": make_videos, "images": make_images, "cine": make_cine}
+GENERATORS: dict[str, Callable[..., Path]] = {
+    "videos": make_videos,
+    "images": make_images,
+    "cine": make_cine,
+}
 # Bump when a generator's output changes, so caches made by older versions are not reused.
 DEMO_VERSION = 1
 

@@ -25,15 +25,20 @@ from rich.console import Console
 from rich.table import Table
 
 import vidlearn.cli.demo  # noqa: F401  (registers the ${demo:...} resolver)
+from vidlearn.callbacks import AtomicCheckpointIO, ResumeState, SigtermCheckpoint
 from vidlearn.cli.config import CONF_DIR
+from vidlearn.cli.run_files import write_provenance
+from vidlearn.cli.schema import validate
 from vidlearn.data.bad_files import BadFileMonitor
 from vidlearn.data.datamodules import write_splits
+from vidlearn.reports.plots import plot_confusion_matrix, plot_training_curves
 
 logger = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job described by `cfg`; returns the summary written to summary.json."""
+    validate(cfg)
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True)
@@ -44,8 +49,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         cfg.monitor_mode = cfg.monitor_mode or task_class.default_monitor[1]
 
     logger.info("data: %s", cfg.data._target_)
-    datamodule = instantiate(cfg.data, label_kind=task_class.label_kind,
-                             sampler=instantiate(cfg.sampler), augment=instantiate(cfg.augment).transforms)
+    datamodule = instantiate(
+        cfg.data,
+        label_kind=task_class.label_kind,
+        sampler=instantiate(cfg.sampler),
+        augment=instantiate(cfg.augment).transforms,
+    )
     datamodule.setup("fit")
     write_splits(datamodule, run_dir)
 
@@ -53,24 +62,45 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     model = instantiate(cfg.model, num_outputs=datamodule.num_outputs)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     # _recursive_=False: model_config holds a _target_ that must be stored, not instantiated.
-    task = instantiate(cfg.task, model=model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
-                       classes=datamodule.classes, preprocessing=datamodule.preprocessing(),
-                       model_config=OmegaConf.to_container(cfg.model, resolve=True), _recursive_=False,
-                       **task_statistics(task_class.label_kind, cfg.task, datamodule))
+    task = instantiate(
+        cfg.task,
+        model=model,
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=scheduler,
+        classes=datamodule.classes,
+        preprocessing=datamodule.preprocessing(),
+        model_config=OmegaConf.to_container(cfg.model, resolve=True),
+        _recursive_=False,
+        **task_statistics(task_class.label_kind, cfg.task, datamodule),
+    )
 
     bad_files = BadFileMonitor(cfg.data.max_bad_fraction)
-    callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values()] + [bad_files]
+    run_callbacks = [bad_files, ResumeState(), SigtermCheckpoint(run_dir / "checkpoints")]
+    callbacks = [
+        instantiate(node) for node in (cfg.get("callbacks") or {}).values()
+    ] + run_callbacks
     loggers = [instantiate(node) for node in (cfg.get("logger") or {}).values()]
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers,
-                                      default_root_dir=str(run_dir))
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers,
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=str(run_dir),
+    )
+    if trainer.is_global_zero:
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        write_provenance(run_dir)
 
     trainer.fit(task, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg.resume))
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     ckpt = best or None
-    metrics = _scalars(trainer.validate(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0])
+    metrics = _scalars(
+        trainer.validate(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0]
+    )
     if cfg.test and "test" in datamodule.datasets:
-        metrics.update(_scalars(trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0]))
+        metrics.update(
+            _scalars(trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0])
+        )
 
     summary = {
         "status": "ok",
@@ -87,6 +117,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
     if trainer.is_global_zero:
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_plots(task, datamodule.classes, run_dir)
         print_metrics(metrics, run_dir)
     return summary
 
@@ -107,8 +138,10 @@ def resume_checkpoint(resume: str | None) -> str | None:
     if path.is_dir():
         path = path / "checkpoints" / "last.ckpt"
     if not path.is_file():
-        raise FileNotFoundError(f"resume={resume}: no checkpoint at {path}; pass a run directory "
-                                "that has checkpoints/last.ckpt, or a .ckpt file.")
+        raise FileNotFoundError(
+            f"resume={resume}: no checkpoint at {path}; pass a run directory "
+            "that has checkpoints/last.ckpt, or a .ckpt file."
+        )
     return str(path)
 
 
@@ -116,14 +149,27 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {name: float(value) for name, value in sorted(metrics.items())}
 
 
+def write_plots(task: pl.LightningModule, classes: list[str], run_dir: Path) -> None:
+    """Training curves per epoch and the best checkpoint's validation confusion matrix."""
+    if (run_dir / "metrics.csv").is_file():
+        plot_training_curves(run_dir / "metrics.csv", run_dir / "plots" / "training_curves.png")
+    # The last validate() ran on the best checkpoint, so this is that checkpoint's matrix.
+    if "val" in getattr(task, "confusion", {}):
+        plot_confusion_matrix(
+            task.confusion["val"].numpy(), classes, run_dir / "plots" / "val_confusion.png"
+        )
+
+
 def print_metrics(metrics: dict[str, float], run_dir: Path) -> None:
-    """Print the final metrics as a table, split by split."""
-    table = Table(title=f"final metrics (best checkpoint) - {run_dir}")
+    """Print the final metrics as a table, then where the run's files are."""
+    table = Table(title="final metrics (best checkpoint)")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in metrics.items():
         table.add_row(name, f"{value:.4f}" if math.isfinite(value) else str(value))
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    console.print(f"run directory: {run_dir}")
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")

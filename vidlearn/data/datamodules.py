@@ -86,16 +86,25 @@ class ManifestDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         if (manifest is None) == (folder is None):
-            raise ValueError("set exactly one of data.manifest (a CSV) and data.folder (class sub-folders)")
+            raise ValueError(
+                "set exactly one of data.manifest (a CSV) and data.folder (class sub-folders)"
+            )
         if fold is not None and folds is None:
             raise ValueError("data.fold needs data.folds (the number of folds) to be set")
         self.label_kind = label_kind
         self.manifest_path = manifest
         self.folder = folder
-        self.read_options = dict(root=root, path_column=path_column, label_column=label_column,
-                                 split_column=split_column, group_column=group_column, filter=filter,
-                                 allow_outside_root=allow_outside_root, check_files=check_files,
-                                 encoding=encoding)
+        self.read_options = dict(
+            root=root,
+            path_column=path_column,
+            label_column=label_column,
+            split_column=split_column,
+            group_column=group_column,
+            filter=filter,
+            allow_outside_root=allow_outside_root,
+            check_files=check_files,
+            encoding=encoding,
+        )
         self.fixed_classes = list(classes) if classes else None
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.folds, self.fold, self.seed = folds, fold, seed
@@ -156,8 +165,10 @@ class ManifestDataModule(pl.LightningDataModule):
         problems = []
         train_labels = table.loc[table["split"] == "train", "label"]
         if train_labels.empty:
-            raise ManifestError(f"{manifest.source}: the train split has no rows; check the split "
-                                "column or data.val_fraction / data.test_fraction.")
+            raise ManifestError(
+                f"{manifest.source}: the train split has no rows; check the split "
+                "column or data.val_fraction / data.test_fraction."
+            )
         try:
             self.encoder = LabelEncoder.fit(train_labels, self.label_kind, self.fixed_classes)
         except ValueError as error:
@@ -171,9 +182,12 @@ class ManifestDataModule(pl.LightningDataModule):
         for split in SPLITS:
             rows = self.split_rows(split)
             if len(rows):
-                self.datasets[split] = self.build_dataset(split, rows["path"].tolist(),
-                                                          np.asarray(rows["target"].tolist()))
-        logger.info("data: %s", ", ".join(f"{split} {len(ds)}" for split, ds in self.datasets.items()))
+                self.datasets[split] = self.build_dataset(
+                    split, rows["path"].tolist(), np.asarray(rows["target"].tolist())
+                )
+        logger.info(
+            "data: %s", ", ".join(f"{split} {len(ds)}" for split, ds in self.datasets.items())
+        )
 
     def _read(self) -> Manifest:
         if self.folder is not None:
@@ -188,13 +202,19 @@ class ManifestDataModule(pl.LightningDataModule):
             if self.fold is None:
                 return np.where(fold_of_row == 0, "val", "train")
             if not 0 <= self.fold < self.folds:
-                raise ManifestError(f"data.fold={self.fold} is outside 0..{self.folds - 1} (data.folds={self.folds})")
+                raise ManifestError(
+                    f"data.fold={self.fold} is outside 0..{self.folds - 1} (data.folds={self.folds})"
+                )
             return np.where(fold_of_row == self.fold, "val", "train")
         if "split" in table.columns:
             unknown = ~table["split"].isin(SPLITS)
             if unknown.any():
-                problems = [Problem(int(line), "split", f"split {value!r} is not one of {list(SPLITS)}")
-                            for line, value in zip(table.loc[unknown, "line"], table.loc[unknown, "split"], strict=True)]
+                problems = [
+                    Problem(int(line), "split", f"split {value!r} is not one of {list(SPLITS)}")
+                    for line, value in zip(
+                        table.loc[unknown, "line"], table.loc[unknown, "split"], strict=True
+                    )
+                ]
                 raise ManifestError(format_problems(manifest.source, problems))
             return table["split"].to_numpy()
         return assign_splits(strata, groups, self.val_fraction, self.test_fraction, self.seed)
@@ -204,21 +224,38 @@ class ManifestDataModule(pl.LightningDataModule):
         if self.label_kind != "regression":
             return labels.tolist()
         values = pd.to_numeric(labels, errors="coerce")
-        return pd.qcut(values.rank(method="first"), q=min(4, len(values)), labels=False).astype(str).tolist()
+        return (
+            pd.qcut(values.rank(method="first"), q=min(4, len(values)), labels=False)
+            .astype(str)
+            .tolist()
+        )
 
     def build_dataset(self, split: str, paths: list[str], targets: np.ndarray) -> Dataset:
         """Make the Dataset of one split; subclasses choose the type and transforms."""
         raise NotImplementedError
 
     # -- loaders -------------------------------------------------------------------------------
-    def _loader(self, split: str, sampler: Sampler[int], batch_size: int, drop_last: bool) -> DataLoader:
+    def _loader(
+        self, split: str, sampler: Sampler[int], batch_size: int, drop_last: bool
+    ) -> DataLoader:
         workers = self.num_workers
         options: dict[str, Any] = {}
         if workers > 0:
-            options = dict(persistent_workers=self.persistent_workers, prefetch_factor=self.prefetch_factor,
-                           timeout=self.timeout)
-        return DataLoader(self.datasets[split], batch_size=batch_size, sampler=sampler, num_workers=workers,
-                          collate_fn=collate, pin_memory=self.pin_memory, drop_last=drop_last, **options)
+            options = dict(
+                persistent_workers=self.persistent_workers,
+                prefetch_factor=self.prefetch_factor,
+                timeout=self.timeout,
+            )
+        return DataLoader(
+            self.datasets[split],
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            collate_fn=collate,
+            pin_memory=self.pin_memory,
+            drop_last=drop_last,
+            **options,
+        )
 
     def train_dataloader(self) -> DataLoader:
         if self.train_sampler is None:
@@ -232,9 +269,13 @@ class ManifestDataModule(pl.LightningDataModule):
 
     def _eval_loader(self, split: str) -> DataLoader:
         if split not in self.datasets:
-            raise ManifestError(f"the {split} split has no rows; add {split} rows to the manifest "
-                                f"or set data.{split}_fraction > 0.")
-        return self._loader(split, EvalShardSampler(len(self.datasets[split])), self.eval_batch_size, False)
+            raise ManifestError(
+                f"the {split} split has no rows; add {split} rows to the manifest "
+                f"or set data.{split}_fraction > 0."
+            )
+        return self._loader(
+            split, EvalShardSampler(len(self.datasets[split])), self.eval_batch_size, False
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")
@@ -281,8 +322,12 @@ class VideoDataModule(ManifestDataModule):
         self.eval_clip_sampler = eval_clip_sampler
 
     def preprocessing(self) -> dict[str, Any]:
-        return {**super().preprocessing(), "modality": "video", "frames": self.frames,
-                "backend": self.backend}
+        return {
+            **super().preprocessing(),
+            "modality": "video",
+            "frames": self.frames,
+            "backend": self.backend,
+        }
 
     def build_dataset(self, split: str, paths: list[str], targets: np.ndarray) -> Dataset:
         training = split == "train"
@@ -305,7 +350,9 @@ class ImageDataModule(ManifestDataModule):
 
     def build_dataset(self, split: str, paths: list[str], targets: np.ndarray) -> Dataset:
         augment = self.augment if split == "train" else []
-        transform = ImageTransform(augment, self.size, self.mean, self.std, pad_to_square=self.pad_to_square)
+        transform = ImageTransform(
+            augment, self.size, self.mean, self.std, pad_to_square=self.pad_to_square
+        )
         return ImageDataset(paths, targets, transform)
 
 
@@ -313,6 +360,8 @@ def write_splits(datamodule: ManifestDataModule, folder: Path) -> Path:
     """Write the rows of every split (path, label, split, line) to `folder/splits.csv`."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "splits.csv"
-    columns = [c for c in ("path", "label", "split", "group", "line") if c in datamodule.table.columns]
+    columns = [
+        c for c in ("path", "label", "split", "group", "line") if c in datamodule.table.columns
+    ]
     datamodule.table[columns].to_csv(target, index=False)
     return target

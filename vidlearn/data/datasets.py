@@ -52,16 +52,22 @@ class SampleDataset(Dataset):
                 skipped.append(f"{self.paths[candidate]}: {_reason(error, self.paths[candidate])}")
                 candidate = (candidate + _SUBSTITUTE_STEP) % len(self.paths)
                 continue
-            return {"input": sample, "target": torch.as_tensor(self.targets[candidate]),
-                    "index": candidate, "skipped": skipped}
-        raise DecodeError(f"{self.max_attempts} files in a row could not be read, starting at "
-                          f"{self.paths[index]}; the data set is probably broken:\n" + "\n".join(skipped))
+            return {
+                "input": sample,
+                "target": torch.as_tensor(self.targets[candidate]),
+                "index": candidate,
+                "skipped": skipped,
+            }
+        raise DecodeError(
+            f"{self.max_attempts} files in a row could not be read, starting at "
+            f"{self.paths[index]}; the data set is probably broken:\n" + "\n".join(skipped)
+        )
 
 
 def _reason(error: DecodeError, path: str) -> str:
     """The error text without the leading path, which the record already names."""
     text = str(error)
-    return text[len(path) + 2:] if text.startswith(f"{path}: ") else text
+    return text[len(path) + 2 :] if text.startswith(f"{path}: ") else text
 
 
 class VideoClipDataset(SampleDataset):
@@ -122,15 +128,20 @@ def read_image(path: str) -> np.ndarray:
                 image = Image.fromarray((array * (255.0 / peak)).astype(np.uint8))
             return np.asarray(image.convert("RGB"))
     except FileNotFoundError as error:
-        raise DecodeError(f"{path}: file not found; fix the manifest row or restore the file") from error
+        raise DecodeError(
+            f"{path}: file not found; fix the manifest row or restore the file"
+        ) from error
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        raise DecodeError(f"{path}: not a readable image ({error}); re-export or remove it") from error
+        raise DecodeError(
+            f"{path}: not a readable image ({error}); re-export or remove it"
+        ) from error
 
 
 def collate(items: list[dict]) -> dict:
     """Stack items into a batch; `skipped` records are concatenated into one flat list."""
     skipped = [record for item in items for record in item["skipped"]]
-    batch = default_collate([{key: value for key, value in item.items() if key != "skipped"}
-                             for item in items])
+    batch = default_collate(
+        [{key: value for key, value in item.items() if key != "skipped"} for item in items]
+    )
     batch["skipped"] = skipped
     return batch

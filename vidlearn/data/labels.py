@@ -32,7 +32,9 @@ class LabelEncoder:
     classes: tuple[str, ...] = ()
 
     @classmethod
-    def fit(cls, labels: Sequence[str], kind: str, classes: Sequence[str] | None = None) -> LabelEncoder:
+    def fit(
+        cls, labels: Sequence[str], kind: str, classes: Sequence[str] | None = None
+    ) -> LabelEncoder:
         """Derive the class list from (training) labels in sorted order unless one is given."""
         if kind not in LABEL_KINDS:
             raise ValueError(f"label kind {kind!r} is not one of {LABEL_KINDS}")
@@ -58,7 +60,11 @@ class LabelEncoder:
             values = pd.to_numeric(labels, errors="coerce").to_numpy(dtype=np.float32)
             for line, label, value in zip(lines, labels, values, strict=True):
                 if not np.isfinite(value):
-                    problems.append(Problem(int(line), "label", f"regression label {label!r} is not a finite number"))
+                    problems.append(
+                        Problem(
+                            int(line), "label", f"regression label {label!r} is not a finite number"
+                        )
+                    )
             return np.nan_to_num(values), problems
         index = {name: position for position, name in enumerate(self.classes)}
         targets = np.zeros(len(labels), dtype=np.int64)
@@ -66,8 +72,13 @@ class LabelEncoder:
             if label in index:
                 targets[row] = index[label]
             else:
-                problems.append(Problem(int(line), "label",
-                                        f"label {label!r} is not one of the classes {list(self.classes)}"))
+                problems.append(
+                    Problem(
+                        int(line),
+                        "label",
+                        f"label {label!r} is not one of the classes {list(self.classes)}",
+                    )
+                )
         if self.kind == "binary":
             return targets.astype(np.float32), problems
         return targets, problems

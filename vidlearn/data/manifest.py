@@ -66,7 +66,9 @@ def format_problems(source: Path | str, problems: list[Problem], limit: int = 50
 def read_csv(path: Path, encoding: str = "utf-8-sig") -> pd.DataFrame:
     """Read a CSV as strings; BOM and CRLF are handled, a wrong encoding is explained."""
     if not path.is_file():
-        raise ManifestError(f"manifest {path} does not exist; set data.manifest to an existing CSV.")
+        raise ManifestError(
+            f"manifest {path} does not exist; set data.manifest to an existing CSV."
+        )
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
     except UnicodeDecodeError as error:
@@ -76,7 +78,9 @@ def read_csv(path: Path, encoding: str = "utf-8-sig") -> pd.DataFrame:
             "save the file as UTF-8, or set data.encoding (e.g. data.encoding=latin-1)."
         ) from error
     except pd.errors.EmptyDataError as error:
-        raise ManifestError(f"{path} is empty; it needs a header line and one row per sample.") from error
+        raise ManifestError(
+            f"{path} is empty; it needs a header line and one row per sample."
+        ) from error
     except pd.errors.ParserError as error:
         raise ManifestError(f"{path} is not a readable CSV: {error}") from error
 
@@ -125,24 +129,36 @@ def read_manifest(
         frame = frame.loc[~blank]
     dropped_rows = pd.concat(dropped) if dropped else frame.iloc[0:0].assign(reason="")
     if len(dropped_rows):
-        logger.info("%s: %d row(s) removed (%s)", source.name, len(dropped_rows),
-                    ", ".join(f"{n} {r}" for r, n in dropped_rows["reason"].value_counts().items()))
+        logger.info(
+            "%s: %d row(s) removed (%s)",
+            source.name,
+            len(dropped_rows),
+            ", ".join(f"{n} {r}" for r, n in dropped_rows["reason"].value_counts().items()),
+        )
 
     base = Path(root).expanduser().resolve() if root else source.parent
-    table = pd.DataFrame({"path": [_resolve(base, p) for p in frame[path_column]],
-                          "label": frame[label_column].str.strip().to_numpy(),
-                          "line": frame["line"].to_numpy()})
+    table = pd.DataFrame(
+        {
+            "path": [_resolve(base, p) for p in frame[path_column]],
+            "label": frame[label_column].str.strip().to_numpy(),
+            "line": frame["line"].to_numpy(),
+        }
+    )
     if split_column and split_column in frame.columns:
         table["split"] = frame[split_column].str.strip().str.lower().to_numpy()
     if group_column:
         if group_column not in frame.columns:
-            raise ManifestError(f"{source}: group column {group_column!r} (data.group_column) not found.")
+            raise ManifestError(
+                f"{source}: group column {group_column!r} (data.group_column) not found."
+            )
         table["group"] = frame[group_column].to_numpy()
     for column in frame.columns:
         if column not in table.columns and column not in (path_column, label_column):
             table[column] = frame[column].to_numpy()
 
-    problems = validate_paths(table, frame[path_column].tolist(), base, allow_outside_root, check_files)
+    problems = validate_paths(
+        table, frame[path_column].tolist(), base, allow_outside_root, check_files
+    )
     if problems:
         raise ManifestError(format_problems(source, problems))
     return Manifest(source=source, table=table.reset_index(drop=True), dropped=dropped_rows)
@@ -187,11 +203,19 @@ def validate_paths(
             problems.append(Problem(row.line, "path", "empty path"))
             continue
         if is_duplicate:
-            problems.append(Problem(row.line, "path", f"duplicate of line {first_line[row.path]}: {raw}"))
+            problems.append(
+                Problem(row.line, "path", f"duplicate of line {first_line[row.path]}: {raw}")
+            )
         inside = row.path == root or row.path.startswith(root.rstrip(os.sep) + os.sep)
         if not inside and not allow_outside_root:
-            problems.append(Problem(row.line, "path", f"{raw} is outside the data root {root} "
-                                    "(set data.allow_outside_root=true if intended)"))
+            problems.append(
+                Problem(
+                    row.line,
+                    "path",
+                    f"{raw} is outside the data root {root} "
+                    "(set data.allow_outside_root=true if intended)",
+                )
+            )
         elif check_files and not os.path.isfile(row.path):
             problems.append(Problem(row.line, "path", f"file not found: {row.path}"))
     return problems
@@ -201,14 +225,21 @@ def scan_folder(folder: str | Path, extensions: tuple[str, ...]) -> Manifest:
     """Build a manifest from one sub-folder per class; files directly in `folder` are ignored."""
     source = Path(folder).expanduser().resolve()
     if not source.is_dir():
-        raise ManifestError(f"data folder {source} does not exist; set data.folder to a folder "
-                            "with one sub-folder per class.")
-    rows = [{"path": str(path), "label": class_dir.name}
-            for class_dir in sorted(p for p in source.iterdir() if p.is_dir())
-            for path in sorted(class_dir.rglob("*")) if path.suffix.lower() in extensions]
+        raise ManifestError(
+            f"data folder {source} does not exist; set data.folder to a folder "
+            "with one sub-folder per class."
+        )
+    rows = [
+        {"path": str(path), "label": class_dir.name}
+        for class_dir in sorted(p for p in source.iterdir() if p.is_dir())
+        for path in sorted(class_dir.rglob("*"))
+        if path.suffix.lower() in extensions
+    ]
     if not rows:
-        raise ManifestError(f"{source}: no files with extensions {', '.join(extensions)} in its "
-                            "class sub-folders (expected FOLDER/<class>/<file>).")
+        raise ManifestError(
+            f"{source}: no files with extensions {', '.join(extensions)} in its "
+            "class sub-folders (expected FOLDER/<class>/<file>)."
+        )
     table = pd.DataFrame(rows)
     table.insert(2, "line", 0)
     return Manifest(source=source, table=table)

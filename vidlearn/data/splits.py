@@ -32,8 +32,11 @@ def stratified_groups(
     if np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0):
         raise ValueError(f"split fractions {fractions.tolist()} must be >= 0 and sum to 1")
     label_codes, label_names = pd.factorize(pd.Series(list(labels), dtype=str))
-    group_codes, _ = pd.factorize(pd.Series(list(groups), dtype=str)) if groups is not None \
+    group_codes, _ = (
+        pd.factorize(pd.Series(list(groups), dtype=str))
+        if groups is not None
         else (np.arange(len(label_codes)), None)
+    )
     num_labels, num_groups = len(label_names), int(group_codes.max()) + 1 if len(group_codes) else 0
     # counts[g, l]: rows of label l in group g
     counts = np.zeros((num_groups, num_labels))
@@ -67,7 +70,9 @@ def assign_splits(
     return np.asarray(SPLITS, dtype=object)[parts]
 
 
-def assign_folds(labels: Sequence[str], groups: Sequence[str] | None, folds: int, seed: int) -> np.ndarray:
+def assign_folds(
+    labels: Sequence[str], groups: Sequence[str] | None, folds: int, seed: int
+) -> np.ndarray:
     """Return a fold number 0..folds-1 per row, stratified by label and disjoint by group."""
     if folds < 2:
         raise ValueError(f"data.folds must be at least 2, got {folds}")

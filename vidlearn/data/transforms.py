@@ -10,6 +10,7 @@ own maximum before augmentation (the cardiac cine recipe), in training and evalu
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,6 +77,7 @@ class ClipTransform:
     ) -> None:
         self.mean, self.std, self.per_frame_max_norm = list(mean), list(std), per_frame_max_norm
         self.pipeline = A.Compose([A.Resize(size, size), *(augment or [])])
+        self.random = bool(augment)
         self.frame_names: list[str] = []  # targets for frames 1..T-1, registered on first use
 
     def __call__(self, frames: np.ndarray) -> Tensor:
@@ -87,6 +89,8 @@ class ClipTransform:
         if len(names) > len(self.frame_names):
             self.pipeline.add_targets({name: "image" for name in names[len(self.frame_names) :]})
             self.frame_names = names
+        if self.random:
+            seed_from_python_random(self.pipeline)
         out = self.pipeline(image=frames[0], **dict(zip(names, frames[1:], strict=True)))
         clip = np.stack([out["image"], *(out[name] for name in names)])  # (T, size, size, C)
         return normalise(clip, self.mean, self.std)  # (T, C, size, size)
@@ -109,10 +113,24 @@ class ImageTransform:
         self.mean, self.std = list(mean), list(std)
         padding = [PadToSquare()] if pad_to_square else []
         self.pipeline = A.Compose([*padding, A.Resize(size, size), *(augment or [])])
+        self.random = bool(augment)
 
     def __call__(self, image: np.ndarray) -> Tensor:
         if image.ndim != 3:
             raise ValueError(f"ImageTransform expects an image (H, W, C), got shape {image.shape}")
+        if self.random:
+            seed_from_python_random(self.pipeline)
         return normalise(
             self.pipeline(image=image)["image"], self.mean, self.std
         )  # (C, size, size)
+
+
+def seed_from_python_random(pipeline: A.Compose) -> None:
+    """Draw the pipeline's seed from Python's `random`, which Lightning seeds per worker.
+
+    Only augmenting pipelines draw, so evaluation leaves the training random stream untouched.
+
+    albumentations 2 keeps its own generators, seeded from the OS unless told otherwise, so
+    without this an augmented run could not be reproduced or resumed exactly.
+    """
+    pipeline.set_random_seed(random.getrandbits(32))

@@ -66,7 +66,9 @@ class SmallCNN(nn.Module):
                 f"pooled_size={pooled_size}. Fix model.backbone.widths / pooled_size."
             )
         if pooling not in ("average", "keypoints"):
-            raise ValueError(f"model.backbone.pooling={pooling!r} must be 'average' or 'keypoints'.")
+            raise ValueError(
+                f"model.backbone.pooling={pooling!r} must be 'average' or 'keypoints'."
+            )
         layers: list[nn.Module] = []
         channels = in_channels
         for width in widths:

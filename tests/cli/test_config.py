@@ -1,0 +1,97 @@
+"""Every config choice composes and names importable classes; bad keys and types fail at start."""
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from hydra.utils import get_object
+from omegaconf import DictConfig, OmegaConf
+
+from vidlearn.cli.config import CONF_DIR
+from vidlearn.cli.schema import validate
+
+GROUPS = [
+    "data",
+    "augment",
+    "sampler",
+    "model",
+    "task",
+    "optimizer",
+    "scheduler",
+    "trainer",
+    "callbacks",
+    "logger",
+    "clip_sampler",
+]
+CHOICES = [
+    f"{group}={path.stem}" for group in GROUPS for path in sorted((CONF_DIR / group).glob("*.yaml"))
+]
+EXPERIMENTS = [
+    f"experiment={path.stem}" for path in sorted((CONF_DIR / "experiment").glob("*.yaml"))
+]
+VIDLEARN_TRAIN = Path(sys.executable).parent / "vidlearn-train"
+
+
+def targets(node: object) -> Iterator[str]:
+    """Every `_target_` string in a config tree (a container from OmegaConf.to_container)."""
+    if isinstance(node, dict):
+        yield from [node["_target_"]] if "_target_" in node else []
+        for value in node.values():
+            yield from targets(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from targets(item)
+
+
+@pytest.mark.parametrize("override", CHOICES + EXPERIMENTS)
+def test_every_choice_composes_validates_and_imports(
+    compose_train: Callable[..., DictConfig], override: str
+) -> None:
+    group = override.split("=")[0]
+    # clip_sampler is not in train.yaml's defaults: its files are picked for data.*_clip_sampler.
+    if group == "clip_sampler":
+        override = f"+clip_sampler@data.train_clip_sampler={override.split('=')[1]}"
+    cfg = compose_train(override)
+    validate(cfg)
+    found = list(targets(OmegaConf.to_container(cfg, resolve=False)))
+    assert found, f"{override} composes to a config with no _target_"
+    for target in found:
+        get_object(target)  # raises ImportError / AttributeError naming the bad path
+
+
+def test_schema_rejects_a_wrong_type_naming_the_key(
+    compose_train: Callable[..., DictConfig],
+) -> None:
+    with pytest.raises(ValueError, match=r"data\.batch_size='abc' has the wrong type"):
+        validate(compose_train("data.batch_size=abc"))
+    with pytest.raises(ValueError, match=r"trainer\.max_epochs=1\.5"):
+        validate(compose_train("trainer.max_epochs=1.5"))
+    validate(compose_train("data.batch_size=3", "data.folds=5", "data.fold=1"))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.bacth_size=3", "data.bacth_size"),
+        ("data.batch_size=abc", "data.batch_size='abc' has the wrong type"),
+    ],
+)
+def test_cli_stops_before_training_naming_the_bad_key(
+    tmp_path: Path, override: str, message: str
+) -> None:
+    result = subprocess.run(
+        [
+            str(VIDLEARN_TRAIN),
+            override,
+            f"hydra.run.dir={tmp_path}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not (tmp_path / "checkpoints").exists()

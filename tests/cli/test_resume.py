@@ -1,0 +1,141 @@
+"""Resuming continues exactly: the same final weights as one uninterrupted run (CPU, deterministic)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import DictConfig
+
+from vidlearn.callbacks import AtomicCheckpointIO
+from vidlearn.cli.train import train
+
+VIDLEARN_TRAIN = Path(sys.executable).parent / "vidlearn-train"
+# 20 training clips in batches of 4: five optimiser steps per epoch, so a stop can land mid-epoch.
+# augment=none: albumentations 2 seeds its own generators from the OS unless given a seed, so
+# augmented runs are not reproducible at all (random clip starts still are, via `random`).
+TINY = [
+    "data.size=32",
+    "data.frames=6",
+    "data.batch_size=4",
+    "trainer.max_epochs=2",
+    "trainer.deterministic=true",
+    "data.num_workers=0",
+    "augment=none",
+]
+# Ends fit after the first validation (any finite loss is below the threshold).
+STOP_AFTER_FIRST_EPOCH = [
+    "+callbacks.stop._target_=pytorch_lightning.callbacks.EarlyStopping",
+    "+callbacks.stop.monitor=val/loss",
+    "+callbacks.stop.stopping_threshold=1e9",
+]
+
+
+def final_weights(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")[
+        "state_dict"
+    ]
+
+
+def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), f"{name} differs after resume"
+
+
+@pytest.fixture
+def uninterrupted(
+    compose_train: Callable[..., DictConfig], demo_videos: Path, tmp_path: Path
+) -> Path:
+    run = tmp_path / "uninterrupted"
+    train(compose_train(f"data.manifest={demo_videos}", *TINY, f"paths.output_dir={run}"))
+    return run
+
+
+def test_resume_after_one_epoch_reaches_the_same_weights(
+    compose_train: Callable[..., DictConfig], demo_videos: Path, tmp_path: Path, uninterrupted: Path
+) -> None:
+    first, resumed = tmp_path / "first", tmp_path / "resumed"
+    summary = train(
+        compose_train(
+            f"data.manifest={demo_videos}",
+            *TINY,
+            *STOP_AFTER_FIRST_EPOCH,
+            f"paths.output_dir={first}",
+        )
+    )
+    assert summary["epochs"] == 1
+    summary = train(
+        compose_train(
+            f"data.manifest={demo_videos}", *TINY, f"resume={first}", f"paths.output_dir={resumed}"
+        )
+    )
+    assert summary["epochs"] == 2
+    assert_same_weights(final_weights(uninterrupted), final_weights(resumed))
+
+
+def test_checkpoint_save_interrupted_midway_keeps_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"step": 1}, target)
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # e.g. a signal while torch.save is writing
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        AtomicCheckpointIO().save_checkpoint({"step": 2}, target)
+    assert torch.load(target, weights_only=True) == {"step": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary left behind
+
+
+def start_cli(run: Path, manifest: Path, cache: Path, *extra: str) -> subprocess.Popen:
+    args = [
+        str(VIDLEARN_TRAIN),
+        f"data.manifest={manifest}",
+        f"paths.cache_dir={cache}",
+        *TINY,
+        "~callbacks.progress_bar",
+        f"hydra.run.dir={run}",
+        *extra,
+    ]
+    return subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.stdout.read()[-3000:]
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_killed_run_resumes_to_the_same_weights(
+    demo_videos: Path, tmp_path: Path, uninterrupted: Path, kill: signal.Signals
+) -> None:
+    killed, resumed = tmp_path / "killed", tmp_path / "resumed"
+    process = start_cli(killed, demo_videos, tmp_path / "cache")
+    wait_for(killed / "checkpoints" / "last.ckpt", process)
+    process.send_signal(kill)
+    output, _ = process.communicate(timeout=300)
+    if kill == signal.SIGTERM:
+        assert process.returncode == 0, output[-3000:]
+        assert "SIGTERM: saved" in output
+    torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)  # complete, loadable
+    resume = start_cli(resumed, demo_videos, tmp_path / "cache", f"resume={killed}")
+    assert resume.wait(timeout=300) == 0, resume.stdout.read()[-3000:]
+    assert_same_weights(final_weights(uninterrupted), final_weights(resumed))
