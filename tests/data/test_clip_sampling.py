@@ -14,6 +14,7 @@ from vidlearn.data.clip_sampling import (
     CenterClipSampler,
     RandomClipSampler,
     ShortVideoError,
+    ShuffledFrames,
     SlidingWindowSampler,
     UniformSegmentSampler,
 )
@@ -172,3 +173,10 @@ def test_clip_sampler_preset_builds_a_sampler_of_data_frames(preset: str) -> Non
     )
     clips = instantiate(config.sampler)(num_frames=20, fps=30.0)
     assert clips and all(clip.shape == (4,) and clip.max() < 20 for clip in clips)
+
+
+def test_shuffled_frames_keeps_the_clip_frames_in_another_order() -> None:
+    random.seed(3)
+    clip = ShuffledFrames(CenterClipSampler(8))(num_frames=20, fps=10.0)[0]
+    assert sorted(clip.tolist()) == list(range(6, 14))
+    assert clip.tolist() != list(range(6, 14))

@@ -12,6 +12,7 @@ treats like any unreadable file: substituted and reported).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import numpy as np
 
@@ -164,3 +165,20 @@ class SlidingWindowSampler:
         if starts[-1] + self.span < num_frames:
             starts.append(num_frames - self.span)
         return [start + offsets for start in starts]
+
+
+class ShuffledFrames:
+    """Another sampler's clips with their frames in random order: the order-agnostic control.
+
+    A model that still scores well on shuffled clips is not using temporal order; vidlearn's
+    demo videos are built so that it cannot (their classes differ only in frame order).
+    """
+
+    def __init__(self, sampler: Callable[[int, float], list[np.ndarray]]) -> None:
+        self.sampler = sampler
+
+    def __call__(self, num_frames: int, fps: float) -> list[np.ndarray]:
+        return [
+            np.asarray(random.sample(list(clip), len(clip)), dtype=np.int64)
+            for clip in self.sampler(num_frames, fps)
+        ]
