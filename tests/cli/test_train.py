@@ -4,6 +4,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch
 from omegaconf import DictConfig
 from PIL import Image
@@ -78,3 +80,15 @@ def test_last_checkpoint_is_the_final_epoch_even_without_improvement(
     train(cfg)
     last = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["epoch"] == 1
+
+
+def test_balanced_class_weights_come_from_the_train_split(compose_train: Callable[..., DictConfig],
+                                                          demo_videos: Path) -> None:
+    cfg = compose_train(f"data.manifest={demo_videos}", "data.size=32", "data.frames=6",
+                        "sampler=none", "task.class_weights=balanced")
+    summary = train(cfg)
+    weights = torch.load(summary["best_checkpoint"], weights_only=True)["hyper_parameters"]["class_weights"]
+    train_counts = pd.read_csv(Path(cfg.paths.output_dir) / "splits.csv").query("split == 'train'")["label"]
+    counts = train_counts.value_counts().reindex(summary["classes"]).to_numpy()
+    # Inverse frequency: weight x count is the same for every class.
+    assert np.allclose(np.asarray(weights) * counts, weights[0] * counts[0])

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import numpy as np
 import pytorch_lightning as pl
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -31,6 +32,7 @@ from vidlearn.cli.run_files import write_provenance
 from vidlearn.cli.schema import validate
 from vidlearn.data.bad_files import BadFileMonitor
 from vidlearn.data.datamodules import write_splits
+from vidlearn.data.samplers import balanced_class_weights, positive_weight
 from vidlearn.reports.plots import plot_confusion_matrix, plot_training_curves
 
 logger = logging.getLogger(__name__)
@@ -123,10 +125,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 def task_statistics(label_kind: str, task_cfg: DictConfig, datamodule: Any) -> dict[str, Any]:
-    """Task arguments computed from the training targets: regression mean/std for standardising."""
+    """Task arguments computed from the training targets.
+
+    Regression with `standardize_targets` gets `target_stats` (mean, std); `class_weights:
+    balanced` (multiclass) and `pos_weight: balanced` (binary) become inverse-frequency loss
+    weights, the loss-side alternative to a balancing sampler.
+    """
+    targets = datamodule.split_rows("train")["target"].to_numpy()
     if label_kind == "regression" and task_cfg.get("standardize_targets"):
-        targets = datamodule.split_rows("train")["target"].astype(float)
-        return {"target_stats": (float(targets.mean()), float(targets.std(ddof=0)) or 1.0)}
+        values = targets.astype(float)
+        return {"target_stats": (float(values.mean()), float(values.std()) or 1.0)}
+    if label_kind == "multiclass" and task_cfg.get("class_weights") == "balanced":
+        weights = balanced_class_weights(targets.astype(np.int64), len(datamodule.classes))
+        return {"class_weights": weights.tolist()}
+    if label_kind == "binary" and task_cfg.get("pos_weight") == "balanced":
+        return {"pos_weight": float(positive_weight(targets.astype(np.float32)))}
     return {}
 
 

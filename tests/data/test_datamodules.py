@@ -1,0 +1,125 @@
+"""VideoDataModule / ImageDataModule: splits, classes, validation and multi-worker loading."""
+
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler
+from vidlearn.data.datamodules import ImageDataModule, VideoDataModule
+from vidlearn.data.manifest import ManifestError
+from vidlearn.data.samplers import BalancedSampler
+
+
+def video_datamodule(manifest: Path, **options: object) -> VideoDataModule:
+    settings = dict(
+        label_kind="multiclass",
+        manifest=str(manifest),
+        frames=4,
+        size=32,
+        batch_size=4,
+        train_clip_sampler=RandomClipSampler(4),
+        eval_clip_sampler=CenterClipSampler(4),
+        num_workers=0,
+    )
+    return VideoDataModule(**{**settings, **options})
+
+
+def rewrite(manifest: Path, folder: Path, change: callable) -> Path:
+    """A copy of `manifest` in the same folder (so paths still resolve), changed by `change`."""
+    table = change(pd.read_csv(manifest))
+    target = manifest.parent / f"{folder.name}.csv"
+    table.to_csv(target, index=False)
+    return target
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_two_workers_load_every_clip_with_each_backend(demo_videos: Path, backend: str) -> None:
+    datamodule = video_datamodule(demo_videos, backend=backend, num_workers=2)
+    datamodule.setup("fit")
+    indices = []
+    for batch in datamodule.val_dataloader():
+        assert batch["input"].shape[1:] == (4, 3, 32, 32) and batch["input"].dtype == torch.float32
+        indices += batch["index"].tolist()
+    assert sorted(indices) == list(range(len(datamodule.datasets["val"])))
+
+
+def test_training_batches_are_balanced_draws_of_b_t_c_h_w(demo_videos: Path) -> None:
+    datamodule = video_datamodule(demo_videos, sampler=partial(BalancedSampler, seed=0))
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    assert batch["input"].shape == (4, 4, 3, 32, 32)
+    assert batch["target"].dtype == torch.int64 and batch["skipped"] == []
+
+
+def test_split_column_is_respected(demo_videos: Path) -> None:
+    datamodule = video_datamodule(demo_videos)
+    datamodule.setup("fit")
+    expected = pd.read_csv(demo_videos)["split"].value_counts().to_dict()
+    assert {split: len(dataset) for split, dataset in datamodule.datasets.items()} == expected
+
+
+def test_generated_split_keeps_groups_apart(demo_videos: Path, tmp_path: Path) -> None:
+    manifest = rewrite(demo_videos, tmp_path, lambda table: table.drop(columns="split"))
+    datamodule = video_datamodule(
+        manifest, group_column="group", val_fraction=0.2, test_fraction=0.2
+    )
+    datamodule.setup("fit")
+    splits_per_group = datamodule.table.groupby("group")["split"].nunique()
+    assert (splits_per_group == 1).all()
+    assert set(datamodule.table["split"]) == {"train", "val", "test"}
+
+
+def test_classes_come_sorted_from_the_train_split(demo_videos: Path) -> None:
+    datamodule = video_datamodule(demo_videos)
+    datamodule.setup("fit")
+    assert (
+        datamodule.classes == ["anticlockwise", "clockwise", "erratic"]
+        and datamodule.num_outputs == 3
+    )
+
+
+def test_label_only_in_val_is_reported_with_its_line(demo_videos: Path, tmp_path: Path) -> None:
+    def relabel_first_val_row(table: pd.DataFrame) -> pd.DataFrame:
+        table.loc[table.index[table["split"] == "val"][0], "label"] = "spiral"
+        return table
+
+    manifest = rewrite(demo_videos, tmp_path, relabel_first_val_row)
+    line = int(np.flatnonzero(pd.read_csv(manifest)["label"] == "spiral")[0]) + 2
+    with pytest.raises(ManifestError, match=rf"(?s){line}\s+label\s+label 'spiral' is not one of"):
+        video_datamodule(manifest).setup("fit")
+
+
+def test_unknown_split_value_is_reported(demo_videos: Path, tmp_path: Path) -> None:
+    manifest = rewrite(demo_videos, tmp_path, lambda table: table.assign(split="training"))
+    with pytest.raises(ManifestError, match="split 'training' is not one of"):
+        video_datamodule(manifest).setup("fit")
+
+
+def test_empty_test_split_is_explained_when_asked_for(demo_videos: Path, tmp_path: Path) -> None:
+    manifest = rewrite(demo_videos, tmp_path, lambda table: table[table["split"] != "test"])
+    datamodule = video_datamodule(manifest)
+    datamodule.setup("fit")
+    with pytest.raises(ManifestError, match="the test split has no rows"):
+        datamodule.test_dataloader()
+
+
+def test_image_batches_are_b_c_h_w_after_filtering(demo_images: Path) -> None:
+    datamodule = ImageDataModule(
+        label_kind="multiclass",
+        manifest=str(demo_images),
+        size=40,
+        batch_size=5,
+        label_column="primary_posture",
+        filter="num_people == 1",
+        num_workers=0,
+    )
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    assert batch["input"].shape == (5, 3, 40, 40)
+    assert (datamodule.table["num_people"].astype(int) == 1).all() and len(
+        datamodule.manifest.dropped
+    ) > 0

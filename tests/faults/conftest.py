@@ -1,0 +1,128 @@
+"""Faulty inputs for tests/faults, each generated at test time (nothing is stored in the repository).
+
+Videos use "counter" frames whose grey level is 4 x frame index (mod 256), so a decoded frame's
+mean tells which frame it is, and a wrong frame can never pass for a right one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import wave
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+STEP = 4  # grey level of frame i is STEP * i mod 256
+
+
+def counter_frames(num_frames: int, height: int = 32, width: int = 32) -> np.ndarray:
+    """(T, H, W, 3) uint8 frames whose grey level is STEP x frame index (mod 256)."""
+    levels = (np.arange(num_frames) * STEP % 256).astype(np.uint8)
+    return np.broadcast_to(levels[:, None, None, None], (num_frames, height, width, 3)).copy()
+
+
+def frame_numbers(frames: np.ndarray) -> list[int]:
+    """The frame index (mod 64) each decoded counter frame `(T, H, W, C)` shows."""
+    means = frames.reshape(len(frames), -1).astype(np.float64).mean(axis=1)
+    return [round(mean / STEP) for mean in means]
+
+
+def write_video(
+    path: Path,
+    frames: np.ndarray,
+    *,
+    fps: int = 10,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    gop: int = 8,
+    pts: list[int] | None = None,
+    faststart: bool = False,
+    rotate: int | None = None,
+) -> Path:
+    """Encode `frames (T, H, W, 3)` uint8; `pts` (in 1/fps/100 s ticks) makes the rate variable."""
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        if codec == "libx264":
+            stream.options = {"crf": "0", "g": str(gop), "bf": "0", "preset": "ultrafast"}
+        if pts is not None:
+            stream.time_base = Fraction(1, fps * 100)
+        if rotate is not None:
+            stream.metadata["rotate"] = str(rotate)
+        stream.thread_count = 1
+        for i, array in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            if pts is not None:
+                frame.pts, frame.time_base = pts[i], Fraction(1, fps * 100)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def write_audio_only(path: Path) -> Path:
+    """An .mp4 container holding one AAC audio stream and no video stream."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=8000)
+        samples = np.zeros((1, 1024 * 8), dtype=np.float32)
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate = 8000
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        container.mux(stream.encode())
+    return path
+
+
+def write_no_frames(path: Path) -> Path:
+    """An .mp4 with a declared H.264 video stream but not one encoded frame."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        container.mux(stream.encode())
+    return path
+
+
+def write_undecodable(path: Path) -> Path:
+    """A well-formed .mp4 (header, index, 12 packets) whose every video packet is noise."""
+    good = write_video(path.with_suffix(".tmp.mp4"), counter_frames(12), gop=4)
+    data = bytearray(good.read_bytes())
+    good.unlink()
+    start = data.index(b"mdat") + 4  # the packets' payload: [start, moov) when moov comes last
+    end = data.index(b"moov") - 4
+    data[start:end] = np.random.default_rng(0).integers(0, 256, end - start, np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    return path
+
+
+def make_bad_videos(folder: Path) -> dict[str, Path]:
+    """Every broken video of the fault table, by case name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        "zero_bytes": folder / "zero_bytes.mp4",
+        "random_bytes": folder / "random_bytes.mp4",
+        "text_as_avi": folder / "notes.avi",
+    }
+    files["zero_bytes"].write_bytes(b"")
+    files["random_bytes"].write_bytes(
+        np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    )
+    files["text_as_avi"].write_text("these are meeting notes, not a video\n" * 20)
+    whole = write_video(folder / "whole.mp4", counter_frames(60), gop=5, faststart=True)
+    files["truncated"] = folder / "truncated.mp4"
+    files["truncated"].write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    whole.unlink()
+    files["no_video_stream"] = write_audio_only(folder / "audio_only.mp4")
+    files["no_frames"] = write_no_frames(folder / "no_frames.mp4")
+    files["undecodable"] = write_undecodable(folder / "undecodable.mp4")
+    return files
+
+
+@pytest.fixture(scope="session")
+def bad_videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return make_bad_videos(tmp_path_factory.mktemp("bad_videos"))
