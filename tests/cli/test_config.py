@@ -50,9 +50,9 @@ def test_every_choice_composes_validates_and_imports(
     compose_train: Callable[..., DictConfig], override: str
 ) -> None:
     group = override.split("=")[0]
-    # clip_sampler is not in train.yaml's defaults: its files are picked for data.*_clip_sampler.
+    # clip_sampler files are picked for data.train_clip_sampler / data.eval_clip_sampler.
     if group == "clip_sampler":
-        override = f"+clip_sampler@data.train_clip_sampler={override.split('=')[1]}"
+        override = f"clip_sampler@data.train_clip_sampler={override.split('=')[1]}"
     cfg = compose_train(override)
     validate(cfg)
     found = list(targets(OmegaConf.to_container(cfg, resolve=False)))

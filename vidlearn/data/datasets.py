@@ -8,6 +8,7 @@ it and stop when too many files are bad. Nothing is skipped silently.
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 _SUBSTITUTE_STEP = 7919
 
 
-class SampleDataset(Dataset):
+class SampleDataset(Dataset, ABC):
     """Shared logic: targets, deterministic substitution of unreadable files."""
 
     def __init__(self, paths: Sequence[str], targets: np.ndarray, max_attempts: int = 10) -> None:
@@ -37,9 +38,9 @@ class SampleDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
+    @abstractmethod
     def load(self, index: int) -> Tensor:
         """Read and transform the sample at `index`; raises DecodeError when it cannot be read."""
-        raise NotImplementedError
 
     def __getitem__(self, index: int) -> dict:
         skipped = []
@@ -94,8 +95,10 @@ class VideoClipDataset(SampleDataset):
     def load(self, index: int) -> Tensor:
         reader = open_video(self.paths[index], backend=self.backend)
         clip = self.clip_sampler(reader.num_frames, reader.fps)[0]
-        frames = reader.read(clip)  # (T, H, W, C)
-        del reader
+        try:
+            frames = reader.read(clip)  # (T, H, W, C)
+        finally:
+            reader.close()
         return self.transform(frames)  # (T, C, H, W)
 
 
@@ -122,10 +125,10 @@ def read_image(path: str) -> np.ndarray:
         with Image.open(path) as image:
             image.load()
             if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-                # 16/32-bit greyscale: scale to 8 bits instead of clipping at 255.
+                # 16-bit greyscale: map 0..65535 to 0..255 (not clip at 255, nor stretch each
+                # image to its own peak, which would change its brightness).
                 array = np.asarray(image, dtype=np.float64)
-                peak = array.max() or 1.0
-                image = Image.fromarray((array * (255.0 / peak)).astype(np.uint8))
+                image = Image.fromarray(np.clip(np.rint(array / 257.0), 0, 255).astype(np.uint8))
             return np.asarray(image.convert("RGB"))
     except FileNotFoundError as error:
         raise DecodeError(
