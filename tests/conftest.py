@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from vidlearn.cli.config import CONF_DIR
+from vidlearn.cli.train import train
 from vidlearn.demo import make_images, make_videos
 
 # Two cores are shared by the data loader and the model; more threads only add contention.
@@ -33,22 +35,35 @@ def demo_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_images(tmp_path_factory.mktemp("demo_images"), seed=0, num_images=60, size=48)
 
 
+def compose_small_train(output: Path, *overrides: str) -> DictConfig:
+    """conf/train.yaml shrunk for tests: CPU, no workers, one epoch, output in `output`."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(
+            "train",
+            overrides=[
+                f"paths.output_dir={output / 'run'}",
+                f"paths.cache_dir={output / 'cache'}",
+                "data.num_workers=0",
+                "trainer.max_epochs=1",
+                "~callbacks.progress_bar",
+                *overrides,
+            ],
+        )
+
+
 @pytest.fixture
 def compose_train(tmp_path: Path) -> Callable[..., DictConfig]:
-    """Compose conf/train.yaml shrunk for tests: CPU, no workers, output under tmp_path."""
+    """compose_small_train with output under the test's tmp_path."""
+    return partial(compose_small_train, tmp_path)
 
-    def _compose(*overrides: str) -> DictConfig:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return compose(
-                "train",
-                overrides=[
-                    f"paths.output_dir={tmp_path / 'run'}",
-                    f"paths.cache_dir={tmp_path / 'cache'}",
-                    "data.num_workers=0",
-                    "trainer.max_epochs=1",
-                    "~callbacks.progress_bar",
-                    *overrides,
-                ],
-            )
 
-    return _compose
+@pytest.fixture(scope="session")
+def video_checkpoint(tmp_path_factory: pytest.TempPathFactory, demo_videos: Path) -> Path:
+    """Best checkpoint of the default frame CNN + GRU trained one epoch on 6-frame 32x32 clips."""
+    cfg = compose_small_train(
+        tmp_path_factory.mktemp("video_run"),
+        f"data.manifest={demo_videos}",
+        "data.size=32",
+        "data.frames=6",
+    )
+    return Path(train(cfg)["best_checkpoint"])

@@ -10,35 +10,14 @@ from PIL import Image
 
 from vidlearn.cli.config import CONF_DIR
 from vidlearn.cli.eval import run_eval
-from vidlearn.cli.train import train
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory, demo_videos: Path) -> Path:
-    run = tmp_path_factory.mktemp("run")
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                f"paths.output_dir={run}",
-                f"paths.cache_dir={run / 'cache'}",
-                "data.num_workers=0",
-                "trainer.max_epochs=1",
-                "~callbacks.progress_bar",
-                f"data.manifest={demo_videos}",
-                "data.size=32",
-                "data.frames=6",
-            ],
-        )
-    return Path(train(cfg)["best_checkpoint"])
-
-
-def _eval(checkpoint: Path, manifest: Path, *overrides: str):
+def _eval(video_checkpoint: Path, manifest: Path, *overrides: str):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(
             "eval",
             overrides=[
-                f"ckpt={checkpoint}",
+                f"ckpt={video_checkpoint}",
                 f"data.manifest={manifest}",
                 "data.num_workers=0",
                 "progress=false",
@@ -48,9 +27,9 @@ def _eval(checkpoint: Path, manifest: Path, *overrides: str):
     return run_eval(cfg)
 
 
-def test_metrics_match_the_per_video_predictions(checkpoint: Path, demo_videos: Path) -> None:
-    _eval(checkpoint, demo_videos, "split=test")
-    out = checkpoint.parent.parent / "eval" / "test"  # default: RUN/eval/<split>
+def test_metrics_match_the_per_video_predictions(video_checkpoint: Path, demo_videos: Path) -> None:
+    _eval(video_checkpoint, demo_videos, "split=test")
+    out = video_checkpoint.parent.parent / "eval" / "test"  # default: RUN/eval/<split>
     report = json.loads((out / "metrics.json").read_text())
     videos = pd.read_csv(out / "video_predictions.csv")
     split = pd.read_csv(demo_videos)
@@ -71,10 +50,12 @@ def test_metrics_match_the_per_video_predictions(checkpoint: Path, demo_videos: 
 
 
 def test_uniform_views_and_explicit_out(
-    checkpoint: Path, demo_videos: Path, tmp_path: Path
+    video_checkpoint: Path, demo_videos: Path, tmp_path: Path
 ) -> None:
     views = "+views={_target_: vidlearn.inference.views.UniformClipsSampler, num_clips: 3}"
-    evaluation = _eval(checkpoint, demo_videos, "split=val", f"out={tmp_path}", "~views", views)
+    evaluation = _eval(
+        video_checkpoint, demo_videos, "split=val", f"out={tmp_path}", "~views", views
+    )
     clips = pd.read_csv(tmp_path / "clip_predictions.csv")
     assert (
         clips.groupby("path").size().eq(3).all()
@@ -84,6 +65,6 @@ def test_uniform_views_and_explicit_out(
     )
 
 
-def test_image_data_for_a_video_model_is_refused(checkpoint: Path, demo_images: Path) -> None:
+def test_image_data_for_a_video_model_is_refused(video_checkpoint: Path, demo_images: Path) -> None:
     with pytest.raises(ValueError, match="data=video_csv"):
-        _eval(checkpoint, demo_images, "data=image_csv")
+        _eval(video_checkpoint, demo_images, "data=image_csv")

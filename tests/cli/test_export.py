@@ -10,29 +10,7 @@ from hydra import compose, initialize_config_dir
 
 from vidlearn.cli.config import CONF_DIR
 from vidlearn.cli.export import export
-from vidlearn.cli.train import train
 from vidlearn.inference.checkpoint import load_checkpoint
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory, demo_videos: Path) -> Path:
-    """The default frame CNN + GRU (keypoint pooling), trained for one epoch on tiny clips."""
-    run = tmp_path_factory.mktemp("run")
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                f"paths.output_dir={run}",
-                f"paths.cache_dir={run / 'cache'}",
-                "data.num_workers=0",
-                "trainer.max_epochs=1",
-                "~callbacks.progress_bar",
-                f"data.manifest={demo_videos}",
-                "data.size=32",
-                "data.frames=6",
-            ],
-        )
-    return Path(train(cfg)["best_checkpoint"])
 
 
 def _export(*overrides: str) -> Path:
@@ -41,10 +19,10 @@ def _export(*overrides: str) -> Path:
 
 
 def test_torchscript_matches_pytorch_at_another_batch_size(
-    checkpoint: Path, tmp_path: Path
+    video_checkpoint: Path, tmp_path: Path
 ) -> None:
-    out = _export(f"ckpt={checkpoint}", f"out={tmp_path / 'model.pt'}")
-    loaded = load_checkpoint(checkpoint)
+    out = _export(f"ckpt={video_checkpoint}", f"out={tmp_path / 'model.pt'}")
+    loaded = load_checkpoint(video_checkpoint)
     inputs = torch.randn(loaded.input_shape(5))
     scripted = torch.jit.load(str(out))
     assert torch.allclose(scripted(inputs), loaded.model(inputs), atol=1e-5)
@@ -55,11 +33,11 @@ def test_torchscript_matches_pytorch_at_another_batch_size(
     assert "val/accuracy" in card["training_metrics"]
 
 
-def test_onnx_runs_under_onnxruntime_like_pytorch(checkpoint: Path, tmp_path: Path) -> None:
+def test_onnx_runs_under_onnxruntime_like_pytorch(video_checkpoint: Path, tmp_path: Path) -> None:
     onnxruntime = pytest.importorskip("onnxruntime", reason="format=onnx needs onnxruntime")
     pytest.importorskip("onnx", reason="format=onnx needs onnx")
-    out = _export(f"ckpt={checkpoint}", "format=onnx", f"out={tmp_path / 'model.onnx'}")
-    loaded = load_checkpoint(checkpoint)
+    out = _export(f"ckpt={video_checkpoint}", "format=onnx", f"out={tmp_path / 'model.onnx'}")
+    loaded = load_checkpoint(video_checkpoint)
     inputs = torch.randn(loaded.input_shape(4))
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     (logits,) = session.run(["logits"], {"input": inputs.numpy()})

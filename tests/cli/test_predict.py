@@ -8,27 +8,6 @@ from hydra import compose, initialize_config_dir
 
 from vidlearn.cli.config import CONF_DIR
 from vidlearn.cli.predict import predict
-from vidlearn.cli.train import train
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory, demo_videos: Path) -> Path:
-    run = tmp_path_factory.mktemp("run")
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                f"paths.output_dir={run}",
-                f"paths.cache_dir={run / 'cache'}",
-                "data.num_workers=0",
-                "trainer.max_epochs=1",
-                "~callbacks.progress_bar",
-                f"data.manifest={demo_videos}",
-                "data.size=32",
-                "data.frames=6",
-            ],
-        )
-    return Path(train(cfg)["best_checkpoint"])
 
 
 def _predict(*overrides: str) -> list[Path]:
@@ -37,10 +16,10 @@ def _predict(*overrides: str) -> list[Path]:
 
 
 def test_a_folder_gives_top_k_per_video_and_timed_windows(
-    checkpoint: Path, demo_videos: Path, tmp_path: Path
+    video_checkpoint: Path, demo_videos: Path, tmp_path: Path
 ) -> None:
     files, windows = _predict(
-        f"ckpt={checkpoint}",
+        f"ckpt={video_checkpoint}",
         f"input={demo_videos.parent}",
         f"out={tmp_path / 'p.csv'}",
         "top_k=2",
@@ -59,9 +38,13 @@ def test_a_folder_gives_top_k_per_video_and_timed_windows(
     assert first[table["class_1"][0]].mean() == pytest.approx(table["probability_1"][0], abs=1e-6)
 
 
-def test_an_unreadable_file_gets_a_row_with_its_error(checkpoint: Path, tmp_path: Path) -> None:
+def test_an_unreadable_file_gets_a_row_with_its_error(
+    video_checkpoint: Path, tmp_path: Path
+) -> None:
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
-    (files, _) = _predict(f"ckpt={checkpoint}", f"input={broken}", f"out={tmp_path / 'p.csv'}")
+    (files, _) = _predict(
+        f"ckpt={video_checkpoint}", f"input={broken}", f"out={tmp_path / 'p.csv'}"
+    )
     table = pd.read_csv(files)
     assert table["windows"].tolist() == [0] and str(broken) in table["error"][0]

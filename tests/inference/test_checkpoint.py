@@ -4,31 +4,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
-from vidlearn.cli.config import CONF_DIR
-from vidlearn.cli.train import train
 from vidlearn.inference.checkpoint import CheckpointError, load_checkpoint
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory, demo_videos: Path) -> Path:
-    run = tmp_path_factory.mktemp("run")
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                f"paths.output_dir={run}",
-                f"paths.cache_dir={run / 'cache'}",
-                "data.num_workers=0",
-                "trainer.max_epochs=1",
-                "~callbacks.progress_bar",
-                f"data.manifest={demo_videos}",
-                "data.size=32",
-                "data.frames=6",
-            ],
-        )
-    return Path(train(cfg)["best_checkpoint"])
 
 
 class Payload:
@@ -41,9 +18,9 @@ class Payload:
         return (open, (str(self.marker), "w"))
 
 
-def test_rebuilds_the_network_with_the_trained_weights(checkpoint: Path) -> None:
-    loaded = load_checkpoint(checkpoint)
-    stored = torch.load(checkpoint, weights_only=True)["state_dict"]
+def test_rebuilds_the_network_with_the_trained_weights(video_checkpoint: Path) -> None:
+    loaded = load_checkpoint(video_checkpoint)
+    stored = torch.load(video_checkpoint, weights_only=True)["state_dict"]
     assert loaded.classes == ["anticlockwise", "clockwise", "erratic"]
     assert loaded.label_kind == "multiclass" and loaded.input_shape(2) == (2, 6, 3, 32, 32)
     for name, value in loaded.model.state_dict().items():
@@ -53,10 +30,12 @@ def test_rebuilds_the_network_with_the_trained_weights(checkpoint: Path) -> None
     assert torch.allclose(scores.sum(dim=1), torch.ones(2))
 
 
-def test_refuses_a_pickle_payload_without_running_it(tmp_path: Path, checkpoint: Path) -> None:
+def test_refuses_a_pickle_payload_without_running_it(
+    tmp_path: Path, video_checkpoint: Path
+) -> None:
     marker = tmp_path / "payload_ran"
     tampered = tmp_path / "tampered.ckpt"
-    contents = torch.load(checkpoint, weights_only=True)
+    contents = torch.load(video_checkpoint, weights_only=True)
     contents["hyper_parameters"]["extra"] = Payload(marker)
     torch.save(contents, tampered)
     with pytest.raises(CheckpointError, match="refused to load") as error:
