@@ -13,7 +13,8 @@ from omegaconf import DictConfig
 from vidlearn.cli.train import train
 from vidlearn.demo import make_videos
 
-pytestmark = pytest.mark.slow
+# Each run takes 2-4 minutes on 2 cores; the default 300 s per-test limit is too short.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,6 @@ mean tells which frame it is, and a wrong frame can never pass for a right one.
 
 from __future__ import annotations
 
-import shutil
-import wave
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -16,7 +14,6 @@ import av
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
 STEP = 4  # grey level of frame i is STEP * i mod 256
 
@@ -55,7 +52,7 @@ def write_video(
         if pts is not None:
             stream.time_base = Fraction(1, fps * 100)
         if rotate is not None:
-            stream.metadata["rotate"] = str(rotate)
+            stream.set_display_rotation(rotate)
         stream.thread_count = 1
         for i, array in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(array, format="rgb24")
@@ -80,11 +77,11 @@ def write_audio_only(path: Path) -> Path:
 
 
 def write_no_frames(path: Path) -> Path:
-    """An .mp4 with a declared H.264 video stream but not one encoded frame."""
+    """An .avi with a declared MJPEG video stream but not one frame in it."""
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        container.mux(stream.encode())
+        stream = container.add_stream("mjpeg", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuvj420p"
+        container.start_encoding()
     return path
 
 
@@ -118,7 +115,7 @@ def make_bad_videos(folder: Path) -> dict[str, Path]:
     files["truncated"].write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     whole.unlink()
     files["no_video_stream"] = write_audio_only(folder / "audio_only.mp4")
-    files["no_frames"] = write_no_frames(folder / "no_frames.mp4")
+    files["no_frames"] = write_no_frames(folder / "no_frames.avi")
     files["undecodable"] = write_undecodable(folder / "undecodable.mp4")
     return files
 
@@ -126,3 +123,63 @@ def make_bad_videos(folder: Path) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def bad_videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return make_bad_videos(tmp_path_factory.mktemp("bad_videos"))
+
+
+def make_odd_videos(folder: Path) -> dict[str, Path]:
+    """Unusual but valid videos of the fault table, by case name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    # pts in 1/1000 s: every third frame lasts three times as long.
+    variable = np.cumsum([0] + [100 if i % 3 else 300 for i in range(39)]).tolist()
+    return {
+        "one_frame": write_video(folder / "one_frame.mp4", counter_frames(1)),
+        "shorter_than_clip": write_video(folder / "three_frames.mp4", counter_frames(3)),
+        # x264 refuses odd sizes in 4:2:0; 4:4:4 keeps every pixel of a 17 x 13 frame.
+        "odd_size": write_video(
+            folder / "odd_17x13.mp4", counter_frames(12, 13, 17), pix_fmt="yuv444p"
+        ),
+        "grayscale": write_video(
+            folder / "gray.mkv", counter_frames(12), codec="ffv1", pix_fmt="gray"
+        ),
+        "rotated": write_video(folder / "rotated.mp4", counter_frames(12, 32, 64), rotate=90),
+        "width_48": write_video(folder / "width_48.mp4", counter_frames(12, 32, 48)),
+        "variable_rate": write_video(
+            folder / "variable_rate.mp4", counter_frames(40), pts=variable
+        ),
+        "non_ascii_name": write_video(folder / "vidéo clip ü 日本.mp4", counter_frames(12)),
+    }
+
+
+@pytest.fixture(scope="session")
+def odd_videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return make_odd_videos(tmp_path_factory.mktemp("odd_videos"))
+
+
+def mixed_manifest(folder: Path, demo_manifest: Path, extra: dict[str, Path]) -> Path:
+    """The demo manifest with absolute paths, plus `extra` files as clockwise training rows."""
+    table = pd.read_csv(demo_manifest)
+    table["path"] = [str(demo_manifest.parent / path) for path in table["path"]]
+    rows = pd.DataFrame(
+        {"path": [str(p) for p in extra.values()], "label": "clockwise", "split": "train"}
+    )
+    manifest = folder / "mixed.csv"
+    pd.concat([table[["path", "label", "split"]], rows]).to_csv(manifest, index=False)
+    return manifest
+
+
+@pytest.fixture
+def make_mixed_manifest(tmp_path: Path, demo_videos: Path) -> Callable[[dict[str, Path]], Path]:
+    """Build a manifest of the 30 demo videos plus the given files (clockwise, train split)."""
+    return lambda extra: mixed_manifest(tmp_path, demo_videos, extra)
+
+
+@pytest.fixture(scope="session")
+def numbers_of() -> Callable[[np.ndarray], list[int]]:
+    """Map decoded counter frames `(T, H, W, C)` to the frame indices (mod 64) they show."""
+    return frame_numbers
+
+
+@pytest.fixture(scope="session")
+def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20,000 frames (about 33 minutes at 10 fps), 32 x 32, a keyframe every 250 frames."""
+    folder = tmp_path_factory.mktemp("long_video")
+    return write_video(folder / "long.mp4", counter_frames(20_000), gop=250)

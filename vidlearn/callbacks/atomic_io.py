@@ -38,6 +38,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(temporary, target)
+        except OSError as error:  # a full disk, a quota, a lost mount
+            Path(temporary).unlink(missing_ok=True)
+            raise OSError(
+                error.errno,
+                f"could not write checkpoint {target} ({error.strerror or error}); the previous "
+                f"{target.name}, if any, is unchanged. Free space or fix the folder, then continue "
+                f"with resume={target.parent.parent}",
+            ) from error
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise

@@ -26,7 +26,13 @@ from rich.console import Console
 from rich.table import Table
 
 import vidlearn.cli.demo  # noqa: F401  (registers the ${demo:...} resolver)
-from vidlearn.callbacks import AtomicCheckpointIO, ResumeState, SigtermCheckpoint
+from vidlearn.callbacks import (
+    AtomicCheckpointIO,
+    NonFiniteLossFiles,
+    ResumeState,
+    SigtermCheckpoint,
+    claim_run_dir,
+)
 from vidlearn.cli.config import CONF_DIR
 from vidlearn.cli.run_files import write_provenance
 from vidlearn.cli.schema import validate
@@ -42,7 +48,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job described by `cfg`; returns the summary written to summary.json."""
     validate(cfg)
     run_dir = Path(cfg.paths.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with claim_run_dir(
+        run_dir, cfg.resume
+    ):  # one run per folder; see vidlearn/callbacks/run_dir.py
+        return _fit_and_report(cfg, run_dir)
+
+
+def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """The body of train(), inside a claimed run directory."""
     pl.seed_everything(cfg.seed, workers=True)
 
     task_class = get_class(cfg.task._target_)
@@ -77,7 +90,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
 
     bad_files = BadFileMonitor(cfg.data.max_bad_fraction)
-    run_callbacks = [bad_files, ResumeState(), SigtermCheckpoint(run_dir / "checkpoints")]
+    nonfinite = NonFiniteLossFiles()
+    run_callbacks = [
+        bad_files,
+        nonfinite,
+        ResumeState(),
+        SigtermCheckpoint(run_dir / "checkpoints"),
+    ]
     callbacks = [
         instantiate(node) for node in (cfg.get("callbacks") or {}).values()
     ] + run_callbacks
@@ -115,6 +134,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "num_test": len(datamodule.datasets.get("test", [])),
         "epochs": trainer.current_epoch,
         "skipped": bad_files.records,
+        "nonfinite_steps": nonfinite.skipped_steps,
         "dropped_rows": len(datamodule.manifest.dropped),
     }
     if trainer.is_global_zero:

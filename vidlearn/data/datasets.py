@@ -49,8 +49,10 @@ class SampleDataset(Dataset, ABC):
             try:
                 sample = self.load(candidate)
             except DecodeError as error:
-                logger.warning("skipping %s", error)
-                skipped.append(f"{self.paths[candidate]}: {_reason(error, self.paths[candidate])}")
+                # Sampler errors (ShortVideoError) do not name the file: the record always does.
+                record = f"{self.paths[candidate]}: {_reason(error, self.paths[candidate])}"
+                logger.warning("skipping %s", record)
+                skipped.append(record)
                 candidate = (candidate + _SUBSTITUTE_STEP) % len(self.paths)
                 continue
             return {

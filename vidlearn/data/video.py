@@ -213,6 +213,12 @@ class DecordReader:
         try:
             return self.reader.get_batch(wanted.tolist()).asnumpy()  # (T, H, W, 3)
         except decord.DECORDError as error:
+            if "size must exactly match" in str(error):  # decord miscounts padded rows
+                raise DecodeError(
+                    f"{self.path}: decord cannot copy its frames ({_last_line(error)}); decord "
+                    "fails on some frame widths (4:2:0 video not a multiple of 32 pixels wide, "
+                    "including rotated phone videos): use backend=pyav"
+                ) from error
             raise DecodeError(
                 f"{self.path}: decord cannot decode frames up to {wanted.max()} of {self.num_frames} "
                 f"({_last_line(error)}); the file is probably truncated: use backend=pyav, which "
@@ -227,6 +233,8 @@ class PyAVReader:
     """PyAV: decode sequentially from the keyframe before each run of wanted frames.
 
     Dense indices are decoded in one pass; a gap of over two seconds starts a new run (a seek).
+    Variable frame rate videos are always decoded from the start: a seek's timestamp does not
+    tell which frame it landed on.
     """
 
     def __init__(self, path: str, threads: int = 1) -> None:
@@ -251,7 +259,16 @@ class PyAVReader:
         self.fps = float(rate) if rate else 0.0
         self.height, self.width = self.stream.height, self.stream.width
         self.codec = self.stream.codec_context.name
-        self.num_frames = self._count_frames()
+        # Seeking lands on a timestamp; turning it into a frame index assumes a constant rate.
+        base = float(self.stream.base_rate or 0)
+        self.constant_rate = base > 0 and abs(self.fps - base) <= 0.01 * base
+        try:
+            self.num_frames = self._count_frames()
+        except av.FFmpegError as error:  # e.g. an empty AVI refuses the seek back to its start
+            self.container.close()
+            raise DecodeError(
+                f"{path}: cannot count its frames ({error}); re-export it or remove its row"
+            ) from error
         if self.num_frames == 0:
             self.close()
             raise DecodeError(
@@ -267,7 +284,8 @@ class PyAVReader:
         if self.container.duration and self.fps:
             return round(self.container.duration / 1_000_000 * self.fps)
         packets = sum(1 for packet in self.container.demux(self.stream) if packet.size)
-        self.container.seek(0)
+        if packets:
+            self.container.seek(0)
         return packets
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
@@ -306,13 +324,16 @@ class PyAVReader:
 
     def _runs(self, indices: np.ndarray) -> list[np.ndarray]:
         """Split sorted indices at gaps over two seconds, where a new seek beats decoding through."""
+        if not self.constant_rate:
+            return [indices]  # no seeks: one pass from the first frame counts frames exactly
         return np.split(indices, np.flatnonzero(np.diff(indices) > max(2 * self.fps, 1)) + 1)
 
     def _numbered_frames(self, first: int) -> Iterator[tuple[int, av.VideoFrame]]:
         """(frame index, frame) in presentation order, starting at or before frame `first`."""
         # Within a second of the start, decoding from frame 0 costs less than a seek, and counting
-        # frames is exact even for variable frame rates, where pts-derived indices are not.
-        if first > self.fps > 0:
+        # frames is exact even for variable frame rates, where pts-derived indices are not: with
+        # a variable rate, always count from the start.
+        if first > self.fps > 0 and self.constant_rate:
             time_base, start_pts = self.stream.time_base, self.stream.start_time or 0
             self.container.seek(
                 start_pts + int(first / self.fps / time_base), stream=self.stream, backward=True

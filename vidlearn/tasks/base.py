@@ -39,9 +39,19 @@ class NonFiniteLossError(RuntimeError):
     def __init__(self, loss: float, indices: list[int]) -> None:
         self.loss = loss
         self.indices = indices
-        super().__init__(
-            f"training loss is {loss} on the batch with train-split indices {indices}. Check "
-            "those inputs and targets for NaN/inf or extreme values, lower optimizer.lr, or set "
+        self.files: list[str] = []
+        super().__init__(self._message())
+
+    def name_files(self, files: list[str]) -> None:
+        """Add the batch's files to the message; the task itself knows only split indices."""
+        self.files = list(files)
+        self.args = (self._message(),)
+
+    def _message(self) -> str:
+        where = f"files {self.files}" if self.files else f"train-split indices {self.indices}"
+        return (
+            f"training loss is {self.loss} on the batch with {where}. Check those inputs and "
+            "targets for NaN/inf or extreme values, lower optimizer.lr, or set "
             "task.on_nonfinite_loss=skip to skip such batches."
         )
 

@@ -1,0 +1,45 @@
+"""Config faults stop a run before it writes anything, naming the key and what to do."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf import DictConfig
+from omegaconf.errors import MissingMandatoryValue
+
+from vidlearn.cli.train import train
+from vidlearn.data.manifest import ManifestError
+
+
+def test_unknown_key_is_refused_naming_it(compose_train: Callable[..., DictConfig]) -> None:
+    with pytest.raises(ConfigCompositionException, match=r"Could not override 'data\.bacth_size'"):
+        compose_train("data.bacth_size=3")
+
+
+def test_wrong_type_stops_train_before_any_output(
+    compose_train: Callable[..., DictConfig], demo_videos: Path
+) -> None:
+    cfg = compose_train(f"data.manifest={demo_videos}", "data.batch_size=abc")
+    with pytest.raises(ValueError, match=r"data\.batch_size='abc' has the wrong type"):
+        train(cfg)
+    assert not Path(cfg.paths.output_dir).exists()
+
+
+def test_missing_required_value_names_the_key(compose_train: Callable[..., DictConfig]) -> None:
+    cfg = compose_train("data.manifest=???")
+    with pytest.raises(MissingMandatoryValue, match=r"data\.manifest"):
+        train(cfg)
+    assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()
+
+
+def test_class_list_that_disagrees_with_the_data_names_the_rows(
+    compose_train: Callable[..., DictConfig], demo_videos: Path
+) -> None:
+    cfg = compose_train(f"data.manifest={demo_videos}", "data.classes=[clockwise,anticlockwise]")
+    with pytest.raises(ManifestError, match="'erratic'") as error:
+        train(cfg)
+    assert str(demo_videos) in str(error.value)
+    assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()
