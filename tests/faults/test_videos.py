@@ -157,7 +157,7 @@ def test_bad_videos_in_training_are_skipped_counted_and_listed(
     broken = {case: bad_videos[case] for case in ("zero_bytes", "random_bytes", "undecodable")}
     cfg = compose_train(
         f"data.manifest={make_mixed_manifest(broken)}",
-        "+data.allow_outside_root=true",
+        "data.allow_outside_root=true",
         "data.max_bad_fraction=0.5",
         "sampler=none",
         *TINY,
@@ -181,7 +181,7 @@ def test_too_many_bad_videos_stop_the_run_listing_them(
     broken = {case: bad_videos[case] for case in ("zero_bytes", "text_as_avi")}
     cfg = compose_train(
         f"data.manifest={make_mixed_manifest(broken)}",
-        "+data.allow_outside_root=true",
+        "data.allow_outside_root=true",
         "sampler=none",
         *TINY,
     )
