@@ -36,9 +36,7 @@ def compose_train(overrides: Sequence[str], output_dir: Path) -> Any:
     from vidlearn.cli.config import CONF_DIR
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(
-            "train", overrides=[f"paths.output_dir={output_dir}", *QUIET, *overrides]
-        )
+        return compose("train", overrides=[f"paths.output_dir={output_dir}", *QUIET, *overrides])
 
 
 def run_train(overrides: Sequence[str], output_dir: Path) -> tuple[dict[str, Any], float]:
@@ -89,7 +87,8 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         "python": platform.python_version(),
         "versions": {k: v for k, v in package_versions().items() if v is not None},
         "commit": (commit + (" (uncommitted changes)" if dirty else "")) or "unknown",
-        "command": "python " + " ".join(shlex.quote(a) for a in [_relative(sys.argv[0]), *sys.argv[1:]]),
+        "command": "python "
+        + " ".join(shlex.quote(a) for a in [_relative(sys.argv[0]), *sys.argv[1:]]),
     }
 
 
@@ -133,7 +132,7 @@ def write_result(name: str, record: dict[str, Any], markdown: str, out: Path | N
 def per_class_recall(metrics: dict[str, float], split: str = "test") -> dict[str, float]:
     """{class: recall} from a summary's `<split>/recall/<class>` metrics."""
     prefix = f"{split}/recall/"
-    return {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
 
 
 def run_variants(

@@ -26,7 +26,6 @@ import tempfile
 from pathlib import Path
 
 import torch
-
 from common import environment, markdown_table, metrics_rows, run_variants, write_result
 
 
@@ -89,7 +88,9 @@ def main() -> None:
         "caps": {"epochs": args.epochs, "r3d_epochs": args.r3d_epochs, "r3d_size": args.r3d_size},
         "results": results,
     }
-    write_result("reproduce_video_recipe" + ("_quick" if args.quick else ""), record, markdown, args.out)
+    write_result(
+        "reproduce_video_recipe" + ("_quick" if args.quick else ""), record, markdown, args.out
+    )
 
 
 if __name__ == "__main__":

@@ -82,13 +82,23 @@ def test_last_checkpoint_is_the_final_epoch_even_without_improvement(
     assert last["epoch"] == 1
 
 
-def test_balanced_class_weights_come_from_the_train_split(compose_train: Callable[..., DictConfig],
-                                                          demo_videos: Path) -> None:
-    cfg = compose_train(f"data.manifest={demo_videos}", "data.size=32", "data.frames=6",
-                        "sampler=none", "task.class_weights=balanced")
+def test_balanced_class_weights_come_from_the_train_split(
+    compose_train: Callable[..., DictConfig], demo_videos: Path
+) -> None:
+    cfg = compose_train(
+        f"data.manifest={demo_videos}",
+        "data.size=32",
+        "data.frames=6",
+        "sampler=none",
+        "task.class_weights=balanced",
+    )
     summary = train(cfg)
-    weights = torch.load(summary["best_checkpoint"], weights_only=True)["hyper_parameters"]["class_weights"]
-    train_counts = pd.read_csv(Path(cfg.paths.output_dir) / "splits.csv").query("split == 'train'")["label"]
+    weights = torch.load(summary["best_checkpoint"], weights_only=True)["hyper_parameters"][
+        "class_weights"
+    ]
+    train_counts = pd.read_csv(Path(cfg.paths.output_dir) / "splits.csv").query("split == 'train'")[
+        "label"
+    ]
     counts = train_counts.value_counts().reindex(summary["classes"]).to_numpy()
     # Inverse frequency: weight x count is the same for every class.
     assert np.allclose(np.asarray(weights) * counts, weights[0] * counts[0])

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vidlearn.data.datasets import ImageDataset, VideoClipDataset, collate
+from vidlearn.data.folds import fold_splits, read_fold
 from vidlearn.data.labels import LabelEncoder
 from vidlearn.data.manifest import (
     IMAGE_EXTENSIONS,
@@ -28,6 +29,8 @@ from vidlearn.data.manifest import (
     Problem,
     format_problems,
     read_manifest,
+    resolve_path,
+    sample_paths,
     scan_folder,
 )
 from vidlearn.data.samplers import EvalShardSampler
@@ -42,8 +45,10 @@ SamplerFactory = Callable[..., Sampler[int]]
 class ManifestDataModule(pl.LightningDataModule):
     """Rows, splits, labels and loaders shared by the video and image DataModules.
 
-    Splits come from the manifest's split column when it has one; otherwise from `fold` of
-    `folds` generated folds (the fold is validation, the rest training), otherwise from a seeded,
+    Splits, by precedence: fold `fold` of prepared `fold_files` (a pattern such as
+    "folds/fold_{fold}_{split}.csv", relative to the manifest's folder; rows the files do not
+    list are dropped); fold `fold` of `folds` generated folds (stratified, group-disjoint: the
+    fold is validation, the rest training); the manifest's split column; otherwise a seeded,
     stratified, group-disjoint split with `val_fraction` and `test_fraction`.
     """
 
@@ -57,6 +62,7 @@ class ManifestDataModule(pl.LightningDataModule):
         folder: str | None = None,
         root: str | None = None,
         path_column: str = "path",
+        path_template: str | None = None,
         label_column: str = "label",
         split_column: str | None = "split",
         group_column: str | None = None,
@@ -66,6 +72,7 @@ class ManifestDataModule(pl.LightningDataModule):
         test_fraction: float = 0.15,
         folds: int | None = None,
         fold: int | None = None,
+        fold_files: str | None = None,
         seed: int = 0,
         size: int = 112,
         mean: Sequence[float] = (0.485, 0.456, 0.406),
@@ -89,14 +96,30 @@ class ManifestDataModule(pl.LightningDataModule):
             raise ValueError(
                 "set exactly one of data.manifest (a CSV) and data.folder (class sub-folders)"
             )
-        if fold is not None and folds is None:
-            raise ValueError("data.fold needs data.folds (the number of folds) to be set")
+        if folds is not None and fold_files is not None:
+            raise ValueError(
+                "set one of data.folds (generate folds) and data.fold_files (prepared fold "
+                "files), not both"
+            )
+        if fold is not None and folds is None and fold_files is None:
+            raise ValueError(
+                "data.fold needs data.folds (the number of folds to generate) or "
+                "data.fold_files (prepared fold files) to be set"
+            )
+        if fold_files is not None and fold is None:
+            raise ValueError(
+                f"data.fold_files={fold_files!r} needs data.fold (which fold to train), "
+                "e.g. data.fold=0, or -m data.fold=0,1,2,3,4 for every fold"
+            )
+        if fold_files is not None and manifest is None:
+            raise ValueError("data.fold_files needs data.manifest (the files are matched to it)")
         self.label_kind = label_kind
         self.manifest_path = manifest
         self.folder = folder
         self.read_options = dict(
             root=root,
             path_column=path_column,
+            path_template=path_template,
             label_column=label_column,
             split_column=split_column,
             group_column=group_column,
@@ -107,7 +130,7 @@ class ManifestDataModule(pl.LightningDataModule):
         )
         self.fixed_classes = list(classes) if classes else None
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
-        self.folds, self.fold, self.seed = folds, fold, seed
+        self.folds, self.fold, self.fold_files, self.seed = folds, fold, fold_files, seed
         self.size, self.mean, self.std = size, list(mean), list(std)
         self.augment = list(augment or [])
         self.sampler_factory = sampler
@@ -162,7 +185,14 @@ class ManifestDataModule(pl.LightningDataModule):
         manifest = self._read()
         table = manifest.table
         table["split"] = self._splits(table, manifest)
-        problems = []
+        unlisted = table["split"] == ""
+        if unlisted.any():
+            reason = f"not in the fold {self.fold} files"
+            logger.info("%s: %d row(s) removed (%s)", manifest.source.name, unlisted.sum(), reason)
+            manifest.dropped = pd.concat(
+                [manifest.dropped, table.loc[unlisted].assign(reason=reason)]
+            )
+            manifest.table = table = table.loc[~unlisted].reset_index(drop=True)
         train_labels = table.loc[table["split"] == "train", "label"]
         if train_labels.empty:
             raise ManifestError(
@@ -195,6 +225,8 @@ class ManifestDataModule(pl.LightningDataModule):
         return read_manifest(self.manifest_path, **self.read_options)
 
     def _splits(self, table: pd.DataFrame, manifest: Manifest) -> np.ndarray:
+        if self.fold_files is not None:
+            return self._prepared_fold_splits(table, manifest)
         groups = table["group"].tolist() if "group" in table.columns else None
         strata = self._strata(table["label"])
         if self.folds is not None:
@@ -219,16 +251,41 @@ class ManifestDataModule(pl.LightningDataModule):
             return table["split"].to_numpy()
         return assign_splits(strata, groups, self.val_fraction, self.test_fraction, self.seed)
 
+    def _prepared_fold_splits(self, table: pd.DataFrame, manifest: Manifest) -> np.ndarray:
+        """'train' / 'val' per row from fold `fold`'s files; '' for rows they do not list."""
+        options = self.read_options
+        rows = read_fold(
+            self.fold_files,
+            self.fold,
+            manifest.source.parent,
+            base=manifest.root,
+            path_column=options["path_column"],
+            path_template=options["path_template"],
+            encoding=options["encoding"],
+        )
+        dropped = manifest.dropped
+        removed = set()
+        if len(dropped) and options["path_column"] in dropped.columns:
+            written = sample_paths(
+                dropped, options["path_column"], options["path_template"], manifest.source
+            )
+            removed = {resolve_path(manifest.root, path) for path in written}
+        return fold_splits(table["path"], rows, manifest.source, removed)
+
     def _strata(self, labels: pd.Series) -> list[str]:
-        """Labels to stratify on: the class, or a quartile bin of a regression target."""
+        """Labels to stratify on: the class, or a quantile bin of a regression target.
+
+        Regression targets get up to 4 bins (quartiles), fewer when a bin would hold under one
+        row of the smallest split or fold: stratification deals each bin out separately, and
+        20 rows in quartiles of 5 would give a 10% test split no row at all.
+        """
         if self.label_kind != "regression":
             return labels.tolist()
         values = pd.to_numeric(labels, errors="coerce")
-        return (
-            pd.qcut(values.rank(method="first"), q=min(4, len(values)), labels=False)
-            .astype(str)
-            .tolist()
-        )
+        shares = [1.0 / self.folds] if self.folds else [self.val_fraction, self.test_fraction]
+        smallest = min([share for share in shares if share > 0], default=1.0)
+        bins = max(1, min(4, int(len(values) * smallest + 1e-9)))
+        return pd.qcut(values.rank(method="first"), q=bins, labels=False).astype(str).tolist()
 
     def build_dataset(self, split: str, paths: list[str], targets: np.ndarray) -> Dataset:
         """Make the Dataset of one split; subclasses choose the type and transforms."""
@@ -283,6 +340,10 @@ class ManifestDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader("test")
 
+    def predict_dataloader(self) -> DataLoader:
+        """The test split in order, evaluation transforms, for `Trainer.predict`."""
+        return self._eval_loader("test")
+
     def state_dict(self) -> dict[str, Any]:
         """Sampler position, saved in checkpoints so a resumed run continues the same sequence."""
         if self.train_sampler is not None and hasattr(self.train_sampler, "state_dict"):
@@ -313,11 +374,13 @@ class VideoDataModule(ManifestDataModule):
         backend: str = "decord",
         train_clip_sampler: Callable[[int, float], list[np.ndarray]],
         eval_clip_sampler: Callable[[int, float], list[np.ndarray]],
+        per_frame_max_norm: bool = False,
         **options: Any,
     ) -> None:
         super().__init__(**options)
         self.frames = frames
         self.backend = backend
+        self.per_frame_max_norm = per_frame_max_norm
         self.train_clip_sampler = train_clip_sampler
         self.eval_clip_sampler = eval_clip_sampler
 
@@ -327,11 +390,19 @@ class VideoDataModule(ManifestDataModule):
             "modality": "video",
             "frames": self.frames,
             "backend": self.backend,
+            "per_frame_max_norm": self.per_frame_max_norm,
         }
 
     def build_dataset(self, split: str, paths: list[str], targets: np.ndarray) -> Dataset:
         training = split == "train"
-        transform = ClipTransform(self.augment if training else [], self.size, self.mean, self.std)
+        # per_frame_max_norm is preprocessing, not augmentation: every split gets it.
+        transform = ClipTransform(
+            self.augment if training else [],
+            self.size,
+            self.mean,
+            self.std,
+            per_frame_max_norm=self.per_frame_max_norm,
+        )
         sampler = self.train_clip_sampler if training else self.eval_clip_sampler
         return VideoClipDataset(paths, targets, sampler, transform, backend=self.backend)
 

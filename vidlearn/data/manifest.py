@@ -42,12 +42,14 @@ class Manifest:
     `table` has one row per sample with at least the columns `path` (absolute), `label`
     (raw, as written), `line` (line number in the CSV, header = 1), plus `split` and `group`
     when the source has them, and every other column of the CSV unchanged.
-    `dropped` holds the removed rows with a `reason` column.
+    `dropped` holds the removed rows with a `reason` column. `root` is the folder that relative
+    paths were resolved against (None for a scanned folder, whose paths are found, not written).
     """
 
     source: Path
     table: pd.DataFrame
     dropped: pd.DataFrame = field(default_factory=pd.DataFrame)
+    root: Path | None = None
 
 
 def format_problems(source: Path | str, problems: list[Problem], limit: int = 50) -> str:
@@ -90,6 +92,7 @@ def read_manifest(
     *,
     root: str | Path | None = None,
     path_column: str = "path",
+    path_template: str | None = None,
     label_column: str = "label",
     split_column: str | None = "split",
     group_column: str | None = None,
@@ -100,8 +103,11 @@ def read_manifest(
 ) -> Manifest:
     """Read a CSV manifest, apply `filter`, drop blank labels and validate the rest.
 
-    Paths are resolved against `root` (default: the manifest's folder). Raises ManifestError
-    listing every problem: missing columns, duplicate paths, missing files, paths outside root.
+    A row's file is its `path_column` cell, or with `path_template` (e.g. "arrays/{id}.npy")
+    the template filled with the row's cells; the path column then stays in the table under its
+    own name (an id). Paths are resolved against `root` (default: the manifest's folder). Raises
+    ManifestError listing every problem: missing columns, duplicate paths, missing files, paths
+    outside root.
     """
     source = Path(manifest).expanduser().resolve()
     frame = read_csv(source, encoding)
@@ -137,9 +143,10 @@ def read_manifest(
         )
 
     base = Path(root).expanduser().resolve() if root else source.parent
+    written = sample_paths(frame, path_column, path_template, source)
     table = pd.DataFrame(
         {
-            "path": [_resolve(base, p) for p in frame[path_column]],
+            "path": [resolve_path(base, p) for p in written],
             "label": frame[label_column].str.strip().to_numpy(),
             "line": frame["line"].to_numpy(),
         }
@@ -152,16 +159,19 @@ def read_manifest(
                 f"{source}: group column {group_column!r} (data.group_column) not found."
             )
         table["group"] = frame[group_column].to_numpy()
+    keep_path_column = path_template is not None
     for column in frame.columns:
-        if column not in table.columns and column not in (path_column, label_column):
+        if column in table.columns or column == label_column:
+            continue
+        if column != path_column or keep_path_column:
             table[column] = frame[column].to_numpy()
 
-    problems = validate_paths(
-        table, frame[path_column].tolist(), base, allow_outside_root, check_files
-    )
+    problems = validate_paths(table, written, base, allow_outside_root, check_files)
     if problems:
         raise ManifestError(format_problems(source, problems))
-    return Manifest(source=source, table=table.reset_index(drop=True), dropped=dropped_rows)
+    return Manifest(
+        source=source, table=table.reset_index(drop=True), dropped=dropped_rows, root=base
+    )
 
 
 def _apply_filter(frame: pd.DataFrame, query: str, source: Path) -> pd.Series:
@@ -185,7 +195,37 @@ def _as_numbers_if_possible(column: pd.Series) -> pd.Series:
     return numbers if numbers.notna().sum() == (column != "").sum() else column
 
 
-def _resolve(base: Path, path: str) -> str:
+def sample_paths(
+    frame: pd.DataFrame, path_column: str, path_template: str | None, source: Path
+) -> list[str]:
+    """Each row's path as written: its `path_column` cell, or `path_template` filled with its cells.
+
+    A blank path cell stays blank (reported as an empty path), not "arrays/.npy".
+    """
+    if path_template is None:
+        return frame[path_column].tolist()
+    paths = []
+    for row in frame.to_dict("records"):
+        if not str(row[path_column]).strip():
+            paths.append("")
+            continue
+        try:
+            paths.append(path_template.format_map({k: str(v).strip() for k, v in row.items()}))
+        except KeyError as error:
+            columns = ", ".join(c for c in frame.columns if c != "line")
+            raise ManifestError(
+                f"{source}: data.path_template {path_template!r} names column {error}, which "
+                f"the file lacks; its columns are: {columns}."
+            ) from error
+        except (ValueError, IndexError) as error:
+            raise ManifestError(
+                f"data.path_template {path_template!r} is not a valid template ({error}); "
+                "write column names in braces, e.g. 'arrays/{id}.npy'."
+            ) from error
+    return paths
+
+
+def resolve_path(base: Path, path: str) -> str:
     """Join a manifest path to its root without following symlinks."""
     return os.path.normpath(base / Path(path.strip()).expanduser())
 

@@ -115,7 +115,13 @@ def _views_of(
         )
         yield 0.0, 0.0, transform(read_image(path))  # (C, H, W)
         return
-    transform = ClipTransform([], pre["size"], pre["mean"], pre["std"])
+    transform = ClipTransform(
+        [],
+        pre["size"],
+        pre["mean"],
+        pre["std"],
+        per_frame_max_norm=pre.get("per_frame_max_norm", False),
+    )
     reader = open_video(path, backend=pre.get("backend", "decord"))
     try:
         fps = reader.fps if reader.fps > 0 else 1.0  # arrays without a rate: times in frames

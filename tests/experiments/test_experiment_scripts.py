@@ -1,0 +1,150 @@
+"""Smoke tests of the experiment scripts: each runs its --quick configuration on the tiny test
+data sets, so a script broken by a change elsewhere fails here. The figures are not checked.
+
+The fast tests cover common.py, bench_train and the memory probe (~10 s); the full script runs train several models
+each and are marked slow (`pytest -m slow tests/experiments`).
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+
+
+@pytest.fixture
+def experiments_path(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """experiments/ on sys.path, as `python experiments/<script>.py` puts it."""
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    return EXPERIMENTS
+
+
+def run_script(monkeypatch: pytest.MonkeyPatch, name: str, *args: str) -> None:
+    monkeypatch.setattr(sys, "argv", [str(EXPERIMENTS / name), *args])
+    runpy.run_path(str(EXPERIMENTS / name), run_name="__main__")
+
+
+def test_common_helpers(experiments_path: Path, tmp_path: Path) -> None:
+    import common
+
+    table = common.markdown_table(["a", "b"], [["x", 0.5]])
+    assert table.splitlines()[2] == "| x | 0.500 |"
+    env = common.environment()
+    assert env["date"] and env["versions"]["torch"]
+    common.write_result("demo", {"environment": env, "value": 1}, table, tmp_path)
+    assert json.loads((tmp_path / "demo.json").read_text())["value"] == 1
+    assert "| x | 0.500 |" in (tmp_path / "demo.md").read_text()
+    cfg = common.compose_train(["sampler=none"], tmp_path / "run")
+    assert cfg.paths.output_dir == str(tmp_path / "run")
+    assert "progress_bar" not in cfg.callbacks
+
+
+def test_posture_memory_probe(
+    experiments_path: Path, demo_images: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    run_script(
+        monkeypatch,
+        "reproduce_posture_recipe.py",
+        "--memory-probe",
+        "array",
+        "--probe-manifest",
+        str(demo_images),
+        "--memory-size",
+        "32",
+    )
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["images"] == 60 and result["array_mb"] == pytest.approx(
+        60 * 32 * 32 * 3 * 8 / 2**20
+    )
+
+
+def test_bench_train_quick(
+    experiments_path: Path, demo_videos: Path, tmp_path: Path, monkeypatch
+) -> None:
+    # bench_train reads the demo videos through the default manifest: point the cache at a copy.
+    run_script(
+        monkeypatch,
+        "bench_train.py",
+        "--quick",
+        "--batch-size",
+        "2",
+        "--frames",
+        "4",
+        "--size",
+        "32",
+        "--manifest",
+        str(demo_videos),
+        "--out",
+        str(tmp_path),
+    )
+    record = json.loads((tmp_path / "bench_train_quick.json").read_text())
+    assert record["median_ratio"] > 0
+
+
+@pytest.mark.slow
+def test_reproduce_video_recipe_quick(
+    experiments_path: Path, demo_videos: Path, tmp_path: Path, monkeypatch
+) -> None:
+    run_script(
+        monkeypatch,
+        "reproduce_video_recipe.py",
+        "--quick",
+        "--manifest",
+        str(demo_videos),
+        "--runs",
+        str(tmp_path / "runs"),
+        "--out",
+        str(tmp_path),
+    )
+    record = json.loads((tmp_path / "reproduce_video_recipe_quick.json").read_text())
+    assert set(record["results"]) == {
+        "recipe",
+        "no_balancing",
+        "no_augment",
+        "shuffled_mean",
+        "r3d_18",
+    }
+
+
+@pytest.mark.slow
+def test_reproduce_posture_recipe_quick(
+    experiments_path: Path, demo_images: Path, tmp_path: Path, monkeypatch
+) -> None:
+    run_script(
+        monkeypatch,
+        "reproduce_posture_recipe.py",
+        "--quick",
+        "--manifest",
+        str(demo_images),
+        "--runs",
+        str(tmp_path / "runs"),
+        "--out",
+        str(tmp_path),
+    )
+    record = json.loads((tmp_path / "reproduce_posture_recipe_quick.json").read_text())
+    assert record["results"]["frozen"]["per_tranche"]
+    assert record["memory"]["loader"]["images"] > 0
+
+
+@pytest.mark.slow
+def test_reproduce_balancing_quick(
+    experiments_path: Path, demo_videos: Path, tmp_path: Path, monkeypatch
+) -> None:
+    run_script(
+        monkeypatch,
+        "reproduce_balancing.py",
+        "--quick",
+        "--manifest",
+        str(demo_videos),
+        "--runs",
+        str(tmp_path / "runs"),
+        "--out",
+        str(tmp_path),
+    )
+    record = json.loads((tmp_path / "reproduce_balancing_quick.json").read_text())
+    assert set(record["results"]) == {"none", "sampler", "loss_weights"}
