@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -197,16 +196,14 @@ def test_too_many_bad_videos_stop_the_run_listing_them(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_very_long_video_reads_a_middle_clip_quickly_and_exactly(
+def test_very_long_video_reads_a_middle_clip_exactly(
     long_video: Path, numbers_of: Callable, backend: str
 ) -> None:
-    start = time.perf_counter()
+    # Speed is a benchmark's business (experiments/bench_decode.py), not a unit test's.
     reader = open_video(long_video, backend)
     frames = reader.read(np.arange(10_000, 10_008))
-    elapsed = time.perf_counter() - start
     assert reader.num_frames == 20_000
     assert numbers_of(frames) == [index % 64 for index in range(10_000, 10_008)]
-    assert elapsed < 5.0, f"a middle clip took {elapsed:.1f} s: the reader decoded from the start"
 
 
 def test_short_video_skipped_by_the_sampler_is_logged_with_its_path(
