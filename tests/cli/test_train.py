@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from omegaconf import DictConfig
 from PIL import Image
@@ -102,3 +103,27 @@ def test_balanced_class_weights_come_from_the_train_split(
     counts = train_counts.value_counts().reindex(summary["classes"]).to_numpy()
     # Inverse frequency: weight x count is the same for every class.
     assert np.allclose(np.asarray(weights) * counts, weights[0] * counts[0])
+
+
+def test_channels_last_model_trains_and_keeps_checkpoint_names(
+    compose_train: Callable[..., DictConfig], demo_videos: Path
+) -> None:
+    cfg = compose_train(
+        f"data.manifest={demo_videos}", "data.size=32", "data.frames=6", "channels_last=true"
+    )
+    summary = train(cfg)
+    state = torch.load(summary["best_checkpoint"], weights_only=True)["state_dict"]
+    assert "model.backbone.layers.0.weight" in state
+    assert np.isfinite(summary["metrics"]["val/loss"])
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_and_keeps_checkpoint_names(
+    compose_train: Callable[..., DictConfig], demo_videos: Path
+) -> None:
+    cfg = compose_train(
+        f"data.manifest={demo_videos}", "data.size=32", "data.frames=6", "compile=true"
+    )
+    summary = train(cfg)
+    state = torch.load(summary["best_checkpoint"], weights_only=True)["state_dict"]
+    assert "model.backbone.layers.0.weight" in state

@@ -20,6 +20,8 @@ class TopLevel:
     monitor_mode: str | None
     resume: str | None
     test: bool
+    channels_last: bool
+    compile: bool
 
 
 @dataclass

@@ -20,6 +20,7 @@ from typing import Any
 import hydra
 import numpy as np
 import pytorch_lightning as pl
+import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
@@ -75,6 +76,10 @@ def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
     logger.info("model: %s", cfg.model._target_)
     model = instantiate(cfg.model, num_outputs=datamodule.num_outputs)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if cfg.compile:
+        model.compile()  # in place: parameter names, hence checkpoints, are unchanged
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     # _recursive_=False: model_config holds a _target_ that must be stored, not instantiated.
     task = instantiate(
