@@ -12,6 +12,7 @@ treats like any unreadable file: substituted and reported).
 from __future__ import annotations
 
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 import numpy as np
@@ -67,56 +68,48 @@ def fit_to_video(indices: np.ndarray, num_frames: int, short_video: str) -> np.n
     )
 
 
-class RandomClipSampler:
+class _ConsecutiveClipSampler(ABC):
+    """One clip of `clip_length` frames, `stride` apart; subclasses choose the first frame."""
+
+    def __init__(
+        self,
+        clip_length: int,
+        stride: int = 1,
+        target_fps: float | None = None,
+        short_video: str = "loop",
+    ) -> None:
+        _check(clip_length, stride, short_video, target_fps)
+        self.clip_length, self.stride, self.target_fps, self.short_video = (
+            clip_length,
+            stride,
+            target_fps,
+            short_video,
+        )
+
+    @abstractmethod
+    def first_frame(self, num_frames: int, span: int) -> int:
+        """Index of the clip's first frame, for a clip covering `span` frames."""
+
+    def __call__(self, num_frames: int, fps: float) -> list[np.ndarray]:
+        step = frame_stride(self.stride, self.target_fps, fps)
+        span = (self.clip_length - 1) * step + 1
+        start = self.first_frame(num_frames, span)
+        indices = start + np.arange(self.clip_length, dtype=np.int64) * step
+        return [fit_to_video(indices, num_frames, self.short_video)]
+
+
+class RandomClipSampler(_ConsecutiveClipSampler):
     """One clip of `clip_length` frames, `stride` apart, starting at a uniformly random frame."""
 
-    def __init__(
-        self,
-        clip_length: int,
-        stride: int = 1,
-        target_fps: float | None = None,
-        short_video: str = "loop",
-    ) -> None:
-        _check(clip_length, stride, short_video, target_fps)
-        self.clip_length, self.stride, self.target_fps, self.short_video = (
-            clip_length,
-            stride,
-            target_fps,
-            short_video,
-        )
-
-    def __call__(self, num_frames: int, fps: float) -> list[np.ndarray]:
-        step = frame_stride(self.stride, self.target_fps, fps)
-        span = (self.clip_length - 1) * step + 1
-        start = random.randint(0, max(num_frames - span, 0))
-        indices = start + np.arange(self.clip_length, dtype=np.int64) * step
-        return [fit_to_video(indices, num_frames, self.short_video)]
+    def first_frame(self, num_frames: int, span: int) -> int:
+        return random.randint(0, max(num_frames - span, 0))
 
 
-class CenterClipSampler:
+class CenterClipSampler(_ConsecutiveClipSampler):
     """One clip of `clip_length` frames, `stride` apart, centred in the video (evaluation)."""
 
-    def __init__(
-        self,
-        clip_length: int,
-        stride: int = 1,
-        target_fps: float | None = None,
-        short_video: str = "loop",
-    ) -> None:
-        _check(clip_length, stride, short_video, target_fps)
-        self.clip_length, self.stride, self.target_fps, self.short_video = (
-            clip_length,
-            stride,
-            target_fps,
-            short_video,
-        )
-
-    def __call__(self, num_frames: int, fps: float) -> list[np.ndarray]:
-        step = frame_stride(self.stride, self.target_fps, fps)
-        span = (self.clip_length - 1) * step + 1
-        start = max((num_frames - span) // 2, 0)
-        indices = start + np.arange(self.clip_length, dtype=np.int64) * step
-        return [fit_to_video(indices, num_frames, self.short_video)]
+    def first_frame(self, num_frames: int, span: int) -> int:
+        return max((num_frames - span) // 2, 0)
 
 
 class UniformSegmentSampler:
