@@ -32,7 +32,6 @@ from common import (
     write_result,
 )
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from vidlearn.data.samplers import balanced_class_weights
 
@@ -49,22 +48,7 @@ def train_split_weights(overrides: list[str]):
         classes,
         np.bincount(targets, minlength=len(classes)).tolist(),
         weights.tolist(),
-        datamodule,
     )
-
-
-def balanced_keyword_supported(datamodule, expected: list[float]) -> bool:
-    """Whether vidlearn-train turns task.class_weights=balanced into these weights."""
-    try:
-        from vidlearn.cli.train import task_statistics
-
-        stats = task_statistics(
-            "multiclass", OmegaConf.create({"class_weights": "balanced"}), datamodule
-        )
-    except Exception:  # noqa: BLE001  an older train.py without the keyword, or another signature
-        return False
-    weights = stats.get("class_weights")
-    return weights is not None and np.allclose(weights, expected)
 
 
 def main() -> None:
@@ -89,13 +73,8 @@ def main() -> None:
     ]
     common += [f"paths.cache_dir={args.cache}"] if args.cache else []
     common += [f"data.manifest={args.manifest}"] if args.manifest else []
-    classes, counts, weights, datamodule = train_split_weights(common)
-    keyword = balanced_keyword_supported(datamodule, weights)
-    loss_override = (
-        "task.class_weights=balanced"
-        if keyword
-        else "task.class_weights=[" + ",".join(f"{w:.6f}" for w in weights) + "]"
-    )
+    classes, counts, weights = train_split_weights(common)
+    loss_override = "task.class_weights=balanced"
     variants = {
         "none": ["sampler=none"],
         "sampler": ["sampler=balanced"],
@@ -117,7 +96,6 @@ def main() -> None:
         + f"\n\nTrain split class counts {dict(zip(classes, counts, strict=True))}; loss weights "
         f"{dict(zip(classes, [round(w, 3) for w in weights], strict=True))} passed as "
         f"`{loss_override}`"
-        + ("" if keyword else " (this checkout's vidlearn-train did not accept `balanced`)")
         + f". Test split {first['num_test']} videos. {args.epochs} epochs each (cap for a 2-core "
         f"CPU; preset 20), data.num_workers={args.workers}.\n"
     )
@@ -125,7 +103,6 @@ def main() -> None:
         "environment": environment(),
         "train_class_counts": dict(zip(classes, counts, strict=True)),
         "class_weights": dict(zip(classes, weights, strict=True)),
-        "balanced_keyword_supported": keyword,
         "epochs": args.epochs,
         "results": results,
     }
