@@ -33,11 +33,14 @@ class BadFileMonitor(pl.Callback):
     def _collect(self, trainer: pl.Trainer, batch: Any, split: str) -> None:
         if not isinstance(batch, dict):
             return
+        known = len(self.skipped)
         for record in batch.get("skipped", []):
             path, _, reason = record.partition(": ")
             self.skipped.setdefault(path, reason)
+        if len(self.skipped) == known:
+            return  # the share of bad files only grows with a new one: nothing to check
         dataset = trainer.datamodule.datasets.get(split) if trainer.datamodule is not None else None
-        if dataset is None or not self.skipped:
+        if dataset is None:
             return
         paths = set(dataset.paths)
         bad = [path for path in self.skipped if path in paths]
