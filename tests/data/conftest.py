@@ -6,55 +6,18 @@ import wave
 from collections.abc import Callable
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
+from counter_videos import counter_frames, frame_numbers, write_video
 
 COUNTER_FRAMES = 40
 COUNTER_FPS = 10
-COUNTER_STEP = (
-    4  # grey level of frame i is COUNTER_STEP * i (< 256 for 60 frames), so a frame's mean names it
-)
-
-
-def write_video(
-    path: Path, frames: np.ndarray, fps: int, gop: int, faststart: bool = False
-) -> Path:
-    """Encode `frames` (T, H, W, 3) uint8 as lossless H.264 without B-frames."""
-    options = {"movflags": "faststart"} if faststart else {}
-    with av.open(str(path), "w", options=options) as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        stream.options = {
-            "crf": "0",
-            "g": str(gop),
-            "bf": "0",
-            "preset": "ultrafast",
-            "threads": "1",
-        }
-        for array in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
-        container.mux(stream.encode())
-    return path
-
-
-def counter_frames(num_frames: int, size: int = 32) -> np.ndarray:
-    """(T, size, size, 3) uint8 frames whose grey level is COUNTER_STEP x frame index."""
-    levels = (np.arange(num_frames) * COUNTER_STEP % 256).astype(np.uint8)
-    return np.broadcast_to(levels[:, None, None, None], (num_frames, size, size, 3)).copy()
-
-
-def _frame_indices(frames: np.ndarray) -> list[int]:
-    """Recover each counter frame's index from its mean grey level."""
-    return [
-        round(float(level) / COUNTER_STEP) for level in frames.reshape(len(frames), -1).mean(axis=1)
-    ]
 
 
 @pytest.fixture(scope="session")
 def frame_indices() -> Callable[[np.ndarray], list[int]]:
     """Map decoded counter frames (T, H, W, 3) back to the frame indices they show."""
-    return _frame_indices
+    return frame_numbers
 
 
 @pytest.fixture(scope="session")
