@@ -36,6 +36,7 @@ from omegaconf import OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader
 
+from vidlearn.cli.train import build_datamodule
 from vidlearn.tasks.multiclass import MulticlassTask
 from vidlearn.tasks.optim import parameter_groups
 
@@ -54,12 +55,7 @@ def build_batches(
     ] + ([f"paths.cache_dir={cache}"] if cache else [])
     overrides += [f"data.manifest={manifest}"] if manifest else []
     cfg = compose_train(overrides, Path(tempfile.mkdtemp(prefix="bench_train_")))
-    datamodule = instantiate(
-        cfg.data,
-        label_kind="multiclass",
-        sampler=instantiate(cfg.sampler),
-        augment=instantiate(cfg.augment).transforms,
-    )
+    datamodule = build_datamodule(cfg, "multiclass")
     datamodule.setup("fit")
     batches = []
     for batch in datamodule.train_dataloader():

@@ -113,7 +113,7 @@ def probe_array(manifest: str, size: int) -> dict[str, float]:
 
 def probe_loader(manifest: str, size: int, workers: int, batch_size: int) -> dict[str, float]:
     """(ii) one epoch of vidlearn's ImageDataModule train loader over `manifest`."""
-    from hydra.utils import instantiate
+    from vidlearn.cli.train import build_datamodule
 
     cfg = compose_train(
         [
@@ -125,12 +125,7 @@ def probe_loader(manifest: str, size: int, workers: int, batch_size: int) -> dic
         ],
         Path(tempfile.mkdtemp(prefix="posture_mem_")),
     )
-    datamodule = instantiate(
-        cfg.data,
-        label_kind="multiclass",
-        sampler=instantiate(cfg.sampler),
-        augment=instantiate(cfg.augment).transforms,
-    )
+    datamodule = build_datamodule(cfg, "multiclass")
     datamodule.setup("fit")
     before = rss_tree_mb(os.getpid())
     start = time.perf_counter()

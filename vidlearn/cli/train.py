@@ -38,7 +38,7 @@ from vidlearn.cli.config import CONF_DIR
 from vidlearn.cli.run_files import write_provenance
 from vidlearn.cli.schema import validate
 from vidlearn.data.bad_files import BadFileMonitor
-from vidlearn.data.datamodules import write_splits
+from vidlearn.data.datamodules import ManifestDataModule, write_splits
 from vidlearn.data.samplers import balanced_class_weights, positive_weight
 from vidlearn.reports.plots import plot_confusion_matrix, plot_training_curves
 
@@ -65,12 +65,7 @@ def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         cfg.monitor_mode = cfg.monitor_mode or task_class.default_monitor[1]
 
     logger.info("data: %s", cfg.data._target_)
-    datamodule = instantiate(
-        cfg.data,
-        label_kind=task_class.label_kind,
-        sampler=instantiate(cfg.sampler),
-        augment=instantiate(cfg.augment).transforms,
-    )
+    datamodule = build_datamodule(cfg, task_class.label_kind)
     datamodule.setup("fit")
     write_splits(datamodule, run_dir)
 
@@ -147,6 +142,16 @@ def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         write_plots(task, datamodule.classes, run_dir)
         print_metrics(metrics, run_dir)
     return summary
+
+
+def build_datamodule(cfg: DictConfig, label_kind: str) -> ManifestDataModule:
+    """The training DataModule of `cfg`, with its weighted sampler and augmentation (not set up)."""
+    return instantiate(
+        cfg.data,
+        label_kind=label_kind,
+        sampler=instantiate(cfg.sampler),
+        augment=instantiate(cfg.augment).transforms,
+    )
 
 
 def task_statistics(label_kind: str, task_cfg: DictConfig, datamodule: Any) -> dict[str, Any]:
