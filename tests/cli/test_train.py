@@ -105,25 +105,14 @@ def test_balanced_class_weights_come_from_the_train_split(
     assert np.allclose(np.asarray(weights) * counts, weights[0] * counts[0])
 
 
-def test_channels_last_model_trains_and_keeps_checkpoint_names(
-    compose_train: Callable[..., DictConfig], demo_videos: Path
+@pytest.mark.parametrize(
+    "option", ["channels_last=true", pytest.param("compile=true", marks=pytest.mark.slow)]
+)
+def test_speed_options_train_and_keep_checkpoint_names(
+    compose_train: Callable[..., DictConfig], demo_videos: Path, option: str
 ) -> None:
-    cfg = compose_train(
-        f"data.manifest={demo_videos}", "data.size=32", "data.frames=6", "channels_last=true"
-    )
+    cfg = compose_train(f"data.manifest={demo_videos}", "data.size=32", "data.frames=6", option)
     summary = train(cfg)
     state = torch.load(summary["best_checkpoint"], weights_only=True)["state_dict"]
     assert "model.backbone.layers.0.weight" in state
     assert np.isfinite(summary["metrics"]["val/loss"])
-
-
-@pytest.mark.slow
-def test_compiled_model_trains_and_keeps_checkpoint_names(
-    compose_train: Callable[..., DictConfig], demo_videos: Path
-) -> None:
-    cfg = compose_train(
-        f"data.manifest={demo_videos}", "data.size=32", "data.frames=6", "compile=true"
-    )
-    summary = train(cfg)
-    state = torch.load(summary["best_checkpoint"], weights_only=True)["state_dict"]
-    assert "model.backbone.layers.0.weight" in state
