@@ -1,1 +1,1 @@
-"""Console scripts: thin Hydra apps that compose a config, instantiate and run."""
+"""Console scripts: thin apps (Hydra, or argparse for vidlearn-manifest) that compose and run."""

@@ -33,7 +33,7 @@ from vidlearn.data.manifest import (
     sample_paths,
     scan_folder,
 )
-from vidlearn.data.samplers import EvalShardSampler
+from vidlearn.data.samplers import EvalShardSampler, ShuffleSampler
 from vidlearn.data.splits import SPLITS, assign_folds, assign_splits
 from vidlearn.data.transforms import ClipTransform, ImageTransform
 
@@ -317,7 +317,7 @@ class ManifestDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if self.train_sampler is None:
             rows = self.split_rows("train")
-            factory = self.sampler_factory or _default_sampler
+            factory = self.sampler_factory or ShuffleSampler
             self.train_sampler = factory(targets=np.asarray(rows["target"].tolist()), table=rows)
             if self._sampler_state is not None:
                 self.train_sampler.load_state_dict(self._sampler_state)
@@ -354,12 +354,6 @@ class ManifestDataModule(pl.LightningDataModule):
         self._sampler_state = state_dict.get("train_sampler")
         if self.train_sampler is not None and self._sampler_state is not None:
             self.train_sampler.load_state_dict(self._sampler_state)
-
-
-def _default_sampler(targets: np.ndarray, table: pd.DataFrame) -> Sampler[int]:
-    from vidlearn.data.samplers import ShuffleSampler
-
-    return ShuffleSampler(targets=targets, table=table)
 
 
 class VideoDataModule(ManifestDataModule):
