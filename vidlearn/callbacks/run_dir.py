@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import IO
 
 from pytorch_lightning.utilities import rank_zero_only
+from vidlearn.errors import UserError
 
 LOCK_NAME = ".vidlearn.lock"
 RUN_MARKERS = ("summary.json", "checkpoints/last.ckpt")
 
 
-class RunDirectoryInUseError(RuntimeError):
+class RunDirectoryInUseError(UserError, RuntimeError):
     """The output directory holds a finished run or is locked by a running one."""
 
 

@@ -10,11 +10,12 @@ import logging
 from typing import Any
 
 import pytorch_lightning as pl
+from vidlearn.errors import UserError
 
 logger = logging.getLogger(__name__)
 
 
-class TooManyBadFilesError(RuntimeError):
+class TooManyBadFilesError(UserError, RuntimeError):
     """More than `max_bad_fraction` of a split's files could not be read."""
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from vidlearn.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 BLANK_LABELS = frozenset({"", "nan", "na", "n/a", "null", "none"})
 
 
-class ManifestError(ValueError):
+class ManifestError(UserError, ValueError):
     """A manifest cannot be used as it is; the message lists every problem found."""
 
 

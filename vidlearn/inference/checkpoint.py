@@ -17,12 +17,13 @@ from typing import Any
 import torch
 from hydra.utils import instantiate
 from torch import Tensor, nn
+from vidlearn.errors import UserError
 
 LABEL_KINDS = ("multiclass", "binary", "regression")
 REQUIRED_HPARAMS = ("classes", "model_config", "preprocessing")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A file cannot be used as a vidlearn checkpoint; the message names the file and the fix."""
 
 
