@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from pytorch_lightning.utilities import rank_zero_only
+
 from vidlearn.errors import UserError
 
 LOCK_NAME = ".vidlearn.lock"

@@ -15,10 +15,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from vidlearn.cli.config import CONF_DIR
+from vidlearn.cli.console import console_main
 from vidlearn.demo import demo_is_complete, make_cine, make_images, make_videos
 
 logger = logging.getLogger(__name__)
@@ -65,7 +64,7 @@ if not OmegaConf.has_resolver("demo"):
     OmegaConf.register_new_resolver("demo", _demo_resolver, use_cache=True)
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="demo")
+@console_main("demo")
 def main(cfg: DictConfig) -> None:
     """Write demo data set(s) into cfg.out."""
     kinds = sorted(GENERATORS) if cfg.kind == "all" else [cfg.kind]

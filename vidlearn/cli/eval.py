@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 import pandas as pd
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 from rich.console import Console
 
 import vidlearn.cli.demo  # noqa: F401  (registers the ${demo:...} resolver)
-from vidlearn.cli.config import CONF_DIR
+from vidlearn.cli.console import console_main
 from vidlearn.data.datamodules import VideoDataModule
 from vidlearn.inference.checkpoint import load_checkpoint
 from vidlearn.inference.evaluate import Evaluation, default_output_dir, evaluate, write_evaluation
@@ -71,7 +70,7 @@ def run_eval(cfg: DictConfig) -> Evaluation:
     return evaluation
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
+@console_main("eval")
 def main(cfg: DictConfig) -> None:
     run_eval(cfg)
 

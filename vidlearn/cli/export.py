@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 from rich.console import Console
 
-from vidlearn.cli.config import CONF_DIR
+from vidlearn.cli.console import console_main
 from vidlearn.inference.checkpoint import load_checkpoint
 from vidlearn.inference.export import export_model, model_card
 
@@ -36,7 +35,7 @@ def export(cfg: DictConfig) -> Path:
     return out
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="export")
+@console_main("export")
 def main(cfg: DictConfig) -> None:
     export(cfg)
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from vidlearn.cli.config import CONF_DIR
+from vidlearn.cli.console import console_main
 from vidlearn.inference.checkpoint import load_checkpoint
 from vidlearn.inference.inputs import list_inputs
 from vidlearn.inference.predictor import predict_files, resolve_device, top_k_table
@@ -48,7 +47,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     return written
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="predict")
+@console_main("predict")
 def main(cfg: DictConfig) -> None:
     predict(cfg)
 

@@ -1,16 +1,21 @@
-"""Type checks of the keys every run reads, before anything is built.
+"""Type and range checks of the keys every run reads, before anything is built.
 
 Hydra's struct mode already rejects unknown keys (`data.bacth_size=3`); this catches wrong types
-(`data.batch_size=abc`, `trainer.max_epochs=1.5`) at start with the full key in the message,
-instead of deep inside a DataLoader. Only keys common to every config choice are listed.
+(`data.batch_size=abc`, `trainer.max_epochs=1.5`) and values out of range (`data.size=-5`,
+`data.val_fraction=1.5`) at start, with the full key in the message, instead of deep inside a
+DataLoader or an albumentations validator. Only keys common to every config choice are listed;
+a key a config choice lacks (images have no `data.frames`) is not checked.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ValidationError
+
+from vidlearn.errors import ConfigError
 
 
 @dataclass
@@ -29,6 +34,7 @@ class Data:
     batch_size: int
     num_workers: int
     size: int
+    frames: int
     val_fraction: float
     test_fraction: float
     folds: int | None
@@ -46,9 +52,24 @@ class Trainer:
 
 SECTIONS: dict[str, type] = {"": TopLevel, "data": Data, "trainer": Trainer}
 
+# key -> (is the value allowed, what it must be)
+RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "data.batch_size": (lambda v: v >= 1, "at least 1"),
+    "data.num_workers": (lambda v: v >= 0, "0 (load in the main process) or more"),
+    "data.size": (lambda v: v >= 1, "a frame side in pixels, at least 1"),
+    "data.frames": (lambda v: v >= 1, "a clip length of at least 1 frame"),
+    "data.val_fraction": (lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
+    "data.test_fraction": (lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
+    "data.folds": (lambda v: v >= 2, "at least 2 folds"),
+    "data.max_bad_fraction": (lambda v: 0 <= v <= 1, "a fraction in [0, 1]"),
+    "trainer.max_epochs": (lambda v: v >= 1 or v == -1, "at least 1 (or -1 for no limit)"),
+    "trainer.num_nodes": (lambda v: v >= 1, "at least 1"),
+    "monitor_mode": (lambda v: v in ("min", "max"), "min or max (or null for the task's own)"),
+}
+
 
 def validate(cfg: DictConfig) -> None:
-    """Raise ValueError naming the first key whose value has the wrong type."""
+    """Raise ConfigError naming the first key whose value has the wrong type or is out of range."""
     for section, schema in SECTIONS.items():
         node = cfg if not section else cfg.get(section)
         if node is None:
@@ -58,9 +79,18 @@ def validate(cfg: DictConfig) -> None:
             if field.name not in node:
                 continue
             value = node[field.name]
+            key = f"{section}.{field.name}" if section else field.name
             try:
                 typed[field.name] = value
             except ValidationError as error:
-                key = f"{section}.{field.name}" if section else field.name
                 reason = str(error).splitlines()[0]
-                raise ValueError(f"{key}={value!r} has the wrong type: {reason}") from None
+                raise ConfigError(f"{key}={value!r} has the wrong type: {reason}") from None
+            check = RANGES.get(key)
+            if check is not None and value is not None and not check[0](value):
+                raise ConfigError(f"{key}={value!r} is out of range: it must be {check[1]}.")
+    data = cfg.get("data") or {}
+    if data.get("val_fraction", 0) + data.get("test_fraction", 0) >= 1:
+        raise ConfigError(
+            f"data.val_fraction={data.val_fraction} + data.test_fraction={data.test_fraction} "
+            "leave no rows to train on; their sum must be below 1."
+        )

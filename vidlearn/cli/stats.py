@@ -15,14 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-import hydra
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.progress import track
 
 import vidlearn.cli.demo  # noqa: F401  (registers the ${demo:...} resolver)
-from vidlearn.cli.config import CONF_DIR
+from vidlearn.cli.console import console_main
 from vidlearn.data.datamodules import VideoDataModule
 from vidlearn.data.video import ProbeCache
 from vidlearn.reports.dataset import (
@@ -63,7 +62,7 @@ def run_stats(cfg: DictConfig) -> DatasetReport:
     return report
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="stats")
+@console_main("stats")
 def main(cfg: DictConfig) -> None:
     run_stats(cfg)
 

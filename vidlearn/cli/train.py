@@ -17,7 +17,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 import pytorch_lightning as pl
 import torch
@@ -34,12 +33,13 @@ from vidlearn.callbacks import (
     SigtermCheckpoint,
     claim_run_dir,
 )
-from vidlearn.cli.config import CONF_DIR
+from vidlearn.cli.console import console_main
 from vidlearn.cli.run_files import write_provenance
 from vidlearn.cli.schema import validate
 from vidlearn.data.bad_files import BadFileMonitor
 from vidlearn.data.datamodules import ManifestDataModule, write_splits
 from vidlearn.data.samplers import balanced_class_weights, positive_weight
+from vidlearn.errors import ConfigError
 from vidlearn.reports.plots import plot_confusion_matrix, plot_training_curves
 
 logger = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ def resume_checkpoint(resume: str | None) -> str | None:
     if path.is_dir():
         path = path / "checkpoints" / "last.ckpt"
     if not path.is_file():
-        raise FileNotFoundError(
+        raise ConfigError(
             f"resume={resume}: no checkpoint at {path}; pass a run directory "
             "that has checkpoints/last.ckpt, or a .ckpt file."
         )
@@ -215,7 +215,7 @@ def print_metrics(metrics: dict[str, float], run_dir: Path) -> None:
     console.print(f"run directory: {run_dir}")
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+@console_main("train")
 def main(cfg: DictConfig) -> float | None:
     """Console entry point; returns the monitored metric so sweepers can optimise it."""
     summary = train(cfg)

@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 import pytorch_lightning as pl
+
 from vidlearn.errors import UserError
 
 logger = logging.getLogger(__name__)

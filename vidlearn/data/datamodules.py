@@ -36,6 +36,7 @@ from vidlearn.data.manifest import (
 from vidlearn.data.samplers import EvalShardSampler, ShuffleSampler
 from vidlearn.data.splits import SPLITS, assign_folds, assign_splits
 from vidlearn.data.transforms import ClipTransform, ImageTransform
+from vidlearn.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -93,26 +94,26 @@ class ManifestDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         if (manifest is None) == (folder is None):
-            raise ValueError(
+            raise ConfigError(
                 "set exactly one of data.manifest (a CSV) and data.folder (class sub-folders)"
             )
         if folds is not None and fold_files is not None:
-            raise ValueError(
+            raise ConfigError(
                 "set one of data.folds (generate folds) and data.fold_files (prepared fold "
                 "files), not both"
             )
         if fold is not None and folds is None and fold_files is None:
-            raise ValueError(
+            raise ConfigError(
                 "data.fold needs data.folds (the number of folds to generate) or "
                 "data.fold_files (prepared fold files) to be set"
             )
         if fold_files is not None and fold is None:
-            raise ValueError(
+            raise ConfigError(
                 f"data.fold_files={fold_files!r} needs data.fold (which fold to train), "
                 "e.g. data.fold=0, or -m data.fold=0,1,2,3,4 for every fold"
             )
         if fold_files is not None and manifest is None:
-            raise ValueError("data.fold_files needs data.manifest (the files are matched to it)")
+            raise ConfigError("data.fold_files needs data.manifest (the files are matched to it)")
         self.label_kind = label_kind
         self.manifest_path = manifest
         self.folder = folder

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+
 from vidlearn.errors import UserError
 
 logger = logging.getLogger(__name__)

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from vidlearn.errors import UserError
+
 if TYPE_CHECKING:
     import av
 
@@ -37,7 +39,7 @@ ARRAY_EXTENSIONS = (".npy", ".npz")
 BACKENDS = ("decord", "pyav", "torchcodec")
 
 
-class DecodeError(RuntimeError):
+class DecodeError(UserError, RuntimeError):
     """A file cannot be read; the message names the file, the reason and what to do."""
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from hydra.utils import instantiate
 from torch import Tensor, nn
+
 from vidlearn.errors import UserError
 
 LABEL_KINDS = ("multiclass", "binary", "regression")

@@ -1,0 +1,131 @@
+"""A user's mistake ends the real console script with one clean block and exit code 2.
+
+Each test runs `vidlearn-train` (or another script) as a user would and checks the exit code,
+that no traceback and no Hydra "Error executing job" header is printed, and that the message
+names the file, row or config key to fix.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def run_script(tmp_path: Path, *args: str, script: str = "vidlearn-train", **env: str):
+    """Run a console script in `tmp_path` with outputs kept there; returns the finished process."""
+    return subprocess.run(
+        [str(BIN / script), f"hydra.run.dir={tmp_path / 'run'}", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **env},
+    )
+
+
+def assert_clean_user_error(result: subprocess.CompletedProcess, *expected: str) -> None:
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert "Error executing job" not in result.stderr
+    for text in expected:
+        assert text in result.stderr, result.stderr[-3000:]
+
+
+def test_manifest_rows_with_problems_are_listed_with_their_lines(
+    tmp_path: Path, demo_videos: Path
+) -> None:
+    manifest = tmp_path / "clips.csv"
+    first = next(demo_videos.parent.glob("videos/*.mp4"))
+    manifest.write_text(f"path,label\n{first},clockwise\nmissing.mp4,erratic\n")
+    result = run_script(tmp_path, f"data.manifest={manifest}", "data.allow_outside_root=true")
+    assert_clean_user_error(result, str(manifest), "3", "file not found", "missing.mp4")
+
+
+def test_missing_manifest_names_the_file_and_the_key(tmp_path: Path) -> None:
+    result = run_script(tmp_path, f"data.manifest={tmp_path / 'nope.csv'}")
+    assert_clean_user_error(result, "nope.csv", "data.manifest")
+
+
+def test_unknown_label_column_names_the_columns_and_the_key(
+    tmp_path: Path, demo_videos: Path
+) -> None:
+    result = run_script(tmp_path, f"data.manifest={demo_videos}", "data.label_column=posture")
+    assert_clean_user_error(result, "['posture']", "data.label_column")
+
+
+def test_missing_data_folder_names_the_folder(tmp_path: Path) -> None:
+    result = run_script(tmp_path, "data=video_folder", f"data.folder={tmp_path / 'clips'}")
+    assert_clean_user_error(result, str(tmp_path / "clips"), "data.folder")
+
+
+def test_folder_with_one_class_is_refused(tmp_path: Path, demo_videos: Path) -> None:
+    only = tmp_path / "clips" / "clockwise"
+    only.mkdir(parents=True)
+    for video in sorted(demo_videos.parent.glob("videos/clockwise_*.mp4"))[:4]:
+        (only / video.name).symlink_to(video)
+    result = run_script(tmp_path, "data=video_folder", f"data.folder={tmp_path / 'clips'}")
+    assert_clean_user_error(result, "at least 2 classes", "clockwise")
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("data.size=-5", "data.size=-5"),
+        ("data.frames=0", "data.frames=0"),
+        ("data.val_fraction=1.5", "data.val_fraction=1.5"),
+        ("data.max_bad_fraction=2", "data.max_bad_fraction=2"),
+        ("data.batch_size=abc", "data.batch_size='abc'"),
+    ],
+)
+def test_invalid_config_value_names_the_key(tmp_path: Path, override: str, key: str) -> None:
+    assert_clean_user_error(run_script(tmp_path, override), key)
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [("model=frame_gur", "model/frame_gur"), ("data.bacth_size=3", "data.bacth_size")],
+)
+def test_unknown_choice_or_key_exits_2(tmp_path: Path, override: str, named: str) -> None:
+    assert_clean_user_error(run_script(tmp_path, override), named)
+
+
+def test_missing_resume_checkpoint_names_the_key(tmp_path: Path) -> None:
+    result = run_script(tmp_path, f"resume={tmp_path / 'old_run'}")
+    assert_clean_user_error(result, "resume=", "last.ckpt")
+
+
+def test_eval_with_a_missing_checkpoint_exits_2(tmp_path: Path) -> None:
+    result = run_script(tmp_path, f"ckpt={tmp_path / 'best.ckpt'}", script="vidlearn-eval")
+    assert_clean_user_error(result, "best.ckpt")
+
+
+def test_full_error_variable_shows_the_traceback(tmp_path: Path) -> None:
+    result = run_script(tmp_path, "data.size=-5", HYDRA_FULL_ERROR="1")
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr
+    assert "data.size=-5" in result.stderr
+
+
+def test_a_bug_keeps_its_traceback(tmp_path: Path) -> None:
+    program = (
+        "from vidlearn.cli.console import console_main\n"
+        "@console_main('train')\n"
+        "def main(cfg):\n"
+        "    raise KeyError('a bug')\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program, f"hydra.run.dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr
+    assert "a bug" in result.stderr

@@ -1,0 +1,104 @@
+"""How every Hydra console script starts and ends: `@console_main("train")`.
+
+It starts with third-party noise silenced (vidlearn.cli.quiet). It ends a user's mistake with
+one clean block on stderr and exit code 2, and a bug with its traceback. A mistake is a
+`vidlearn.errors.UserError` (bad manifest, missing file, invalid or mismatched config value,
+missing weights, too many bad files), a missing mandatory config value, or a config Hydra
+cannot compose (an unknown key or group choice, a malformed override). The block says what is
+wrong and where. `HYDRA_FULL_ERROR=1` shows the full traceback instead, as it does for Hydra's
+own errors.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import hydra
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
+
+from vidlearn.cli.config import CONFIG_PATH
+from vidlearn.cli.quiet import silence_third_party_noise
+from vidlearn.errors import UserError
+
+DEBUG_VARIABLE = "HYDRA_FULL_ERROR"
+USER_MISTAKES = (UserError, MissingMandatoryValue, InterpolationResolutionError)
+EXIT_USER_ERROR = 2
+# How torch.utils.data re-raises an exception from a DataLoader worker: its class, then this
+# line, then the worker's traceback ending in "<Class>: <message>".
+_WORKER_TRACE = "\nOriginal Traceback (most recent call last):\n"
+
+
+def user_mistake(error: BaseException) -> BaseException | None:
+    """The user mistake behind `error`: itself, or the cause hydra.utils.instantiate wrapped."""
+    while isinstance(error, InstantiationException) and error.__cause__ is not None:
+        error = error.__cause__
+    return error if isinstance(error, USER_MISTAKES) else None
+
+
+def describe(error: BaseException) -> str:
+    """The message of `error` as a user should read it, without a DataLoader worker's traceback."""
+    text = str(error).strip()
+    if _WORKER_TRACE in text:
+        trace = text.split(_WORKER_TRACE, 1)[1]
+        marker = f"{type(error).__name__}: "
+        start = trace.rfind(f"\n{type(error).__module__}.{marker}")
+        start = trace.rfind(f"\n{marker}") if start < 0 else start
+        if start >= 0:
+            text = trace[start:].split(": ", 1)[1].strip()
+    return text or type(error).__name__
+
+
+def console_main(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[..., Any]]:
+    """`@hydra.main` for a vidlearn console script, reporting user mistakes as described above.
+
+    Two layers: inside Hydra, a user mistake raised by the task exits 2 before Hydra prints its
+    "Error executing job" header; around Hydra, a config that cannot be composed (Hydra has
+    already printed why and exits 1 before the task starts) exits 2 too.
+    """
+
+    def decorate(task: Callable[[DictConfig], Any]) -> Callable[..., Any]:
+        started = False
+
+        @functools.wraps(task)
+        def reporting_task(cfg: DictConfig) -> Any:
+            nonlocal started
+            started = True
+            silence_third_party_noise()
+            try:
+                return task(cfg)
+            except Exception as error:
+                mistake = user_mistake(error)
+                if mistake is None or os.environ.get(DEBUG_VARIABLE) == "1":
+                    raise
+                exit_with(describe(mistake))
+
+        entry = hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(
+            reporting_task
+        )
+
+        @functools.wraps(entry)
+        def console_entry(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return entry(*args, **kwargs)
+            except SystemExit as stop:
+                if stop.code == 1 and not started:  # Hydra's own report of a config error
+                    raise SystemExit(EXIT_USER_ERROR) from None
+                raise
+
+        return console_entry
+
+    return decorate
+
+
+def exit_with(message: str) -> NoReturn:
+    """Print `message` as one block on stderr, with the debug hint, and exit with code 2."""
+    program = os.path.basename(sys.argv[0]) or "vidlearn"
+    print(f"{program}: error: {message}", file=sys.stderr)
+    print(f"(set {DEBUG_VARIABLE}=1 for the full traceback)", file=sys.stderr)
+    sys.exit(EXIT_USER_ERROR)
