@@ -20,6 +20,7 @@ from rich.console import Console
 import vidlearn.cli.demo  # noqa: F401  (registers the ${demo:...} resolver)
 from vidlearn.cli.console import console_main
 from vidlearn.data.datamodules import VideoDataModule
+from vidlearn.errors import ConfigError
 from vidlearn.inference.checkpoint import load_checkpoint
 from vidlearn.inference.evaluate import Evaluation, default_output_dir, evaluate, write_evaluation
 from vidlearn.inference.predictor import resolve_device
@@ -31,7 +32,7 @@ def run_eval(cfg: DictConfig) -> Evaluation:
     loaded = load_checkpoint(cfg.ckpt, device=resolve_device(cfg.device))
     is_video = issubclass(get_class(cfg.data._target_), VideoDataModule)
     if is_video != (loaded.modality == "video"):
-        raise ValueError(
+        raise ConfigError(
             f"ckpt={cfg.ckpt} is a {loaded.modality} model but data={cfg.data._target_} reads "
             f"{'videos' if is_video else 'images'}; pick the matching data group, e.g. "
             f"data={'video_csv' if loaded.modality == 'video' else 'image_csv'}."
@@ -40,7 +41,7 @@ def run_eval(cfg: DictConfig) -> Evaluation:
     datamodule.setup("test")
     rows = datamodule.split_rows(cfg.split)
     if rows.empty:
-        raise ValueError(
+        raise ConfigError(
             f"split={cfg.split}: no rows in {cfg.data.manifest}; choose train, val or test."
         )
     views = instantiate(cfg.views, clip_length=int(loaded.preprocessing.get("frames", 1)))

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from vidlearn.data.video import DecodeError
+from vidlearn.errors import ConfigError
 
 SHORT_VIDEO_MODES = ("loop", "repeat_last", "skip")
 
@@ -31,13 +32,13 @@ def _check(
 ) -> None:
     """Reject impossible settings when the sampler is built, naming the config key."""
     if clip_length < 1:
-        raise ValueError(f"clip_length must be >= 1, got {clip_length}")
+        raise ConfigError(f"clip_length must be >= 1, got {clip_length}")
     if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
+        raise ConfigError(f"stride must be >= 1, got {stride}")
     if short_video not in SHORT_VIDEO_MODES:
-        raise ValueError(f"short_video must be one of {SHORT_VIDEO_MODES}, got {short_video!r}")
+        raise ConfigError(f"short_video must be one of {SHORT_VIDEO_MODES}, got {short_video!r}")
     if target_fps is not None and target_fps <= 0:
-        raise ValueError(f"target_fps must be > 0 or null, got {target_fps}")
+        raise ConfigError(f"target_fps must be > 0 or null, got {target_fps}")
 
 
 def frame_stride(stride: int, target_fps: float | None, fps: float) -> int:
@@ -145,7 +146,7 @@ class SlidingWindowSampler:
     ) -> None:
         _check(clip_length, stride, short_video)
         if hop is not None and hop < 1:
-            raise ValueError(f"hop must be >= 1 or null, got {hop}")
+            raise ConfigError(f"hop must be >= 1 or null, got {hop}")
         self.clip_length, self.stride, self.short_video = clip_length, stride, short_video
         self.span = (clip_length - 1) * stride + 1
         self.hop = hop or self.span

@@ -44,6 +44,7 @@ from vidlearn.data.manifest import (
     format_problems,
     read_csv,
 )
+from vidlearn.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def merge_tranches(
     was paired with the wrong folder. Raises ManifestError when the inputs cannot be merged.
     """
     if key not in KEYS:
-        raise ValueError(f"key={key!r} is not one of {KEYS}; use 'name' to match file names.")
+        raise ConfigError(f"key={key!r} is not one of {KEYS}; use 'name' to match file names.")
     out = Path(out).expanduser().resolve()
     _check_tranches(tranches, out)
     tables, unmatched, summaries = [], [], []

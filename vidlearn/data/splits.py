@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from vidlearn.errors import ConfigError
+
 SPLITS = ("train", "val", "test")
 
 
@@ -75,5 +77,5 @@ def assign_folds(
 ) -> np.ndarray:
     """Return a fold number 0..folds-1 per row, stratified by label and disjoint by group."""
     if folds < 2:
-        raise ValueError(f"data.folds must be at least 2, got {folds}")
+        raise ConfigError(f"data.folds must be at least 2, got {folds}")
     return stratified_groups(labels, groups, [1.0 / folds] * folds, seed)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from vidlearn.data.manifest import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from vidlearn.errors import ConfigError
 
 
 def list_inputs(source: str | Path, modality: str, path_column: str = "path") -> list[Path]:
@@ -21,17 +22,17 @@ def list_inputs(source: str | Path, modality: str, path_column: str = "path") ->
             p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in extensions
         )
         if not files:
-            raise FileNotFoundError(
+            raise ConfigError(
                 f"input={source}: no {modality} files ({', '.join(extensions)}) in it."
             )
         return files
     if not source.is_file():
-        raise FileNotFoundError(f"input={source}: no such file or folder.")
+        raise ConfigError(f"input={source}: no such file or folder.")
     if source.suffix.lower() != ".csv":
         return [source]
     table = pd.read_csv(source, encoding="utf-8-sig")
     if path_column not in table.columns:
-        raise ValueError(
+        raise ConfigError(
             f"input={source}: the CSV has no {path_column!r} column (columns: "
             f"{', '.join(map(str, table.columns))}); set path_column=<name>."
         )

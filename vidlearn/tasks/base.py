@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torchmetrics import MeanMetric, MetricCollection
 
+from vidlearn.errors import ConfigError
 from vidlearn.tasks.optim import SchedulerRecipe, parameter_groups
 
 logger = logging.getLogger(__name__)
@@ -107,16 +108,16 @@ class Task(pl.LightningModule):
     ) -> None:
         super().__init__()
         if on_nonfinite_loss not in NONFINITE_MODES:
-            raise ValueError(
+            raise ConfigError(
                 f"task.on_nonfinite_loss={on_nonfinite_loss!r} must be one of {NONFINITE_MODES}."
             )
         if backbone_lr_scale <= 0:
-            raise ValueError(
+            raise ConfigError(
                 f"task.backbone_lr_scale={backbone_lr_scale} must be > 0; to keep the backbone "
                 "fixed, freeze it (model.freeze_backbone=true) instead."
             )
         if backbone_lr_scale != 1.0 and not isinstance(getattr(model, "backbone", None), nn.Module):
-            raise ValueError(
+            raise ConfigError(
                 f"task.backbone_lr_scale={backbone_lr_scale} needs a model with a `backbone` "
                 f"submodule, and {type(model).__name__} has none; set task.backbone_lr_scale=1."
             )
@@ -166,7 +167,7 @@ class Task(pl.LightningModule):
     def setup(self, stage: str) -> None:
         """Refuse skipping non-finite steps under several processes (ranks would fall out of step)."""
         if self.hparams.on_nonfinite_loss == "skip" and self.trainer.world_size > 1:
-            raise ValueError(
+            raise ConfigError(
                 "task.on_nonfinite_loss=skip works on one device only: a step skipped on one "
                 "process but not the others hangs distributed training. Use 'raise'."
             )

@@ -16,6 +16,7 @@ from torchmetrics.classification import (
     BinaryF1Score,
 )
 
+from vidlearn.errors import ConfigError
 from vidlearn.tasks.base import ClassificationTask, OptimizerFactory
 from vidlearn.tasks.optim import SchedulerRecipe
 
@@ -72,13 +73,13 @@ class BinaryTask(ClassificationTask):
         model_config: Mapping[str, object] | None = None,
     ) -> None:
         if len(classes) != 2:
-            raise ValueError(
+            raise ConfigError(
                 f"a binary task needs exactly 2 classes [negative, positive]; got {list(classes)}."
             )
         if not 0.0 < threshold < 1.0:
-            raise ValueError(f"task.threshold={threshold} must be strictly between 0 and 1.")
+            raise ConfigError(f"task.threshold={threshold} must be strictly between 0 and 1.")
         if pos_weight is not None and pos_weight <= 0:
-            raise ValueError(f"task.pos_weight={pos_weight} must be > 0 (or null for 1).")
+            raise ConfigError(f"task.pos_weight={pos_weight} must be > 0 (or null for 1).")
         super().__init__(
             model,
             classes,

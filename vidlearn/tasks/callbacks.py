@@ -7,6 +7,8 @@ import logging
 import pytorch_lightning as pl
 from torch import nn
 
+from vidlearn.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 
@@ -22,14 +24,14 @@ class BackboneUnfreeze(pl.Callback):
 
     def __init__(self, unfreeze_at_epoch: int) -> None:
         if unfreeze_at_epoch < 0:
-            raise ValueError(
+            raise ConfigError(
                 f"BackboneUnfreeze.unfreeze_at_epoch={unfreeze_at_epoch} must be >= 0."
             )
         self.unfreeze_at_epoch = unfreeze_at_epoch
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if not isinstance(getattr(pl_module.model, "backbone", None), nn.Module):
-            raise ValueError(
+            raise ConfigError(
                 f"BackboneUnfreeze needs a model with a `backbone` submodule, and "
                 f"{type(pl_module.model).__name__} has none; remove the callback."
             )
@@ -54,7 +56,7 @@ class ZeroMetricStop(pl.Callback):
 
     def __init__(self, monitor: str = "val/f1", patience: int = 10) -> None:
         if patience < 1:
-            raise ValueError(f"ZeroMetricStop.patience={patience} must be >= 1.")
+            raise ConfigError(f"ZeroMetricStop.patience={patience} must be >= 1.")
         self.monitor = monitor
         self.patience = patience
         self.zero_count = 0

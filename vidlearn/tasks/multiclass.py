@@ -13,6 +13,7 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
+from vidlearn.errors import ConfigError
 from vidlearn.tasks.base import ClassificationTask, OptimizerFactory
 from vidlearn.tasks.optim import SchedulerRecipe
 
@@ -43,16 +44,16 @@ class MulticlassTask(ClassificationTask):
         model_config: Mapping[str, object] | None = None,
     ) -> None:
         if len(classes) < 2:
-            raise ValueError(f"a multiclass task needs at least 2 classes; got {list(classes)}.")
+            raise ConfigError(f"a multiclass task needs at least 2 classes; got {list(classes)}.")
         if class_weights is not None and (
             len(class_weights) != len(classes) or min(class_weights) <= 0
         ):
-            raise ValueError(
+            raise ConfigError(
                 f"task.class_weights needs one positive weight per class ({len(classes)}: "
                 f"{list(classes)}); got {list(class_weights)}."
             )
         if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"task.label_smoothing={label_smoothing} must be in [0, 1).")
+            raise ConfigError(f"task.label_smoothing={label_smoothing} must be in [0, 1).")
         super().__init__(
             model,
             classes,

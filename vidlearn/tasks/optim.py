@@ -17,6 +17,8 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR, ReduceLROnPlateau
 
+from vidlearn.errors import ConfigError
+
 INTERVALS = ("epoch", "step")
 
 
@@ -104,11 +106,11 @@ class WarmupCosine:
         min_lr_factor: float = 0.0,
     ) -> None:
         if interval not in INTERVALS:
-            raise ValueError(
+            raise ConfigError(
                 f"scheduler.interval={interval!r} must be one of {', '.join(INTERVALS)}."
             )
         if warmup_epochs < 0 or not 0 < warmup_start_factor <= 1 or not 0 <= min_lr_factor <= 1:
-            raise ValueError(
+            raise ConfigError(
                 f"scheduler: need warmup_epochs >= 0, 0 < warmup_start_factor <= 1 and "
                 f"0 <= min_lr_factor <= 1; got {warmup_epochs}, {warmup_start_factor}, "
                 f"{min_lr_factor}. Fix the scheduler config."
@@ -121,7 +123,7 @@ class WarmupCosine:
     def build(self, optimizer: Optimizer, total_steps: int, total_epochs: int) -> LambdaLR:
         """A LambdaLR over `total_epochs` epochs or `total_steps` steps, by `interval`."""
         if total_epochs < 1:
-            raise ValueError(
+            raise ConfigError(
                 "the warmup + cosine schedule needs the number of epochs; set trainer.max_epochs."
             )
         if self.interval == "epoch":
@@ -177,7 +179,7 @@ class Plateau:
         min_lr: float = 0.0,
     ) -> None:
         if mode not in ("min", "max"):
-            raise ValueError(f"scheduler.mode={mode!r} must be 'min' or 'max'.")
+            raise ConfigError(f"scheduler.mode={mode!r} must be 'min' or 'max'.")
         self.monitor = monitor
         self.mode = mode
         self.factor = factor

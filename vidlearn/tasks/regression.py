@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
+from vidlearn.errors import ConfigError
 from vidlearn.tasks.base import OptimizerFactory, Task
 from vidlearn.tasks.optim import SchedulerRecipe
 
@@ -42,14 +43,14 @@ class RegressionTask(Task):
         model_config: Mapping[str, object] | None = None,
     ) -> None:
         if loss not in LOSSES:
-            raise ValueError(f"task.loss={loss!r} is not one of {', '.join(LOSSES)}.")
+            raise ConfigError(f"task.loss={loss!r} is not one of {', '.join(LOSSES)}.")
         if standardize_targets and (target_stats is None or len(target_stats) != 2):
-            raise ValueError(
+            raise ConfigError(
                 "task.standardize_targets=true needs target_stats=(mean, std) of the training "
                 f"targets; got {target_stats!r}. Pass them, or set task.standardize_targets=false."
             )
         if standardize_targets and not target_stats[1] > 0:
-            raise ValueError(
+            raise ConfigError(
                 f"the training targets have std {target_stats[1]}; standardising needs std > 0 "
                 "(are all targets equal?). Set task.standardize_targets=false."
             )

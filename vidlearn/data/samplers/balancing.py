@@ -11,6 +11,7 @@ import pandas as pd
 
 from vidlearn.data.samplers.epoch_sampler import WeightedSampler
 from vidlearn.data.samplers.report import report_groups
+from vidlearn.errors import ConfigError
 
 EDGES = ("uniform", "quantile")
 
@@ -54,13 +55,13 @@ class OversampleSampler(WeightedSampler):
         world_size: int | None = None,
     ) -> None:
         if not 0.0 < positive_fraction < 1.0:
-            raise ValueError(
+            raise ConfigError(
                 f"sampler.positive_fraction must be in (0, 1), got {positive_fraction}"
             )
         classes = class_indices(targets, "OversampleSampler")
         counts = np.bincount(classes, minlength=2)
         if len(counts) != 2 or counts.min() == 0:
-            raise ValueError(
+            raise ConfigError(
                 f"OversampleSampler needs binary 0/1 targets with both classes present, "
                 f"got counts {counts.tolist()}; use sampler=balanced for multiclass."
             )
@@ -90,7 +91,7 @@ class UniformRegressionSampler(WeightedSampler):
     ) -> None:
         values = np.asarray(targets, dtype=np.float64)
         if len(values) == 0 or not np.all(np.isfinite(values)):
-            raise ValueError("UniformRegressionSampler needs finite regression targets")
+            raise ConfigError("UniformRegressionSampler needs finite regression targets")
         groups = label_bins(values, bins, edges)
         counts = np.bincount(groups.codes)
         super().__init__(1.0 / counts[groups.codes], groups, num_samples, seed, rank, world_size)
@@ -110,7 +111,7 @@ class WeightsColumnSampler(WeightedSampler):
         world_size: int | None = None,
     ) -> None:
         if column not in table.columns:
-            raise ValueError(
+            raise ConfigError(
                 f"sampler.column={column!r} is not a manifest column; the training rows "
                 f"have {list(table.columns)}."
             )
@@ -127,12 +128,12 @@ class WeightsColumnSampler(WeightedSampler):
                 if "line" in table.columns
                 else f"row {row}"
             )
-            raise ValueError(
+            raise ConfigError(
                 f"{where}: weight column {column!r} holds {table[column].iloc[row]!r}; "
                 f"weights must be finite numbers >= 0 ({int(bad.sum())} bad rows)."
             )
         if weights.sum() <= 0:
-            raise ValueError(
+            raise ConfigError(
                 f"every weight in column {column!r} is 0; give some rows a positive weight"
             )
         super().__init__(weights, report_groups(targets), num_samples, seed, rank, world_size)
@@ -143,7 +144,7 @@ def class_indices(targets: np.ndarray, name: str) -> np.ndarray:
     targets = np.asarray(targets)
     classes = targets.astype(np.int64)
     if len(targets) == 0 or classes.min() < 0 or not np.array_equal(classes, targets):
-        raise ValueError(
+        raise ConfigError(
             f"{name} needs non-negative integer class targets; for a regression "
             "target use sampler=uniform_regression."
         )
@@ -156,9 +157,9 @@ def label_bins(values: np.ndarray, bins: int | str, edges: str) -> pd.Categorica
         distinct, codes = np.unique(values, return_inverse=True)
         return pd.Categorical.from_codes(codes, categories=[f"{value:g}" for value in distinct])
     if not isinstance(bins, int) or bins < 1:
-        raise ValueError(f"sampler.bins must be a positive integer or 'unique', got {bins!r}")
+        raise ConfigError(f"sampler.bins must be a positive integer or 'unique', got {bins!r}")
     if edges not in EDGES:
-        raise ValueError(f"sampler.edges must be one of {EDGES}, got {edges!r}")
+        raise ConfigError(f"sampler.edges must be one of {EDGES}, got {edges!r}")
     if edges == "uniform":
         boundaries = np.linspace(values.min(), values.max(), bins + 1)
     else:

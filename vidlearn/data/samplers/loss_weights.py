@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vidlearn.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 
@@ -18,7 +20,7 @@ def balanced_class_weights(targets: np.ndarray, num_classes: int) -> Tensor:
     """
     classes = np.asarray(targets).astype(np.int64)
     if len(classes) == 0 or classes.min() < 0 or classes.max() >= num_classes:
-        raise ValueError(
+        raise ConfigError(
             f"class weights need targets in 0..{num_classes - 1}, got "
             f"{classes.min() if len(classes) else 'no'} .. {classes.max() if len(classes) else 'targets'}"
         )
@@ -40,7 +42,7 @@ def positive_weight(targets: np.ndarray) -> Tensor:
     positives = int((targets == 1).sum())
     negatives = int((targets == 0).sum())
     if positives + negatives != len(targets) or positives == 0 or negatives == 0:
-        raise ValueError(
+        raise ConfigError(
             f"pos_weight needs 0/1 targets with both classes present; got {positives} "
             f"positives, {negatives} negatives and {len(targets) - positives - negatives} others"
         )
