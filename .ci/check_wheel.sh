@@ -10,7 +10,12 @@ python=$PWD/.venv/bin/python
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-"$python" -m pip wheel . --no-deps --quiet --wheel-dir "$work/dist"
+# Build from a copy of what a clone holds (tracked files and new ones git does not ignore), so a
+# stale build/ folder in the checkout cannot slip old files into the wheel.
+mkdir "$work/src"
+git ls-files -z --cached --others --exclude-standard \
+  | tar --null --files-from=- --ignore-failed-read -cf - | tar -xf - -C "$work/src"
+"$python" -m pip wheel "$work/src" --no-deps --quiet --wheel-dir "$work/dist"
 "$python" -m pip install --no-deps --quiet --target "$work/site" "$work"/dist/vidlearn-*.whl
 mkdir "$work/empty"
 cd "$work/empty"
