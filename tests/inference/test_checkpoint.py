@@ -1,11 +1,17 @@
 """load_checkpoint rebuilds the trained network from plain data and refuses anything else."""
 
+import socket
 from pathlib import Path
 
 import pytest
 import torch
 
 from vidlearn.inference.checkpoint import CheckpointError, load_checkpoint
+from vidlearn.models.mobilenet_v2 import MobileNetV2Classifier
+
+
+def no_network(*args: object, **kwargs: object) -> socket.socket:
+    raise OSError("network is unreachable (test without network)")
 
 
 class Payload:
@@ -28,6 +34,24 @@ def test_rebuilds_the_network_with_the_trained_weights(video_checkpoint: Path) -
     assert not loaded.model.training
     scores = loaded.scores(loaded.model(torch.zeros(loaded.input_shape(2))))
     assert torch.allclose(scores.sum(dim=1), torch.ones(2))
+
+
+def test_a_network_trained_from_pretrained_weights_loads_offline_without_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = {
+        "_target_": "vidlearn.models.mobilenet_v2.MobileNetV2Classifier",
+        "weights": "imagenet",
+        "hidden_sizes": [4],
+    }
+    trained = MobileNetV2Classifier(num_outputs=2, weights="none", hidden_sizes=[4])
+    hparams = {"classes": ["a", "b"], "model_config": config, "preprocessing": {"size": 32}}
+    state = {f"model.{name}": value for name, value in trained.state_dict().items()}
+    torch.save({"hyper_parameters": hparams, "state_dict": state}, tmp_path / "posture.ckpt")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no pretrained file here
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    loaded = load_checkpoint(tmp_path / "posture.ckpt")
+    assert torch.equal(loaded.model.head[0].weight, trained.head[0].weight)
 
 
 def test_refuses_a_pickle_payload_without_running_it(

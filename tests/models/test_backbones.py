@@ -45,7 +45,9 @@ def test_torchvision_backbone_rejects_models_without_a_final_linear() -> None:
 
 
 def test_torchvision_backbone_imagenet_without_cached_file_names_it(empty_hub: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=f"resnet18-f37072fd.pth in {empty_hub}"):
+    with pytest.raises(
+        FileNotFoundError, match=f"model.backbone.weights: .*resnet18-f37072fd.pth in {empty_hub}"
+    ):
         TorchvisionBackbone("resnet18", weights="imagenet")
 
 

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
-from torchvision.models import MobileNet_V2_Weights
+from torchvision.models import MobileNet_V2_Weights, WeightsEnum
 
+from vidlearn.errors import UserError
 from vidlearn.models.weights import (
+    WeightsDownloadError,
     cached_pretrained,
     load_checked,
     parse_weights,
@@ -36,7 +39,7 @@ def test_parse_weights_rejects_a_missing_file_and_names_the_choices(tmp_path: Pa
         parse_weights(str(tmp_path / "missing.pt"), "imagenet")
 
 
-def test_cached_pretrained_names_the_missing_file_and_folder(empty_hub: Path) -> None:
+def test_cached_pretrained_offline_names_the_missing_file_and_folder(empty_hub: Path) -> None:
     with pytest.raises(FileNotFoundError) as error:
         cached_pretrained(MobileNet_V2_Weights.IMAGENET1K_V1)
     assert f"mobilenet_v2-b0353104.pth in {empty_hub}" in str(error.value)
@@ -48,6 +51,65 @@ def test_cached_pretrained_accepts_a_file_in_the_hub_cache(empty_hub: Path) -> N
     (empty_hub / "mobilenet_v2-b0353104.pth").write_bytes(b"")
     weights = MobileNet_V2_Weights.IMAGENET1K_V1
     assert cached_pretrained(weights) is weights
+
+
+def test_cached_pretrained_downloads_a_missing_file_into_the_hub_cache(
+    empty_hub: Path, served_state: tuple[Path, dict], fake_weights: Callable[[str], WeightsEnum]
+) -> None:
+    served, _ = served_state
+    weights = fake_weights(served.as_uri())
+    assert cached_pretrained(weights) is weights
+    assert (empty_hub / served.name).read_bytes() == served.read_bytes()
+
+
+def test_downloaded_weights_are_what_torchvision_then_loads(
+    empty_hub: Path, served_state: tuple[Path, dict], fake_weights: Callable[[str], WeightsEnum]
+) -> None:
+    served, state = served_state
+    weights = cached_pretrained(fake_weights(served.as_uri()))
+    served.unlink()  # torchvision must read the hub cache, not the source
+    loaded = weights.get_state_dict(progress=False, check_hash=True)
+    assert all(torch.equal(loaded[key], state[key]) for key in state)
+
+
+def test_cached_pretrained_shows_download_progress(
+    empty_hub: Path,
+    served_state: tuple[Path, dict],
+    capfd: pytest.CaptureFixture[str],
+    fake_weights: Callable[[str], WeightsEnum],
+) -> None:
+    cached_pretrained(fake_weights(served_state[0].as_uri()))
+    assert "100%" in capfd.readouterr().err
+
+
+def test_unreachable_hub_raises_a_user_error_naming_url_file_folder_and_key(
+    hub_dir: Path, fake_weights: Callable[[str], WeightsEnum]
+) -> None:
+    url = "http://127.0.0.1:9/models/linear-0123abcd.pth"  # port 9: nothing listens
+    with pytest.raises(UserError) as error:
+        cached_pretrained(fake_weights(url), "model.backbone.weights")
+    message = str(error.value)
+    assert f"linear-0123abcd.pth in {hub_dir}" in message
+    assert f"downloading it from {url} failed" in message
+    assert "model.backbone.weights=none" in message
+
+
+def test_http_error_from_the_hub_is_reported_and_leaves_no_file(
+    hub_dir: Path, http_hub: str, fake_weights: Callable[[str], WeightsEnum]
+) -> None:
+    with pytest.raises(WeightsDownloadError, match="HTTP Error 404"):
+        cached_pretrained(fake_weights(f"{http_hub}/linear-0123abcd.pth"))
+    assert list(hub_dir.iterdir()) == []
+
+
+def test_download_with_a_wrong_hash_is_rejected_and_leaves_no_file(
+    hub_dir: Path, served_state: tuple[Path, dict], fake_weights: Callable[[str], WeightsEnum]
+) -> None:
+    served, _ = served_state
+    renamed = served.rename(served.with_name("linear-00000000.pth"))
+    with pytest.raises(WeightsDownloadError, match="invalid hash value"):
+        cached_pretrained(fake_weights(renamed.as_uri()))
+    assert list(hub_dir.iterdir()) == []
 
 
 @pytest.mark.parametrize(

@@ -43,12 +43,13 @@ def package_versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str | No
     return versions
 
 
-def git_state(folder: Path) -> dict[str, Any] | None:
-    """{"commit", "dirty"} of the git checkout holding `folder`; None outside one or without git."""
+def git_state(source: Path) -> dict[str, Any] | None:
+    """{"commit", "dirty"} of the git checkout that tracks the file `source`; None when none does
+    (an installed wheel, even in a venv inside another repository) or git is missing."""
 
     def git(*args: str) -> str:
         return subprocess.run(
-            ["git", "-C", str(folder), *args],
+            ["git", "-C", str(source.parent), *args],
             capture_output=True,
             text=True,
             check=True,
@@ -56,6 +57,7 @@ def git_state(folder: Path) -> dict[str, Any] | None:
         ).stdout.strip()
 
     try:
+        git("ls-files", "--error-unmatch", source.name)
         return {
             "commit": git("rev-parse", "HEAD"),
             "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
@@ -77,7 +79,7 @@ def write_provenance(run_dir: Path) -> Path:
     record = {
         "versions": package_versions(),
         "python": sys.version.split()[0],
-        "git": git_state(Path(__file__).resolve().parent),
+        "git": git_state(Path(__file__).resolve()),
         "overrides": overrides(),
         "argv": sys.argv,
     }

@@ -101,6 +101,22 @@ def label_kind_of(hparams: Mapping[str, Any]) -> str:
     return "multiclass"
 
 
+def without_initial_weights(config: Any) -> Any:
+    """A model config with every `weights` argument set to "none", at any depth.
+
+    The checkpoint's state_dict replaces all parameters, so the weights training started from
+    (pretrained, or a file on the training machine) are neither downloaded nor read again.
+    """
+    if isinstance(config, Mapping):
+        return {
+            key: "none" if key == "weights" else without_initial_weights(value)
+            for key, value in config.items()
+        }
+    if isinstance(config, list | tuple):
+        return [without_initial_weights(item) for item in config]
+    return config
+
+
 def num_outputs_of(label_kind: str, classes: list[str]) -> int:
     return len(classes) if label_kind == "multiclass" else 1
 
@@ -146,7 +162,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         )
     classes = list(hparams.get("classes") or [])
     kind = label_kind_of(hparams)
-    model = instantiate(dict(hparams["model_config"]), num_outputs=num_outputs_of(kind, classes))
+    model = instantiate(
+        without_initial_weights(dict(hparams["model_config"])),
+        num_outputs=num_outputs_of(kind, classes),
+    )
     weights = {
         key.removeprefix("model."): value
         for key, value in contents["state_dict"].items()

@@ -95,7 +95,7 @@ class SmallCNN(nn.Module):
 class TorchvisionBackbone(nn.Module):
     """Any torchvision classification model (by `name`) with its final Linear layer removed.
 
-    `weights`: "imagenet" (the model's DEFAULT torchvision weights, from the torch hub cache),
+    `weights`: "imagenet" (the model's DEFAULT torchvision weights, downloaded if missing),
     "none", or a path to a state_dict of this backbone (classifier already removed).
     """
 
@@ -110,7 +110,10 @@ class TorchvisionBackbone(nn.Module):
         choice = parse_weights(weights, "imagenet")
         pretrained = get_model_weights(name).DEFAULT
         self.net = get_model(
-            name, weights=cached_pretrained(pretrained) if choice == "imagenet" else None
+            name,
+            weights=cached_pretrained(pretrained, "model.backbone.weights")
+            if choice == "imagenet"
+            else None,
         )
         self.feature_dim = _remove_final_linear(self.net, name)
         if isinstance(choice, Path):
@@ -124,8 +127,9 @@ class TorchvisionBackbone(nn.Module):
 class TimmBackbone(nn.Module):
     """A timm model (by `name`) without its classifier; needs the optional `timm` package.
 
-    `weights`: "none" or a path to a state_dict of this backbone. timm's own pretrained weights
-    would be downloaded, which vidlearn never does; save them to a file and pass its path.
+    `weights`: "none" or a path to a state_dict of this backbone. vidlearn fetches torchvision's
+    pretrained weights only, not timm's (from the Hugging Face hub); save those to a file and
+    pass its path.
     """
 
     def __init__(self, name: str, weights: str | None = None) -> None:
@@ -136,8 +140,9 @@ class TimmBackbone(nn.Module):
         if choice == "imagenet":
             raise ValueError(
                 f"model.backbone.weights=imagenet is not available for the timm backbone {name!r} "
-                "(it would download); save the weights with torch.save(state_dict) and pass "
-                "model.backbone.weights=/path/to/state_dict.pt, or pass model.backbone.weights=none."
+                "(vidlearn fetches torchvision's pretrained weights only); save the weights with "
+                "torch.save(state_dict) and pass model.backbone.weights=/path/to/state_dict.pt, "
+                "or pass model.backbone.weights=none."
             )
         self.net = timm.create_model(name, pretrained=False, num_classes=0)
         self.feature_dim: int = self.net.num_features

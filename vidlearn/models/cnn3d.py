@@ -21,7 +21,7 @@ ARCHS = ("r3d_18", "mc3_18", "r2plus1d_18", "s3d")
 class Video3DCNN(nn.Module):
     """Video classifier `(B, T, C, H, W) -> (B, num_outputs)` built on `torchvision.models.video`.
 
-    `weights`: "kinetics400" (torchvision's KINETICS400_V1, from the torch hub cache), "none",
+    `weights`: "kinetics400" (torchvision's KINETICS400_V1, downloaded if missing), "none",
     or a path to a state_dict of this whole model. The ResNet-style archs get a new `fc`; s3d
     gets a new 1x1x1 output conv, and its fixed AvgPool3d((2, 7, 7)) becomes a global average
     so clips smaller than its 16 x 224 x 224 minimum work too (for that minimum the two agree).

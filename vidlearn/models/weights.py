@@ -3,7 +3,9 @@
 Every model with a `weights` argument accepts the same three kinds of value:
 
 - the pretrained name of its family (`"imagenet"` for image backbones, `"kinetics400"` for 3D
-  CNNs): torchvision's weights, read from the torch hub cache only; nothing is downloaded;
+  CNNs): torchvision's weights, read from the torch hub cache, and downloaded into it first (as
+  torchvision does, with progress) when missing; where the network does not allow that, a
+  `WeightsDownloadError` says which file to put where;
 - `"none"` (or `None`): random initialisation;
 - a path to a `.pt`/`.pth`/`.ckpt` file holding a state_dict of the module that takes the
   `weights` argument (the whole classifier, or just the backbone for a backbone's `weights`),
@@ -15,9 +17,11 @@ the mean/std that pretrained weights expect their inputs to be normalised with.
 
 from __future__ import annotations
 
+import logging
 import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
+from http.client import HTTPException
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -25,7 +29,15 @@ import torch
 from torch import Tensor, nn
 from torchvision.models import WeightsEnum
 
+from vidlearn.errors import UserError
+
+logger = logging.getLogger(__name__)
+
 NO_WEIGHTS = ("none", "null", "")
+
+
+class WeightsDownloadError(UserError, FileNotFoundError):
+    """Pretrained weights are not in the torch hub cache and could not be downloaded into it."""
 
 
 @dataclass(frozen=True)
@@ -55,20 +67,37 @@ def parse_weights(weights: str | Path | None, pretrained_name: str) -> str | Pat
     return path
 
 
-def cached_pretrained(weights: WeightsEnum) -> WeightsEnum:
-    """Return `weights` after checking that its file is already in the torch hub cache.
+def cached_pretrained(weights: WeightsEnum, config_key: str = "model.weights") -> WeightsEnum:
+    """Return `weights` once its file is in the torch hub cache, downloading it there if missing.
 
-    torchvision would download a missing file; the machines vidlearn runs on may have no
-    internet, so a missing file is an error that says where to put it instead.
+    The download is torchvision's own: `torch.hub.download_url_to_file` into
+    `<torch hub dir>/checkpoints` with a progress bar, checking the SHA-256 prefix that the file
+    name carries, and writing a partial file that only a complete download replaces. When it
+    fails (no network, an HTTP error, a wrong hash), WeightsDownloadError names `config_key`,
+    the URL, and the file and folder to copy the weights into by hand.
     """
     file_name = Path(urlparse(weights.url).path).name
     folder = Path(torch.hub.get_dir()) / "checkpoints"
-    if not (folder / file_name).is_file():
-        raise FileNotFoundError(
-            f"pretrained weights {weights} need the file {file_name} in {folder}, which is "
-            f"missing and cannot be downloaded here. Copy {file_name} (from {weights.url}) into "
-            f"{folder}, or pass model.weights=/path/to/state_dict.pt or model.weights=none."
+    target = folder / file_name
+    if target.is_file():
+        return weights
+    hash_match = torch.hub.HASH_REGEX.search(file_name)
+    logger.info("downloading %s to %s", weights.url, target)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(
+            weights.url, str(target), hash_match.group(1) if hash_match else None, progress=True
         )
+    # OSError covers URLError, HTTPError and socket errors; torch.hub raises RuntimeError for a
+    # hash mismatch; HTTPException for a connection cut mid-file.
+    except (OSError, HTTPException, RuntimeError) as error:
+        raise WeightsDownloadError(
+            f"{config_key}: pretrained weights {weights} need the file {file_name} in {folder}; "
+            f"it is not there and downloading it from {weights.url} failed ({error}). Download "
+            f"{file_name} where the network allows and copy it into {folder} (the torch hub "
+            f"cache; TORCH_HOME moves it), or pass {config_key}=/path/to/state_dict.pt or "
+            f"{config_key}=none."
+        ) from error
     return weights
 
 
