@@ -100,6 +100,13 @@ def test_missing_resume_checkpoint_names_the_key(tmp_path: Path) -> None:
     assert_clean_user_error(result, "resume=", "last.ckpt")
 
 
+def test_missing_weights_file_names_the_key(tmp_path: Path, demo_videos: Path) -> None:
+    result = run_script(
+        tmp_path, f"data.manifest={demo_videos}", "model=r3d_18", f"model.weights={tmp_path}/r3d.pt"
+    )
+    assert_clean_user_error(result, "model.weights=", "r3d.pt")
+
+
 def test_eval_with_a_missing_checkpoint_exits_2(tmp_path: Path) -> None:
     result = run_script(tmp_path, f"ckpt={tmp_path / 'best.ckpt'}", script="vidlearn-eval")
     assert_clean_user_error(result, "best.ckpt")

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torchvision.models import MobileNet_V2_Weights, WeightsEnum
 
-from vidlearn.errors import UserError
+from vidlearn.errors import ConfigError, UserError
 from vidlearn.models.weights import (
     WeightsDownloadError,
     cached_pretrained,
@@ -35,7 +35,7 @@ def test_parse_weights_returns_an_existing_file_as_path(tmp_path: Path) -> None:
 
 
 def test_parse_weights_rejects_a_missing_file_and_names_the_choices(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"missing\.pt.*imagenet.*none"):
+    with pytest.raises(ConfigError, match=r"missing\.pt.*imagenet.*none"):
         parse_weights(str(tmp_path / "missing.pt"), "imagenet")
 
 

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models import WeightsEnum
 
-from vidlearn.errors import UserError
+from vidlearn.errors import ConfigError, UserError
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def parse_weights(weights: str | Path | None, pretrained_name: str) -> str | Pat
         return pretrained_name
     path = Path(weights).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(
+        raise ConfigError(
             f"model.weights={weights!r} is neither {pretrained_name!r}, 'none' nor an existing "
             f"file; pass model.weights={pretrained_name}, model.weights=none or the path of a "
             "state_dict file (.pt/.pth)."
@@ -110,13 +110,13 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        raise ValueError(
+        raise ConfigError(
             f"{path}: holds Python objects besides tensors, which torch.load(weights_only=True) "
             "refuses (see the chained error); save the weights alone with "
             "torch.save(model.state_dict(), path) and pass that file."
         ) from error
     if not isinstance(content, Mapping):
-        raise ValueError(f"{path}: holds a {type(content).__name__}, not a state_dict mapping.")
+        raise ConfigError(f"{path}: holds a {type(content).__name__}, not a state_dict mapping.")
     for key in ("state_dict", "model"):
         if isinstance(content.get(key), Mapping):
             content = content[key]
@@ -152,7 +152,7 @@ def load_checked(module: nn.Module, state_dict: Mapping[str, Tensor], source: st
         if items
     ]
     if problems:
-        raise ValueError(
+        raise ConfigError(
             f"{source}: state_dict does not fit {type(module).__name__}: {'; '.join(problems)}. "
             "Check that the model config (architecture, num_outputs, in_channels, sizes) is the "
             "one the file was saved from."
