@@ -3,6 +3,7 @@ data.backend=auto picks decord or PyAV per file."""
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +18,7 @@ from vidlearn.data.bad_files import BadFileMonitor, TooManyBadFilesError
 from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler
 from vidlearn.data.datamodules import ImageDataModule, VideoDataModule
 from vidlearn.data.probe import probe_files, probe_rows
+from vidlearn.data.probe_index import ProbeCache
 
 
 def probed_datamodule(manifest: Path, **options: object) -> VideoDataModule:
@@ -115,6 +117,26 @@ def test_probing_in_a_process_pool_matches_probing_in_process(
     monkeypatch.setattr(probe, "PARALLEL_MIN_FILES", 1)
     pooled, _ = probe_files(paths, "auto", workers=2)
     assert pooled == alone
+
+
+def _probe_count(paths: list[str], index: str, counts: multiprocessing.Queue) -> None:
+    counts.put(probe_files(paths, "auto", ProbeCache(index))[1])
+
+
+def test_two_ranks_probing_at_once_probe_each_file_once(probe_set: Path, tmp_path: Path) -> None:
+    # As two DDP ranks would: the lock lets one probe while the other waits, then reads.
+    paths = [str(path) for path in sorted(probe_set.parent.glob("*.mp4"))]
+    context = multiprocessing.get_context("fork")
+    counts = context.Queue()
+    ranks = [
+        context.Process(target=_probe_count, args=(paths, str(tmp_path / "probes.sqlite"), counts))
+        for _ in range(2)
+    ]
+    for rank in ranks:
+        rank.start()
+    for rank in ranks:
+        rank.join(timeout=60)
+    assert sorted(counts.get(timeout=5) for _ in ranks) == [0, len(paths) + 2]
 
 
 def test_probing_leaves_the_random_state_as_it_was(probe_set: Path) -> None:

@@ -53,6 +53,10 @@ class ManifestDataModule(pl.LightningDataModule):
     list are dropped); fold `fold` of `folds` generated folds (stratified, group-disjoint: the
     fold is validation, the rest training); the manifest's split column; otherwise a seeded,
     stratified, group-disjoint split with `val_fraction` and `test_fraction`.
+
+    With `probe`, every row's file is then checked once (vidlearn.data.probe, outcomes kept in
+    the `probe_index` SQLite file): unusable rows are dropped before the classes are fitted and
+    listed in `probe_skipped`; `max_bad_fraction` of a split stops setup.
     """
 
     extensions: tuple[str, ...] = ()

@@ -54,11 +54,6 @@ class ProbeReport:
     probed: int = 0
     seconds: float = 0.0
 
-    @property
-    def records(self) -> list[dict[str, str]]:
-        """The unusable files as summary.json `skipped` records: path, reason, stage."""
-        return self.skipped[["path", "reason", "stage"]].to_dict("records")
-
 
 def backends_to_try(backend: str) -> tuple[str, ...]:
     """The backends probed in order for `data.backend`: auto tries decord, then PyAV."""
