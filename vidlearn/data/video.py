@@ -430,10 +430,11 @@ class PyAVReader:
 
 def displayed(frame: av.VideoFrame) -> np.ndarray:
     """The frame as RGB `(H, W, 3)` uint8, turned by its display-matrix rotation as players show it."""
-    array = frame.to_ndarray(format="rgb24")
-    return np.ascontiguousarray(
-        np.rot90(array, frame.rotation // 90)
-    )  # np.rot90 turns anticlockwise
+    array = frame.to_ndarray(format="rgb24")  # (H, W, 3) as stored
+    turned = np.rot90(
+        array, frame.rotation // 90
+    )  # both turn anticlockwise; checked against decord
+    return np.ascontiguousarray(turned)
 
 
 class TorchCodecReader:
