@@ -16,7 +16,7 @@ from PIL import Image
 from vidlearn.data import probe
 from vidlearn.data.bad_files import BadFileMonitor, TooManyBadFilesError
 from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler
-from vidlearn.data.datamodules import ImageDataModule, VideoDataModule
+from vidlearn.data.datamodules import ImageDataModule, VideoDataModule, write_splits
 from vidlearn.data.probe import probe_files, probe_rows
 from vidlearn.data.probe_index import ProbeCache
 
@@ -57,6 +57,13 @@ def test_auto_reads_a_file_decord_cannot_copy_with_pyav(probe_set: Path) -> None
     assert chosen.pop(wide) == "pyav" and set(chosen.values()) == {"decord"}
     assert datamodule.probe_report.backends == {"decord": 9, "pyav": 1}
     assert train[train.paths.index(wide)]["skipped"] == []  # read by PyAV, not substituted
+
+
+def test_splits_csv_names_the_backend_of_each_file(probe_set: Path, tmp_path: Path) -> None:
+    written = pd.read_csv(write_splits(probed_datamodule(probe_set), tmp_path))
+    names = written["path"].map(lambda path: Path(path).name)
+    chosen = dict(zip(names, written["backend"], strict=True))
+    assert chosen["wide_48.mp4"] == "pyav" and chosen["clip_0.mp4"] == "decord"
 
 
 def test_video_shorter_than_a_skip_sampler_clip_is_dropped_at_probe(probe_set: Path) -> None:

@@ -484,11 +484,13 @@ class ImageDataModule(ManifestDataModule):
 
 
 def write_splits(datamodule: ManifestDataModule, folder: Path) -> Path:
-    """Write the rows of every split (path, label, split, line) to `folder/splits.csv`."""
+    """Write every row (path, label, split, group, line, the probe's backend) to `folder/splits.csv`."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "splits.csv"
     columns = [
-        c for c in ("path", "label", "split", "group", "line") if c in datamodule.table.columns
+        c
+        for c in ("path", "label", "split", "group", "line", "backend")
+        if c in datamodule.table.columns
     ]
     datamodule.table[columns].to_csv(target, index=False)
     return target
