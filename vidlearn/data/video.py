@@ -372,7 +372,8 @@ class PyAVReader:
                     if index >= run[-1]:
                         break
         except av.FFmpegError as error:  # corrupt or truncated data: keep what decoded
-            logger.warning("%s: decoding stopped early (%s)", self.path, error)
+            if not self.strict:  # strict: the DecodeError below says it
+                logger.warning("%s: decoding stopped early (%s)", self.path, error)
         if not frames:
             raise DecodeError(
                 f"{self.path}: no wanted frame could be decoded; the file is corrupt: re-encode or remove it"
@@ -380,8 +381,8 @@ class PyAVReader:
         decoded = np.array(sorted(frames))
         if decoded[-1] < last and self.strict:
             raise DecodeError(
-                f"{self.path}: frames {decoded[-1] + 1}..{last} cannot be decoded (the container "
-                f"claims {self.num_frames}); the file is truncated or corrupt: re-encode or remove it"
+                f"{self.path}: frame {last} of the {self.num_frames} the container claims cannot "
+                "be decoded; the file is truncated or corrupt: re-encode or remove it"
             )
         if decoded[-1] < last:
             logger.warning(
