@@ -77,7 +77,8 @@ def test_video_report_probes_each_file(tmp_path: Path, demo_videos: Path) -> Non
     text = (out / "report.md").read_text()
     assert "## videos: resolution" in text and "| 32x32 | 30 |" in text
     assert "## unreadable videos (0)" in text
-    assert len(report.probes) == 30 and (out / "probes.sqlite").is_file()
+    # The training probe index (data.probe_index) serves the report: no second cache.
+    assert len(report.probes) == 30 and (tmp_path / "cache" / "probes.sqlite").is_file()
 
 
 def test_unknown_group_column_fails_with_the_usable_columns(

@@ -64,3 +64,22 @@ def broken_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         audio.writeframes(np.zeros(800, dtype=np.int16).tobytes())
     files["corrupt_npy"].write_bytes(b"\x93NUMPY\x01\x00garbage")
     return files
+
+
+@pytest.fixture(scope="session")
+def probe_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Manifest (path,label,split) of 8 counter clips, a clip 48 pixels wide (decord cannot copy
+    its frames; PyAV can), a 3-frame clip in val and an empty file in train."""
+    root = tmp_path_factory.mktemp("probe_set")
+    rows = []
+    for i in range(8):
+        write_video(root / f"clip_{i}.mp4", counter_frames(12))
+        rows.append((f"clip_{i}.mp4", "ab"[i % 2], "train" if i < 6 else "val"))
+    write_video(root / "wide_48.mp4", counter_frames(12, 32, 48))
+    write_video(root / "three_frames.mp4", counter_frames(3))
+    (root / "empty.mp4").write_bytes(b"")
+    rows += [("wide_48.mp4", "a", "train"), ("three_frames.mp4", "b", "val")]
+    rows += [("empty.mp4", "b", "train")]
+    manifest = root / "manifest.csv"
+    manifest.write_text("path,label,split\n" + "".join(",".join(row) + "\n" for row in rows))
+    return manifest

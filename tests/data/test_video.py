@@ -1,18 +1,18 @@
-"""open_video / probe_video / ProbeCache: what each backend returns and how each failure reads."""
+"""open_video / probe_video: what each backend returns and how each failure reads."""
 
 from __future__ import annotations
 
 import importlib.util
 import logging
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from counter_videos import write_video
 
 from vidlearn.data import video
-from vidlearn.data.video import DecodeError, ProbeCache, VideoInfo, open_video, probe_video
+from vidlearn.data.video import DecodeError, open_video, probe_video
 
 BACKENDS = ["decord", "pyav"]
 FrameIndices = Callable[[np.ndarray], list[int]]
@@ -94,7 +94,7 @@ def test_broken_file_raises_decode_error_naming_it(
 
 
 def test_unknown_backend_is_a_config_error(counter_video: Path) -> None:
-    with pytest.raises(ValueError, match="use one of decord, pyav, torchcodec"):
+    with pytest.raises(ValueError, match="use one of auto, decord, pyav, torchcodec"):
         open_video(counter_video, "opencv")
 
 
@@ -173,33 +173,66 @@ def test_probe_video_reports_codec_with_pyav(counter_video: Path) -> None:
     assert probe_video(counter_video, "pyav").codec == "h264"
 
 
-def _counting_probe(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    calls: list[str] = []
-    real_probe = video.probe_video
+@pytest.fixture
+def torch_bridge() -> Iterator[None]:
+    """decord's bridge set to torch, as PyTorchVideo's decord decoder sets it; restored after."""
+    import decord
 
-    def probe(path: str, backend: str = "decord") -> VideoInfo:
-        calls.append(str(path))
-        return real_probe(path, backend)
-
-    monkeypatch.setattr(video, "probe_video", probe)
-    return calls
+    decord.bridge.set_bridge("torch")
+    yield
+    decord.bridge.set_bridge("native")
 
 
-def test_probe_cache_second_probe_does_not_open_file(
-    counter_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.usefixtures("torch_bridge")
+def test_decord_reader_returns_numpy_whatever_the_bridge(
+    counter_video: Path, frame_indices: FrameIndices
 ) -> None:
-    calls = _counting_probe(monkeypatch)
-    first = ProbeCache(tmp_path / "probes.sqlite").probe(counter_video)
-    second = ProbeCache(tmp_path / "probes.sqlite").probe(counter_video)  # as a later run would
-    assert first == second and len(calls) == 1
+    frames = open_video(counter_video, "decord").read([3, 1])
+    assert isinstance(frames, np.ndarray) and frames.dtype == np.uint8
+    assert frame_indices(frames) == [3, 1]
 
 
-def test_probe_cache_reprobes_touched_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "clip.npy"
-    np.save(path, np.zeros((5, 2, 2), dtype=np.uint8))
-    calls = _counting_probe(monkeypatch)
-    cache = ProbeCache(tmp_path / "probes.sqlite")
-    cache.probe(path)
-    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
-    cache.probe(path)
-    assert len(calls) == 2
+def test_probe_video_rejects_a_truncated_file_pyav_would_pad(truncated_video: Path) -> None:
+    # Reading repeats the last decodable frame; a probe must not pass the file as whole.
+    with pytest.raises(
+        DecodeError, match="frame 59 of the 60 the container claims cannot be decoded.*truncated"
+    ) as error:
+        probe_video(truncated_video, "pyav")
+    assert str(error.value).startswith(f"{truncated_video}: ")
+
+
+def test_auto_backend_opens_with_decord(counter_video: Path) -> None:
+    assert isinstance(open_video(counter_video, "auto"), video.DecordReader)
+
+
+def test_auto_backend_falls_back_to_pyav_when_decord_cannot_open(
+    counter_video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(path: str, threads: int = 1) -> None:
+        raise DecodeError(f"{path}: decord cannot open it (a codec it lacks)")
+
+    monkeypatch.setattr(video, "DecordReader", refuse)
+    assert isinstance(open_video(counter_video, "auto"), video.PyAVReader)
+
+
+def test_auto_backend_names_both_failures(broken_files: dict[str, Path]) -> None:
+    path = broken_files["random_bytes"]
+    with pytest.raises(DecodeError, match="not a readable video.*decord cannot open it either"):
+        open_video(path, "auto")
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_pyav_applies_the_display_rotation_as_decord_does(tmp_path: Path, rotation: int) -> None:
+    # An asymmetric picture (a white corner, a green one), stored 64 wide x 32 high.
+    frames = np.zeros((4, 32, 64, 3), dtype=np.uint8)
+    frames[:, :16, :16] = 255
+    frames[:, 16:, 48:, 1] = 200
+    path = write_video(tmp_path / "turned.mp4", frames, rotate=rotation, pix_fmt="yuv444p")
+    pyav, decord_reader = open_video(path, "pyav"), open_video(path, "decord")
+    turned = pyav.read([0, 3])
+    assert (
+        turned.shape[1:3]
+        == (pyav.height, pyav.width)
+        == (decord_reader.height, decord_reader.width)
+    )
+    assert np.abs(turned.astype(int) - decord_reader.read([0, 3])).mean() < 2

@@ -148,3 +148,11 @@ def test_reproduce_balancing_quick(
     )
     record = json.loads((tmp_path / "reproduce_balancing_quick.json").read_text())
     assert set(record["results"]) == {"none", "sampler", "loss_weights"}
+
+
+def test_bench_probe_quick(experiments_path: Path, tmp_path: Path, monkeypatch) -> None:
+    run_script(monkeypatch, "bench_probe.py", "--quick", "--out", str(tmp_path))
+    record = json.loads((tmp_path / "bench_probe_quick.json").read_text())
+    warm = record["results"]["warm, 2 processes"]
+    assert warm["probed"] == 0 and warm["unusable"] == 0
+    assert record["results"]["cold, 1 process"]["probed"] == 40

@@ -24,10 +24,12 @@ def setup_manifest(tmp_path: Path) -> Callable[..., ImageDataModule]:
         folder = tmp_path / "data"
         folder.mkdir(exist_ok=True)
         for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg", *files):
-            (folder / name).write_bytes(b"x")  # setup checks existence; decoding comes later
+            (folder / name).write_bytes(b"x")  # placeholders: probe=False, these are not images
         manifest = folder / "manifest.csv"
         manifest.write_bytes(text if isinstance(text, bytes) else text.encode())
-        datamodule = ImageDataModule(label_kind="multiclass", manifest=str(manifest), **options)
+        datamodule = ImageDataModule(
+            label_kind="multiclass", manifest=str(manifest), probe=False, **options
+        )
         datamodule.setup("fit")
         return datamodule
 

@@ -128,14 +128,14 @@ def test_variable_frame_rate_far_apart_frames_are_exact(
     assert numbers_of(reader.read([0, 20, 39])) == [0, 20, 39]
 
 
-@pytest.mark.parametrize(("backend", "shape"), [("pyav", (32, 64)), ("decord", (64, 32))])
-def test_rotated_video_is_read_as_stored_by_pyav_and_turned_by_decord(
-    odd_videos: dict[str, Path], numbers_of: Callable, backend: str, shape: tuple[int, int]
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rotated_video_is_turned_as_displayed_by_both_backends(
+    odd_videos: dict[str, Path], numbers_of: Callable, backend: str
 ) -> None:
-    # Stored 64 wide x 32 high with a 90-degree display matrix: the backends disagree, so a
-    # checkpoint keeps its backend (preprocessing["backend"]) for eval and predict.
+    # Stored 64 wide x 32 high with a 90-degree display matrix: both backends turn it upright,
+    # so a set read partly by decord and partly by PyAV (backend=auto) reads alike.
     frames = read_clip(odd_videos["rotated"], backend)
-    assert frames.shape[1:3] == shape
+    assert frames.shape[1:3] == (64, 32)
     assert numbers_of(frames) == [3, 4, 5, 6, 7, 8]
 
 
@@ -148,7 +148,7 @@ def test_decord_width_it_cannot_copy_names_the_file_and_pyav(
     assert numbers_of(read_clip(odd_videos["width_48"], "pyav")) == [3, 4, 5, 6, 7, 8]
 
 
-def test_bad_videos_in_training_are_skipped_counted_and_listed(
+def test_bad_videos_met_at_run_time_are_skipped_counted_and_listed(
     compose_train: Callable[..., DictConfig],
     make_mixed_manifest: Callable[[dict[str, Path]], Path],
     bad_videos: dict[str, Path],
@@ -158,6 +158,7 @@ def test_bad_videos_in_training_are_skipped_counted_and_listed(
         f"data.manifest={make_mixed_manifest(broken)}",
         "data.allow_outside_root=true",
         "data.max_bad_fraction=0.5",
+        "data.probe=false",
         "sampler=none",
         *TINY,
     )
@@ -167,9 +168,32 @@ def test_bad_videos_in_training_are_skipped_counted_and_listed(
     assert sorted(record["path"] for record in written["skipped"]) == sorted(
         str(path) for path in broken.values()
     )
-    assert all(record["reason"] for record in written["skipped"])
+    assert all(record["reason"] and record["stage"] == "run" for record in written["skipped"])
     assert written["num_train"] == 23
     assert torch.load(summary["best_checkpoint"], weights_only=True)["state_dict"]
+
+
+def test_broken_files_the_sampler_never_draws_are_still_listed(
+    compose_train: Callable[..., DictConfig],
+    make_mixed_manifest: Callable[[dict[str, Path]], Path],
+    bad_videos: dict[str, Path],
+) -> None:
+    # The balanced sampler draws with replacement: without the probe, a broken file it never
+    # drew went unreported. The probe reads every row once, so all three are listed.
+    broken = {case: bad_videos[case] for case in ("zero_bytes", "truncated", "text_as_avi")}
+    cfg = compose_train(
+        f"data.manifest={make_mixed_manifest(broken)}",
+        "data.allow_outside_root=true",
+        "data.max_bad_fraction=0.5",
+        "sampler=balanced",
+        *TINY,
+    )
+    summary = train(cfg)
+    written = json.loads((Path(cfg.paths.output_dir) / "summary.json").read_text())
+    assert {record["path"]: record["stage"] for record in written["skipped"]} == {
+        str(path): "probe" for path in broken.values()
+    }
+    assert written["num_train"] == 20 and summary["backends"] == {"decord": 30}
 
 
 def test_too_many_bad_videos_stop_the_run_listing_them(

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from vidlearn.data.datamodules import ImageDataModule, VideoDataModule
+from vidlearn.data.probe_index import ProbeCache
 from vidlearn.data.samplers import BalancedSampler, ShuffleSampler
-from vidlearn.data.video import ProbeCache
 from vidlearn.demo import make_videos
 from vidlearn.reports.dataset import (
     ALL,
@@ -129,6 +129,7 @@ def test_video_probes_and_unreadable_files(tmp_path: Path) -> None:
         manifest=str(manifest),
         train_clip_sampler=lambda num_frames, fps: [np.arange(4)],
         eval_clip_sampler=lambda num_frames, fps: [np.arange(4)],
+        probe=False,  # keep the broken row for the report's own probe
     )
     datamodule.setup("fit")
     probes, unreadable = probe_videos(datamodule.table, ProbeCache(tmp_path / "p.sqlite"), "pyav")
@@ -136,6 +137,23 @@ def test_video_probes_and_unreadable_files(tmp_path: Path) -> None:
     assert "not a video" not in unreadable["error"].iloc[0] and unreadable["line"].tolist() == [2]
     assert len(probes) == 5 and set(probes["resolution"]) == {"32x32"}
     assert set(probes["codec"]) == {"h264"}
+
+
+def test_rows_the_datamodule_probe_dropped_are_reported_unreadable(tmp_path: Path) -> None:
+    manifest = make_videos(tmp_path / "videos", seed=0, num_videos=6, frames=8, size=32)
+    broken = manifest.parent / pd.read_csv(manifest)["path"].iloc[0]
+    broken.write_bytes(b"not a video")
+    datamodule = VideoDataModule(
+        label_kind="multiclass",
+        manifest=str(manifest),
+        train_clip_sampler=lambda num_frames, fps: [np.arange(4)],
+        eval_clip_sampler=lambda num_frames, fps: [np.arange(4)],
+        max_bad_fraction=0.5,
+    )
+    datamodule.setup("fit")
+    report = describe_dataset(datamodule, None, probe_cache=ProbeCache(tmp_path / "p.sqlite"))
+    assert report.unreadable["path"].tolist() == [str(broken)]
+    assert report.unreadable["line"].tolist() == [2] and len(report.probes) == 5
 
 
 def test_long_listings_are_cut_and_point_to_the_csv(

@@ -37,7 +37,10 @@ def run_eval(cfg: DictConfig) -> Evaluation:
             f"{'videos' if is_video else 'images'}; pick the matching data group, e.g. "
             f"data={'video_csv' if loaded.modality == 'video' else 'image_csv'}."
         )
-    datamodule = instantiate(cfg.data, label_kind=loaded.label_kind, classes=loaded.classes or None)
+    # probe=False: evaluate() reads every file itself and lists those it cannot read as errors.
+    datamodule = instantiate(
+        cfg.data, label_kind=loaded.label_kind, classes=loaded.classes or None, probe=False
+    )
     datamodule.setup("test")
     rows = datamodule.split_rows(cfg.split)
     if rows.empty:

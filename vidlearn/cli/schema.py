@@ -40,6 +40,7 @@ class Data:
     folds: int | None
     fold: int | None
     max_bad_fraction: float
+    probe: bool
 
 
 @dataclass

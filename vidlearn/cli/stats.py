@@ -23,7 +23,7 @@ from rich.progress import track
 import vidlearn.cli.demo  # noqa: F401  (registers the ${demo:...} resolver)
 from vidlearn.cli.console import console_main
 from vidlearn.data.datamodules import VideoDataModule
-from vidlearn.data.video import ProbeCache
+from vidlearn.data.probe_index import ProbeCache
 from vidlearn.reports.dataset import (
     DatasetReport,
     describe_dataset,
@@ -41,7 +41,9 @@ def run_stats(cfg: DictConfig) -> DatasetReport:
     datamodule.setup("fit")
     probe_cache = None
     if cfg.stats.probe and issubclass(get_class(cfg.data._target_), VideoDataModule):
-        probe_cache = ProbeCache(cfg.stats.probe_cache or out / "probes.sqlite")
+        # The training probe's index when there is one: files it probed are not opened again.
+        index = cfg.stats.probe_cache or cfg.data.get("probe_index") or out / "probes.sqlite"
+        probe_cache = ProbeCache(index)
 
     def progress(items: Iterable[int]) -> Iterable[int]:
         return track(items, description="probing videos", disable=not cfg.progress, transient=True)

@@ -89,7 +89,7 @@ def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         **task_statistics(task_class.label_kind, cfg.task, datamodule),
     )
 
-    bad_files = BadFileMonitor(cfg.data.max_bad_fraction)
+    bad_files = BadFileMonitor(cfg.data.max_bad_fraction, datamodule.probe_skipped)
     nonfinite = NonFiniteLossFiles()
     run_callbacks = [
         bad_files,
@@ -134,6 +134,7 @@ def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "num_test": len(datamodule.datasets.get("test", [])),
         "epochs": trainer.current_epoch,
         "skipped": bad_files.records,
+        "backends": datamodule.probe_report.backends if datamodule.probe_report else {},
         "nonfinite_steps": nonfinite.skipped_steps,
         "dropped_rows": len(datamodule.manifest.dropped),
     }

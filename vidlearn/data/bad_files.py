@@ -1,14 +1,18 @@
 """Count the files a run had to skip, report them, and stop when there are too many.
 
-Datasets replace an unreadable file by another sample and attach a `"path: reason"` record to
-the batch (`batch["skipped"]`); this callback gathers those records from every split.
+Files are skipped at two stages: "probe" (found unusable before training, their rows dropped;
+see vidlearn.data.probe) and "run" (a dataset replaced an unreadable file by another sample and
+attached a `"path: reason"` record to the batch, `batch["skipped"]`). This callback gathers the
+run-time records from every split; `data.max_bad_fraction` bounds both stages together.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
+import pandas as pd
 import pytorch_lightning as pl
 
 from vidlearn.errors import UserError
@@ -20,17 +24,51 @@ class TooManyBadFilesError(UserError, RuntimeError):
     """More than `max_bad_fraction` of a split's files could not be read."""
 
 
-class BadFileMonitor(pl.Callback):
-    """Collect skipped files; raise TooManyBadFilesError above `max_bad_fraction` of a split."""
+def check_bad_share(
+    split: str, bad: Mapping[str, str], num_files: int, max_bad_fraction: float
+) -> None:
+    """TooManyBadFilesError listing `bad` (path -> reason) when they are over the split's share."""
+    if len(bad) <= max_bad_fraction * num_files:
+        return
+    listing = "\n".join(f"  {path}: {reason}" for path, reason in list(bad.items())[:50])
+    raise TooManyBadFilesError(
+        f"{len(bad)} of {num_files} {split} files could not be read, more than "
+        f"data.max_bad_fraction={max_bad_fraction}:\n{listing}\n"
+        "Fix or remove these files (or raise data.max_bad_fraction)."
+    )
 
-    def __init__(self, max_bad_fraction: float = 0.01) -> None:
+
+class BadFileMonitor(pl.Callback):
+    """Collect skipped files; raise TooManyBadFilesError above `max_bad_fraction` of a split.
+
+    `probe_skipped` (columns path, split, reason) are the files the probe dropped before
+    training: they count towards their split's share and lead the `records`.
+    """
+
+    def __init__(
+        self, max_bad_fraction: float = 0.01, probe_skipped: pd.DataFrame | None = None
+    ) -> None:
         self.max_bad_fraction = max_bad_fraction
-        self.skipped: dict[str, str] = {}  # path -> reason
+        self.probe_skipped = (
+            probe_skipped
+            if probe_skipped is not None
+            else pd.DataFrame(columns=["path", "split", "reason"])
+        )
+        self.skipped: dict[str, str] = {}  # path -> reason, at run time
 
     @property
     def records(self) -> list[dict[str, str]]:
-        """Skipped files as `{"path": ..., "reason": ...}`, in the order first seen."""
-        return [{"path": path, "reason": reason} for path, reason in self.skipped.items()]
+        """Skipped files as `{"path", "reason", "stage"}`: the probe's, then the run's as first seen."""
+        probed = [
+            {"path": str(path), "reason": str(reason), "stage": "probe"}
+            for path, reason in zip(
+                self.probe_skipped["path"], self.probe_skipped["reason"], strict=True
+            )
+        ]
+        return probed + [
+            {"path": path, "reason": reason, "stage": "run"}
+            for path, reason in self.skipped.items()
+        ]
 
     def _collect(self, trainer: pl.Trainer, batch: Any, split: str) -> None:
         if not isinstance(batch, dict):
@@ -45,14 +83,10 @@ class BadFileMonitor(pl.Callback):
         if dataset is None:
             return
         paths = set(dataset.paths)
-        bad = [path for path in self.skipped if path in paths]
-        if len(bad) > self.max_bad_fraction * len(paths):
-            listing = "\n".join(f"  {path}: {self.skipped[path]}" for path in bad[:50])
-            raise TooManyBadFilesError(
-                f"{len(bad)} of {len(paths)} {split} files could not be read, more than "
-                f"data.max_bad_fraction={self.max_bad_fraction}:\n{listing}\n"
-                "Fix or remove these files (or raise data.max_bad_fraction)."
-            )
+        dropped = self.probe_skipped[self.probe_skipped["split"] == split]
+        bad = dict(zip(dropped["path"], dropped["reason"], strict=True))
+        bad.update((path, reason) for path, reason in self.skipped.items() if path in paths)
+        check_bad_share(split, bad, len(paths) + len(dropped), self.max_bad_fraction)
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int

@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from vidlearn.data.bad_files import check_bad_share
 from vidlearn.data.datasets import ImageDataset, VideoClipDataset, collate
 from vidlearn.data.folds import fold_splits, read_fold
 from vidlearn.data.labels import LabelEncoder
@@ -33,6 +34,8 @@ from vidlearn.data.manifest import (
     sample_paths,
     scan_folder,
 )
+from vidlearn.data.probe import IMAGE_BACKEND, ClipSampler, ProbeReport, probe_rows
+from vidlearn.data.probe_index import ProbeCache
 from vidlearn.data.samplers import EvalShardSampler, ShuffleSampler
 from vidlearn.data.splits import SPLITS, assign_folds, assign_splits
 from vidlearn.data.transforms import ClipTransform, ImageTransform
@@ -51,6 +54,10 @@ class ManifestDataModule(pl.LightningDataModule):
     list are dropped); fold `fold` of `folds` generated folds (stratified, group-disjoint: the
     fold is validation, the rest training); the manifest's split column; otherwise a seeded,
     stratified, group-disjoint split with `val_fraction` and `test_fraction`.
+
+    With `probe`, every row's file is then checked once (vidlearn.data.probe, outcomes kept in
+    the `probe_index` SQLite file): unusable rows are dropped before the classes are fitted and
+    listed in `probe_skipped`; `max_bad_fraction` of a split stops setup.
     """
 
     extensions: tuple[str, ...] = ()
@@ -91,6 +98,8 @@ class ManifestDataModule(pl.LightningDataModule):
         check_files: bool = True,
         encoding: str = "utf-8-sig",
         max_bad_fraction: float = 0.01,
+        probe: bool = True,
+        probe_index: str | None = None,
     ) -> None:
         super().__init__()
         if (manifest is None) == (folder is None):
@@ -143,6 +152,8 @@ class ManifestDataModule(pl.LightningDataModule):
         self.prefetch_factor = prefetch_factor
         self.timeout = timeout
         self.max_bad_fraction = max_bad_fraction
+        self.probe, self.probe_index = probe, probe_index
+        self.probe_report: ProbeReport | None = None
         self.manifest: Manifest | None = None
         self.encoder: LabelEncoder | None = None
         self.datasets: dict[str, Dataset] = {}
@@ -194,6 +205,8 @@ class ManifestDataModule(pl.LightningDataModule):
                 [manifest.dropped, table.loc[unlisted].assign(reason=reason)]
             )
             manifest.table = table = table.loc[~unlisted].reset_index(drop=True)
+        if self.probe:
+            manifest.table = table = self._probe(table)
         train_labels = table.loc[table["split"] == "train", "label"]
         if train_labels.empty:
             raise ManifestError(
@@ -219,6 +232,37 @@ class ManifestDataModule(pl.LightningDataModule):
         logger.info(
             "data: %s", ", ".join(f"{split} {len(ds)}" for split, ds in self.datasets.items())
         )
+
+    def _probe(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The rows whose file passes the probe; TooManyBadFilesError when too many fail."""
+        index = ProbeCache(self.probe_index) if self.probe_index else None
+        report = probe_rows(
+            table, self.probe_backend(), self.clip_samplers(), index, self.num_workers
+        )
+        for split, rows in report.skipped.groupby("split"):
+            check_bad_share(
+                str(split),
+                dict(zip(rows["path"], rows["reason"], strict=True)),
+                int((table["split"] == split).sum()),
+                self.max_bad_fraction,
+            )
+        self.probe_report = report
+        return report.table
+
+    def probe_backend(self) -> str:
+        """The backend name files are probed with; subclasses say which."""
+        raise NotImplementedError
+
+    def clip_samplers(self) -> dict[str, ClipSampler]:
+        """The clip sampler of each split, which a probed video must satisfy; none by default."""
+        return {}
+
+    @property
+    def probe_skipped(self) -> pd.DataFrame:
+        """Files the probe found unusable: path, line, split, reason, stage; empty without probing."""
+        if self.probe_report is None:
+            return pd.DataFrame(columns=["path", "line", "split", "reason", "stage"])
+        return self.probe_report.skipped
 
     def _read(self) -> Manifest:
         if self.folder is not None:
@@ -379,6 +423,16 @@ class VideoDataModule(ManifestDataModule):
         self.train_clip_sampler = train_clip_sampler
         self.eval_clip_sampler = eval_clip_sampler
 
+    def probe_backend(self) -> str:
+        return self.backend
+
+    def clip_samplers(self) -> dict[str, ClipSampler]:
+        return {
+            "train": self.train_clip_sampler,
+            "val": self.eval_clip_sampler,
+            "test": self.eval_clip_sampler,
+        }
+
     def preprocessing(self) -> dict[str, Any]:
         return {
             **super().preprocessing(),
@@ -399,7 +453,12 @@ class VideoDataModule(ManifestDataModule):
             per_frame_max_norm=self.per_frame_max_norm,
         )
         sampler = self.train_clip_sampler if training else self.eval_clip_sampler
-        return VideoClipDataset(paths, targets, sampler, transform, backend=self.backend)
+        rows = self.split_rows(split)
+        # The probe decided each file's backend (data.backend=auto: decord or pyav per file).
+        backends = rows["backend"].tolist() if "backend" in rows.columns else None
+        return VideoClipDataset(
+            paths, targets, sampler, transform, backend=self.backend, backends=backends
+        )
 
 
 class ImageDataModule(ManifestDataModule):
@@ -410,6 +469,9 @@ class ImageDataModule(ManifestDataModule):
     def __init__(self, *, pad_to_square: bool = False, **options: Any) -> None:
         super().__init__(**options)
         self.pad_to_square = pad_to_square
+
+    def probe_backend(self) -> str:
+        return IMAGE_BACKEND
 
     def preprocessing(self) -> dict[str, Any]:
         return {**super().preprocessing(), "modality": "image", "pad_to_square": self.pad_to_square}
@@ -423,11 +485,13 @@ class ImageDataModule(ManifestDataModule):
 
 
 def write_splits(datamodule: ManifestDataModule, folder: Path) -> Path:
-    """Write the rows of every split (path, label, split, line) to `folder/splits.csv`."""
+    """Write every row (path, label, split, group, line, the probe's backend) to `folder/splits.csv`."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "splits.csv"
     columns = [
-        c for c in ("path", "label", "split", "group", "line") if c in datamodule.table.columns
+        c
+        for c in ("path", "label", "split", "group", "line", "backend")
+        if c in datamodule.table.columns
     ]
     datamodule.table[columns].to_csv(target, index=False)
     return target

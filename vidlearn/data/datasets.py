@@ -76,6 +76,8 @@ def _reason(error: DecodeError, path: str) -> str:
 class VideoClipDataset(SampleDataset):
     """Videos or frame arrays -> one clip each: `input` (T, C, H, W) float32.
 
+    `backends`, one per path, overrides `backend` (the probe's decision per file).
+
     The reader is opened per item inside the worker process: decord readers made in the parent
     hang in forked workers, and readers kept open grow memory.
     """
@@ -88,14 +90,19 @@ class VideoClipDataset(SampleDataset):
         transform: Callable[[np.ndarray], Tensor],
         backend: str = "decord",
         max_attempts: int = 10,
+        backends: Sequence[str] | None = None,
     ) -> None:
         super().__init__(paths, targets, max_attempts)
+        if backends is not None and len(backends) != len(self.paths):
+            raise ValueError(f"{len(self.paths)} paths but {len(backends)} backends")
         self.clip_sampler = clip_sampler
         self.transform = transform
         self.backend = backend
+        self.backends = list(backends) if backends is not None else None
 
     def load(self, index: int) -> Tensor:
-        reader = open_video(self.paths[index], backend=self.backend)
+        backend = self.backends[index] if self.backends is not None else self.backend
+        reader = open_video(self.paths[index], backend=backend)
         clip = self.clip_sampler(reader.num_frames, reader.fps)[0]
         try:
             frames = reader.read(clip)  # (T, H, W, C)

@@ -9,19 +9,22 @@ reader created in the parent hangs when used in a forked worker, and keeping man
 grows memory. Every failure raises `DecodeError("<path>: <reason>; <what to do>")`.
 
 Frame counts come from the container and can be too high (truncated files, broken metadata).
-PyAV repeats the last decodable frame for indices past it and logs a WARNING; decord cannot tell
-where decoding ends without a costly search, so it raises DecodeError suggesting backend=pyav.
+PyAV repeats the last decodable frame for indices past it and logs a WARNING (or, with
+`strict=True`, raises DecodeError, as probing wants); decord cannot tell where decoding ends
+without a costly search, so it raises DecodeError suggesting backend=pyav.
+
+Both decord and PyAV return frames as displayed: a display-matrix rotation (phone videos) is
+applied, so a set read partly by each backend reads alike. `backend="auto"` opens with decord
+and falls back to PyAV for files decord cannot open (a codec it lacks, such as AV1).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sqlite3
 import zipfile
 from collections.abc import Iterator, Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -36,7 +39,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ARRAY_EXTENSIONS = (".npy", ".npz")
-BACKENDS = ("decord", "pyav", "torchcodec")
+BACKENDS = ("auto", "decord", "pyav", "torchcodec")
+AUTO_BACKENDS = ("decord", "pyav")  # backend="auto" tries these in order
 
 
 class DecodeError(UserError, RuntimeError):
@@ -69,12 +73,18 @@ class VideoInfo:
 
 
 def open_video(
-    path: str | Path, backend: str = "decord", threads: int = 1, array_key: str = "frames"
+    path: str | Path,
+    backend: str = "decord",
+    threads: int = 1,
+    array_key: str = "frames",
+    strict: bool = False,
 ) -> VideoReader:
     """Open `path` with `backend`; `.npy`/`.npz` files are memory-mapped arrays whatever the backend.
 
     `threads` is the decoder's thread count: 1 by default because DataLoader workers already
-    decode in parallel. An `.npz` holding several arrays is read at `array_key`.
+    decode in parallel. An `.npz` holding several arrays is read at `array_key`. `strict` makes
+    PyAV raise DecodeError for frames past a truncation instead of repeating the last one.
+    `backend="auto"` is decord, or PyAV where decord cannot open the file.
     """
     path = str(path)
     if backend not in BACKENDS:
@@ -85,17 +95,44 @@ def open_video(
         raise DecodeError(f"{path}: file is empty (0 bytes); re-export it or remove its row")
     if path.lower().endswith(ARRAY_EXTENSIONS):
         return ArrayReader(path, array_key)
+    if backend == "auto":
+        return _open_auto(path, threads, strict)
     if backend == "decord":
         return DecordReader(path, threads)
     if backend == "pyav":
-        return PyAVReader(path, threads)
+        return PyAVReader(path, threads, strict)
     return TorchCodecReader(path, threads)
 
 
-def probe_video(path: str | Path, backend: str = "decord") -> VideoInfo:
-    """Read the header facts of `path` with the same backend that will decode it."""
-    reader = open_video(path, backend)
+def _open_auto(path: str, threads: int, strict: bool) -> VideoReader:
+    """decord, or PyAV when decord cannot open `path`; DecodeError naming both when neither can."""
     try:
+        return DecordReader(path, threads)
+    except DecodeError as decord_error:
+        try:
+            reader = PyAVReader(path, threads, strict)
+        except DecodeError as error:
+            raise DecodeError(
+                f"{error} (decord cannot open it either: {reason_of(decord_error, path)})"
+            ) from error
+        return reader
+
+
+def reason_of(error: DecodeError | str, path: str | Path) -> str:
+    """The error text without the leading `path: `, for records that already name the file."""
+    text, prefix = str(error), f"{path}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
+def probe_video(path: str | Path, backend: str = "decord") -> VideoInfo:
+    """Header facts of `path`, after checking that its first and last frames decode.
+
+    Decoding both ends catches what opening alone misses (a truncated file, a frame width
+    decord cannot copy), so a file that passes reads at every index with the same backend.
+    """
+    reader = open_video(path, backend, strict=True)
+    try:
+        reader.read([0, reader.num_frames - 1])
         duration = reader.num_frames / reader.fps if reader.fps > 0 else None
         codec = getattr(reader, "codec", None)
         return VideoInfo(
@@ -213,7 +250,7 @@ class DecordReader:
 
         wanted = check_indices(self.path, indices, self.num_frames)
         try:
-            return self.reader.get_batch(wanted.tolist()).asnumpy()  # (T, H, W, 3)
+            batch = self.reader.get_batch(wanted.tolist())
         except decord.DECORDError as error:
             if "size must exactly match" in str(error):  # decord miscounts padded rows
                 raise DecodeError(
@@ -226,6 +263,9 @@ class DecordReader:
                 f"({_last_line(error)}); the file is probably truncated: use backend=pyav, which "
                 "repeats the last decodable frame, or re-encode it"
             ) from error
+        # get_batch converts through decord's thread-wide bridge, which other libraries set
+        # (PyTorchVideo sets "torch"); bridge_in turns any bridge's output back into decord's own.
+        return decord.bridge.bridge_in(batch).asnumpy()  # (T, H, W, 3)
 
     def close(self) -> None:
         del self.reader
@@ -236,13 +276,15 @@ class PyAVReader:
 
     Dense indices are decoded in one pass; a gap of over two seconds starts a new run (a seek).
     Variable frame rate videos are always decoded from the start: a seek's timestamp does not
-    tell which frame it landed on.
+    tell which frame it landed on. Frames are turned by their display-matrix rotation, as decord
+    turns them. `strict`: frames past a truncation raise DecodeError instead of repeating.
     """
 
-    def __init__(self, path: str, threads: int = 1) -> None:
+    def __init__(self, path: str, threads: int = 1, strict: bool = False) -> None:
         import av
 
         self.path = path
+        self.strict = strict
         try:
             self.container = av.open(path)
         except (av.FFmpegError, UnicodeDecodeError) as error:
@@ -259,7 +301,6 @@ class PyAVReader:
         self.stream.thread_type = "SLICE" if threads == 1 else "AUTO"
         rate = self.stream.average_rate or self.stream.guessed_rate
         self.fps = float(rate) if rate else 0.0
-        self.height, self.width = self.stream.height, self.stream.width
         self.codec = self.stream.codec_context.name
         # Seeking lands on a timestamp; turning it into a frame index assumes a constant rate.
         base = float(self.stream.base_rate or 0)
@@ -276,6 +317,34 @@ class PyAVReader:
             raise DecodeError(
                 f"{path}: the video stream has no frames; re-export it or remove its row"
             )
+
+    @cached_property
+    def rotation(self) -> int:
+        """Counter-clockwise display rotation in degrees, from the first frame's side data.
+
+        PyAV exposes the display matrix on decoded frames only (`VideoFrame.rotation`), so the
+        first frame is decoded once (`read` rewinds before decoding from the start).
+        """
+        import av
+
+        try:
+            self.container.seek(0)
+            frame = next(self.container.decode(self.stream), None)
+        except av.FFmpegError as error:
+            raise DecodeError(
+                f"{self.path}: cannot decode its first frame ({error}); re-encode or remove it"
+            ) from error
+        return frame.rotation if frame is not None else 0
+
+    @property
+    def height(self) -> int:
+        turned = self.rotation % 180 == 90
+        return self.stream.width if turned else self.stream.height
+
+    @property
+    def width(self) -> int:
+        turned = self.rotation % 180 == 90
+        return self.stream.height if turned else self.stream.width
 
     def _count_frames(self) -> int:
         """The header's frame count, else duration x fps, else a count of demuxed packets."""
@@ -301,16 +370,22 @@ class PyAVReader:
                 keep = set(run.tolist())
                 for index, frame in self._numbered_frames(int(run[0])):
                     if index in keep:
-                        frames[index] = frame.to_ndarray(format="rgb24")  # (H, W, 3)
+                        frames[index] = displayed(frame)  # (H, W, 3)
                     if index >= run[-1]:
                         break
         except av.FFmpegError as error:  # corrupt or truncated data: keep what decoded
-            logger.warning("%s: decoding stopped early (%s)", self.path, error)
+            if not self.strict:  # strict: the DecodeError below says it
+                logger.warning("%s: decoding stopped early (%s)", self.path, error)
         if not frames:
             raise DecodeError(
                 f"{self.path}: no wanted frame could be decoded; the file is corrupt: re-encode or remove it"
             )
         decoded = np.array(sorted(frames))
+        if decoded[-1] < last and self.strict:
+            raise DecodeError(
+                f"{self.path}: frame {last} of the {self.num_frames} the container claims cannot "
+                "be decoded; the file is truncated or corrupt: re-encode or remove it"
+            )
         if decoded[-1] < last:
             logger.warning(
                 "%s: frames %d..%d cannot be decoded (the container claims %d); repeating frame %d",
@@ -348,11 +423,21 @@ class PyAVReader:
                     yield index, frame
                     yield from enumerate(frames, start=index + 1)
                     return
-            self.container.seek(0)  # no timestamps, or the seek overshot: decode from the start
+        # From the start: rewind, as an earlier read (or the rotation lookup) moved the demuxer.
+        self.container.seek(0)
         yield from enumerate(self.container.decode(self.stream))
 
     def close(self) -> None:
         self.container.close()
+
+
+def displayed(frame: av.VideoFrame) -> np.ndarray:
+    """The frame as RGB `(H, W, 3)` uint8, turned by its display-matrix rotation as players show it."""
+    array = frame.to_ndarray(format="rgb24")  # (H, W, 3) as stored
+    turned = np.rot90(
+        array, frame.rotation // 90
+    )  # both turn anticlockwise; checked against decord
+    return np.ascontiguousarray(turned)
 
 
 class TorchCodecReader:
@@ -395,53 +480,3 @@ def _last_line(error: BaseException) -> str:
     """decord prefixes errors with a C++ source location; keep the part a user can act on."""
     text = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
     return text.split("] ")[-1]
-
-
-class ProbeCache:
-    """VideoInfo per file in an SQLite database, keyed by (absolute path, size, mtime).
-
-    Later epochs and runs reuse the facts instead of opening the file; a file whose size or
-    modification time changed is probed again. Safe to share between worker processes: every
-    call opens its own short-lived connection.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS probes (path TEXT, size INTEGER, mtime_ns INTEGER, "
-                "backend TEXT, num_frames INTEGER, fps REAL, height INTEGER, width INTEGER, "
-                "duration_s REAL, codec TEXT, PRIMARY KEY (path, size, mtime_ns, backend))"
-            )
-
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection for one transaction, committed and closed on exit."""
-        with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as db, db:
-            yield db
-
-    def probe(self, video: str | Path, backend: str = "decord") -> VideoInfo:
-        """The cached VideoInfo of `video`, probing (and storing) it on a miss."""
-        try:
-            stat = os.stat(video)
-        except FileNotFoundError as error:
-            raise DecodeError(
-                f"{video}: file not found; fix the manifest row or restore the file"
-            ) from error
-        key = (os.path.abspath(video), stat.st_size, stat.st_mtime_ns, backend)
-        with self._connect() as db:
-            row = db.execute(
-                "SELECT num_frames, fps, height, width, duration_s, codec FROM probes "
-                "WHERE path = ? AND size = ? AND mtime_ns = ? AND backend = ?",
-                key,
-            ).fetchone()
-        if row is not None:
-            return VideoInfo(*row)
-        info = probe_video(video, backend)
-        with self._connect() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO probes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                key + astuple(info),
-            )
-        return info

@@ -21,9 +21,10 @@ import pandas as pd
 from torch.utils.data import Sampler
 
 from vidlearn.data.datamodules import ManifestDataModule
+from vidlearn.data.probe_index import ProbeCache
 from vidlearn.data.samplers import expected_frequencies
 from vidlearn.data.splits import SPLITS
-from vidlearn.data.video import DecodeError, ProbeCache
+from vidlearn.data.video import DecodeError
 from vidlearn.reports.plots import _save, plot_counts
 from vidlearn.reports.tables import markdown_table
 
@@ -122,7 +123,8 @@ def probe_videos(
     for index in progress(range(len(rows))):
         row = rows.iloc[index]
         try:
-            info = cache.probe(row["path"], backend)
+            # A row the DataModule probed carries the backend chosen for it (backend=auto).
+            info = cache.probe(row["path"], row.get("backend") or backend)
         except DecodeError as error:
             failures.append(
                 {
@@ -221,8 +223,11 @@ def describe_dataset(
     if probe_cache is not None:
         backend = getattr(datamodule, "backend", "decord")
         probes, unreadable = probe_videos(table, probe_cache, backend, progress)
-        if len(unreadable):
-            logger.warning("%d of %d videos could not be read", len(unreadable), len(table))
+    dropped_by_probe = datamodule.probe_skipped.rename(columns={"reason": "error"})
+    if len(dropped_by_probe):  # the DataModule's own probe (data.probe) removed these rows
+        unreadable = pd.concat([dropped_by_probe[unreadable.columns], unreadable])
+    if len(unreadable):
+        logger.warning("%d files could not be read", len(unreadable))
 
     manifest = datamodule.manifest
     return DatasetReport(

@@ -1,0 +1,205 @@
+"""Probing at setup: every row's file is checked once, unusable rows are dropped and listed, and
+data.backend=auto picks decord or PyAV per file."""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from vidlearn.data import probe
+from vidlearn.data.bad_files import BadFileMonitor, TooManyBadFilesError
+from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler
+from vidlearn.data.datamodules import ImageDataModule, VideoDataModule, write_splits
+from vidlearn.data.probe import probe_files, probe_rows
+from vidlearn.data.probe_index import ProbeCache
+
+
+def probed_datamodule(manifest: Path, **options: object) -> VideoDataModule:
+    """A set-up VideoDataModule of 4-frame clips with backend=auto that tolerates bad files."""
+    settings = dict(
+        label_kind="multiclass",
+        manifest=str(manifest),
+        frames=4,
+        size=32,
+        backend="auto",
+        train_clip_sampler=RandomClipSampler(4),
+        eval_clip_sampler=CenterClipSampler(4),
+        num_workers=0,
+        max_bad_fraction=0.5,
+    )
+    datamodule = VideoDataModule(**{**settings, **options})
+    datamodule.setup("fit")
+    return datamodule
+
+
+def test_unusable_row_is_dropped_and_listed_with_line_reason_and_stage(probe_set: Path) -> None:
+    datamodule = probed_datamodule(probe_set)
+    skipped = datamodule.probe_skipped
+    assert skipped[["path", "line", "split", "stage"]].values.tolist() == [
+        [str(probe_set.parent / "empty.mp4"), 12, "train", "probe"]
+    ]
+    assert skipped["reason"].iloc[0] == "file is empty (0 bytes); re-export it or remove its row"
+    assert str(probe_set.parent / "empty.mp4") not in datamodule.datasets["train"].paths
+
+
+def test_auto_reads_a_file_decord_cannot_copy_with_pyav(probe_set: Path) -> None:
+    datamodule = probed_datamodule(probe_set)
+    train = datamodule.datasets["train"]
+    chosen = dict(zip(train.paths, train.backends, strict=True))
+    wide = str(probe_set.parent / "wide_48.mp4")
+    assert chosen.pop(wide) == "pyav" and set(chosen.values()) == {"decord"}
+    assert datamodule.probe_report.backends == {"decord": 9, "pyav": 1}
+    assert train[train.paths.index(wide)]["skipped"] == []  # read by PyAV, not substituted
+
+
+def test_splits_csv_names_the_backend_of_each_file(probe_set: Path, tmp_path: Path) -> None:
+    written = pd.read_csv(write_splits(probed_datamodule(probe_set), tmp_path))
+    names = written["path"].map(lambda path: Path(path).name)
+    chosen = dict(zip(names, written["backend"], strict=True))
+    assert chosen["wide_48.mp4"] == "pyav" and chosen["clip_0.mp4"] == "decord"
+
+
+def test_video_shorter_than_a_skip_sampler_clip_is_dropped_at_probe(probe_set: Path) -> None:
+    datamodule = probed_datamodule(
+        probe_set, eval_clip_sampler=CenterClipSampler(6, short_video="skip")
+    )
+    short = datamodule.probe_skipped.set_index("path").loc[
+        str(probe_set.parent / "three_frames.mp4")
+    ]
+    assert short["split"] == "val" and short["reason"].startswith("3 frames, but a clip spans 6")
+
+
+def test_video_shorter_than_a_looping_clip_is_kept(probe_set: Path) -> None:
+    datamodule = probed_datamodule(probe_set, eval_clip_sampler=CenterClipSampler(6))
+    assert str(probe_set.parent / "three_frames.mp4") in datamodule.datasets["val"].paths
+
+
+def test_a_second_setup_reads_every_outcome_from_the_probe_index(
+    probe_set: Path, tmp_path: Path
+) -> None:
+    index = str(tmp_path / "probes.sqlite")
+    first = probed_datamodule(probe_set, probe_index=index).probe_report
+    second = probed_datamodule(probe_set, probe_index=index).probe_report
+    assert first.probed == 13  # 11 files with decord, then the two it cannot read with PyAV
+    assert second.probed == 0
+    assert second.skipped.equals(first.skipped) and second.table.equals(first.table)
+
+
+def test_probe_false_keeps_every_row(probe_set: Path) -> None:
+    datamodule = probed_datamodule(probe_set, probe=False)
+    assert len(datamodule.table) == 11 and datamodule.probe_skipped.empty
+
+
+def test_a_bad_file_does_not_change_a_seeded_split(probe_set: Path, tmp_path: Path) -> None:
+    table = pd.read_csv(probe_set).drop(columns="split")
+    table["path"] = [str(probe_set.parent / path) for path in table["path"]]
+    manifest = tmp_path / "unsplit.csv"
+    table.to_csv(manifest, index=False)
+    options = dict(split_column=None, val_fraction=0.3, test_fraction=0.0, allow_outside_root=True)
+    probed = probed_datamodule(manifest, **options).table.set_index("path")["split"]
+    unprobed = probed_datamodule(manifest, probe=False, **options).table.set_index("path")["split"]
+    assert probed.to_dict() == unprobed.drop(str(probe_set.parent / "empty.mp4")).to_dict()
+
+
+def test_too_many_unusable_files_stop_setup_listing_them(probe_set: Path) -> None:
+    with pytest.raises(
+        TooManyBadFilesError, match=r"1 of 8 train files could not be read"
+    ) as error:
+        probed_datamodule(probe_set, max_bad_fraction=0.01)
+    assert str(probe_set.parent / "empty.mp4") in str(error.value)
+
+
+def test_probing_in_a_process_pool_matches_probing_in_process(
+    probe_set: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = [str(path) for path in sorted(probe_set.parent.glob("*.mp4"))]
+    alone, _ = probe_files(paths, "auto")
+    monkeypatch.setattr(probe, "PARALLEL_MIN_FILES", 1)
+    pooled, _ = probe_files(paths, "auto", workers=2)
+    assert pooled == alone
+
+
+def _probe_count(paths: list[str], index: str, counts: multiprocessing.Queue) -> None:
+    counts.put(probe_files(paths, "auto", ProbeCache(index))[1])
+
+
+def test_two_ranks_probing_at_once_probe_each_file_once(probe_set: Path, tmp_path: Path) -> None:
+    # As two DDP ranks would: the lock lets one probe while the other waits, then reads.
+    paths = [str(path) for path in sorted(probe_set.parent.glob("*.mp4"))]
+    context = multiprocessing.get_context("fork")
+    counts = context.Queue()
+    ranks = [
+        context.Process(target=_probe_count, args=(paths, str(tmp_path / "probes.sqlite"), counts))
+        for _ in range(2)
+    ]
+    for rank in ranks:
+        rank.start()
+    for rank in ranks:
+        rank.join(timeout=60)
+    assert sorted(counts.get(timeout=5) for _ in ranks) == [0, len(paths) + 2]
+
+
+def test_probing_leaves_the_random_state_as_it_was(probe_set: Path) -> None:
+    table = pd.read_csv(probe_set)
+    table["path"] = [str(probe_set.parent / path) for path in table["path"]]
+    table["line"] = range(2, len(table) + 2)
+    random.seed(0)
+    expected = random.random()
+    random.seed(0)
+    probe_rows(table, "auto", {"train": RandomClipSampler(4), "val": RandomClipSampler(4)})
+    assert random.random() == expected
+
+
+def test_unreadable_image_is_dropped_at_probe(tmp_path: Path) -> None:
+    rows = []
+    for i in range(4):
+        Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
+        rows.append(f"{i}.png,{'ab'[i % 2]},train")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    (tmp_path / "images.csv").write_text(
+        "path,label,split\n" + "\n".join(rows) + "\nbroken.png,a,train\n"
+    )
+    datamodule = ImageDataModule(
+        label_kind="multiclass",
+        manifest=str(tmp_path / "images.csv"),
+        num_workers=0,
+        max_bad_fraction=0.5,
+    )
+    datamodule.setup("fit")
+    assert datamodule.probe_skipped["path"].tolist() == [str(tmp_path / "broken.png")]
+    assert datamodule.probe_skipped["reason"].iloc[0].startswith("not a readable image")
+    assert len(datamodule.datasets["train"]) == 4
+
+
+def _trainer_with_train_paths(paths: list[str]) -> SimpleNamespace:
+    return SimpleNamespace(
+        datamodule=SimpleNamespace(datasets={"train": SimpleNamespace(paths=paths)})
+    )
+
+
+def test_probe_and_run_time_skips_count_together_against_max_bad_fraction() -> None:
+    probed = pd.DataFrame({"path": ["gone.mp4"], "split": ["train"], "reason": ["file is empty"]})
+    monitor = BadFileMonitor(max_bad_fraction=0.2, probe_skipped=probed)
+    trainer = _trainer_with_train_paths([f"{i}.mp4" for i in range(9)])
+    monitor.on_train_batch_start(trainer, None, {"skipped": ["0.mp4: truncated"]}, 0)  # 2 of 10
+    with pytest.raises(TooManyBadFilesError, match="3 of 10 train files"):
+        monitor.on_train_batch_start(trainer, None, {"skipped": ["1.mp4: truncated"]}, 1)
+
+
+def test_records_list_probe_skips_then_run_skips_with_their_stage() -> None:
+    probed = pd.DataFrame({"path": ["gone.mp4"], "split": ["train"], "reason": ["file is empty"]})
+    monitor = BadFileMonitor(max_bad_fraction=1.0, probe_skipped=probed)
+    monitor.on_train_batch_start(
+        _trainer_with_train_paths(["0.mp4"]), None, {"skipped": ["0.mp4: truncated"]}, 0
+    )
+    assert monitor.records == [
+        {"path": "gone.mp4", "reason": "file is empty", "stage": "probe"},
+        {"path": "0.mp4", "reason": "truncated", "stage": "run"},
+    ]

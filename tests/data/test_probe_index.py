@@ -1,0 +1,65 @@
+"""ProbeCache: a probe outcome (facts or failure) is remembered per path, size, mtime and backend."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vidlearn.data import video
+from vidlearn.data.probe_index import ProbeCache
+from vidlearn.data.video import DecodeError, VideoInfo
+
+
+@pytest.fixture
+def probe_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Paths that probe_video really opened during the test."""
+    calls: list[str] = []
+    real_probe = video.probe_video
+
+    def probe(path: str, backend: str = "decord") -> VideoInfo:
+        calls.append(str(path))
+        return real_probe(path, backend)
+
+    monkeypatch.setattr(video, "probe_video", probe)
+    return calls
+
+
+def test_second_probe_does_not_open_the_file(
+    counter_video: Path, tmp_path: Path, probe_calls: list[str]
+) -> None:
+    first = ProbeCache(tmp_path / "probes.sqlite").probe(counter_video)
+    second = ProbeCache(tmp_path / "probes.sqlite").probe(counter_video)  # as a later run would
+    assert first == second and len(probe_calls) == 1
+
+
+def test_touched_file_is_probed_again(tmp_path: Path, probe_calls: list[str]) -> None:
+    path = tmp_path / "clip.npy"
+    np.save(path, np.zeros((5, 2, 2), dtype=np.uint8))
+    cache = ProbeCache(tmp_path / "probes.sqlite")
+    cache.probe(path)
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    cache.probe(path)
+    assert len(probe_calls) == 2
+
+
+def test_a_failure_is_remembered_with_its_reason(
+    broken_files: dict[str, Path], tmp_path: Path, probe_calls: list[str]
+) -> None:
+    cache = ProbeCache(tmp_path / "probes.sqlite")
+    path = broken_files["random_bytes"]
+    for _ in range(2):
+        with pytest.raises(DecodeError, match=f"^{path}: decord cannot open it"):
+            cache.probe(path)
+    assert probe_calls == [str(path)]
+
+
+def test_outcomes_are_kept_per_backend(counter_video: Path, tmp_path: Path) -> None:
+    cache = ProbeCache(tmp_path / "probes.sqlite")
+    cache.store({str(counter_video): "decord cannot copy its frames"}, "decord")
+    assert cache.lookup([str(counter_video)], "decord") == {
+        str(counter_video): "decord cannot copy its frames"
+    }
+    assert cache.lookup([str(counter_video)], "pyav") == {}
