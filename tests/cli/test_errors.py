@@ -100,6 +100,19 @@ def test_missing_resume_checkpoint_names_the_key(tmp_path: Path) -> None:
     assert_clean_user_error(result, "resume=", "last.ckpt")
 
 
+def test_too_many_unreadable_files_are_listed(tmp_path: Path, demo_videos: Path) -> None:
+    broken = tmp_path / "broken.mp4"
+    broken.write_text("not a video")
+    rows = [
+        f"{video},{video.stem.split('_')[0]}"
+        for video in sorted(demo_videos.parent.glob("videos/*.mp4"))
+    ]
+    manifest = tmp_path / "clips.csv"
+    manifest.write_text("path,label\n" + "\n".join([*rows, f"{broken},clockwise"]) + "\n")
+    result = run_script(tmp_path, f"data.manifest={manifest}", "data.allow_outside_root=true")
+    assert_clean_user_error(result, "broken.mp4", "data.max_bad_fraction")
+
+
 def test_missing_weights_file_names_the_key(tmp_path: Path, demo_videos: Path) -> None:
     result = run_script(
         tmp_path, f"data.manifest={demo_videos}", "model=r3d_18", f"model.weights={tmp_path}/r3d.pt"
