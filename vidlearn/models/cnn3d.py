@@ -18,15 +18,17 @@ from vidlearn.models.weights import (
 )
 
 ARCHS = ("r3d_18", "mc3_18", "r2plus1d_18", "s3d")
-# Smallest clip each arch takes, found by forward passes over T x S x S inputs (T, S = 1, 2, ...;
-# experiments/README.md, "3D CNN input limits"): the ResNet-style archs pad every downsampling
-# step and take any clip; s3d's unpadded max-pools need T >= 5 and S >= 17, independently.
+# Smallest clip each arch trains on, found by a forward and backward pass over 2 x T x S x S
+# inputs (experiments/README.md, "3D CNN input limits"): the ResNet-style archs pad every
+# downsampling step and take any clip; s3d's unpadded max-pools refuse T < 5 or S < 17 in the
+# forward pass, and at T = 5 the forward runs but max_pool3d's backward crashes the process
+# (segfault, torch 2.14 CPU), hence 6.
 LIMITS = {
     "r3d_18": InputLimits("model=r3d_18"),
     "mc3_18": InputLimits("model=mc3_18"),
     "r2plus1d_18": InputLimits("model=r2plus1d_18"),
     "s3d": InputLimits(
-        "model=s3d", min_frames=5, min_size=17, hint="or pick model=r3d_18, which takes any clip"
+        "model=s3d", min_frames=6, min_size=17, hint="or pick model=r3d_18, which takes any clip"
     ),
 }
 
