@@ -35,6 +35,7 @@ from vidlearn.callbacks import (
     claim_run_dir,
 )
 from vidlearn.cli.config import CONF_DIR
+from vidlearn.cli.pretrained import fetch_pretrained
 from vidlearn.cli.run_files import write_provenance
 from vidlearn.cli.schema import validate
 from vidlearn.data.bad_files import BadFileMonitor
@@ -65,6 +66,8 @@ def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     with open_dict(cfg):
         cfg.monitor = cfg.monitor or task_class.default_monitor[0]
         cfg.monitor_mode = cfg.monitor_mode or task_class.default_monitor[1]
+
+    fetch_pretrained(cfg.model)  # a missing weights file fails now, not after the data setup
 
     logger.info("data: %s", cfg.data._target_)
     datamodule = build_datamodule(cfg, task_class.label_kind)

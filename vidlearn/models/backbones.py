@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 import torchvision
 from torch import Tensor, nn
-from torchvision.models import get_model, get_model_weights, list_models
+from torchvision.models import WeightsEnum, get_model, get_model_weights, list_models
 
 from vidlearn.models.input_conv import adapt_first_conv
 from vidlearn.models.limits import InputLimits
@@ -124,6 +124,13 @@ class TorchvisionBackbone(nn.Module):
         if isinstance(choice, Path):
             load_checked(self, read_state_dict(choice), str(choice))
         self.preprocessing = preprocessing_for(choice, pretrained)
+
+    @staticmethod
+    def pretrained_weights(name: str, weights: str | None) -> WeightsEnum | None:
+        """The torchvision weights that `name` and `weights` load, or None for none or a file."""
+        if parse_weights(weights, "imagenet") != "imagenet":
+            return None
+        return get_model_weights(name).DEFAULT
 
     def forward(self, images: Tensor) -> Tensor:  # (N, C, H, W)
         return self.net(images)  # (N, feature_dim)

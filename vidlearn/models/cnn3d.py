@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from torch import Tensor, nn
-from torchvision.models import get_model, get_model_weights
+from torchvision.models import WeightsEnum, get_model, get_model_weights
 
 from vidlearn.models.input_conv import adapt_first_conv
 from vidlearn.models.limits import InputLimits
@@ -72,6 +72,13 @@ class Video3DCNN(nn.Module):
             load_checked(self, read_state_dict(choice), str(choice))
         self.preprocessing = preprocessing_for(choice, pretrained)
         self.input_limits = LIMITS[arch]
+
+    @staticmethod
+    def pretrained_weights(arch: str, weights: str | None) -> WeightsEnum | None:
+        """The torchvision weights that `arch` and `weights` load, or None for none or a file."""
+        if parse_weights(weights, "kinetics400") != "kinetics400":
+            return None
+        return get_model_weights(arch).KINETICS400_V1
 
     def forward(self, clips: Tensor) -> Tensor:  # (B, T, C, H, W)
         return self.net(clips.transpose(1, 2))  # (B, C, T, H, W) in, (B, num_outputs) out

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from torch import Tensor, nn
-from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
+from torchvision.models import MobileNet_V2_Weights, WeightsEnum, mobilenet_v2
 
 from vidlearn.models.input_conv import adapt_input_conv
 from vidlearn.models.weights import (
@@ -90,6 +90,11 @@ class MobileNetV2Classifier(nn.Module):
             load_checked(self, read_state_dict(choice), str(choice))
         self.preprocessing = preprocessing_for(choice, PRETRAINED)
         self.features[: self.num_frozen].requires_grad_(False)
+
+    @staticmethod
+    def pretrained_weights(weights: str | None) -> WeightsEnum | None:
+        """The torchvision weights that `weights` loads, or None for none or a file."""
+        return PRETRAINED if parse_weights(weights, "imagenet") == "imagenet" else None
 
     def train(self, mode: bool = True) -> MobileNetV2Classifier:
         """Set train/eval mode; frozen blocks stay in eval so their BatchNorm stats stay put."""
