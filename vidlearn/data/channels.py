@@ -10,26 +10,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from vidlearn.data.datasets import read_image
-from vidlearn.data.video import DecodeError, open_video
+from vidlearn.data.video import ARRAY_EXTENSIONS, DecodeError, open_video
 from vidlearn.errors import ConfigError, UserError
 
+# Every decoder returns videos as RGB, and read_image converts every image to RGB.
+RGB = 3
 # As many unreadable files in a row as a Dataset substitutes before it gives up.
 MAX_ATTEMPTS = 10
 
 
 def video_channels(path: str, backend: str) -> int:
-    """Channels of the first frame of a video or frame array; DecodeError when unreadable."""
+    """Channels of a file as VideoClipDataset reads it: RGB for videos, the array's own count.
+
+    Only frame arrays are opened (memory-mapped, the first frame read); DecodeError when one
+    cannot be read.
+    """
+    if not path.lower().endswith(ARRAY_EXTENSIONS):
+        return RGB
     reader = open_video(path, backend)
     try:
         return int(reader.read([0]).shape[-1])  # (1, H, W, C)
     finally:
         reader.close()
-
-
-def image_channels(path: str) -> int:
-    """Channels of an image as the ImageDataset reads it (always RGB); DecodeError when unreadable."""
-    return int(read_image(path).shape[-1])  # (H, W, C)
 
 
 def resolve_channels(

@@ -18,12 +18,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from vidlearn.data.channels import (
-    fit_statistics,
-    image_channels,
-    resolve_channels,
-    video_channels,
-)
+from vidlearn.data.channels import RGB, fit_statistics, resolve_channels, video_channels
 from vidlearn.data.datasets import ImageDataset, VideoClipDataset, collate
 from vidlearn.data.folds import fold_splits, read_fold
 from vidlearn.data.labels import LabelEncoder
@@ -439,7 +434,7 @@ class ImageDataModule(ManifestDataModule):
         return {**super().preprocessing(), "modality": "image", "pad_to_square": self.pad_to_square}
 
     def file_channels(self, path: str) -> int:
-        return image_channels(path)
+        return RGB  # read_image converts every image to RGB
 
     def build_dataset(self, split: str, paths: list[str], targets: np.ndarray) -> Dataset:
         augment = self.augment if split == "train" else []
