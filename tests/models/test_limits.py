@@ -12,6 +12,7 @@ from vidlearn.models.cnn3d import Video3DCNN
 from vidlearn.models.frame_gru import FrameGRU
 from vidlearn.models.hms_cnn_rnn import HmsCnnRnn
 from vidlearn.models.limits import InputLimits
+from vidlearn.models.mobilenet_v2 import MobileNetV2Classifier
 
 
 def train_step(model: nn.Module, frames: int, size: int, channels: int = 3) -> None:
@@ -87,3 +88,9 @@ def test_frame_gru_takes_its_minimum_size_from_the_small_cnn() -> None:
     train_step(model, frames=2, size=8)
     with pytest.raises(RuntimeError):
         train_step(model, frames=2, size=7)
+
+
+def test_mobilenet_v2_states_no_minimum_and_trains_on_a_single_pixel() -> None:
+    model = MobileNetV2Classifier(num_outputs=2, weights="none", freeze=0).train()
+    assert model.input_limits.problems(None, 1) == []
+    model(torch.randn(2, 3, 1, 1)).sum().backward()  # (B, C, H, W)

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from torchvision.models import MobileNet_V2_Weights, WeightsEnum, mobilenet_v2
 
 from vidlearn.models.input_conv import adapt_input_conv
+from vidlearn.models.limits import InputLimits
 from vidlearn.models.weights import (
     cached_pretrained,
     load_checked,
@@ -90,6 +91,9 @@ class MobileNetV2Classifier(nn.Module):
             load_checked(self, read_state_dict(choice), str(choice))
         self.preprocessing = preprocessing_for(choice, PRETRAINED)
         self.features[: self.num_frozen].requires_grad_(False)
+        # Every stride-2 conv pads and the pooling is adaptive: any image size trains, down to 1
+        # pixel (tests/models/test_limits.py).
+        self.input_limits = InputLimits("model=mobilenet_v2")
 
     @staticmethod
     def pretrained_weights(weights: str | None) -> WeightsEnum | None:
