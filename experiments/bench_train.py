@@ -67,7 +67,9 @@ def build_batches(
 
 def new_model(num_classes: int) -> nn.Module:
     torch.manual_seed(0)
-    return instantiate(OmegaConf.load(ROOT / "conf/model/frame_gru.yaml"), num_outputs=num_classes)
+    cfg = OmegaConf.load(ROOT / "conf/model/frame_gru.yaml")
+    cfg.backbone.in_channels = 3  # the preset reads data.channels; the demo videos are RGB
+    return instantiate(cfg, num_outputs=num_classes)
 
 
 def optimizer_factory():

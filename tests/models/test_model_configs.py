@@ -1,30 +1,54 @@
-"""Every conf/model/*.yaml instantiates and runs; its keys are exactly the constructor's."""
+"""Every conf/model/*.yaml instantiates and runs; its keys are exactly the constructor's; the
+presets follow the data config (channels, clip length, frame size) without a second override."""
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 from hydra.utils import get_class, instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 CONFIG_DIR = Path(__file__).parents[2] / "conf" / "model"
-INPUT_SHAPES = {
-    "frame_gru": (1, 8, 3, 64, 64),
-    "mobilenet_v2": (1, 3, 64, 64),
-    "r3d_18": (1, 4, 3, 32, 32),
-    "mc3_18": (1, 4, 3, 32, 32),
-    "r2plus1d_18": (1, 4, 3, 32, 32),
-    "s3d": (1, 8, 3, 32, 32),
-    "hms_cnn_rnn": (1, 25, 1, 150, 150),
+# (data.frames, data.size) each preset runs at in these tests; None frames = an image model.
+DATA_SHAPES = {
+    "frame_gru": (8, 64),
+    "mobilenet_v2": (None, 64),
+    "r3d_18": (4, 32),
+    "mc3_18": (4, 32),
+    "r2plus1d_18": (4, 32),
+    "s3d": (8, 32),
+    "hms_cnn_rnn": (6, 64),
 }
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
 
 
-def test_every_model_config_has_an_input_shape_here() -> None:
-    assert sorted(path.stem for path in CONFIGS) == sorted(INPUT_SHAPES)
+@pytest.fixture
+def compose_model(compose_train: Callable[..., DictConfig]) -> Callable[..., DictConfig]:
+    """The `model` node of train.yaml composed with model=NAME, random weights, and overrides."""
+
+    def compose(name: str, *overrides: str) -> DictConfig:
+        weights = (
+            ["model.weights=none"]
+            if "weights" in OmegaConf.load(CONFIG_DIR / f"{name}.yaml")
+            else []
+        )
+        return compose_train(f"model={name}", *weights, *overrides).model
+
+    return compose
+
+
+def inputs(frames: int | None, channels: int, size: int) -> torch.Tensor:
+    """A batch of two random clips (B, T, C, H, W), or images (B, C, H, W) when frames is None."""
+    shape = (2, channels, size, size) if frames is None else (2, frames, channels, size, size)
+    return torch.randn(*shape)
+
+
+def test_every_model_config_has_a_data_shape_here() -> None:
+    assert sorted(path.stem for path in CONFIGS) == sorted(DATA_SHAPES)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda path: path.stem)
@@ -34,11 +58,25 @@ def test_model_config_keys_are_the_constructor_arguments(path: Path) -> None:
     assert set(cfg) - {"_target_"} == set(parameters) - {"num_outputs"}
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda path: path.stem)
-def test_model_config_instantiates_and_maps_inputs_to_logits(path: Path) -> None:
-    cfg = OmegaConf.load(path)
-    if "weights" in cfg:
-        cfg.weights = "none"  # no pretrained files on test machines
+@pytest.mark.parametrize("name", sorted(DATA_SHAPES))
+def test_model_preset_instantiates_and_maps_rgb_inputs_to_logits(
+    compose_model: Callable[..., DictConfig], name: str
+) -> None:
+    frames, size = DATA_SHAPES[name]
+    cfg = compose_model(name, f"data.frames={frames or 8}", f"data.size={size}", "data.channels=3")
     model = instantiate(cfg, num_outputs=3).eval()
     with torch.no_grad():
-        assert model(torch.randn(*INPUT_SHAPES[path.stem])).shape == (1, 3)
+        assert model(inputs(frames, 3, size)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("name", sorted(DATA_SHAPES))
+def test_model_preset_follows_data_channels_frames_and_size(
+    compose_model: Callable[..., DictConfig], name: str
+) -> None:
+    frames, size = DATA_SHAPES[name]
+    frames = None if frames is None else frames + 2
+    size += 8
+    cfg = compose_model(name, f"data.frames={frames or 8}", f"data.size={size}", "data.channels=1")
+    model = instantiate(cfg, num_outputs=2).eval()
+    with torch.no_grad():
+        assert model(inputs(frames, 1, size)).shape == (2, 2)

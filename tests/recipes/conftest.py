@@ -79,3 +79,26 @@ def write_arrays() -> Callable[[Path, dict[str, np.ndarray], dict[str, str]], Pa
         return folder / "labels.csv"
 
     return write
+
+
+@pytest.fixture(scope="session")
+def grey_array_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """manifest.csv (path, age, split) of 8 grey (10, 40, 40) uint8 .npy arrays and 2 broken ones.
+
+    The broken arrays are the first two training rows, so anything that reads "the first file"
+    must pass over them; a user's own data laid out as the README's manifest describes.
+    """
+    folder = tmp_path_factory.mktemp("grey_arrays")
+    (folder / "arrays").mkdir()
+    (folder / "arrays" / "broken_0.npy").write_bytes(b"not an array")
+    (folder / "arrays" / "broken_1.npy").write_bytes(b"\x93NUMPY\x01\x00garbage")
+    rows = [("arrays/broken_0.npy", 30.0, "train"), ("arrays/broken_1.npy", 50.0, "train")]
+    rng = np.random.default_rng(0)
+    for index in range(8):
+        path = f"arrays/case_{index:02d}.npy"
+        np.save(folder / path, rng.integers(0, 256, (10, 40, 40), dtype=np.uint8))
+        rows.append((path, 20.0 + 3 * index, "train" if index < 6 else "val"))
+    pd.DataFrame(rows, columns=["path", "age", "split"]).to_csv(
+        folder / "manifest.csv", index=False
+    )
+    return folder / "manifest.csv"

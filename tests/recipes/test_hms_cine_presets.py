@@ -27,11 +27,19 @@ MONITORS = {"hms_cine_regression": "val/r2", "hms_cine_binary": "val/f1"}
 def preset(
     compose_train: Callable[..., DictConfig], shared_cine: Path
 ) -> Callable[..., DictConfig]:
-    """Compose a preset on the tiny cine data (6 frames per clip)."""
+    """Compose a preset on the tiny cine data (6 grey frames per clip).
+
+    data.channels is given because these tests build the model without setting up the data,
+    which is where vidlearn-train reads it from the arrays.
+    """
 
     def compose(name: str, *overrides: str) -> DictConfig:
         return compose_train(
-            f"experiment={name}", f"data.manifest={shared_cine}", "data.frames=6", *overrides
+            f"experiment={name}",
+            f"data.manifest={shared_cine}",
+            "data.frames=6",
+            "data.channels=1",
+            *overrides,
         )
 
     return compose

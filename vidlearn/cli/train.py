@@ -34,13 +34,16 @@ from vidlearn.callbacks import (
     claim_run_dir,
 )
 from vidlearn.cli.console import console_main
+from vidlearn.cli.pretrained import fetch_pretrained
 from vidlearn.cli.run_files import write_provenance
 from vidlearn.cli.schema import validate
 from vidlearn.data.bad_files import BadFileMonitor
 from vidlearn.data.datamodules import ManifestDataModule, write_splits
+from vidlearn.data.datasets import collate
 from vidlearn.data.samplers import balanced_class_weights, positive_weight
 from vidlearn.errors import ConfigError
 from vidlearn.reports.plots import plot_confusion_matrix, plot_training_curves
+from vidlearn.tasks.preflight import preflight
 
 logger = logging.getLogger(__name__)
 
@@ -64,17 +67,19 @@ def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         cfg.monitor = cfg.monitor or task_class.default_monitor[0]
         cfg.monitor_mode = cfg.monitor_mode or task_class.default_monitor[1]
 
+    fetch_pretrained(cfg.model)  # a missing weights file fails now, not after the data setup
+
     logger.info("data: %s", cfg.data._target_)
     datamodule = build_datamodule(cfg, task_class.label_kind)
     datamodule.setup("fit")
     write_splits(datamodule, run_dir)
+    with open_dict(cfg):
+        cfg.data.channels = datamodule.channels  # read from the files; model presets follow it
 
     logger.info("model: %s", cfg.model._target_)
     model = instantiate(cfg.model, num_outputs=datamodule.num_outputs)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    if cfg.compile:
-        model.compile()  # in place: parameter names, hence checkpoints, are unchanged
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     # _recursive_=False: model_config holds a _target_ that must be stored, not instantiated.
     task = instantiate(
@@ -112,6 +117,9 @@ def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
         write_provenance(run_dir)
 
+    preflight(task, datamodule.datasets["train"], collate, trainer.strategy.root_device)
+    if cfg.compile:
+        model.compile()  # in place: parameter names, hence checkpoints, are unchanged
     trainer.fit(task, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg.resume))
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     ckpt = best or None

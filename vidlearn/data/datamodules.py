@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vidlearn.data.bad_files import check_bad_share
+from vidlearn.data.channels import RGB, fit_statistics, resolve_channels, video_channels
 from vidlearn.data.datasets import ImageDataset, VideoClipDataset, collate
 from vidlearn.data.folds import fold_splits, read_fold
 from vidlearn.data.labels import LabelEncoder
@@ -58,6 +59,10 @@ class ManifestDataModule(pl.LightningDataModule):
     With `probe`, every row's file is then checked once (vidlearn.data.probe, outcomes kept in
     the `probe_index` SQLite file): unusable rows are dropped before the classes are fitted and
     listed in `probe_skipped`; `max_bad_fraction` of a split stops setup.
+
+    `channels`: None = read from the first readable training file in `setup`; a number is
+    checked against that file. `mean`/`std` then get one value per channel (a single value
+    serves every channel), or setup raises ConfigError naming them (see vidlearn/data/channels.py).
     """
 
     extensions: tuple[str, ...] = ()
@@ -83,6 +88,7 @@ class ManifestDataModule(pl.LightningDataModule):
         fold_files: str | None = None,
         seed: int = 0,
         size: int = 112,
+        channels: int | None = None,
         mean: Sequence[float] = (0.485, 0.456, 0.406),
         std: Sequence[float] = (0.229, 0.224, 0.225),
         augment: Sequence[Any] | None = None,
@@ -142,6 +148,7 @@ class ManifestDataModule(pl.LightningDataModule):
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.folds, self.fold, self.fold_files, self.seed = folds, fold, fold_files, seed
         self.size, self.mean, self.std = size, list(mean), list(std)
+        self.channels = channels
         self.augment = list(augment or [])
         self.sampler_factory = sampler
         self.batch_size = batch_size
@@ -182,7 +189,7 @@ class ManifestDataModule(pl.LightningDataModule):
 
     def preprocessing(self) -> dict[str, Any]:
         """What a checkpoint must remember to feed the model new inputs the same way."""
-        return {"size": self.size, "mean": self.mean, "std": self.std}
+        return {"size": self.size, "channels": self.channels, "mean": self.mean, "std": self.std}
 
     def _require_setup(self) -> ManifestDataModule:
         if self.manifest is None or self.encoder is None:
@@ -223,6 +230,7 @@ class ManifestDataModule(pl.LightningDataModule):
             raise ManifestError(format_problems(manifest.source, problems) + train_only)
         table["target"] = targets
         self.manifest = manifest
+        self._fit_channels(self.split_rows("train")["path"].tolist())
         for split in SPLITS:
             rows = self.split_rows(split)
             if len(rows):
@@ -331,6 +339,15 @@ class ManifestDataModule(pl.LightningDataModule):
         smallest = min([share for share in shares if share > 0], default=1.0)
         bins = max(1, min(4, int(len(values) * smallest + 1e-9)))
         return pd.qcut(values.rank(method="first"), q=bins, labels=False).astype(str).tolist()
+
+    def _fit_channels(self, train_paths: list[str]) -> None:
+        """Set `channels` from the training files and fit `mean`/`std` to it, before any worker."""
+        self.channels, source = resolve_channels(self.channels, train_paths, self.file_channels)
+        self.mean, self.std = fit_statistics(self.mean, self.std, self.channels, source)
+
+    def file_channels(self, path: str) -> int:
+        """Channels of one file as its Dataset reads it; raises DecodeError when unreadable."""
+        raise NotImplementedError
 
     def build_dataset(self, split: str, paths: list[str], targets: np.ndarray) -> Dataset:
         """Make the Dataset of one split; subclasses choose the type and transforms."""
@@ -442,6 +459,9 @@ class VideoDataModule(ManifestDataModule):
             "per_frame_max_norm": self.per_frame_max_norm,
         }
 
+    def file_channels(self, path: str) -> int:
+        return video_channels(path, self.backend)
+
     def build_dataset(self, split: str, paths: list[str], targets: np.ndarray) -> Dataset:
         training = split == "train"
         # per_frame_max_norm is preprocessing, not augmentation: every split gets it.
@@ -475,6 +495,9 @@ class ImageDataModule(ManifestDataModule):
 
     def preprocessing(self) -> dict[str, Any]:
         return {**super().preprocessing(), "modality": "image", "pad_to_square": self.pad_to_square}
+
+    def file_channels(self, path: str) -> int:
+        return RGB  # read_image converts every image to RGB
 
     def build_dataset(self, split: str, paths: list[str], targets: np.ndarray) -> Dataset:
         augment = self.augment if split == "train" else []

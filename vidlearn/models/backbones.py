@@ -13,8 +13,10 @@ from pathlib import Path
 import torch
 import torchvision
 from torch import Tensor, nn
-from torchvision.models import get_model, get_model_weights, list_models
+from torchvision.models import WeightsEnum, get_model, get_model_weights, list_models
 
+from vidlearn.models.input_conv import adapt_first_conv
+from vidlearn.models.limits import InputLimits
 from vidlearn.models.weights import (
     Preprocessing,
     cached_pretrained,
@@ -49,7 +51,8 @@ class SmallCNN(nn.Module):
     `pooling="average"` averages each channel over a `pooled_size x pooled_size` grid
     (`pooled_size` > 1 keeps a coarse idea of *where* things are); `pooling="keypoints"` returns
     each channel's expected (x, y) position (SpatialSoftmax), precise enough to follow a moving
-    object from frame to frame.
+    object from frame to frame. Each width halves the frame, so frames need at least
+    2 ** len(widths) pixels a side (`input_limits`).
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class SmallCNN(nn.Module):
             self.feature_dim = channels * pooled_size**2
         self.layers = nn.Sequential(*layers)
         self.preprocessing: Preprocessing | None = None
+        self.input_limits = InputLimits("SmallCNN", min_size=2 ** len(widths))
 
     def forward(self, images: Tensor) -> Tensor:  # (N, C, H, W)
         return self.layers(images)  # (N, feature_dim)
@@ -97,9 +101,11 @@ class TorchvisionBackbone(nn.Module):
 
     `weights`: "imagenet" (the model's DEFAULT torchvision weights, downloaded if missing),
     "none", or a path to a state_dict of this backbone (classifier already removed).
+    `in_channels` != 3 adapts the first conv (`adapt_input_conv`: for grey frames the pretrained
+    RGB kernels are summed, which equals feeding the grey channel repeated as RGB).
     """
 
-    def __init__(self, name: str, weights: str | None = "imagenet") -> None:
+    def __init__(self, name: str, weights: str | None = "imagenet", in_channels: int = 3) -> None:
         super().__init__()
         names = list_models(module=torchvision.models)
         if name not in names:
@@ -116,9 +122,18 @@ class TorchvisionBackbone(nn.Module):
             else None,
         )
         self.feature_dim = _remove_final_linear(self.net, name)
+        if in_channels != 3:
+            adapt_first_conv(self.net, in_channels)
         if isinstance(choice, Path):
             load_checked(self, read_state_dict(choice), str(choice))
         self.preprocessing = preprocessing_for(choice, pretrained)
+
+    @staticmethod
+    def pretrained_weights(name: str, weights: str | None) -> WeightsEnum | None:
+        """The torchvision weights that `name` and `weights` load, or None for none or a file."""
+        if parse_weights(weights, "imagenet") != "imagenet":
+            return None
+        return get_model_weights(name).DEFAULT
 
     def forward(self, images: Tensor) -> Tensor:  # (N, C, H, W)
         return self.net(images)  # (N, feature_dim)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from vidlearn.models.limits import InputLimits
+
 TEMPORAL = ("rnn", "mean")
 RNNS = ("gru", "lstm")
 READOUTS = ("last", "mean", "attention")
@@ -57,6 +59,12 @@ class FrameGRU(nn.Module):
                 "backbone from vidlearn.models.backbones."
             )
         self.backbone = backbone
+        # Any clip length; the frame size is the backbone's business.
+        backbone_limits = getattr(backbone, "input_limits", None)
+        self.input_limits = InputLimits(
+            f"model=frame_gru (backbone {type(backbone).__name__})",
+            min_size=backbone_limits.min_size if backbone_limits else 1,
+        )
         self.temporal = temporal
         self.readout = readout
         self.freeze_backbone = freeze_backbone

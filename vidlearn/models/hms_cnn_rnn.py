@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from vidlearn.errors import ConfigError
+from vidlearn.models.limits import InputLimits
+
 RNNS = ("lstm", "gru")
+MIN_SIZE = 63  # (63 + 1) // 2 = 32 = 2**5: one pixel left after the five max-pools
 
 
 class HmsCnnRnn(nn.Module):
@@ -22,7 +26,8 @@ class HmsCnnRnn(nn.Module):
     filters, with Dropout2d(`spatial_dropout`) between consecutive blocks. The per-frame maps are
     flattened, a recurrent layer of `rnn_units` returns the whole sequence, which is flattened
     over time into Dense(`dense_units`) + SELU and the output layer. `num_frames`, `in_channels`
-    and `size` are arguments because the flatten widths depend on them.
+    and `size` are arguments because the flatten widths depend on them; the preset takes them
+    from the data config, and `input_limits` states them so a mismatch is refused before fit.
     """
 
     def __init__(
@@ -60,10 +65,14 @@ class HmsCnnRnn(nn.Module):
         for _ in range(5):
             spatial //= 2
         if spatial < 1:
-            raise ValueError(
-                f"model.size={size} is too small for the stride-2 conv and five 2x max-pools; "
-                "use size >= 63."
+            raise ConfigError(
+                f"model=hms_cnn_rnn needs data.size >= {MIN_SIZE} (got model.size={size}, which the "
+                "preset takes from data.size): its stride-2 conv and five 2x max-pools leave "
+                "nothing of smaller frames; raise data.size."
             )
+        self.input_limits = InputLimits(
+            "model=hms_cnn_rnn", frames=num_frames, size=size, min_size=MIN_SIZE
+        )
         frame_dim = channels * spatial**2  # 512 * 2 * 2 for 150 x 150 frames
 
         rnn_class = nn.LSTM if rnn == "lstm" else nn.GRU

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
 from torch import Tensor, nn
-from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
+from torchvision.models import MobileNet_V2_Weights, WeightsEnum, mobilenet_v2
 
+from vidlearn.models.input_conv import adapt_input_conv
+from vidlearn.models.limits import InputLimits
 from vidlearn.models.weights import (
     cached_pretrained,
     load_checked,
@@ -75,7 +76,7 @@ class MobileNetV2Classifier(nn.Module):
         net = mobilenet_v2(weights=cached_pretrained(PRETRAINED) if choice == "imagenet" else None)
         self.features = net.features
         if in_channels != 3:
-            self.features[0][0] = _adapt_input_conv(self.features[0][0], in_channels)
+            self.features[0][0] = adapt_input_conv(self.features[0][0], in_channels)
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
 
         layers: list[nn.Module] = []
@@ -90,6 +91,14 @@ class MobileNetV2Classifier(nn.Module):
             load_checked(self, read_state_dict(choice), str(choice))
         self.preprocessing = preprocessing_for(choice, PRETRAINED)
         self.features[: self.num_frozen].requires_grad_(False)
+        # Every stride-2 conv pads and the pooling is adaptive: any image size trains, down to 1
+        # pixel (tests/models/test_limits.py).
+        self.input_limits = InputLimits("model=mobilenet_v2")
+
+    @staticmethod
+    def pretrained_weights(weights: str | None) -> WeightsEnum | None:
+        """The torchvision weights that `weights` loads, or None for none or a file."""
+        return PRETRAINED if parse_weights(weights, "imagenet") == "imagenet" else None
 
     def train(self, mode: bool = True) -> MobileNetV2Classifier:
         """Set train/eval mode; frozen blocks stay in eval so their BatchNorm stats stay put."""
@@ -112,25 +121,3 @@ def _frozen_block_count(freeze: int | str) -> int:
             "'all_but_head'."
         )
     return freeze
-
-
-def _adapt_input_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
-    """A copy of the RGB conv `conv` that takes `in_channels` inputs (see the class docstring)."""
-    weight = conv.weight.detach()  # (out, 3, k, k)
-    if in_channels == 1:
-        weight = weight.sum(dim=1, keepdim=True)  # (out, 1, k, k)
-    else:
-        repeats = math.ceil(in_channels / 3)
-        weight = weight.repeat(1, repeats, 1, 1)[:, :in_channels] * (3 / in_channels)
-    adapted = nn.Conv2d(
-        in_channels,
-        conv.out_channels,
-        kernel_size=conv.kernel_size,
-        stride=conv.stride,
-        padding=conv.padding,
-        bias=conv.bias is not None,
-    )
-    adapted.weight.data.copy_(weight)
-    if conv.bias is not None:
-        adapted.bias.data.copy_(conv.bias.detach())
-    return adapted

@@ -1,0 +1,69 @@
+"""Channel counts are read from the files before training; data.mean/std are fitted to them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vidlearn.data.channels import fit_statistics, resolve_channels, video_channels
+from vidlearn.errors import ConfigError, UserError
+
+
+def save_array(path: Path, shape: tuple[int, ...]) -> str:
+    np.save(path, np.zeros(shape, dtype=np.uint8))
+    return str(path)
+
+
+def read(path: str) -> int:
+    return video_channels(path, "decord")
+
+
+def test_grey_arrays_have_one_channel(tmp_path: Path) -> None:
+    assert read(save_array(tmp_path / "grey.npy", (4, 8, 8))) == 1
+
+
+def test_multi_view_arrays_have_one_channel_per_view(tmp_path: Path) -> None:
+    assert read(save_array(tmp_path / "views.npy", (4, 8, 8, 2))) == 2
+
+
+def test_videos_are_rgb_without_being_opened(broken_files: dict[str, Path]) -> None:
+    assert read(str(broken_files["random_bytes"])) == 3  # the decoder reports a bad video later
+
+
+def test_unreadable_arrays_are_passed_over(tmp_path: Path, broken_files: dict[str, Path]) -> None:
+    grey = save_array(tmp_path / "grey.npy", (4, 8, 8))
+    paths = [str(broken_files["corrupt_npy"]), str(tmp_path / "missing.npy"), grey]
+    assert resolve_channels(None, paths, read) == (1, grey)
+
+
+def test_a_data_channels_that_disagrees_with_the_files_is_refused(tmp_path: Path) -> None:
+    grey = save_array(tmp_path / "grey.npy", (4, 8, 8))
+    with pytest.raises(ConfigError, match=r"data.channels=3 but \S+grey.npy has 1 channel"):
+        resolve_channels(3, [grey], read)
+
+
+def test_no_readable_array_is_reported_with_every_reason(
+    tmp_path: Path, broken_files: dict[str, Path]
+) -> None:
+    paths = [str(broken_files["corrupt_npy"]), str(tmp_path / "missing.npy")]
+    with pytest.raises(UserError, match="first 2 training file") as error:
+        resolve_channels(None, paths, read)
+    assert "corrupt.npy" in str(error.value) and "missing.npy: file not found" in str(error.value)
+
+
+def test_one_mean_and_std_value_serves_every_channel() -> None:
+    assert fit_statistics([0.5], [0.25], 3, "a.mp4") == ([0.5] * 3, [0.25] * 3)
+
+
+def test_per_channel_statistics_are_kept() -> None:
+    assert fit_statistics([0.1, 0.2], [0.3, 0.4], 2, "a.npy") == ([0.1, 0.2], [0.3, 0.4])
+
+
+def test_rgb_statistics_for_grey_frames_name_both_keys_and_the_file() -> None:
+    with pytest.raises(ConfigError) as error:
+        fit_statistics([0.485, 0.456, 0.406], [0.229, 0.224, 0.225], 1, "cine/a.npy")
+    message = str(error.value)
+    assert "cine/a.npy has 1 channel(s)" in message
+    assert "data.mean has 3 values" in message and "data.std has 3 values" in message

@@ -1,0 +1,43 @@
+"""Pretrained weights before data: a missing weights file is reported before the data is set up.
+
+Setting up the data (reading the manifest, checking every file, reading channels) can take
+minutes on a large data set; a model whose pretrained weights cannot be had would only fail
+after it. Every class in the model config that loads torchvision weights states which with a
+`pretrained_weights(...)` static method taking a subset of its own constructor arguments.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+
+from hydra.utils import get_class
+from omegaconf import DictConfig
+
+from vidlearn.models.weights import cached_pretrained
+
+
+def fetch_pretrained(model_cfg: DictConfig) -> None:
+    """Resolve every pretrained weights file `model_cfg` (with nested `_target_` nodes) loads.
+
+    Raises the weights module's error (which says where the file goes and how to do without)
+    for the first one that is unavailable.
+    """
+    for node in _target_nodes(model_cfg):
+        resolve = getattr(get_class(node._target_), "pretrained_weights", None)
+        if resolve is None:
+            continue
+        arguments = {
+            name: node[name] for name in inspect.signature(resolve).parameters if name in node
+        }
+        weights = resolve(**arguments)
+        if weights is not None:
+            cached_pretrained(weights)
+
+
+def _target_nodes(node: DictConfig) -> Iterator[DictConfig]:
+    if "_target_" in node:
+        yield node
+    for _, value in node.items_ex(resolve=False):  # ${data.channels} is unknown until setup
+        if isinstance(value, DictConfig):
+            yield from _target_nodes(value)

@@ -1,0 +1,57 @@
+"""The inputs a model accepts, stated up front so a mismatch is reported in config terms.
+
+Models expose an `input_limits` attribute; the pre-flight check (`vidlearn.tasks.preflight`)
+compares it with the first training batch before any worker or progress bar starts, so a clip
+that is too short reads "s3d needs data.frames >= 5" instead of a pooling error mid-setup.
+The data keys named here are the ones the model presets interpolate from (conf/model/*.yaml).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """Clip length and frame size a model can take; `None` frames for image models.
+
+    `frames` / `size` are fixed values (a model whose flatten width depends on them), the `min_`
+    values lower bounds (downsampling that runs out of input). `hint` is appended to a refusal,
+    e.g. a model without the limit to pick instead.
+    """
+
+    name: str
+    min_frames: int = 1
+    min_size: int = 1
+    frames: int | None = None
+    size: int | None = None
+    hint: str = ""
+
+    def problems(self, frames: int | None, size: int) -> list[str]:
+        """What is wrong with clips of `frames` x `size` x `size` for this model; empty if fine."""
+        found = []
+        if self.frames is not None and frames is not None and frames != self.frames:
+            found.append(
+                f"{self.name} was built for model.num_frames={self.frames} frames but the clips "
+                f"have data.frames={frames}; set model.num_frames=${{data.frames}} (the preset's "
+                "default) or data.frames to match"
+            )
+        if self.size is not None and size != self.size:
+            found.append(
+                f"{self.name} was built for model.size={self.size} but the frames have "
+                f"data.size={size}; set model.size=${{data.size}} (the preset's default) or "
+                "data.size to match"
+            )
+        if frames is not None and frames < self.min_frames:
+            found.append(
+                f"{self.name} needs data.frames >= {self.min_frames} at data.size={size} "
+                f"(got data.frames={frames}); raise data.frames"
+            )
+        if size < self.min_size:
+            found.append(
+                f"{self.name} needs data.size >= {self.min_size} (got data.size={size}); "
+                "raise data.size"
+            )
+        if found and self.hint:
+            found[-1] += f" {self.hint}"
+        return found

@@ -1,0 +1,93 @@
+"""Pre-flight: one training step's forward and backward on real data, before `Trainer.fit`.
+
+`fit` reports a model that cannot take the data's clips from inside a pooling layer, after
+workers and the progress bar have started. The pre-flight reads one sample in the main process
+(through the training reader and transform), checks the model's stated `input_limits`, runs the
+task's forward + loss + backward on a batch of two copies, and turns any failure into a
+ConfigError naming the config keys to change. Afterwards every random stream, buffer (BatchNorm
+statistics) and gradient is as it was, so a run with pre-flight trains exactly as one without.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from vidlearn.errors import ConfigError
+from vidlearn.tasks.base import Batch, Task
+
+# Which keys shape the model's input, for the message of a failed pass.
+KEYS = "data.frames, data.size, data.channels or the model.* keys"
+
+
+def preflight(
+    task: Task,
+    dataset: Dataset,
+    collate: Callable[[Sequence[dict]], Batch],
+    device: torch.device | str = "cpu",
+) -> None:
+    """Check that `task` trains on `dataset`'s items; raise ConfigError naming the keys if not.
+
+    `dataset[0]` (a dict with `input` (T, C, H, W) or (C, H, W)) is read once and batched twice
+    with `collate`; the pass runs on `device` and the task returns to where it was.
+    """
+    device = torch.device(device)
+    cuda_devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda_devices), _state_kept(task):
+        sample = dataset[0]
+        shape = tuple(sample["input"].shape)  # (T, C, H, W) or (C, H, W)
+        check_input_limits(task.model, shape)
+        batch = collate([sample, sample])
+        home = next(task.parameters()).device
+        try:
+            task.to(device).train()
+            inputs = batch["input"].to(device)  # (2, T, C, H, W) or (2, C, H, W)
+            logits = task(inputs)  # (2, num_outputs)
+            loss = task.compute_loss(logits, batch["target"].to(device))
+            loss.backward()
+        except (RuntimeError, ValueError) as error:
+            raise ConfigError(
+                f"pre-flight: {type(task.model).__name__} cannot train on batches of shape "
+                f"{(2, *shape)} (B, T, C, H, W or B, C, H, W): {error}\nChange {KEYS} so that "
+                "the model and the data agree."
+            ) from error
+        finally:
+            task.to(home)
+
+
+def check_input_limits(model: torch.nn.Module, shape: tuple[int, ...]) -> None:
+    """Raise ConfigError when a sample of `shape` breaks the model's stated `input_limits`."""
+    limits = getattr(model, "input_limits", None)
+    if limits is None:
+        return
+    frames = shape[0] if len(shape) == 4 else None  # (T, C, H, W) clips, (C, H, W) images
+    problems = limits.problems(frames, shape[-1])
+    if problems:
+        raise ConfigError("; ".join(problems) + ".")
+
+
+@contextmanager
+def _state_kept(task: Task) -> Iterator[None]:
+    """Restore Python's and numpy's RNG, and `task`'s buffers, gradients and modes on exit.
+
+    torch's own generators are kept by `torch.random.fork_rng` around this.
+    """
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    buffers = {name: buffer.detach().clone() for name, buffer in task.named_buffers()}
+    modes = {name: module.training for name, module in task.named_modules()}
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+        with torch.no_grad():
+            for name, buffer in task.named_buffers():
+                buffer.copy_(buffers[name])
+        for name, module in task.named_modules():
+            module.training = modes[name]
+        task.zero_grad(set_to_none=True)
