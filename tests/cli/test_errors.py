@@ -113,6 +113,21 @@ def test_too_many_unreadable_files_are_listed(tmp_path: Path, demo_videos: Path)
     assert_clean_user_error(result, "broken.mp4", "data.max_bad_fraction")
 
 
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        (["model=s3d", "model.weights=none", "data.frames=4"], "data.frames >= 6"),
+        (["model=hms_cnn_rnn", "model.num_frames=25", "data.frames=8"], "data.frames"),
+    ],
+)
+def test_model_that_cannot_take_the_clips_is_refused_before_training(
+    tmp_path: Path, demo_videos: Path, overrides: list[str], named: str
+) -> None:
+    result = run_script(tmp_path, f"data.manifest={demo_videos}", *overrides)
+    assert_clean_user_error(result, named)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 def test_missing_weights_file_names_the_key(tmp_path: Path, demo_videos: Path) -> None:
     result = run_script(
         tmp_path, f"data.manifest={demo_videos}", "model=r3d_18", f"model.weights={tmp_path}/r3d.pt"

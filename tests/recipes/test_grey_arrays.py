@@ -26,7 +26,11 @@ def test_setup_reads_one_channel_and_fits_the_default_statistics(
     grey_array_manifest: Path, cine_datamodule: Callable[..., VideoDataModule]
 ) -> None:
     datamodule = cine_datamodule(
-        grey_array_manifest, path_column="path", path_template=None, split_column="split"
+        grey_array_manifest,
+        path_column="path",
+        path_template=None,
+        split_column="split",
+        max_bad_fraction=0.5,  # the fixture's two broken arrays are probed out first
     )
     datamodule.setup("fit")
     assert datamodule.channels == 1
@@ -44,6 +48,7 @@ def test_rgb_statistics_on_grey_arrays_are_refused_in_setup(
         split_column="split",
         mean=[0.485, 0.456, 0.406],
         num_workers=2,
+        max_bad_fraction=0.5,  # the fixture's two broken arrays are probed out first
     )
     with pytest.raises(ConfigError, match=r"case_00.npy has 1 channel.*data.mean has 3 values"):
         datamodule.setup("fit")
@@ -57,9 +62,9 @@ def test_grey_array_manifest_trains_with_only_the_users_overrides(
     )
     summary = train(cfg)
     assert summary["status"] == "ok" and "val/r2" in summary["metrics"]
-    skipped = {Path(record["path"]).name for record in summary["skipped"]}
-    assert skipped and skipped <= {"broken_0.npy", "broken_1.npy"}
-    assert summary["num_train"] == 8
+    skipped = {Path(record["path"]).name: record["stage"] for record in summary["skipped"]}
+    assert skipped == {"broken_0.npy": "probe", "broken_1.npy": "probe"}
+    assert summary["num_train"] == 6  # the 8 training rows less the two broken arrays
 
 
 def test_s3d_on_too_short_clips_is_refused_before_training_with_its_limits(
@@ -73,6 +78,7 @@ def test_s3d_on_too_short_clips_is_refused_before_training_with_its_limits(
         "model.weights=none",
         "data.frames=4",
         "data.size=64",
+        "data.max_bad_fraction=0.5",
     )
     with pytest.raises(ConfigError, match=r"model=s3d needs data.frames >= 6 at data.size=64 "):
         train(cfg)

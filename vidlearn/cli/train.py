@@ -117,7 +117,8 @@ def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
         write_provenance(run_dir)
 
-    preflight(task, datamodule.datasets["train"], collate, trainer.strategy.root_device)
+    example = preflight(task, datamodule.datasets["train"], collate, trainer.strategy.root_device)
+    task.example_input_array = example[:1]  # the model summary then shows real FLOPs and shapes
     if cfg.compile:
         model.compile()  # in place: parameter names, hence checkpoints, are unchanged
     trainer.fit(task, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg.resume))

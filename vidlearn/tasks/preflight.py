@@ -16,6 +16,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
+from torch import Tensor
 from torch.utils.data import Dataset
 
 from vidlearn.errors import ConfigError
@@ -30,11 +31,12 @@ def preflight(
     dataset: Dataset,
     collate: Callable[[Sequence[dict]], Batch],
     device: torch.device | str = "cpu",
-) -> None:
+) -> Tensor:
     """Check that `task` trains on `dataset`'s items; raise ConfigError naming the keys if not.
 
     `dataset[0]` (a dict with `input` (T, C, H, W) or (C, H, W)) is read once and batched twice
-    with `collate`; the pass runs on `device` and the task returns to where it was.
+    with `collate`; the pass runs on `device` and the task returns to where it was. Returns the
+    batch's inputs (2, ...) on the CPU, an example input for the model summary.
     """
     device = torch.device(device)
     cuda_devices = [device.index or 0] if device.type == "cuda" else []
@@ -58,6 +60,7 @@ def preflight(
             ) from error
         finally:
             task.to(home)
+    return batch["input"]
 
 
 def check_input_limits(model: torch.nn.Module, shape: tuple[int, ...]) -> None:
