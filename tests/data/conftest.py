@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import wave
 from collections.abc import Callable
 from pathlib import Path
@@ -64,3 +65,11 @@ def broken_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         audio.writeframes(np.zeros(800, dtype=np.int16).tobytes())
     files["corrupt_npy"].write_bytes(b"\x93NUMPY\x01\x00garbage")
     return files
+
+
+@pytest.fixture
+def counter_copies(tmp_path: Path, counter_video: Path) -> list[Path]:
+    """Three copies of the counter video in this test's own folder, free to change or delete."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    return [Path(shutil.copy(counter_video, folder / f"counter{i}.mp4")) for i in range(3)]

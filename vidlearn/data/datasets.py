@@ -17,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
+from vidlearn.data.frame_cache import FrameCache
 from vidlearn.data.video import DecodeError, open_video
 
 logger = logging.getLogger(__name__)
@@ -77,7 +78,8 @@ class VideoClipDataset(SampleDataset):
     """Videos or frame arrays -> one clip each: `input` (T, C, H, W) float32.
 
     The reader is opened per item inside the worker process: decord readers made in the parent
-    hang in forked workers, and readers kept open grow memory.
+    hang in forked workers, and readers kept open grow memory. With a `frame_cache`, the reader
+    is a memory map of the video's frames already resized to the transform's size.
     """
 
     def __init__(
@@ -88,14 +90,19 @@ class VideoClipDataset(SampleDataset):
         transform: Callable[[np.ndarray], Tensor],
         backend: str = "decord",
         max_attempts: int = 10,
+        frame_cache: FrameCache | None = None,
     ) -> None:
         super().__init__(paths, targets, max_attempts)
         self.clip_sampler = clip_sampler
         self.transform = transform
         self.backend = backend
+        self.frame_cache = frame_cache
 
     def load(self, index: int) -> Tensor:
-        reader = open_video(self.paths[index], backend=self.backend)
+        if self.frame_cache is not None:
+            reader = self.frame_cache.open(self.paths[index])
+        else:
+            reader = open_video(self.paths[index], backend=self.backend)
         clip = self.clip_sampler(reader.num_frames, reader.fps)[0]
         try:
             frames = reader.read(clip)  # (T, H, W, C)
