@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vidlearn.data.datasets import ImageDataset, VideoClipDataset, collate
 from vidlearn.data.folds import fold_splits, read_fold
+from vidlearn.data.frame_cache import FrameCache
 from vidlearn.data.labels import LabelEncoder
 from vidlearn.data.manifest import (
     IMAGE_EXTENSIONS,
@@ -357,7 +358,12 @@ class ManifestDataModule(pl.LightningDataModule):
 
 
 class VideoDataModule(ManifestDataModule):
-    """Clips of `frames` frames from videos or .npy/.npz arrays; batches `input` (B, T, C, H, W)."""
+    """Clips of `frames` frames from videos or .npy/.npz arrays; batches `input` (B, T, C, H, W).
+
+    `frame_cache` (a folder, or None for off) decodes each video once, at `size x size`, and
+    serves every later clip from a memory map (`vidlearn.data.frame_cache`), at most
+    `frame_cache_max_gb` GB.
+    """
 
     extensions = VIDEO_EXTENSIONS
 
@@ -369,11 +375,18 @@ class VideoDataModule(ManifestDataModule):
         train_clip_sampler: Callable[[int, float], list[np.ndarray]],
         eval_clip_sampler: Callable[[int, float], list[np.ndarray]],
         per_frame_max_norm: bool = False,
+        frame_cache: str | None = None,
+        frame_cache_max_gb: float | None = None,
         **options: Any,
     ) -> None:
         super().__init__(**options)
         self.frames = frames
         self.backend = backend
+        self.frame_cache = (
+            FrameCache(frame_cache, self.size, backend, max_gb=frame_cache_max_gb)
+            if frame_cache
+            else None
+        )
         self.per_frame_max_norm = per_frame_max_norm
         self.train_clip_sampler = train_clip_sampler
         self.eval_clip_sampler = eval_clip_sampler
@@ -398,7 +411,9 @@ class VideoDataModule(ManifestDataModule):
             per_frame_max_norm=self.per_frame_max_norm,
         )
         sampler = self.train_clip_sampler if training else self.eval_clip_sampler
-        return VideoClipDataset(paths, targets, sampler, transform, backend=self.backend)
+        return VideoClipDataset(
+            paths, targets, sampler, transform, backend=self.backend, frame_cache=self.frame_cache
+        )
 
 
 class ImageDataModule(ManifestDataModule):

@@ -42,6 +42,7 @@ from vidlearn.data.video import (
     check_indices,
     open_video,
 )
+from vidlearn.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -102,9 +103,9 @@ class FrameCache:
         chunk_mb: float = 256.0,
     ) -> None:
         if size < 1:
-            raise ValueError(f"data.size={size}: the frame cache needs a size >= 1")
+            raise ConfigError(f"data.size={size}: the frame cache needs a size >= 1")
         if max_gb is not None and max_gb <= 0:
-            raise ValueError(
+            raise ConfigError(
                 f"data.frame_cache_max_gb={max_gb}: give a positive size in GB, or null for no limit"
             )
         self.folder = Path(folder).expanduser()
