@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import mmap
 import os
 import time
 import uuid
@@ -68,20 +69,22 @@ class FillResult:
 class CachedVideo:
     """A cache entry opened as a `VideoReader`: frames `(T, size, size, C)` uint8, memory-mapped."""
 
-    def __init__(self, path: str, entry: Path, header: dict) -> None:
-        self.path = path
-        self.frames = np.memmap(
-            entry, dtype=np.uint8, mode="r", offset=HEADER_BYTES, shape=tuple(header["shape"])
-        )
-        self.num_frames, self.height, self.width = header["shape"][:3]
+    def __init__(self, path: str, header: dict, mapped: mmap.mmap) -> None:
+        self.path, self._mapped = path, mapped
+        shape = tuple(header["shape"])
+        self.frames = np.frombuffer(
+            mapped, dtype=np.uint8, count=int(np.prod(shape)), offset=HEADER_BYTES
+        ).reshape(shape)
+        self.num_frames, self.height, self.width = shape[:3]
         self.fps = float(header["fps"])
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
         wanted = check_indices(self.path, indices, self.num_frames)
-        return np.array(self.frames[wanted])  # (T, size, size, C): only these pages are read
+        return self.frames[wanted]  # (T, size, size, C): a copy of only these frames' pages
 
     def close(self) -> None:
-        self.frames = None
+        self.frames = None  # releases the buffer, so the map can close
+        self._mapped.close()
 
 
 class FrameCache:
@@ -125,30 +128,30 @@ class FrameCache:
         if path.lower().endswith(ARRAY_EXTENSIONS):
             return open_video(path, self.backend)
         entry = self.entry_path(path)
-        header = self._valid_header(path, entry)
-        if header is None:
-            header = self._write(path, entry)
-        try:
-            reader = CachedVideo(path, entry, header)
-        except FileNotFoundError as error:  # another process evicted it right after the write
-            raise DecodeError(
-                f"{path}: its frame cache entry {entry} was evicted as soon as it was written; "
-                "raise data.frame_cache_max_gb (the budget holds less than the entries in use)"
-            ) from error
-        _touch(entry)
-        return reader
+        found = self._map_valid(path, entry)
+        if found is None:
+            self._write(path, entry)
+            found = self._map_valid(path, entry)
+            if found is None:  # another process evicted it right after the write
+                raise DecodeError(
+                    f"{path}: its frame cache entry {entry} was evicted as soon as it was "
+                    "written; raise data.frame_cache_max_gb (it holds less than the entries in use)"
+                )
+        return CachedVideo(path, *found)
 
     def fill(self, path: str | Path) -> FillResult:
         """Make sure `path` has a valid entry (decoding it when not); arrays are skipped."""
         path = str(path)
-        entry = self.entry_path(path)
         if path.lower().endswith(ARRAY_EXTENSIONS):
             return FillResult(path, 0, 0, False)
-        header = self._valid_header(path, entry)
-        written = header is None
-        if written:
+        entry = self.entry_path(path)
+        found = self._map_valid(path, entry)
+        if found is None:
             header = self._write(path, entry)
-        return FillResult(path, header["shape"][0], int(np.prod(header["shape"])), written)
+        else:
+            header, mapped = found
+            mapped.close()
+        return FillResult(path, header["shape"][0], int(np.prod(header["shape"])), found is None)
 
     def entry_path(self, path: str | Path) -> Path:
         """The entry file of `path` under the current decode and resize settings."""
@@ -158,8 +161,12 @@ class FrameCache:
     def _settings(self) -> list:
         return [self.backend, self.size, self.interpolation]
 
-    def _valid_header(self, path: str, entry: Path) -> dict | None:
-        """The entry's header when it is whole, current and verified; None means rebuild."""
+    def _map_valid(self, path: str, entry: Path) -> tuple[dict, mmap.mmap] | None:
+        """(header, memory map) of the entry when it is whole, current and verified, else None.
+
+        The checks and the map use one file descriptor, so a concurrent replace cannot slip a
+        different file between them. Each use stamps the entry's access time (for eviction).
+        """
         try:
             source = os.stat(path)
         except FileNotFoundError as error:
@@ -167,12 +174,12 @@ class FrameCache:
                 f"{path}: file not found; fix the manifest row or restore the file"
             ) from error
         try:
-            file = open(entry, "rb")  # noqa: SIM115  (closed below; a miss is the common case)
+            descriptor = os.open(entry, os.O_RDONLY)
         except FileNotFoundError:
             return None
-        with file:
-            header = _parse_header(file.read(HEADER_BYTES))
-            stat = os.fstat(file.fileno())
+        try:
+            stat = os.fstat(descriptor)
+            header = _parse_header(os.pread(descriptor, HEADER_BYTES, 0))
             if header is None:
                 logger.warning("%s: unreadable frame cache header; rebuilding it", entry)
                 return None
@@ -191,13 +198,18 @@ class FrameCache:
                     HEADER_BYTES + nbytes,
                 )
                 return None
+            mapped = mmap.mmap(descriptor, 0, access=mmap.ACCESS_READ)
             identity = (str(entry), stat.st_ino, stat.st_mtime_ns)
             if identity not in self._verified:
-                if _checksum(file, nbytes) != header["crc32"]:
+                if zlib.crc32(memoryview(mapped)[HEADER_BYTES:]) != header["crc32"]:
+                    mapped.close()
                     logger.warning("%s: checksum mismatch (corrupt); rebuilding it", entry)
                     return None
                 self._verified.add(identity)
-        return header
+            _touch(descriptor, stat)
+            return header, mapped
+        finally:
+            os.close(descriptor)  # the map keeps its own reference to the file
 
     # -- writing -------------------------------------------------------------------------------
     def _write(self, path: str, entry: Path) -> dict:
@@ -304,24 +316,11 @@ def _parse_header(raw: bytes) -> dict | None:
     return header
 
 
-def _checksum(file, nbytes: int) -> int:
-    """CRC-32 of the `nbytes` frame bytes after the header, read in 16 MiB blocks."""
-    file.seek(HEADER_BYTES)
-    crc, left = 0, nbytes
-    while left > 0:
-        block = file.read(min(left, 16 * 2**20))
-        if not block:
-            break
-        crc = zlib.crc32(block, crc)
-        left -= len(block)
-    return crc
-
-
-def _touch(entry: Path) -> None:
+def _touch(descriptor: int, stat: os.stat_result) -> None:
     """Record a use (access time) for least-recently-used eviction; the mtime is kept."""
     # A read-only shared cache cannot record uses; it is still read, only never evicted by us.
-    with contextlib.suppress(PermissionError, FileNotFoundError):
-        os.utime(entry, ns=(time.time_ns(), os.stat(entry).st_mtime_ns))
+    with contextlib.suppress(PermissionError):
+        os.utime(descriptor, ns=(time.time_ns(), stat.st_mtime_ns))
 
 
 def _unlink(path: Path, removed: list[Path]) -> None:
