@@ -224,3 +224,12 @@ def test_same_clips_with_and_without_the_cache(counter_copies: list[Path], tmp_p
     cache = FrameCache(tmp_path / "cache", SIZE)
     for without, cold, warm in zip(items(None), items(cache), items(cache), strict=True):
         assert torch.equal(without, cold) and torch.equal(without, warm)
+
+
+def test_video_that_cannot_be_decoded_to_its_end_is_a_decode_error_leaving_no_file(
+    truncated_video: Path, tmp_path: Path
+) -> None:
+    cache = FrameCache(tmp_path / "cache", SIZE)
+    with pytest.raises(DecodeError, match=str(truncated_video)):
+        cache.open(truncated_video)
+    assert list((tmp_path / "cache").iterdir()) == []
