@@ -219,6 +219,10 @@ class FrameCache:
         temp = self.folder / f"{TEMP_PREFIX}{entry.stem}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             num_frames, fps = reader.num_frames, reader.fps
+            if num_frames < 1:
+                raise DecodeError(
+                    f"{path}: the video has no frames; re-export it or remove its row"
+                )
             frame_bytes = max(reader.height * reader.width * 3, 1)
             chunk = max(1, self.chunk_bytes // frame_bytes)
             crc, channels = 0, None
@@ -241,8 +245,8 @@ class FrameCache:
                 }
                 file.seek(0)
                 file.write(_format_header(header))
-                file.flush()
-                os.fsync(file.fileno())
+            # No fsync: a crash that loses the data but keeps the rename leaves an entry that
+            # fails its length or checksum check, and is rebuilt.
             os.replace(temp, entry)
         finally:
             reader.close()
@@ -250,8 +254,7 @@ class FrameCache:
                 temp.unlink()
         stat = os.stat(entry)
         self._verified.add((str(entry), stat.st_ino, stat.st_mtime_ns))
-        if self.max_bytes is not None:
-            self.evict(keep=entry)
+        self.evict(keep=entry)
         return header
 
     def _resize(self, frames: np.ndarray) -> np.ndarray:
