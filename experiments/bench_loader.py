@@ -9,7 +9,8 @@ clip decodes from frame 0). Clips: 16 frames at a random start, resized to 112x1
 batch 8, decord, no augmentation. An epoch is one clip of every video (32 clips, each video
 once, shuffled), read through a DataLoader whose workers persist across epochs.
 
-- bare decode: open a decord reader, read one random clip, close; one process.
+- bare decode: open a decord reader, read one random clip, close; one process, measured in
+  every round beside the loaders (the shared cores' load drifts).
 - vidlearn uncached: `VideoDataModule.train_dataloader()`; "first" is the first epoch of a new
   loader (worker start included), "steady" the epochs after it.
 - vidlearn cold: the first epoch of a new loader on an EMPTY `data.frame_cache`: every clip
@@ -280,11 +281,11 @@ def run_comparison(args: argparse.Namespace) -> None:
             "pytorchvideo==0.1.5 --no-deps; pip install fvcore iopath parameterized)"
         )
     load_start = os.getloadavg()
-    bare = bare_decode(paths, args.bare_clips, args.clip_length)
-    print(f"bare decode (1 process): {bare:.1f} clips/s", flush=True)
     rounds: dict[int, list[dict[str, float]]] = {w: [] for w in args.workers}
     for index, workers in itertools.product(range(args.rounds), args.workers):
-        run = one_round(index, manifest, paths, workers, args, ptv)
+        # bare decoding in every round, beside the loaders: the shared cores' load drifts
+        bare = bare_decode(paths, args.bare_clips, args.clip_length)
+        run = {"bare_decode": bare, **one_round(index, manifest, paths, workers, args, ptv)}
         run.update(ratios(run, bare, workers))
         rounds[workers].append(run)
         print(
@@ -302,7 +303,6 @@ def run_comparison(args: argparse.Namespace) -> None:
         "epoch": "one clip per video (32 clips), workers persistent across epochs",
         "epochs": {"uncached": args.epochs, "cached": args.cached_epochs},
         "pytorchvideo": _version("pytorchvideo") if ptv else "not installed",
-        "bare_decode_clips_per_s": bare,
         "rounds": {str(w): runs for w, runs in rounds.items()},
         "median": {str(w): _median(runs) for w, runs in rounds.items()},
     }
@@ -321,7 +321,7 @@ def _version(name: str) -> str:
 
 def comparison_markdown(record: dict[str, Any], workers: list[int]) -> str:
     keys = [
-        ("bare decode per process", None),
+        ("bare decode, one process", "bare_decode"),
         ("vidlearn uncached", "vidlearn_uncached"),
         ("vidlearn cold (filling the cache)", "vidlearn_cold"),
         ("vidlearn uncached, first epoch", "vidlearn_uncached_first"),
@@ -339,9 +339,7 @@ def comparison_markdown(record: dict[str, Any], workers: list[int]) -> str:
         cells = []
         for w in workers:
             runs = record["rounds"][str(w)]
-            if key is None:
-                cells.append(f"{record['bare_decode_clips_per_s'] * max(w, 1):.1f}")
-            elif key in runs[0]:
+            if key in runs[0]:
                 values = [run[key] for run in runs]
                 cells.append(f"{median(values):.2f} ({min(values):.2f}-{max(values):.2f})")
             else:
@@ -402,7 +400,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=5, help="uncached epochs per loader")
     parser.add_argument("--cached-epochs", type=int, default=20)
-    parser.add_argument("--bare-clips", type=int, default=200)
+    parser.add_argument("--bare-clips", type=int, default=64, help="per round and worker count")
     parser.add_argument("--clip-length", type=int, default=16)
     parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--batch-size", type=int, default=8)
