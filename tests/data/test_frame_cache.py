@@ -45,10 +45,11 @@ def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return opened
 
 
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
 def test_miss_stores_every_frame_resized_to_size(
-    counter_copies: list[Path], tmp_path: Path
+    counter_copies: list[Path], tmp_path: Path, backend: str
 ) -> None:
-    cache = FrameCache(tmp_path / "cache", SIZE)
+    cache = FrameCache(tmp_path / "cache", SIZE, backend=backend)
     reader = cache.open(counter_copies[0])
     assert (reader.num_frames, reader.height, reader.width, reader.fps) == (40, SIZE, SIZE, 10.0)
     assert np.array_equal(reader.read(range(40)), decoded_and_resized(counter_copies[0]))
