@@ -114,16 +114,28 @@ def test_other_size_or_backend_gets_its_own_entry(
     assert len(entries) == 4
 
 
-def _fill(folder: Path, video: Path) -> None:
-    FrameCache(folder, SIZE).fill(video)
+def _fill_together(folder: Path, video: Path, both_writing: multiprocessing.Barrier) -> None:
+    """Fill, waiting mid-write until the other writer is mid-write too."""
+    cache = FrameCache(folder, SIZE)
+    resize = cache._resize
+
+    def resize_when_both_write(frames: np.ndarray) -> np.ndarray:
+        both_writing.wait(30)
+        return resize(frames)
+
+    cache._resize = resize_when_both_write
+    assert cache.fill(video).written
 
 
 def test_two_processes_filling_one_entry_both_leave_a_valid_entry(
     counter_copies: list[Path], tmp_path: Path
 ) -> None:
     context = multiprocessing.get_context("fork")
+    both_writing = context.Barrier(2)
     writers = [
-        context.Process(target=_fill, args=(tmp_path / "cache", counter_copies[0]))
+        context.Process(
+            target=_fill_together, args=(tmp_path / "cache", counter_copies[0], both_writing)
+        )
         for _ in range(2)
     ]
     for writer in writers:
