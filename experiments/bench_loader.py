@@ -1,66 +1,100 @@
-"""Benchmark: clips/s of the VideoDataModule train loader against a bare decode loop.
+"""Benchmark: the vidlearn train loader (uncached, cache-filling, cached) against bare decoding and
+PyTorchVideo 0.1.5, in one run, on the same files.
 
-    python experiments/bench_loader.py                 # 320x240 H.264, 16-frame clips at 112x112
-    python experiments/bench_loader.py --clips 2000 --workers 0 1 2
+    python experiments/bench_loader.py                       # 32 videos, workers 0 and 2, 3 rounds
+    python experiments/bench_loader.py --rss-clips 10000     # resident memory over 10,000 clips
 
-The bare loop opens each video with decord and reads one random 16-frame clip, nothing else.
-The loader adds what training really does: manifest rows, the balanced sampler, clip sampling,
-light augmentation (one draw per clip), resizing, normalisation, collation and, with workers,
-the transfer between processes. Both read the same videos in the same process count, so their
-ratio is the loader's overhead. Resident memory (parent + workers) is read at the start and after
-all clips. Writes experiments/results/bench_loader.json.
+Videos: 32 generated 320x240 H.264 files of 150 frames at 25 fps with ONE keyframe each (a random
+clip decodes from frame 0). Clips: 16 frames at a random start, resized to 112x112, normalised,
+batch 8, decord, no augmentation. An epoch is one clip of every video (32 clips, each video
+once, shuffled), read through a DataLoader whose workers persist across epochs.
+
+- bare decode: open a decord reader, read one random clip, close; one process, measured in
+  every round beside the loaders (the shared cores' load drifts).
+- vidlearn uncached: `VideoDataModule.train_dataloader()`; "first" is the first epoch of a new
+  loader (worker start included), "steady" the epochs after it.
+- vidlearn cold: the first epoch of a new loader on an EMPTY `data.frame_cache`: every clip
+  decodes its whole video once and writes the entry (a fresh folder each round).
+- vidlearn cached: the steady epochs of a loader whose cache is full.
+- PyTorchVideo: `LabeledVideoDataset` with `make_clip_sampler("random", 16 / 25)`, its decord
+  decoder (decode_audio=False, its default thread count), and a transform doing the same resize
+  (bilinear) and normalisation in torch; skipped, and said so, when not installed.
+
+PyTorchVideo's decord module sets decord's global bridge to torch when imported; vidlearn's
+reader wants numpy arrays, so each side sets the bridge it needs before its loader starts (its
+workers inherit it). Sides alternate within each round. Writes results/bench_loader.json/.md.
+
+`--rss-clips N` instead runs the uncached loader (2 workers, one long epoch of N clips drawn with
+replacement) on 160x120 copies of the videos and records resident memory (parent + workers)
+every `--rss-every` clips, to tell allocator warm-up (growth that stops) from a leak (growth
+that continues at a steady rate); results/bench_loader_rss.json/.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import itertools
 import os
-import platform
 import random
+import shutil
+import sys
+import tempfile
 import time
-from datetime import date
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
+from statistics import median
+from typing import Any
 
+import av
 import numpy as np
 import torch
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
-from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler
-from vidlearn.data.datamodules import VideoDataModule
-from vidlearn.data.samplers import BalancedSampler
-from vidlearn.data.video import open_video
-from vidlearn.demo.videos import write_mp4
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import environment, markdown_table, write_result  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "experiments" / "results"
+from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler  # noqa: E402
+from vidlearn.data.datamodules import VideoDataModule  # noqa: E402
+from vidlearn.data.samplers import BalancedSampler  # noqa: E402
+from vidlearn.data.video import open_video  # noqa: E402
+
+FPS = 25
+MEAN, STD = [0.45, 0.45, 0.45], [0.225, 0.225, 0.225]
 
 
 def make_videos(folder: Path, count: int, frames: int, width: int, height: int) -> Path:
-    """Write `count` H.264 videos with moving shapes and a manifest with two imbalanced classes."""
+    """`count` H.264 videos with one keyframe each (moving disc on noise) and a train manifest."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    rows = ["path,label,split"]
     ys, xs = np.mgrid[0:height, 0:width]
+    rows = ["path,label,split"]
     for index in range(count):
         path = folder / f"clip{index:03d}.mp4"
         if not path.exists():
             base = rng.integers(0, 255, 3)
-            video = np.empty((frames, height, width, 3), dtype=np.uint8)
-            for t in range(frames):
-                cx, cy = (width * (0.2 + 0.6 * t / frames), height / 2 + 40 * np.sin(t / 5 + index))
-                disc = (xs - cx) ** 2 + (ys - cy) ** 2 < 400
-                video[t] = base
-                video[t][disc] = 255 - base
-                video[t] = np.clip(video[t] + rng.normal(0, 6, (height, width, 1)), 0, 255)
-            write_mp4(path, video, fps=25)
+            with av.open(str(path), "w") as container:
+                stream = container.add_stream("libx264", rate=FPS)
+                stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+                # one keyframe: GOP longer than the video, no scene-cut keyframes
+                stream.options = {"g": str(frames + 1), "sc_threshold": "0", "preset": "veryfast"}
+                for t in range(frames):
+                    cx = width * (0.2 + 0.6 * t / frames)
+                    cy = height / 2 + height / 6 * np.sin(t / 5 + index)
+                    image = np.empty((height, width, 3), dtype=np.uint8)
+                    image[:] = base
+                    image[(xs - cx) ** 2 + (ys - cy) ** 2 < (height / 12) ** 2] = 255 - base
+                    image = np.clip(image + rng.normal(0, 6, (height, width, 1)), 0, 255)
+                    frame = av.VideoFrame.from_ndarray(image.astype(np.uint8), format="rgb24")
+                    container.mux(stream.encode(frame))
+                container.mux(stream.encode())
         rows.append(f"{path.name},{'rare' if index % 5 == 0 else 'common'},train")
-    (folder / "val.mp4").write_bytes((folder / "clip000.mp4").read_bytes())
-    rows.append("val.mp4,common,val")
     (folder / "manifest.csv").write_text("\n".join(rows) + "\n")
     return folder / "manifest.csv"
+
+
+def keyframes(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(packet.is_keyframe for packet in container.demux(video=0) if packet.size)
 
 
 def rss_mb(pids: list[int]) -> float:
@@ -82,96 +116,303 @@ def child_pids() -> list[int]:
     return [int(pid) for pid in path.read_text().split()] if path.exists() else []
 
 
+def set_bridge(name: str) -> None:
+    """decord's global output type: "native" for vidlearn's readers, "torch" for PyTorchVideo."""
+    import decord
+
+    decord.bridge.set_bridge(name)
+
+
 def bare_decode(paths: list[str], clips: int, clip_length: int) -> float:
     """Clips/s of opening a reader and reading one random clip, in this process."""
+    set_bridge("native")
     random.seed(0)
     sampler = RandomClipSampler(clip_length)
     start = time.perf_counter()
     for index in range(clips):
         reader = open_video(paths[index % len(paths)], backend="decord")
         reader.read(sampler(reader.num_frames, reader.fps)[0])
-        del reader
+        reader.close()
     return clips / (time.perf_counter() - start)
 
 
-def loader_run(
-    manifest: Path, workers: int, clips: int, clip_length: int, size: int, batch_size: int
-) -> dict[str, float]:
-    """Clips/s and memory of the full train loader with `workers` worker processes."""
-    augment = instantiate(OmegaConf.load(ROOT / "conf/augment/light.yaml")).transforms
+# -- the two sides ---------------------------------------------------------------------------
+def vidlearn_loader(
+    manifest: Path,
+    workers: int,
+    args: argparse.Namespace,
+    cache: Path | None = None,
+    **options: Any,
+) -> tuple[torch.utils.data.DataLoader, Callable[[int], None]]:
+    """The VideoDataModule train loader and its epoch setter."""
+    set_bridge("native")
     datamodule = VideoDataModule(
         label_kind="multiclass",
         manifest=str(manifest),
-        frames=clip_length,
-        size=size,
-        train_clip_sampler=RandomClipSampler(clip_length),
-        eval_clip_sampler=CenterClipSampler(clip_length),
-        augment=list(augment),
-        sampler=partial(BalancedSampler, num_samples=clips + 4 * batch_size),
-        batch_size=batch_size,
+        frames=args.clip_length,
+        size=args.size,
+        mean=MEAN,
+        std=STD,
+        train_clip_sampler=RandomClipSampler(args.clip_length),
+        eval_clip_sampler=CenterClipSampler(args.clip_length),
+        batch_size=args.batch_size,
         num_workers=workers,
-        persistent_workers=False,
+        persistent_workers=workers > 0,
+        frame_cache=str(cache) if cache else None,
+        **options,
     )
     datamodule.setup("fit")
-    loader = iter(datamodule.train_dataloader())
-    next(loader)  # warm-up: workers started, first batches in flight
-    rss_start = rss_mb([os.getpid(), *child_pids()])
-    seen = 0
-    start = time.perf_counter()
-    while seen < clips:
-        batch = next(loader)
-        seen += batch["input"].shape[0]
-    elapsed = time.perf_counter() - start
-    rss_end = rss_mb([os.getpid(), *child_pids()])
-    del loader
-    return {
-        "clips_per_s": seen / elapsed,
-        "rss_start_mb": rss_start,
-        "rss_end_mb": rss_end,
-        "rss_growth": rss_end / rss_start - 1.0,
+    loader = datamodule.train_dataloader()
+    return loader, loader.sampler.set_epoch
+
+
+class PTVTransform:
+    """PyTorchVideo clip dict -> (T, C, size, size) normalised float, as vidlearn's input."""
+
+    def __init__(self, clip_length: int, size: int) -> None:
+        self.clip_length, self.size = clip_length, size
+        self.mean = torch.tensor(MEAN).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(STD).view(1, 3, 1, 1) * 255
+
+    def __call__(self, item: dict) -> dict:
+        video = item["video"][:, : self.clip_length].permute(1, 0, 2, 3)  # (T, C, H, W) float
+        video = torch.nn.functional.interpolate(
+            video, size=(self.size, self.size), mode="bilinear", align_corners=False
+        )
+        return {"input": (video - self.mean) / self.std, "target": item["label"]}
+
+
+def ptv_loader(
+    paths: list[str], workers: int, args: argparse.Namespace
+) -> tuple[torch.utils.data.DataLoader, Callable[[int], None]]:
+    """PyTorchVideo 0.1.5's LabeledVideoDataset over the same files, decord decoder."""
+    from pytorchvideo.data import LabeledVideoDataset, make_clip_sampler
+
+    set_bridge("torch")
+    dataset = LabeledVideoDataset(
+        [(path, {"label": index % 2}) for index, path in enumerate(paths)],
+        make_clip_sampler("random", args.clip_length / FPS),
+        transform=PTVTransform(args.clip_length, args.size),
+        decode_audio=False,
+        decoder="decord",
+    )
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=args.batch_size, num_workers=workers, persistent_workers=workers > 0
+    )
+    return loader, lambda epoch: dataset._video_random_generator.manual_seed(epoch)
+
+
+def epochs_clips_per_s(
+    loader: torch.utils.data.DataLoader, set_epoch: Callable[[int], None], epochs: int
+) -> dict[str, float]:
+    """Clips/s of the first epoch (worker start included) and of the later epochs together."""
+    timings = []
+    for epoch in range(epochs):
+        set_epoch(epoch)
+        start, clips = time.perf_counter(), 0
+        for batch in loader:
+            clips += batch["input"].shape[0]
+        timings.append((clips, time.perf_counter() - start))
+    later = timings[1:]
+    result = {"first": timings[0][0] / timings[0][1]}
+    if later:
+        result["steady"] = sum(c for c, _ in later) / sum(s for _, s in later)
+    return result
+
+
+def one_round(
+    order: int, manifest: Path, paths: list[str], workers: int, args: argparse.Namespace, ptv: bool
+) -> dict[str, float]:
+    """One round for one worker count; the sides' order flips with `order`."""
+    out: dict[str, float] = {}
+
+    def vidlearn_side() -> None:
+        measured = epochs_clips_per_s(*vidlearn_loader(manifest, workers, args), args.epochs)
+        out["vidlearn_uncached_first"], out["vidlearn_uncached"] = (
+            measured["first"],
+            measured["steady"],
+        )
+        folder = Path(tempfile.mkdtemp(prefix="frame_cache_", dir=args.videos))
+        try:
+            cold = epochs_clips_per_s(*vidlearn_loader(manifest, workers, args, folder), 1)
+            out["vidlearn_cold"] = cold["first"]
+            cached = epochs_clips_per_s(
+                *vidlearn_loader(manifest, workers, args, folder), args.cached_epochs
+            )
+            out["vidlearn_cached"] = cached["steady"]
+        finally:
+            shutil.rmtree(folder)
+
+    def ptv_side() -> None:
+        measured = epochs_clips_per_s(*ptv_loader(paths, workers, args), args.epochs)
+        out["ptv_first"], out["ptv"] = measured["first"], measured["steady"]
+
+    sides = [vidlearn_side, ptv_side] if ptv else [vidlearn_side]
+    for side in sides if order % 2 == 0 else sides[::-1]:
+        side()
+    return out
+
+
+def ratios(run: dict[str, float], bare: float, workers: int) -> dict[str, float]:
+    result = {
+        "uncached_to_bare_per_process": run["vidlearn_uncached"] / (bare * max(workers, 1)),
+        "cold_to_uncached_first_epoch": run["vidlearn_cold"] / run["vidlearn_uncached_first"],
+        "cached_to_uncached": run["vidlearn_cached"] / run["vidlearn_uncached"],
     }
+    if "ptv" in run:
+        for mode in ("uncached", "cached"):
+            result[f"{mode}_to_ptv"] = run[f"vidlearn_{mode}"] / run["ptv"]
+        result["cold_to_ptv_first_epoch"] = run["vidlearn_cold"] / run["ptv_first"]
+    return result
+
+
+def run_comparison(args: argparse.Namespace) -> None:
+    manifest = make_videos(args.videos, 32, 150, 320, 240)
+    paths = [str(args.videos / f"clip{i:03d}.mp4") for i in range(32)]
+    assert keyframes(Path(paths[0])) == 1, "the bench's videos must have one keyframe each"
+    try:
+        import pytorchvideo  # noqa: F401
+
+        ptv = True
+    except ImportError:
+        ptv = False
+        print(
+            "PyTorchVideo is not installed: its side is skipped (pip install "
+            "pytorchvideo==0.1.5 --no-deps; pip install fvcore iopath parameterized)"
+        )
+    load_start = os.getloadavg()
+    rounds: dict[int, list[dict[str, float]]] = {w: [] for w in args.workers}
+    for index, workers in itertools.product(range(args.rounds), args.workers):
+        # bare decoding in every round, beside the loaders: the shared cores' load drifts
+        bare = bare_decode(paths, args.bare_clips, args.clip_length)
+        run = {"bare_decode": bare, **one_round(index, manifest, paths, workers, args, ptv)}
+        run.update(ratios(run, bare, workers))
+        rounds[workers].append(run)
+        print(
+            f"round {index}, workers={workers}: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in run.items()),
+            flush=True,
+        )
+    load_end = os.getloadavg()
+    record = {
+        "environment": environment(),
+        "load_average_1_5_15": {"start": load_start, "end": load_end},
+        "videos": "32 x 320x240 H.264, 150 frames, 25 fps, one keyframe each",
+        "clip": f"{args.clip_length}x{args.size}x{args.size}, batch {args.batch_size}, decord, "
+        "no augmentation",
+        "epoch": "one clip per video (32 clips), workers persistent across epochs",
+        "epochs": {"uncached": args.epochs, "cached": args.cached_epochs},
+        "pytorchvideo": _version("pytorchvideo") if ptv else "not installed",
+        "rounds": {str(w): runs for w, runs in rounds.items()},
+        "median": {str(w): _median(runs) for w, runs in rounds.items()},
+    }
+    write_result("bench_loader", record, comparison_markdown(record, args.workers))
+
+
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: median(run[key] for run in runs) for key in runs[0]}
+
+
+def _version(name: str) -> str:
+    from importlib.metadata import version
+
+    return version(name)
+
+
+def comparison_markdown(record: dict[str, Any], workers: list[int]) -> str:
+    keys = [
+        ("bare decode, one process", "bare_decode"),
+        ("vidlearn uncached", "vidlearn_uncached"),
+        ("vidlearn cold (filling the cache)", "vidlearn_cold"),
+        ("vidlearn uncached, first epoch", "vidlearn_uncached_first"),
+        ("vidlearn cached", "vidlearn_cached"),
+        ("PyTorchVideo", "ptv"),
+        ("PyTorchVideo, first epoch", "ptv_first"),
+        ("uncached / bare decode per process", "uncached_to_bare_per_process"),
+        ("cold / uncached first epoch", "cold_to_uncached_first_epoch"),
+        ("uncached / PyTorchVideo", "uncached_to_ptv"),
+        ("cached / PyTorchVideo", "cached_to_ptv"),
+        ("cold / PyTorchVideo first epoch", "cold_to_ptv_first_epoch"),
+    ]
+    rows = []
+    for label, key in keys:
+        cells = []
+        for w in workers:
+            runs = record["rounds"][str(w)]
+            if key in runs[0]:
+                values = [run[key] for run in runs]
+                cells.append(f"{median(values):.2f} ({min(values):.2f}-{max(values):.2f})")
+            else:
+                cells.append("not run")
+        rows.append([label, *cells])
+    return markdown_table(
+        ["clips/s or ratio: median (min-max over rounds)", *[f"{w} workers" for w in workers]], rows
+    )
+
+
+# -- memory --------------------------------------------------------------------------------
+def run_rss(args: argparse.Namespace) -> None:
+    folder = args.videos / "small"
+    manifest = make_videos(folder, 32, 150, 160, 120)
+    loader, _ = vidlearn_loader(
+        manifest, 2, args, sampler=partial(BalancedSampler, num_samples=args.rss_clips)
+    )
+    samples, seen = [], 0
+    batches: Iterator = iter(loader)
+    start = time.perf_counter()
+    next_mark = 0
+    for batch in batches:
+        seen += batch["input"].shape[0]
+        if seen >= next_mark:
+            pids = child_pids()
+            samples.append(
+                {
+                    "clips": seen,
+                    "seconds": round(time.perf_counter() - start, 1),
+                    "parent_mb": round(rss_mb([os.getpid()]), 1),
+                    "workers_mb": round(rss_mb(pids), 1),
+                    "total_mb": round(rss_mb([os.getpid(), *pids]), 1),
+                }
+            )
+            print(samples[-1], flush=True)
+            next_mark += args.rss_every
+    record = {
+        "environment": environment(),
+        "load_average_1_5_15_end": os.getloadavg(),
+        "videos": "32 x 160x120 H.264, 150 frames, 25 fps, one keyframe each",
+        "clip": f"{args.clip_length}x{args.size}x{args.size}, batch {args.batch_size}, 2 workers",
+        "clips": seen,
+        "samples": samples,
+    }
+    rows = [
+        [s["clips"], s["seconds"], s["parent_mb"], s["workers_mb"], s["total_mb"]] for s in samples
+    ]
+    write_result(
+        "bench_loader_rss",
+        record,
+        markdown_table(["clips", "s", "parent MiB", "workers MiB", "total MiB"], rows),
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--clips", type=int, default=2000)
-    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5, help="uncached epochs per loader")
+    parser.add_argument("--cached-epochs", type=int, default=20)
+    parser.add_argument("--bare-clips", type=int, default=64, help="per round and worker count")
     parser.add_argument("--clip-length", type=int, default=16)
     parser.add_argument("--size", type=int, default=112)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--videos", type=Path, default=Path("/tmp/vidlearn_bench_loader"))
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--rss-clips", type=int, default=0, help="run the memory test instead")
+    parser.add_argument("--rss-every", type=int, default=500)
+    parser.add_argument("--videos", type=Path, default=Path("/tmp/vidlearn_bench_loader_gop"))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    manifest = make_videos(args.videos, count=40, frames=96, width=320, height=240)
-    paths = [str(args.videos / f"clip{i:03d}.mp4") for i in range(40)]
-    bare = bare_decode(paths, min(args.clips, 500), args.clip_length)
-    print(f"bare decode (1 process): {bare:.1f} clips/s")
-    runs = {}
-    for workers in args.workers:
-        result = loader_run(
-            manifest, workers, args.clips, args.clip_length, args.size, args.batch_size
-        )
-        # The loader's fair baseline is bare decoding in as many processes as it decodes in.
-        result["ratio_to_bare"] = result["clips_per_s"] / (bare * max(workers, 1))
-        runs[workers] = result
-        print(
-            f"workers={workers}: {result['clips_per_s']:.1f} clips/s, "
-            f"{result['ratio_to_bare']:.2f}x bare decode per process, RSS {result['rss_start_mb']:.0f} -> "
-            f"{result['rss_end_mb']:.0f} MiB ({100 * result['rss_growth']:+.1f}%)"
-        )
-    record = {
-        "date": date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "torch": torch.__version__,
-        "video": "320x240 H.264, 96 frames, 25 fps",
-        "clip": f"{args.clip_length}x{args.size}x{args.size}",
-        "clips": args.clips,
-        "bare_decode_clips_per_s": bare,
-        "loader": runs,
-    }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "bench_loader.json").write_text(json.dumps(record, indent=2))
-    print(json.dumps(record, indent=2))
+    if args.rss_clips:
+        run_rss(args)
+    else:
+        run_comparison(args)
 
 
 if __name__ == "__main__":

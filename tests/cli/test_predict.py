@@ -48,3 +48,15 @@ def test_an_unreadable_file_gets_a_row_with_its_error(
     )
     table = pd.read_csv(files)
     assert table["windows"].tolist() == [0] and str(broken) in table["error"][0]
+
+
+def test_frame_cache_gives_the_same_windows_and_fills_one_entry_per_video(
+    video_checkpoint: Path, demo_videos: Path, tmp_path: Path
+) -> None:
+    common = (f"ckpt={video_checkpoint}", f"input={demo_videos.parent}")
+    (_, plain) = _predict(*common, f"out={tmp_path / 'plain.csv'}")
+    (_, cached) = _predict(
+        *common, f"out={tmp_path / 'cached.csv'}", f"frame_cache={tmp_path / 'frames'}"
+    )
+    pd.testing.assert_frame_equal(pd.read_csv(plain), pd.read_csv(cached))
+    assert len(list((tmp_path / "frames").glob("*.frames"))) == 30

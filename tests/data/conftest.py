@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import wave
 from collections.abc import Callable
 from pathlib import Path
@@ -83,3 +84,11 @@ def probe_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     manifest = root / "manifest.csv"
     manifest.write_text("path,label,split\n" + "".join(",".join(row) + "\n" for row in rows))
     return manifest
+
+
+@pytest.fixture
+def counter_copies(tmp_path: Path, counter_video: Path) -> list[Path]:
+    """Three copies of the counter video in this test's own folder, free to change or delete."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    return [Path(shutil.copy(counter_video, folder / f"counter{i}.mp4")) for i in range(3)]

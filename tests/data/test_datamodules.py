@@ -123,3 +123,13 @@ def test_image_batches_are_b_c_h_w_after_filtering(demo_images: Path) -> None:
     assert (datamodule.table["num_people"].astype(int) == 1).all() and len(
         datamodule.manifest.dropped
     ) > 0
+
+
+def test_frame_cache_folder_fills_one_entry_per_video_read(
+    demo_videos: Path, tmp_path: Path
+) -> None:
+    datamodule = video_datamodule(demo_videos, frame_cache=str(tmp_path / "frames"))
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.val_dataloader()))
+    assert batch["input"].shape[1:] == (4, 3, 32, 32)
+    assert len(list((tmp_path / "frames").glob("*.frames"))) == len(batch["index"])

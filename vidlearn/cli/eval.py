@@ -23,7 +23,7 @@ from vidlearn.data.datamodules import VideoDataModule
 from vidlearn.errors import ConfigError
 from vidlearn.inference.checkpoint import load_checkpoint
 from vidlearn.inference.evaluate import Evaluation, default_output_dir, evaluate, write_evaluation
-from vidlearn.inference.predictor import resolve_device
+from vidlearn.inference.predictor import frame_cache_for, resolve_device
 from vidlearn.reports.tables import rich_table
 
 
@@ -48,8 +48,15 @@ def run_eval(cfg: DictConfig) -> Evaluation:
             f"split={cfg.split}: no rows in {cfg.data.manifest}; choose train, val or test."
         )
     views = instantiate(cfg.views, clip_length=int(loaded.preprocessing.get("frames", 1)))
+    cache = frame_cache_for(loaded, cfg.data.get("frame_cache"), cfg.data.get("frame_cache_max_gb"))
     evaluation = evaluate(
-        loaded, rows["path"].tolist(), rows["target"].tolist(), views, cfg.batch_size, cfg.progress
+        loaded,
+        rows["path"].tolist(),
+        rows["target"].tolist(),
+        views,
+        cfg.batch_size,
+        cfg.progress,
+        cache,
     )
     out = Path(cfg.out) if cfg.out else default_output_dir(loaded.path, cfg.split)
     write_evaluation(

@@ -18,7 +18,12 @@ from omegaconf import DictConfig
 from vidlearn.cli.console import console_main
 from vidlearn.inference.checkpoint import load_checkpoint
 from vidlearn.inference.inputs import list_inputs
-from vidlearn.inference.predictor import predict_files, resolve_device, top_k_table
+from vidlearn.inference.predictor import (
+    frame_cache_for,
+    predict_files,
+    resolve_device,
+    top_k_table,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +33,8 @@ def predict(cfg: DictConfig) -> list[Path]:
     loaded = load_checkpoint(cfg.ckpt, device=resolve_device(cfg.device))
     paths = list_inputs(cfg.input, loaded.modality, cfg.path_column)
     views = instantiate(cfg.views, clip_length=int(loaded.preprocessing.get("frames", 1)))
-    predictions = predict_files(loaded, paths, views, cfg.batch_size, cfg.progress)
+    cache = frame_cache_for(loaded, cfg.frame_cache, cfg.frame_cache_max_gb)
+    predictions = predict_files(loaded, paths, views, cfg.batch_size, cfg.progress, cache)
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     top_k_table(predictions, loaded.label_kind, cfg.top_k).to_csv(out, index=False)

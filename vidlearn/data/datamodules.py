@@ -22,6 +22,7 @@ from vidlearn.data.bad_files import check_bad_share
 from vidlearn.data.channels import RGB, fit_statistics, resolve_channels, video_channels
 from vidlearn.data.datasets import ImageDataset, VideoClipDataset, collate
 from vidlearn.data.folds import fold_splits, read_fold
+from vidlearn.data.frame_cache import FrameCache
 from vidlearn.data.labels import LabelEncoder
 from vidlearn.data.manifest import (
     IMAGE_EXTENSIONS,
@@ -419,7 +420,12 @@ class ManifestDataModule(pl.LightningDataModule):
 
 
 class VideoDataModule(ManifestDataModule):
-    """Clips of `frames` frames from videos or .npy/.npz arrays; batches `input` (B, T, C, H, W)."""
+    """Clips of `frames` frames from videos or .npy/.npz arrays; batches `input` (B, T, C, H, W).
+
+    `frame_cache` (a folder, or None for off) decodes each video once, at `size x size`, and
+    serves every later clip from a memory map (`vidlearn.data.frame_cache`), at most
+    `frame_cache_max_gb` GB.
+    """
 
     extensions = VIDEO_EXTENSIONS
 
@@ -431,11 +437,18 @@ class VideoDataModule(ManifestDataModule):
         train_clip_sampler: Callable[[int, float], list[np.ndarray]],
         eval_clip_sampler: Callable[[int, float], list[np.ndarray]],
         per_frame_max_norm: bool = False,
+        frame_cache: str | None = None,
+        frame_cache_max_gb: float | None = None,
         **options: Any,
     ) -> None:
         super().__init__(**options)
         self.frames = frames
         self.backend = backend
+        self.frame_cache = (
+            FrameCache(frame_cache, self.size, backend, max_gb=frame_cache_max_gb)
+            if frame_cache
+            else None
+        )
         self.per_frame_max_norm = per_frame_max_norm
         self.train_clip_sampler = train_clip_sampler
         self.eval_clip_sampler = eval_clip_sampler
@@ -477,7 +490,13 @@ class VideoDataModule(ManifestDataModule):
         # The probe decided each file's backend (data.backend=auto: decord or pyav per file).
         backends = rows["backend"].tolist() if "backend" in rows.columns else None
         return VideoClipDataset(
-            paths, targets, sampler, transform, backend=self.backend, backends=backends
+            paths,
+            targets,
+            sampler,
+            transform,
+            backend=self.backend,
+            backends=backends,
+            frame_cache=self.frame_cache,
         )
 
 

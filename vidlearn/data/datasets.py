@@ -17,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
+from vidlearn.data.frame_cache import FrameCache
 from vidlearn.data.video import DecodeError, open_video
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,8 @@ class VideoClipDataset(SampleDataset):
     `backends`, one per path, overrides `backend` (the probe's decision per file).
 
     The reader is opened per item inside the worker process: decord readers made in the parent
-    hang in forked workers, and readers kept open grow memory.
+    hang in forked workers, and readers kept open grow memory. With a `frame_cache`, the reader
+    is a memory map of the video's frames already resized to the transform's size.
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class VideoClipDataset(SampleDataset):
         backend: str = "decord",
         max_attempts: int = 10,
         backends: Sequence[str] | None = None,
+        frame_cache: FrameCache | None = None,
     ) -> None:
         super().__init__(paths, targets, max_attempts)
         if backends is not None and len(backends) != len(self.paths):
@@ -99,10 +102,14 @@ class VideoClipDataset(SampleDataset):
         self.transform = transform
         self.backend = backend
         self.backends = list(backends) if backends is not None else None
+        self.frame_cache = frame_cache
 
     def load(self, index: int) -> Tensor:
         backend = self.backends[index] if self.backends is not None else self.backend
-        reader = open_video(self.paths[index], backend=backend)
+        if self.frame_cache is not None:
+            reader = self.frame_cache.open(self.paths[index], backend)
+        else:
+            reader = open_video(self.paths[index], backend=backend)
         clip = self.clip_sampler(reader.num_frames, reader.fps)[0]
         try:
             frames = reader.read(clip)  # (T, H, W, C)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vidlearn.data.frame_cache import FrameCache
 from vidlearn.inference.checkpoint import LoadedModel
 from vidlearn.inference.predictor import Predictions, ViewSampler, predict_files
 from vidlearn.reports import metrics as M
@@ -50,9 +51,10 @@ def evaluate(
     views: ViewSampler | None = None,
     batch_size: int = 16,
     progress: bool = True,
+    frame_cache: FrameCache | None = None,
 ) -> Evaluation:
     """Score `paths` and compare with `targets` (class indices, 0/1, or values)."""
-    predictions = predict_files(loaded, paths, views, batch_size, progress)
+    predictions = predict_files(loaded, paths, views, batch_size, progress, frame_cache)
     return evaluate_predictions(loaded, predictions, np.asarray(targets, dtype=float))
 
 

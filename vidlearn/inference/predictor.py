@@ -21,6 +21,7 @@ from torch import Tensor
 
 from vidlearn.data.clip_sampling import SlidingWindowSampler
 from vidlearn.data.datasets import read_image
+from vidlearn.data.frame_cache import FrameCache
 from vidlearn.data.transforms import ClipTransform, ImageTransform
 from vidlearn.data.video import DecodeError, open_video
 from vidlearn.inference.checkpoint import LoadedModel
@@ -57,8 +58,12 @@ def predict_files(
     views: ViewSampler | None = None,
     batch_size: int = 16,
     progress: bool = True,
+    frame_cache: FrameCache | None = None,
 ) -> Predictions:
-    """Score every view of every file in `paths`; `views` defaults to all sliding windows."""
+    """Score every view of every file in `paths`; `views` defaults to all sliding windows.
+
+    With a `frame_cache` (see `frame_cache_for`), videos are read from and added to it.
+    """
     device = next(loaded.model.parameters()).device
     views = views or SlidingWindowSampler(int(loaded.preprocessing.get("frames", 1)))
     window_rows: list[dict] = []
@@ -79,7 +84,7 @@ def predict_files(
         for index, path in enumerate(paths):
             try:
                 for window, (start_s, end_s, tensor) in enumerate(
-                    _views_of(loaded, str(path), views)
+                    _views_of(loaded, str(path), views, frame_cache)
                 ):
                     pending.append(
                         (
@@ -104,8 +109,18 @@ def predict_files(
     return _tables(paths, errors, window_rows, window_scores, loaded.score_names)
 
 
+def frame_cache_for(
+    loaded: LoadedModel, folder: str | Path | None, max_gb: float | None = None
+) -> FrameCache | None:
+    """The frame cache at `folder` (None: no cache) for the checkpoint's size and backend."""
+    if not folder or loaded.modality != "video":
+        return None
+    pre = loaded.preprocessing
+    return FrameCache(folder, pre["size"], pre.get("backend", "decord"), max_gb=max_gb)
+
+
 def _views_of(
-    loaded: LoadedModel, path: str, views: ViewSampler
+    loaded: LoadedModel, path: str, views: ViewSampler, frame_cache: FrameCache | None = None
 ) -> Iterator[tuple[float, float, Tensor]]:
     """(start_s, end_s, input tensor) of each view of one file; images: one view at 0 s."""
     pre = loaded.preprocessing
@@ -122,7 +137,10 @@ def _views_of(
         pre["std"],
         per_frame_max_norm=pre.get("per_frame_max_norm", False),
     )
-    reader = open_video(path, backend=pre.get("backend", "decord"))
+    if frame_cache is not None:
+        reader = frame_cache.open(path)
+    else:
+        reader = open_video(path, backend=pre.get("backend", "decord"))
     try:
         fps = reader.fps if reader.fps > 0 else 1.0  # arrays without a rate: times in frames
         # Decode every clip before yielding, so a failure mid-video drops the whole file.
