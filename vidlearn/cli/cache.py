@@ -38,7 +38,9 @@ def run_cache(cfg: DictConfig) -> FillReport:
             "data.frame_cache is null: give the cache folder, e.g. data.frame_cache=/scratch/frames "
             "(and the same value to vidlearn-train)"
         )
-    datamodule = instantiate(cfg.data, label_kind=get_class(cfg.task._target_).label_kind)
+    # No probe: filling decodes every frame of every file anyway, and lists the ones it cannot.
+    label_kind = get_class(cfg.task._target_).label_kind
+    datamodule = instantiate(cfg.data, label_kind=label_kind, probe=False)
     datamodule.setup("fit")
     table = datamodule.table
     paths = table.loc[table["split"].isin(list(cfg.splits)), "path"].tolist()
