@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import albumentations as A
@@ -33,13 +32,11 @@ def dot_centre(frame: torch.Tensor) -> np.ndarray:
 
 @pytest.mark.parametrize("seed", range(5))
 def test_identical_frames_stay_identical_after_random_augmentation(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
     frame = np.random.default_rng(seed).integers(0, 256, (24, 32, 3), dtype=np.uint8)
     clip = np.stack([frame] * 6)
     out = ClipTransform(
         geometric_augment() + [A.RandomBrightnessContrast(p=1.0)], 32, [0.5] * 3, [0.25] * 3
-    )(clip)
+    )(clip, np.random.default_rng(seed))
     assert torch.equal(out, out[:1].expand_as(out))
 
 
@@ -47,12 +44,11 @@ def test_identical_frames_stay_identical_after_random_augmentation(seed: int) ->
 def test_moving_dot_keeps_constant_velocity_after_augmentation(seed: int) -> None:
     # An affine map sends equally spaced collinear points to equally spaced collinear points, so
     # one shared draw keeps the dot's velocity constant; a draw per frame would make it jitter.
-    random.seed(seed)
-    np.random.seed(seed)
     clip = np.zeros((8, 64, 64, 1), dtype=np.uint8)
     for t in range(8):
         clip[t, 30:34, 20 + 3 * t : 24 + 3 * t] = 255
-    out = ClipTransform(geometric_augment(), 64, [0.0], [1.0])(clip)  # (8, 1, 64, 64)
+    rng = np.random.default_rng(seed)
+    out = ClipTransform(geometric_augment(), 64, [0.0], [1.0])(clip, rng)  # (8, 1, 64, 64)
     centres = np.stack([dot_centre(frame) for frame in out])
     assert np.abs(np.diff(centres, n=2, axis=0)).max() < 0.5
 
@@ -78,12 +74,14 @@ def test_float_frames_are_taken_to_be_in_unit_range() -> None:
 
 def test_grayscale_clip_keeps_one_channel() -> None:
     clip = np.random.default_rng(0).integers(0, 256, (5, 20, 20, 1), dtype=np.uint8)
-    assert ClipTransform(geometric_augment(), 12, [0.5], [0.25])(clip).shape == (5, 1, 12, 12)
+    out = ClipTransform(geometric_augment(), 12, [0.5], [0.25])(clip, np.random.default_rng(0))
+    assert out.shape == (5, 1, 12, 12)
 
 
 def test_multi_view_array_keeps_its_channels() -> None:
     clip = np.random.default_rng(0).random((3, 20, 20, 5), dtype=np.float32)
-    assert ClipTransform(geometric_augment(), 12, [0.5], [0.25])(clip).shape == (3, 5, 12, 12)
+    out = ClipTransform(geometric_augment(), 12, [0.5], [0.25])(clip, np.random.default_rng(0))
+    assert out.shape == (3, 5, 12, 12)
 
 
 def test_per_frame_max_norm_scales_every_frame_to_unit_peak() -> None:
@@ -125,7 +123,7 @@ def test_pad_to_square_pads_tall_image_left_and_right_with_edge_columns() -> Non
 
 def test_image_transform_returns_normalised_float32_c_h_w() -> None:
     out = ImageTransform([A.HorizontalFlip(p=1.0)], 16, [0.5] * 3, [0.5] * 3)(
-        np.zeros((10, 30, 3), np.uint8)
+        np.zeros((10, 30, 3), np.uint8), np.random.default_rng(0)
     )
     assert out.shape == (3, 16, 16) and out.dtype == torch.float32 and torch.all(out == -1.0)
 
@@ -142,30 +140,32 @@ def test_image_transform_pad_to_square_keeps_aspect_ratio() -> None:
 def test_augment_preset_builds_a_working_clip_transform(preset: str) -> None:
     augment = instantiate(OmegaConf.load(AUGMENT_DIR / f"{preset}.yaml")).transforms
     clip = np.random.default_rng(0).integers(0, 256, (4, 40, 40, 1), dtype=np.uint8)
-    out = ClipTransform(augment, 32, [0.5], [0.25])(clip)
+    out = ClipTransform(augment, 32, [0.5], [0.25])(clip, np.random.default_rng(0))
     assert out.shape == (4, 1, 32, 32) and torch.isfinite(out).all()
 
 
 def test_hms_cine_preset_shifts_horizontally_only() -> None:
     affine = instantiate(OmegaConf.load(AUGMENT_DIR / "hms_cine.yaml")).transforms[0]
-    random.seed(0)
-    np.random.seed(0)
     dot = np.zeros((150, 150, 1), dtype=np.uint8)
     dot[73:77, 73:77] = 255
-    out = ClipTransform([affine], 150, [0.0], [1.0])(np.stack([dot] * 2))
+    out = ClipTransform([affine], 150, [0.0], [1.0])(np.stack([dot] * 2), np.random.default_rng(0))
     row, column = dot_centre(out[0])
     assert (
         abs(row - 74.5) < 0.5 and abs(column - 74.5) <= 15.5
     )  # rotation about the centre leaves it
 
 
-def test_augmentation_follows_python_random_seed() -> None:
+def test_augmentation_follows_the_item_generator() -> None:
     transform = ClipTransform(
         [A.Affine(rotate=(-45, 45), translate_percent=(-0.2, 0.2), p=1.0)], 16, [0.5], [0.25]
     )
     frames = np.random.default_rng(0).integers(0, 255, (3, 16, 16, 1), dtype=np.uint8)
-    random.seed(7)
-    first = transform(frames)
-    random.seed(7)
-    assert torch.equal(first, transform(frames))
-    assert not torch.equal(first, transform(frames))
+    first = transform(frames, np.random.default_rng(7))
+    assert torch.equal(first, transform(frames, np.random.default_rng(7)))
+    assert not torch.equal(first, transform(frames, np.random.default_rng(8)))
+
+
+def test_augmenting_without_the_item_generator_is_refused() -> None:
+    transform = ClipTransform([A.HorizontalFlip(p=1.0)], 8, [0.5], [0.25])
+    with pytest.raises(ValueError, match="needs the item's generator"):
+        transform(np.zeros((2, 8, 8, 1), np.uint8))

@@ -33,7 +33,7 @@ from vidlearn.data.manifest import (
     sample_paths,
     scan_folder,
 )
-from vidlearn.data.samplers import EvalShardSampler, ShuffleSampler
+from vidlearn.data.samplers import EvalShardSampler, KeyedSampler, ShuffleSampler
 from vidlearn.data.splits import SPLITS, assign_folds, assign_splits
 from vidlearn.data.transforms import ClipTransform, ImageTransform
 
@@ -293,7 +293,7 @@ class ManifestDataModule(pl.LightningDataModule):
 
     # -- loaders -------------------------------------------------------------------------------
     def _loader(
-        self, split: str, sampler: Sampler[int], batch_size: int, drop_last: bool
+        self, split: str, sampler: Sampler, batch_size: int, drop_last: bool
     ) -> DataLoader:
         workers = self.num_workers
         options: dict[str, Any] = {}
@@ -322,7 +322,8 @@ class ManifestDataModule(pl.LightningDataModule):
             if self._sampler_state is not None:
                 self.train_sampler.load_state_dict(self._sampler_state)
         drop_last = len(self.datasets["train"]) > self.batch_size
-        return self._loader("train", self.train_sampler, self.batch_size, drop_last)
+        # Keys, not bare indices: each item's random draws follow (seed, epoch, position).
+        return self._loader("train", KeyedSampler(self.train_sampler), self.batch_size, drop_last)
 
     def _eval_loader(self, split: str) -> DataLoader:
         if split not in self.datasets:

@@ -1,20 +1,29 @@
 """Clip and image transforms: resize, augment (one random draw per clip), normalise to tensors.
 
-Pipelines are `[Resize(size, size)] + augment`, run by albumentations on uint8 frames (or float
-frames in [0, 1]); normalisation `(x / max_pixel_value - mean) / std` then runs once on the
-whole clip in torch, which is cheaper than albumentations' per-frame Normalize and handles both
-dtypes: uint8 frames are divided by 255, float frames are taken to be in [0, 1] already.
-Float arrays in another range (MRI) use `per_frame_max_norm`, which divides each frame by its
-own maximum before augmentation (the cardiac cine recipe), in training and evaluation alike.
+A clip `(T, H, W, C)` is stacked as one `(H, W, T*C)` image and goes through each operation in
+ONE call: one resize, one albumentations pipeline (so every frame gets the same random
+parameters by construction), in the array's own dtype (uint8 for videos). Normalisation
+`(x / max_pixel_value - mean) / std` is the last step, fused into one float32 pass over the
+clip: uint8 frames are divided by 255, float frames are taken to be in [0, 1] already.
+Resizing a clip that already has the size (a frame cache's frames) costs nothing.
+
+`per_frame_max_norm` divides each frame by its own maximum (the cardiac cine recipe), in training
+and evaluation alike. The peaks are read from the input frames; the division is folded into the
+final pass when every augmentation is geometric (warps and flips are linear in pixel values, so
+dividing first or last gives the same clip), and done first otherwise, so photometric
+augmentations see frames in [0, 1] as they always did.
+
+The random draws come from the item's generator `rng` (see `vidlearn.data.sample_keys`), never
+from the worker's own streams.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from typing import Any
 
 import albumentations as A
+import cv2
 import numpy as np
 import torch
 from torch import Tensor
@@ -36,35 +45,92 @@ class PadToSquare(A.ImageOnlyTransform):
         return np.pad(img, padding, mode="edge")
 
 
-def normalise(frames: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> Tensor:
-    """`(..., H, W, C)` uint8 or float in [0, 1] -> `(..., C, H, W)` float32, `(x - mean) / std`."""
+def normalise(
+    frames: np.ndarray,
+    mean: Sequence[float],
+    std: Sequence[float],
+    frame_peaks: np.ndarray | None = None,
+) -> Tensor:
+    """`(..., H, W, C)` uint8 or float in [0, 1] -> `(..., C, H, W)` float32, `(x - mean) / std`.
+
+    `frame_peaks` `(T,)`, for a clip `(T, H, W, C)`, divides each frame by its peak first, in
+    the same pass (one float32 copy of the clip, then in-place arithmetic).
+    """
     channels = frames.shape[-1]
     if len(mean) not in (1, channels) or len(std) not in (1, channels):
         raise ValueError(
             f"frames have {channels} channel(s) but data.mean has {len(mean)} and data.std "
             f"{len(std)} values; give one value per channel (or one for all)"
         )
-    scale = 255.0 if frames.dtype == np.uint8 else 1.0
-    tensor = torch.from_numpy(np.ascontiguousarray(frames)).to(torch.float32).movedim(-1, -3)
-    mean_tensor = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1) * scale
-    std_tensor = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1) * scale
-    return (tensor - mean_tensor) / std_tensor
+    # Peaks are in pixel units already: x / peak is in [0, 1] whatever the dtype.
+    scale = 255.0 if frames.dtype == np.uint8 and frame_peaks is None else 1.0
+    std_array = np.asarray(std, dtype=np.float32) * scale  # (C,) or (1,)
+    multiplier = np.broadcast_to(1.0 / std_array, (channels,)).astype(np.float32)
+    offset = np.broadcast_to(np.asarray(mean, np.float32) * scale / std_array, (channels,))
+    if min(frames.strides) < 0:  # a flip's view: torch cannot wrap negative strides
+        frames = np.ascontiguousarray(frames)
+    view = torch.from_numpy(frames).permute(*_channels_first(frames.ndim))  # (..., C, H, W)
+    out = torch.empty(view.shape, dtype=torch.float32).copy_(view)  # the one float32 pass
+    factor = torch.from_numpy(multiplier).view(-1, 1, 1)  # (C, 1, 1)
+    if frame_peaks is not None:
+        peaks = torch.from_numpy(frame_peaks.astype(np.float32)).view(-1, 1, 1, 1)  # (T, 1, 1, 1)
+        factor = factor / peaks  # (T, C, 1, 1)
+    out.mul_(factor).sub_(torch.from_numpy(offset.astype(np.float32)).view(-1, 1, 1))
+    return out
+
+
+def _channels_first(ndim: int) -> tuple[int, ...]:
+    """Axis order moving the last axis before the two before it: (..., H, W, C) -> (..., C, H, W)."""
+    return (*range(ndim - 3), ndim - 1, ndim - 3, ndim - 2)
+
+
+def peaks_of(frames: np.ndarray) -> np.ndarray:
+    """Each frame's maximum `(T,)` of a clip `(T, H, W, C)` as float32; black frames give 1."""
+    peaks = frames.reshape(len(frames), -1).max(axis=1).astype(np.float32)
+    peaks[peaks <= 0] = 1.0
+    return peaks
 
 
 def max_normalise(frames: np.ndarray) -> np.ndarray:
     """Divide each frame `(T, H, W, C)` by its own maximum -> float32 in [0, 1]; black frames stay 0."""
-    peaks = frames.reshape(len(frames), -1).max(axis=1).astype(np.float32)
-    peaks[peaks <= 0] = 1.0
-    return frames.astype(np.float32) / peaks[:, None, None, None]
+    return frames.astype(np.float32) / peaks_of(frames)[:, None, None, None]
+
+
+def resize(image: np.ndarray, size: int) -> np.ndarray:
+    """`(H, W, K)` -> `(size, size, K)` bilinear, any K (a clip stacked as channels); no copy if sized."""
+    if image.shape[:2] == (size, size):
+        return image
+    out = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+    return out.reshape(size, size, image.shape[2])  # cv2 drops a single channel's axis
+
+
+class Augmentation:
+    """An albumentations pipeline run once on an image, seeded from the item's generator.
+
+    albumentations 2 keeps its own generators, seeded from the OS unless told otherwise: the
+    seed is drawn from `rng` on every call so a run can be reproduced and resumed exactly.
+    """
+
+    def __init__(self, transforms: Sequence[A.BasicTransform]) -> None:
+        self.pipeline = A.Compose(list(transforms))
+        self.geometric = all(isinstance(t, A.DualTransform) for t in transforms)
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        self.pipeline.set_random_seed(int(rng.integers(2**32)))
+        return self.pipeline(image=image)["image"]
+
+
+def _require_rng(rng: np.random.Generator | None, name: str) -> np.random.Generator:
+    if rng is None:
+        raise ValueError(f"{name} augments, so it needs the item's generator `rng`")
+    return rng
 
 
 class ClipTransform:
-    """Resize, augment and normalise every frame of a clip with ONE random draw.
+    """Resize, augment and normalise a clip with ONE random draw and one call per operation.
 
     `(T, H, W, C)` uint8 (or float in [0, 1]) -> `(T, C, size, size)` float32, C = 1, 3 or V.
-    Frames go through albumentations as `image`, `image1`, ... (`additional_targets`), which
-    shares the draw. Measured for a 16x128x171 clip resized to 112 with flip, affine and
-    brightness/contrast on one core: 6.8 ms, vs 14 ms with `images=` and 50 ms with ReplayCompose.
+    `rng` is needed only when `augment` is not empty (training).
     """
 
     def __init__(
@@ -75,31 +141,35 @@ class ClipTransform:
         std: Sequence[float],
         per_frame_max_norm: bool = False,
     ) -> None:
-        self.mean, self.std, self.per_frame_max_norm = list(mean), list(std), per_frame_max_norm
-        self.pipeline = A.Compose([A.Resize(size, size), *(augment or [])])
-        self.random = bool(augment)
-        self.frame_names: list[str] = []  # targets for frames 1..T-1, registered on first use
+        self.size, self.mean, self.std = size, list(mean), list(std)
+        self.per_frame_max_norm = per_frame_max_norm
+        self.augmentation = Augmentation(augment) if augment else None
+        # Peaks divide last only when no photometric op would see un-normalised frames.
+        self.divide_last = self.augmentation is None or self.augmentation.geometric
 
-    def __call__(self, frames: np.ndarray) -> Tensor:
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None) -> Tensor:
         if frames.ndim != 4:
             raise ValueError(f"ClipTransform expects frames (T, H, W, C), got shape {frames.shape}")
+        peaks = None
         if self.per_frame_max_norm:
-            frames = max_normalise(frames)
-        names = [f"image{i}" for i in range(1, len(frames))]
-        if len(names) > len(self.frame_names):
-            self.pipeline.add_targets({name: "image" for name in names[len(self.frame_names) :]})
-            self.frame_names = names
-        if self.random:
-            seed_from_python_random(self.pipeline)
-        out = self.pipeline(image=frames[0], **dict(zip(names, frames[1:], strict=True)))
-        clip = np.stack([out["image"], *(out[name] for name in names)])  # (T, size, size, C)
-        return normalise(clip, self.mean, self.std)  # (T, C, size, size)
+            if self.divide_last and frames.dtype == np.uint8:
+                peaks = peaks_of(frames)  # (T,)
+            else:
+                frames = max_normalise(frames)
+        length, height, width, channels = frames.shape
+        stacked = frames.transpose(1, 2, 0, 3).reshape(height, width, length * channels)
+        stacked = resize(stacked, self.size)  # (size, size, T*C)
+        if self.augmentation is not None:
+            stacked = self.augmentation(stacked, _require_rng(rng, "ClipTransform"))
+        clip = stacked.reshape(self.size, self.size, length, channels).transpose(2, 0, 1, 3)
+        return normalise(clip, self.mean, self.std, peaks)  # (T, C, size, size)
 
 
 class ImageTransform:
     """Resize (after optional PadToSquare), augment and normalise one image.
 
-    `(H, W, C)` uint8 (or float in [0, 1]) -> `(C, size, size)` float32.
+    `(H, W, C)` uint8 (or float in [0, 1]) -> `(C, size, size)` float32. `rng` is needed only
+    when `augment` is not empty (training).
     """
 
     def __init__(
@@ -110,27 +180,16 @@ class ImageTransform:
         std: Sequence[float],
         pad_to_square: bool = False,
     ) -> None:
-        self.mean, self.std = list(mean), list(std)
-        padding = [PadToSquare()] if pad_to_square else []
-        self.pipeline = A.Compose([*padding, A.Resize(size, size), *(augment or [])])
-        self.random = bool(augment)
+        self.size, self.mean, self.std = size, list(mean), list(std)
+        self.pad = PadToSquare() if pad_to_square else None
+        self.augmentation = Augmentation(augment) if augment else None
 
-    def __call__(self, image: np.ndarray) -> Tensor:
+    def __call__(self, image: np.ndarray, rng: np.random.Generator | None = None) -> Tensor:
         if image.ndim != 3:
             raise ValueError(f"ImageTransform expects an image (H, W, C), got shape {image.shape}")
-        if self.random:
-            seed_from_python_random(self.pipeline)
-        return normalise(
-            self.pipeline(image=image)["image"], self.mean, self.std
-        )  # (C, size, size)
-
-
-def seed_from_python_random(pipeline: A.Compose) -> None:
-    """Draw the pipeline's seed from Python's `random`, which Lightning seeds per worker.
-
-    Only augmenting pipelines draw, so evaluation leaves the training random stream untouched.
-
-    albumentations 2 keeps its own generators, seeded from the OS unless told otherwise, so
-    without this an augmented run could not be reproduced or resumed exactly.
-    """
-    pipeline.set_random_seed(random.getrandbits(32))
+        if self.pad is not None:
+            image = self.pad.apply(image)
+        image = resize(image, self.size)  # (size, size, C)
+        if self.augmentation is not None:
+            image = self.augmentation(image, _require_rng(rng, "ImageTransform"))
+        return normalise(image, self.mean, self.std)  # (C, size, size)
