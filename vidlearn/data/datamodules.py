@@ -292,9 +292,7 @@ class ManifestDataModule(pl.LightningDataModule):
         raise NotImplementedError
 
     # -- loaders -------------------------------------------------------------------------------
-    def _loader(
-        self, split: str, sampler: Sampler, batch_size: int, drop_last: bool
-    ) -> DataLoader:
+    def _loader(self, split: str, sampler: Sampler, batch_size: int, drop_last: bool) -> DataLoader:
         workers = self.num_workers
         options: dict[str, Any] = {}
         if workers > 0:
@@ -311,6 +309,10 @@ class ManifestDataModule(pl.LightningDataModule):
             collate_fn=collate,
             pin_memory=self.pin_memory,
             drop_last=drop_last,
+            # The loader's own worker seeds come from here, not torch's global generator: a
+            # persistent worker pool draws once per run, not per epoch, and would otherwise
+            # shift the main process's stream (dropout) between a whole run and a resumed one.
+            generator=torch.Generator().manual_seed(self.seed),
             **options,
         )
 
