@@ -10,8 +10,15 @@ import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from scipy.stats import ks_2samp
 
-from vidlearn.data.transforms import ClipTransform, ImageTransform, PadToSquare
+from vidlearn.data.transforms import (
+    ClipTransform,
+    ImageTransform,
+    PadToSquare,
+    max_normalise,
+    resize,
+)
 
 AUGMENT_DIR = Path(__file__).resolve().parents[2] / "conf" / "augment"
 
@@ -169,3 +176,92 @@ def test_augmenting_without_the_item_generator_is_refused() -> None:
     transform = ClipTransform([A.HorizontalFlip(p=1.0)], 8, [0.5], [0.25])
     with pytest.raises(ValueError, match="needs the item's generator"):
         transform(np.zeros((2, 8, 8, 1), np.uint8))
+
+
+def per_frame_reference(
+    clip: np.ndarray, augment: list[A.BasicTransform], size: int, seed: int
+) -> np.ndarray:
+    """The former path: albumentations per frame (`image`, `image1`, ...) sharing one draw."""
+    names = [f"image{i}" for i in range(1, len(clip))]
+    pipeline = A.Compose(
+        [A.Resize(size, size), *augment], additional_targets=dict.fromkeys(names, "image")
+    )
+    pipeline.set_random_seed(seed)
+    out = pipeline(image=clip[0], **dict(zip(names, clip[1:], strict=True)))
+    return np.stack([out["image"], *(out[name] for name in names)])  # (T, size, size, C)
+
+
+def hms_cine_augment() -> list[A.BasicTransform]:
+    return instantiate(OmegaConf.load(AUGMENT_DIR / "hms_cine.yaml")).transforms
+
+
+def test_evaluation_clips_equal_the_per_frame_path() -> None:
+    clip = np.random.default_rng(0).integers(0, 256, (5, 30, 44, 3), dtype=np.uint8)
+    out = ClipTransform([], 32, [0.5] * 3, [0.25] * 3)(clip)
+    expected = (per_frame_reference(clip, [], 32, seed=0) / 255.0 - 0.5) / 0.25
+    np.testing.assert_allclose(out.numpy(), expected.transpose(0, 3, 1, 2), atol=1e-5)
+
+
+def bar_pose(frame: np.ndarray) -> tuple[float, float]:
+    """(column of the centroid, angle of the long axis in degrees) of a bright bar (H, W)."""
+    weights = frame.astype(np.float64)
+    rows, columns = np.indices(weights.shape)
+    total = weights.sum()
+    row, column = (rows * weights).sum() / total, (columns * weights).sum() / total
+    d_row, d_column = rows - row, columns - column
+    mu_rr, mu_cc = (d_row**2 * weights).sum(), (d_column**2 * weights).sum()
+    mu_rc = (d_row * d_column * weights).sum()
+    return column, float(np.degrees(0.5 * np.arctan2(2 * mu_rc, mu_rr - mu_cc)))
+
+
+def bar_poses(outputs: list[np.ndarray]) -> np.ndarray:
+    """(draws, 2) bar poses of the first frame of each output clip (T, H, W) or (T, 1, H, W)."""
+    return np.array([bar_pose(out.reshape(-1, 48, 48)[0]) for out in outputs])
+
+
+def test_rotation_and_shift_match_the_per_frame_path_in_distribution() -> None:
+    # 400 independent draws each of the cine recipe's rotation (+-25 deg) and shift (15% of the
+    # width), read back from the bar's angle and centroid. A range halved fails (checked below
+    # with the same statistic), so agreement is not luck.
+    clip = np.zeros((2, 48, 48, 1), dtype=np.uint8)
+    clip[:, 12:36, 21:27] = 250  # a vertical bar, centred
+    augment, draws = hms_cine_augment(), 400
+    transform = ClipTransform(augment, 48, [0.0], [1.0])
+    ours = bar_poses(
+        [transform(clip, np.random.default_rng(seed)).numpy() for seed in range(draws)]
+    )
+    reference = bar_poses(
+        [per_frame_reference(clip, augment, 48, 10_000 + seed) for seed in range(draws)]
+    )
+    halved = [A.Affine(rotate=(-12.5, 12.5), translate_percent={"x": (-0.05, 0.05), "y": 0})]
+    narrow = bar_poses([per_frame_reference(clip, halved, 48, seed) for seed in range(draws)])
+    for statistic in (0, 1):  # centroid column, angle
+        assert ks_2samp(ours[:, statistic], reference[:, statistic]).pvalue > 1e-3
+        assert ks_2samp(narrow[:, statistic], reference[:, statistic]).pvalue < 1e-6
+
+
+def test_one_seed_gives_the_per_frame_path_result_exactly() -> None:
+    clip = np.random.default_rng(1).integers(0, 256, (6, 24, 24, 3), dtype=np.uint8)
+    augment = [*geometric_augment(), A.RandomBrightnessContrast(p=1.0)]
+    seed = int(np.random.default_rng(3).integers(2**32))
+    ours = ClipTransform(augment, 24, [0.0] * 3, [1.0] * 3)(clip, np.random.default_rng(3))
+    expected = per_frame_reference(clip, augment, 24, seed).transpose(0, 3, 1, 2) / 255.0
+    np.testing.assert_allclose(ours.numpy(), expected, atol=1e-6)
+
+
+def test_max_norm_after_a_geometric_augmentation_equals_max_norm_before_it() -> None:
+    clip = np.random.default_rng(2).integers(0, 120, (4, 32, 32, 1), dtype=np.uint8)
+    augment = hms_cine_augment()
+    ours = ClipTransform(augment, 32, [0.0], [1.0], per_frame_max_norm=True)(
+        clip, np.random.default_rng(5)
+    )
+    divided_first = ClipTransform(augment, 32, [0.0], [1.0])(
+        max_normalise(clip), np.random.default_rng(5)
+    )
+    # The same warp of x / peak and of x, then / peak: equal up to uint8 rounding of the warp.
+    np.testing.assert_allclose(ours.numpy(), divided_first.numpy(), atol=1.0 / 100)
+
+
+def test_resizing_a_clip_of_the_target_size_returns_it_unchanged() -> None:
+    stacked = np.random.default_rng(0).integers(0, 256, (16, 16, 12), dtype=np.uint8)
+    assert resize(stacked, 16) is stacked
