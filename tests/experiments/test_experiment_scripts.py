@@ -148,3 +148,11 @@ def test_reproduce_balancing_quick(
     )
     record = json.loads((tmp_path / "reproduce_balancing_quick.json").read_text())
     assert set(record["results"]) == {"none", "sampler", "loss_weights"}
+
+
+@pytest.mark.slow
+def test_bench_arrays_quick(experiments_path: Path, tmp_path: Path, monkeypatch) -> None:
+    run_script(monkeypatch, "bench_arrays.py", "--quick", "--out", str(tmp_path))
+    record = json.loads((tmp_path / "bench_arrays.json").read_text())
+    assert set(record["ratios"]) == {"augment_vs_original", "none_vs_plain", "video_light_vs_none"}
+    assert all(rate > 0 for rate in record["samples_per_second"].values())

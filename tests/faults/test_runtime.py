@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -63,7 +64,7 @@ def test_skipped_nonfinite_step_is_recorded_with_its_files(
 def test_killed_dataloader_worker_fails_the_run_instead_of_hanging(
     compose_train: Callable[..., DictConfig], demo_videos: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def die_in_worker(self: VideoClipDataset, index: int) -> torch.Tensor:
+    def die_in_worker(self: VideoClipDataset, index: int, rng: np.random.Generator) -> torch.Tensor:
         if torch.utils.data.get_worker_info() is not None:
             os.kill(os.getpid(), signal.SIGKILL)
         raise AssertionError("only workers load here")
