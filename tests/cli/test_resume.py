@@ -7,12 +7,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from omegaconf import DictConfig
 
-from vidlearn.callbacks import AtomicCheckpointIO
+from vidlearn.callbacks import AtomicCheckpointIO, ResumeState
 from vidlearn.cli.train import train
 
 VIDLEARN_TRAIN = Path(sys.executable).parent / "vidlearn-train"
@@ -171,3 +172,30 @@ def test_run_killed_mid_epoch_with_workers_and_augmentation_resumes_to_the_same_
     )
     assert resume.wait(timeout=300) == 0, resume.stdout.read()[-3000:]
     assert_same_weights(final_weights(uninterrupted), final_weights(resumed))
+
+
+def saved_sampler_state(sampler_state: dict, processed: int, batches: int = 5) -> dict:
+    """The sampler state ResumeState writes into a checkpoint after `processed` of `batches`."""
+
+    datamodule = SimpleNamespace(batch_size=4)  # checkpoints key its state by class name
+    key = type(datamodule).__qualname__
+    checkpoint = {key: {"train_sampler": dict(sampler_state)}}
+    progress = SimpleNamespace(current=SimpleNamespace(processed=processed))
+    trainer = SimpleNamespace(
+        datamodule=datamodule,
+        num_training_batches=batches,
+        fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=progress)),
+    )
+    ResumeState().on_save_checkpoint(trainer, None, checkpoint)
+    return checkpoint[key]["train_sampler"]
+
+
+def test_resume_position_counts_batches_processed_not_indices_prefetched() -> None:
+    # Two workers prefetching may have drawn the epoch to its end (the sampler then counts 0).
+    state = saved_sampler_state({"epoch": 3, "yielded": 0, "world_size": 1}, processed=2)
+    assert state == {"epoch": 3, "yielded": 8, "world_size": 1}
+
+
+def test_a_checkpoint_at_the_end_of_an_epoch_resumes_at_the_next_one() -> None:
+    state = saved_sampler_state({"epoch": 3, "yielded": 0, "world_size": 1}, processed=5)
+    assert state == {"epoch": 4, "yielded": 0, "world_size": 1}
