@@ -116,3 +116,13 @@ def test_speed_options_train_and_keep_checkpoint_names(
     state = torch.load(summary["best_checkpoint"], weights_only=True)["state_dict"]
     assert "model.backbone.layers.0.weight" in state
     assert np.isfinite(summary["metrics"]["val/loss"])
+
+
+def test_train_augments_on_the_device_with_a_device_preset(
+    compose_train: Callable[..., DictConfig], demo_videos: Path
+) -> None:
+    cfg = compose_train(
+        f"data.manifest={demo_videos}", "data.size=32", "data.frames=6", "augment=light_device"
+    )
+    summary = train(cfg)
+    assert summary["status"] == "ok" and summary["metrics"]["val/loss"] < float("inf")

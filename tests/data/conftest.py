@@ -64,3 +64,21 @@ def broken_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         audio.writeframes(np.zeros(800, dtype=np.int16).tobytes())
     files["corrupt_npy"].write_bytes(b"\x93NUMPY\x01\x00garbage")
     return files
+
+
+def _bar_pose(frame: np.ndarray) -> tuple[float, float]:
+    """(column of the centroid, angle of the long axis in degrees) of a bright bar (H, W) >= 0."""
+    weights = frame.astype(np.float64)
+    rows, columns = np.indices(weights.shape)
+    total = weights.sum()
+    row, column = (rows * weights).sum() / total, (columns * weights).sum() / total
+    d_row, d_column = rows - row, columns - column
+    mu_rr, mu_cc = (d_row**2 * weights).sum(), (d_column**2 * weights).sum()
+    mu_rc = (d_row * d_column * weights).sum()
+    return column, float(np.degrees(0.5 * np.arctan2(2 * mu_rc, mu_rr - mu_cc)))
+
+
+@pytest.fixture(scope="session")
+def bar_pose() -> Callable[[np.ndarray], tuple[float, float]]:
+    """Read a warp back from a bright bar: (centroid column, long-axis angle in degrees)."""
+    return _bar_pose

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import albumentations as A
@@ -145,7 +146,7 @@ def test_image_transform_pad_to_square_keeps_aspect_ratio() -> None:
 
 @pytest.mark.parametrize("preset", sorted(path.stem for path in AUGMENT_DIR.glob("*.yaml")))
 def test_augment_preset_builds_a_working_clip_transform(preset: str) -> None:
-    augment = instantiate(OmegaConf.load(AUGMENT_DIR / f"{preset}.yaml")).transforms
+    augment = instantiate(OmegaConf.load(AUGMENT_DIR / f"{preset}.yaml").transforms)
     clip = np.random.default_rng(0).integers(0, 256, (4, 40, 40, 1), dtype=np.uint8)
     out = ClipTransform(augment, 32, [0.5], [0.25])(clip, np.random.default_rng(0))
     assert out.shape == (4, 1, 32, 32) and torch.isfinite(out).all()
@@ -202,24 +203,12 @@ def test_evaluation_clips_equal_the_per_frame_path() -> None:
     np.testing.assert_allclose(out.numpy(), expected.transpose(0, 3, 1, 2), atol=1e-5)
 
 
-def bar_pose(frame: np.ndarray) -> tuple[float, float]:
-    """(column of the centroid, angle of the long axis in degrees) of a bright bar (H, W)."""
-    weights = frame.astype(np.float64)
-    rows, columns = np.indices(weights.shape)
-    total = weights.sum()
-    row, column = (rows * weights).sum() / total, (columns * weights).sum() / total
-    d_row, d_column = rows - row, columns - column
-    mu_rr, mu_cc = (d_row**2 * weights).sum(), (d_column**2 * weights).sum()
-    mu_rc = (d_row * d_column * weights).sum()
-    return column, float(np.degrees(0.5 * np.arctan2(2 * mu_rc, mu_rr - mu_cc)))
-
-
-def bar_poses(outputs: list[np.ndarray]) -> np.ndarray:
+def bar_poses(outputs: list[np.ndarray], bar_pose: Callable) -> np.ndarray:
     """(draws, 2) bar poses of the first frame of each output clip (T, H, W) or (T, 1, H, W)."""
     return np.array([bar_pose(out.reshape(-1, 48, 48)[0]) for out in outputs])
 
 
-def test_rotation_and_shift_match_the_per_frame_path_in_distribution() -> None:
+def test_rotation_and_shift_match_the_per_frame_path_in_distribution(bar_pose: Callable) -> None:
     # 400 independent draws each of the cine recipe's rotation (+-25 deg) and shift (15% of the
     # width), read back from the bar's angle and centroid. A range halved fails (checked below
     # with the same statistic), so agreement is not luck.
@@ -228,13 +217,16 @@ def test_rotation_and_shift_match_the_per_frame_path_in_distribution() -> None:
     augment, draws = hms_cine_augment(), 400
     transform = ClipTransform(augment, 48, [0.0], [1.0])
     ours = bar_poses(
-        [transform(clip, np.random.default_rng(seed)).numpy() for seed in range(draws)]
+        [transform(clip, np.random.default_rng(seed)).numpy() for seed in range(draws)], bar_pose
     )
     reference = bar_poses(
-        [per_frame_reference(clip, augment, 48, 10_000 + seed) for seed in range(draws)]
+        [per_frame_reference(clip, augment, 48, 10_000 + seed) for seed in range(draws)],
+        bar_pose,
     )
     halved = [A.Affine(rotate=(-12.5, 12.5), translate_percent={"x": (-0.05, 0.05), "y": 0})]
-    narrow = bar_poses([per_frame_reference(clip, halved, 48, seed) for seed in range(draws)])
+    narrow = bar_poses(
+        [per_frame_reference(clip, halved, 48, seed) for seed in range(draws)], bar_pose
+    )
     for statistic in (0, 1):  # centroid column, angle
         assert ks_2samp(ours[:, statistic], reference[:, statistic]).pvalue > 1e-3
         assert ks_2samp(narrow[:, statistic], reference[:, statistic]).pvalue < 1e-6

@@ -73,6 +73,8 @@ class SampleDataset(Dataset, ABC):
                 "input": sample,
                 "target": torch.as_tensor(self.targets[candidate]),
                 "index": candidate,
+                # drawn last, from the same key: seeds augmentation on the device, if any
+                "seed": int(rng.integers(2**62)),
                 "skipped": skipped,
             }
         raise DecodeError(

@@ -16,7 +16,7 @@ from torchmetrics.classification import (
     BinaryF1Score,
 )
 
-from vidlearn.tasks.base import ClassificationTask, OptimizerFactory
+from vidlearn.tasks.base import BatchAugment, ClassificationTask, OptimizerFactory
 from vidlearn.tasks.optim import SchedulerRecipe
 
 
@@ -70,6 +70,7 @@ class BinaryTask(ClassificationTask):
         on_nonfinite_loss: str = "raise",
         preprocessing: Mapping[str, object] | None = None,
         model_config: Mapping[str, object] | None = None,
+        batch_augment: BatchAugment | None = None,
     ) -> None:
         if len(classes) != 2:
             raise ValueError(
@@ -89,6 +90,7 @@ class BinaryTask(ClassificationTask):
             on_nonfinite_loss,
             preprocessing,
             model_config,
+            batch_augment,
         )
         weight = None if pos_weight is None else torch.tensor([float(pos_weight)])
         self.criterion = nn.BCEWithLogitsLoss(pos_weight=weight)

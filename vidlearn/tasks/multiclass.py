@@ -13,7 +13,7 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
-from vidlearn.tasks.base import ClassificationTask, OptimizerFactory
+from vidlearn.tasks.base import BatchAugment, ClassificationTask, OptimizerFactory
 from vidlearn.tasks.optim import SchedulerRecipe
 
 
@@ -41,6 +41,7 @@ class MulticlassTask(ClassificationTask):
         on_nonfinite_loss: str = "raise",
         preprocessing: Mapping[str, object] | None = None,
         model_config: Mapping[str, object] | None = None,
+        batch_augment: BatchAugment | None = None,
     ) -> None:
         if len(classes) < 2:
             raise ValueError(f"a multiclass task needs at least 2 classes; got {list(classes)}.")
@@ -63,6 +64,7 @@ class MulticlassTask(ClassificationTask):
             on_nonfinite_loss,
             preprocessing,
             model_config,
+            batch_augment,
         )
         weight = None if class_weights is None else torch.tensor(list(class_weights))
         self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)

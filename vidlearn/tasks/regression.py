@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
-from vidlearn.tasks.base import OptimizerFactory, Task
+from vidlearn.tasks.base import BatchAugment, OptimizerFactory, Task
 from vidlearn.tasks.optim import SchedulerRecipe
 
 LOSSES = ("mse", "huber", "rmse")
@@ -40,6 +40,7 @@ class RegressionTask(Task):
         on_nonfinite_loss: str = "raise",
         preprocessing: Mapping[str, object] | None = None,
         model_config: Mapping[str, object] | None = None,
+        batch_augment: BatchAugment | None = None,
     ) -> None:
         if loss not in LOSSES:
             raise ValueError(f"task.loss={loss!r} is not one of {', '.join(LOSSES)}.")
@@ -63,6 +64,7 @@ class RegressionTask(Task):
             on_nonfinite_loss,
             preprocessing,
             model_config,
+            batch_augment,
         )
         mean, std = target_stats if standardize_targets else (0.0, 1.0)
         self.target_mean = float(mean)
