@@ -12,6 +12,9 @@ Every path runs in this one process (0 workers: one core each), side by side, on
 - `vidlearn_augment` / `vidlearn_none`: the training loader of `VideoDataModule` (sampler,
   dataset, clip transform with `conf/augment/hms_cine.yaml` or no augmentation, per-frame max
   normalisation, normalisation, collate), batches of 16;
+- `vidlearn_device_cpu`: the loader without augmentation, then `augment=hms_cine_device`'s
+  warp (`ClipAffineOnDevice`) over each batch, here on the CPU (no accelerator): the cost of
+  the on-device path when the device is the CPU, for reference, not a target;
 - `video_light` / `video_none`: the same loader on H.264 videos, 16x112x112 clips, with
   `augment=light` and `augment=none`.
 
@@ -97,6 +100,12 @@ def original_batches(paths: list[Path], rng: np.random.Generator) -> Iterable[np
         yield np.stack(batch)  # (B, T, H, W, 1) float64
 
 
+def warped(batches: Iterable[dict], device_augment: Callable) -> Iterable[dict]:
+    """Each batch with its input warped by `device_augment` (one draw per clip from its seed)."""
+    for batch in batches:
+        yield {**batch, "input": device_augment(batch["input"], batch["seed"])}
+
+
 def plain_loads(paths: list[Path]) -> Iterable[np.ndarray]:
     for path in paths:
         yield np.load(path)
@@ -165,6 +174,15 @@ def main() -> None:
         for name, transforms in (("vidlearn_augment", augment("hms_cine")), ("vidlearn_none", [])):
             batches = loader(arrays, frames, size, transforms, **array_options)
             rate[name] = samples_per_second(partial(iter, batches), lambda b: len(b["input"]))
+        device = instantiate(
+            OmegaConf.load(ROOT / "conf" / "augment" / "hms_cine_device.yaml").device,
+            mean=array_options["mean"],
+            std=array_options["std"],
+        )
+        rate["vidlearn_device_cpu"] = samples_per_second(
+            partial(warped, loader(arrays, frames, size, [], **array_options), device),
+            lambda b: len(b["input"]),
+        )
         videos = write_videos(folder, args.videos, frames=40)
         video_options = dict(
             label_kind="multiclass",
