@@ -257,3 +257,18 @@ def test_max_norm_after_a_geometric_augmentation_equals_max_norm_before_it() -> 
 def test_resizing_a_clip_of_the_target_size_returns_it_unchanged() -> None:
     stacked = np.random.default_rng(0).integers(0, 256, (16, 16, 12), dtype=np.uint8)
     assert resize(stacked, 16) is stacked
+
+
+def test_a_long_clip_beyond_opencvs_channel_limit_is_resized_like_a_short_one() -> None:
+    clip = np.random.default_rng(0).integers(0, 256, (200, 20, 20, 3), dtype=np.uint8)  # 600 ch
+    out = ClipTransform([], 12, [0.5] * 3, [0.25] * 3)(clip)
+    assert out.shape == (200, 3, 12, 12)
+    assert torch.equal(out[150:], ClipTransform([], 12, [0.5] * 3, [0.25] * 3)(clip[150:]))
+
+
+def test_a_long_clip_beyond_opencvs_channel_limit_moves_every_frame_alike() -> None:
+    frame = np.random.default_rng(0).integers(0, 256, (20, 20, 3), dtype=np.uint8)
+    clip = np.stack([frame] * 60)  # 180 channels stacked
+    augment = [*geometric_augment(), A.RandomBrightnessContrast(p=1.0)]
+    out = ClipTransform(augment, 16, [0.5] * 3, [0.25] * 3)(clip, np.random.default_rng(4))
+    assert torch.equal(out, out[:1].expand_as(out))

@@ -96,12 +96,26 @@ def max_normalise(frames: np.ndarray) -> np.ndarray:
     return frames.astype(np.float32) / peaks_of(frames)[:, None, None, None]
 
 
+# The most channels OpenCV's Python binding takes as one image (measured with opencv 5.0: 128;
+# 129 is read as a 3-D matrix); longer stacked clips are resized in slices.
+_MAX_CHANNELS = 128
+
+
 def resize(image: np.ndarray, size: int) -> np.ndarray:
     """`(H, W, K)` -> `(size, size, K)` bilinear, any K (a clip stacked as channels); no copy if sized."""
     if image.shape[:2] == (size, size):
         return image
+    channels = image.shape[2]
+    if channels > _MAX_CHANNELS:
+        return np.concatenate(
+            [
+                resize(np.ascontiguousarray(image[..., i : i + _MAX_CHANNELS]), size)
+                for i in range(0, channels, _MAX_CHANNELS)
+            ],
+            axis=2,
+        )
     out = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
-    return out.reshape(size, size, image.shape[2])  # cv2 drops a single channel's axis
+    return out.reshape(size, size, channels)  # cv2 drops a single channel's axis
 
 
 class Augmentation:
@@ -116,8 +130,19 @@ class Augmentation:
         self.geometric = all(isinstance(t, A.DualTransform) for t in transforms)
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        self.pipeline.set_random_seed(int(rng.integers(2**32)))
-        return self.pipeline(image=image)["image"]
+        seed = int(rng.integers(2**32))
+        channels = image.shape[2]
+        if channels <= _MAX_CHANNELS:
+            self.pipeline.set_random_seed(seed)
+            return self.pipeline(image=image)["image"]
+        # More channels than OpenCV takes (a long clip): slices with the same seed draw the
+        # same parameters (they depend on the image size only), so every frame still moves alike.
+        slices = []
+        for first in range(0, channels, _MAX_CHANNELS):
+            self.pipeline.set_random_seed(seed)
+            part = np.ascontiguousarray(image[..., first : first + _MAX_CHANNELS])
+            slices.append(self.pipeline(image=part)["image"])
+        return np.concatenate(slices, axis=2)
 
 
 def _require_rng(rng: np.random.Generator | None, name: str) -> np.random.Generator:
