@@ -162,3 +162,16 @@ def test_an_item_depends_on_its_key_alone(demo_videos: Path) -> None:
         for position in (0, 0, 1)
     )
     assert torch.equal(first, again) and not torch.equal(first, later)
+
+
+def test_normalise_on_device_gives_uint8_batches_and_their_normalisation(
+    demo_videos: Path,
+) -> None:
+    datamodule = video_datamodule(demo_videos, normalise_on_device=True)
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.val_dataloader()))
+    assert batch["input"].dtype == torch.uint8 and batch["input"].shape[1:] == (4, 3, 32, 32)
+    reference = video_datamodule(demo_videos)
+    reference.setup("fit")
+    expected = next(iter(reference.val_dataloader()))["input"]
+    assert torch.equal(datamodule.batch_normalisation()(batch["input"]), expected)

@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from scipy.stats import ks_2samp
 
 from vidlearn.data.transforms import (
+    BatchNormalisation,
     ClipTransform,
     ImageTransform,
     PadToSquare,
@@ -272,3 +273,25 @@ def test_a_long_clip_beyond_opencvs_channel_limit_moves_every_frame_alike() -> N
     augment = [*geometric_augment(), A.RandomBrightnessContrast(p=1.0)]
     out = ClipTransform(augment, 16, [0.5] * 3, [0.25] * 3)(clip, np.random.default_rng(4))
     assert torch.equal(out, out[:1].expand_as(out))
+
+
+def test_uint8_clips_normalised_per_batch_equal_the_worker_path_exactly() -> None:
+    clips = np.random.default_rng(0).integers(0, 256, (3, 4, 20, 24, 3), dtype=np.uint8)
+    worker = ClipTransform([], 16, [0.4, 0.5, 0.6], [0.2, 0.25, 0.3])
+    raw = ClipTransform([], 16, [0.4, 0.5, 0.6], [0.2, 0.25, 0.3], normalise=False)
+    batch = torch.stack([raw(clip) for clip in clips])  # (B, T, C, H, W) uint8
+    assert batch.dtype == torch.uint8
+    expected = torch.stack([worker(clip) for clip in clips])
+    assert torch.equal(BatchNormalisation([0.4, 0.5, 0.6], [0.2, 0.25, 0.3])(batch), expected)
+
+
+def test_uint8_images_normalised_per_batch_equal_the_worker_path_exactly() -> None:
+    image = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    raw = ImageTransform([], 16, [0.5] * 3, [0.25] * 3, normalise=False)(image)
+    expected = ImageTransform([], 16, [0.5] * 3, [0.25] * 3)(image)
+    assert torch.equal(BatchNormalisation([0.5] * 3, [0.25] * 3)(raw[None])[0], expected)
+
+
+def test_normalising_on_the_device_refuses_per_frame_max_norm_naming_both_keys() -> None:
+    with pytest.raises(ValueError, match="data.normalise_on_device.*data.per_frame_max_norm"):
+        ClipTransform([], 8, [0.5], [0.25], per_frame_max_norm=True, normalise=False)

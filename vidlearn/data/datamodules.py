@@ -35,7 +35,7 @@ from vidlearn.data.manifest import (
 )
 from vidlearn.data.samplers import EvalShardSampler, KeyedSampler, ShuffleSampler
 from vidlearn.data.splits import SPLITS, assign_folds, assign_splits
-from vidlearn.data.transforms import ClipTransform, ImageTransform
+from vidlearn.data.transforms import BatchNormalisation, ClipTransform, ImageTransform
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ class ManifestDataModule(pl.LightningDataModule):
     list are dropped); fold `fold` of `folds` generated folds (stratified, group-disjoint: the
     fold is validation, the rest training); the manifest's split column; otherwise a seeded,
     stratified, group-disjoint split with `val_fraction` and `test_fraction`.
+    `normalise_on_device`: loaders yield uint8 inputs, normalised by the task on the device
+    with `batch_normalisation()` (a quarter of the bytes through collate and worker transfer).
     """
 
     extensions: tuple[str, ...] = ()
@@ -90,6 +92,7 @@ class ManifestDataModule(pl.LightningDataModule):
         check_files: bool = True,
         encoding: str = "utf-8-sig",
         max_bad_fraction: float = 0.01,
+        normalise_on_device: bool = False,
     ) -> None:
         super().__init__()
         if (manifest is None) == (folder is None):
@@ -142,6 +145,7 @@ class ManifestDataModule(pl.LightningDataModule):
         self.prefetch_factor = prefetch_factor
         self.timeout = timeout
         self.max_bad_fraction = max_bad_fraction
+        self.normalise_on_device = normalise_on_device
         self.manifest: Manifest | None = None
         self.encoder: LabelEncoder | None = None
         self.datasets: dict[str, Dataset] = {}
@@ -171,6 +175,10 @@ class ManifestDataModule(pl.LightningDataModule):
     def preprocessing(self) -> dict[str, Any]:
         """What a checkpoint must remember to feed the model new inputs the same way."""
         return {"size": self.size, "mean": self.mean, "std": self.std}
+
+    def batch_normalisation(self) -> BatchNormalisation | None:
+        """With `normalise_on_device`, what turns the loaders' uint8 batches into model inputs."""
+        return BatchNormalisation(self.mean, self.std) if self.normalise_on_device else None
 
     def _require_setup(self) -> ManifestDataModule:
         if self.manifest is None or self.encoder is None:
@@ -399,6 +407,7 @@ class VideoDataModule(ManifestDataModule):
             self.mean,
             self.std,
             per_frame_max_norm=self.per_frame_max_norm,
+            normalise=not self.normalise_on_device,
         )
         sampler = self.train_clip_sampler if training else self.eval_clip_sampler
         return VideoClipDataset(paths, targets, sampler, transform, backend=self.backend)
@@ -419,7 +428,12 @@ class ImageDataModule(ManifestDataModule):
     def build_dataset(self, split: str, paths: list[str], targets: np.ndarray) -> Dataset:
         augment = self.augment if split == "train" else []
         transform = ImageTransform(
-            augment, self.size, self.mean, self.std, pad_to_square=self.pad_to_square
+            augment,
+            self.size,
+            self.mean,
+            self.std,
+            pad_to_square=self.pad_to_square,
+            normalise=not self.normalise_on_device,
         )
         return ImageDataset(paths, targets, transform)
 

@@ -56,27 +56,54 @@ def normalise(
     `frame_peaks` `(T,)`, for a clip `(T, H, W, C)`, divides each frame by its peak first, in
     the same pass (one float32 copy of the clip, then in-place arithmetic).
     """
-    channels = frames.shape[-1]
+    if min(frames.strides) < 0:  # a flip's view: torch cannot wrap negative strides
+        frames = np.ascontiguousarray(frames)
+    view = torch.from_numpy(frames).permute(*_channels_first(frames.ndim))  # (..., C, H, W)
+    peaks = None if frame_peaks is None else torch.from_numpy(frame_peaks.astype(np.float32))
+    return normalise_tensor(view, mean, std, peaks)
+
+
+def normalise_tensor(
+    inputs: Tensor, mean: Sequence[float], std: Sequence[float], frame_peaks: Tensor | None = None
+) -> Tensor:
+    """`(..., C, H, W)` uint8 or float in [0, 1], on any device -> float32 `(x - mean) / std`.
+
+    The one float32 pass of the worker path and of `BatchNormalisation` on the device: the same
+    operations in the same order, so both give the same numbers.
+    """
+    channels = inputs.shape[-3]
     if len(mean) not in (1, channels) or len(std) not in (1, channels):
         raise ValueError(
             f"frames have {channels} channel(s) but data.mean has {len(mean)} and data.std "
             f"{len(std)} values; give one value per channel (or one for all)"
         )
     # Peaks are in pixel units already: x / peak is in [0, 1] whatever the dtype.
-    scale = 255.0 if frames.dtype == np.uint8 and frame_peaks is None else 1.0
+    scale = 255.0 if inputs.dtype == torch.uint8 and frame_peaks is None else 1.0
     std_array = np.asarray(std, dtype=np.float32) * scale  # (C,) or (1,)
     multiplier = np.broadcast_to(1.0 / std_array, (channels,)).astype(np.float32)
     offset = np.broadcast_to(np.asarray(mean, np.float32) * scale / std_array, (channels,))
-    if min(frames.strides) < 0:  # a flip's view: torch cannot wrap negative strides
-        frames = np.ascontiguousarray(frames)
-    view = torch.from_numpy(frames).permute(*_channels_first(frames.ndim))  # (..., C, H, W)
-    out = torch.empty(view.shape, dtype=torch.float32).copy_(view)  # the one float32 pass
-    factor = torch.from_numpy(multiplier).view(-1, 1, 1)  # (C, 1, 1)
+    out = torch.empty(inputs.shape, dtype=torch.float32, device=inputs.device).copy_(inputs)
+    factor = torch.from_numpy(multiplier).to(inputs.device).view(-1, 1, 1)  # (C, 1, 1)
     if frame_peaks is not None:
-        peaks = torch.from_numpy(frame_peaks.astype(np.float32)).view(-1, 1, 1, 1)  # (T, 1, 1, 1)
-        factor = factor / peaks  # (T, C, 1, 1)
-    out.mul_(factor).sub_(torch.from_numpy(offset.astype(np.float32)).view(-1, 1, 1))
+        factor = factor / frame_peaks.to(inputs.device).view(-1, 1, 1, 1)  # (T, C, 1, 1)
+    out.mul_(factor).sub_(
+        torch.from_numpy(offset.astype(np.float32)).to(inputs.device).view(-1, 1, 1)
+    )
     return out
+
+
+class BatchNormalisation:
+    """Normalise a uint8 batch `(B, [T,] C, H, W)` on its device, as the worker path would.
+
+    Given to the task (`normalise`) when `data.normalise_on_device` is set: workers then collate
+    uint8, a quarter of the float32 bytes, and the float conversion happens once per batch.
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        self.mean, self.std = list(mean), list(std)
+
+    def __call__(self, inputs: Tensor) -> Tensor:
+        return normalise_tensor(inputs, self.mean, self.std)
 
 
 def _channels_first(ndim: int) -> tuple[int, ...]:
@@ -154,7 +181,8 @@ def _require_rng(rng: np.random.Generator | None, name: str) -> np.random.Genera
 class ClipTransform:
     """Resize, augment and normalise a clip with ONE random draw and one call per operation.
 
-    `(T, H, W, C)` uint8 (or float in [0, 1]) -> `(T, C, size, size)` float32, C = 1, 3 or V.
+    `(T, H, W, C)` uint8 (or float in [0, 1]) -> `(T, C, size, size)` float32, C = 1, 3 or V;
+    with `normalise=False`, in the input's dtype (normalised later by `BatchNormalisation`).
     `rng` is needed only when `augment` is not empty (training).
     """
 
@@ -165,9 +193,15 @@ class ClipTransform:
         mean: Sequence[float],
         std: Sequence[float],
         per_frame_max_norm: bool = False,
+        normalise: bool = True,
     ) -> None:
+        if per_frame_max_norm and not normalise:
+            raise ValueError(
+                "data.normalise_on_device needs data.per_frame_max_norm=false: each frame's "
+                "peak is read before resizing, in the worker; set one of them to false"
+            )
         self.size, self.mean, self.std = size, list(mean), list(std)
-        self.per_frame_max_norm = per_frame_max_norm
+        self.per_frame_max_norm, self.normalise = per_frame_max_norm, normalise
         self.augmentation = Augmentation(augment) if augment else None
         # Peaks divide last only when no photometric op would see un-normalised frames.
         self.divide_last = self.augmentation is None or self.augmentation.geometric
@@ -187,14 +221,16 @@ class ClipTransform:
         if self.augmentation is not None:
             stacked = self.augmentation(stacked, _require_rng(rng, "ClipTransform"))
         clip = stacked.reshape(self.size, self.size, length, channels).transpose(2, 0, 1, 3)
+        if not self.normalise:  # (T, C, size, size) in the array's dtype, for BatchNormalisation
+            return torch.from_numpy(np.ascontiguousarray(clip.transpose(0, 3, 1, 2)))
         return normalise(clip, self.mean, self.std, peaks)  # (T, C, size, size)
 
 
 class ImageTransform:
     """Resize (after optional PadToSquare), augment and normalise one image.
 
-    `(H, W, C)` uint8 (or float in [0, 1]) -> `(C, size, size)` float32. `rng` is needed only
-    when `augment` is not empty (training).
+    `(H, W, C)` uint8 (or float in [0, 1]) -> `(C, size, size)` float32 (with
+    `normalise=False`, in the image's dtype). `rng` is needed only when `augment` is not empty.
     """
 
     def __init__(
@@ -204,8 +240,9 @@ class ImageTransform:
         mean: Sequence[float],
         std: Sequence[float],
         pad_to_square: bool = False,
+        normalise: bool = True,
     ) -> None:
-        self.size, self.mean, self.std = size, list(mean), list(std)
+        self.size, self.mean, self.std, self.normalise = size, list(mean), list(std), normalise
         self.pad = PadToSquare() if pad_to_square else None
         self.augmentation = Augmentation(augment) if augment else None
 
@@ -217,4 +254,6 @@ class ImageTransform:
         image = resize(image, self.size)  # (size, size, C)
         if self.augmentation is not None:
             image = self.augmentation(image, _require_rng(rng, "ImageTransform"))
+        if not self.normalise:  # (C, size, size) in the image's dtype, for BatchNormalisation
+            return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         return normalise(image, self.mean, self.std)  # (C, size, size)

@@ -92,7 +92,8 @@ class Task(pl.LightningModule):
     plain data) so prediction can rebuild the model and its input pipeline.
     `batch_augment` (e.g. `vidlearn.data.device_augment.ClipAffineOnDevice`) augments training
     batches once they are on the device, one draw per item from `batch["seed"]`; it is not
-    stored (inference never augments).
+    stored (inference never augments). `normalise` (the DataModule's `batch_normalisation()`)
+    turns uint8 batches into model inputs on the device, in every stage, before augmentation.
     """
 
     label_kind: ClassVar[str]  # which targets the datamodule must produce
@@ -110,6 +111,7 @@ class Task(pl.LightningModule):
         preprocessing: Mapping[str, object] | None,
         model_config: Mapping[str, object] | None,
         batch_augment: BatchAugment | None = None,
+        normalise: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         super().__init__()
         if on_nonfinite_loss not in NONFINITE_MODES:
@@ -126,13 +128,16 @@ class Task(pl.LightningModule):
                 f"task.backbone_lr_scale={backbone_lr_scale} needs a model with a `backbone` "
                 f"submodule, and {type(model).__name__} has none; set task.backbone_lr_scale=1."
             )
-        self.save_hyperparameters(ignore=["model", "optimizer", "scheduler", "batch_augment"])
+        self.save_hyperparameters(
+            ignore=["model", "optimizer", "scheduler", "batch_augment", "normalise"]
+        )
         # Hydra hands lists and dicts over as OmegaConf containers: store plain copies instead.
         self.save_hyperparameters(to_plain(dict(self.hparams)))
         self.model = model
         self.optimizer_factory = optimizer
         self.scheduler_recipe = scheduler
         self.batch_augment = batch_augment
+        self.normalise = normalise
         self.classes: list[str] = list(self.hparams.classes)
         metrics = self.build_metrics()
         self.train_metrics = metrics.clone(prefix="train/")
@@ -171,7 +176,9 @@ class Task(pl.LightningModule):
         return self.model(inputs)  # (B, num_outputs)
 
     def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
-        """Augment training batches on the device when a `batch_augment` was given."""
+        """Normalise uint8 batches, then augment training batches, on the device, if asked."""
+        if self.normalise is not None:
+            batch = {**batch, "input": self.normalise(batch["input"])}
         if self.batch_augment is not None and self.trainer.training:
             batch = {**batch, "input": self.batch_augment(batch["input"], batch["seed"])}
         return batch

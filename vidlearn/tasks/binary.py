@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +71,7 @@ class BinaryTask(ClassificationTask):
         preprocessing: Mapping[str, object] | None = None,
         model_config: Mapping[str, object] | None = None,
         batch_augment: BatchAugment | None = None,
+        normalise: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         if len(classes) != 2:
             raise ValueError(
@@ -91,6 +92,7 @@ class BinaryTask(ClassificationTask):
             preprocessing,
             model_config,
             batch_augment,
+            normalise,
         )
         weight = None if pos_weight is None else torch.tensor([float(pos_weight)])
         self.criterion = nn.BCEWithLogitsLoss(pos_weight=weight)

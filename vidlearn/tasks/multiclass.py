@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -42,6 +42,7 @@ class MulticlassTask(ClassificationTask):
         preprocessing: Mapping[str, object] | None = None,
         model_config: Mapping[str, object] | None = None,
         batch_augment: BatchAugment | None = None,
+        normalise: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         if len(classes) < 2:
             raise ValueError(f"a multiclass task needs at least 2 classes; got {list(classes)}.")
@@ -65,6 +66,7 @@ class MulticlassTask(ClassificationTask):
             preprocessing,
             model_config,
             batch_augment,
+            normalise,
         )
         weight = None if class_weights is None else torch.tensor(list(class_weights))
         self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +41,7 @@ class RegressionTask(Task):
         preprocessing: Mapping[str, object] | None = None,
         model_config: Mapping[str, object] | None = None,
         batch_augment: BatchAugment | None = None,
+        normalise: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         if loss not in LOSSES:
             raise ValueError(f"task.loss={loss!r} is not one of {', '.join(LOSSES)}.")
@@ -65,6 +66,7 @@ class RegressionTask(Task):
             preprocessing,
             model_config,
             batch_augment,
+            normalise,
         )
         mean, std = target_stats if standardize_targets else (0.0, 1.0)
         self.target_mean = float(mean)
