@@ -15,6 +15,9 @@ Every path runs in this one process (0 workers: one core each), side by side, on
 - `vidlearn_device_cpu`: the loader without augmentation, then `augment=hms_cine_device`'s
   warp (`ClipAffineOnDevice`) over each batch, here on the CPU (no accelerator): the cost of
   the on-device path when the device is the CPU, for reference, not a target;
+- `arrays_float32_batches` / `arrays_uint8_batches`: the loader without augmentation nor max
+  normalisation, normalising in the worker or leaving uint8 batches to be normalised on the
+  device (`data.normalise_on_device`), for reference;
 - `video_light` / `video_none`: the same loader on H.264 videos, 16x112x112 clips, with
   `augment=light` and `augment=none`.
 
@@ -187,6 +190,14 @@ def main() -> None:
         for name, transforms in (("vidlearn_augment", augment("hms_cine")), ("vidlearn_none", [])):
             batches = loader(arrays, frames, size, transforms, **array_options)
             rate[name] = samples_per_second(partial(iter, batches), lambda b: len(b["input"]))
+        # Without per-frame max norm, normalised in the worker (float32 batches) or left to the
+        # device (uint8 batches): what `data.normalise_on_device` saves the loader.
+        plain_options = {**array_options, "per_frame_max_norm": False}
+        for name, on_device in (("arrays_float32_batches", False), ("arrays_uint8_batches", True)):
+            batches = loader(
+                arrays, frames, size, [], normalise_on_device=on_device, **plain_options
+            )
+            rate[name] = samples_per_second(partial(iter, batches), lambda b: len(b["input"]))
         device = instantiate(
             OmegaConf.load(ROOT / "conf" / "augment" / "hms_cine_device.yaml").device,
             mean=array_options["mean"],
@@ -212,6 +223,7 @@ def main() -> None:
         "augment_vs_original": rate["vidlearn_augment"] / rate["original"],
         "none_vs_plain": rate["vidlearn_none"] / rate["plain"],
         "video_light_vs_none": rate["video_light"] / rate["video_none"],
+        "uint8_batches_vs_plain": rate["arrays_uint8_batches"] / rate["plain"],
     }
     targets = {
         "augment_vs_original >= 100": ratios["augment_vs_original"] >= 100,

@@ -154,5 +154,10 @@ def test_reproduce_balancing_quick(
 def test_bench_arrays_quick(experiments_path: Path, tmp_path: Path, monkeypatch) -> None:
     run_script(monkeypatch, "bench_arrays.py", "--quick", "--out", str(tmp_path))
     record = json.loads((tmp_path / "bench_arrays.json").read_text())
-    assert set(record["ratios"]) == {"augment_vs_original", "none_vs_plain", "video_light_vs_none"}
+    assert set(record["ratios"]) == {
+        "augment_vs_original",
+        "none_vs_plain",
+        "video_light_vs_none",
+        "uint8_batches_vs_plain",
+    }
     assert all(rate > 0 for rate in record["samples_per_second"].values())
