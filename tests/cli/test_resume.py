@@ -7,18 +7,17 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from omegaconf import DictConfig
 
-from vidlearn.callbacks import AtomicCheckpointIO
+from vidlearn.callbacks import AtomicCheckpointIO, ResumeState
 from vidlearn.cli.train import train
 
 VIDLEARN_TRAIN = Path(sys.executable).parent / "vidlearn-train"
 # 20 training clips in batches of 4: five optimiser steps per epoch, so a stop can land mid-epoch.
-# augment=none: albumentations 2 seeds its own generators from the OS unless given a seed, so
-# augmented runs are not reproducible at all (random clip starts still are, via `random`).
 TINY = [
     "data.size=32",
     "data.frames=6",
@@ -27,6 +26,14 @@ TINY = [
     "trainer.deterministic=true",
     "data.num_workers=0",
     "augment=none",
+]
+# Worker processes and random augmentation: every item draws from its own (seed, epoch, position)
+# key, so neither the workers nor the restart change a draw. last.ckpt every 2 steps: a SIGKILL
+# after it lands mid-epoch, with batches already prefetched by the workers.
+WORKERS_AUGMENTED = [
+    "data.num_workers=2",
+    "augment=light",
+    "+callbacks.last_checkpoint.every_n_train_steps=2",
 ]
 # Ends fit after the first validation (any finite loss is below the threshold).
 STOP_AFTER_FIRST_EPOCH = [
@@ -139,3 +146,56 @@ def test_killed_run_resumes_to_the_same_weights(
     resume = start_cli(resumed, demo_videos, tmp_path / "cache", f"resume={killed}")
     assert resume.wait(timeout=300) == 0, resume.stdout.read()[-3000:]
     assert_same_weights(final_weights(uninterrupted), final_weights(resumed))
+
+
+@pytest.mark.slow
+def test_run_killed_mid_epoch_with_workers_and_augmentation_resumes_to_the_same_weights(
+    compose_train: Callable[..., DictConfig], demo_videos: Path, tmp_path: Path
+) -> None:
+    uninterrupted, killed, resumed = (tmp_path / name for name in ("whole", "killed", "resumed"))
+    train(
+        compose_train(
+            f"data.manifest={demo_videos}",
+            *TINY,
+            *WORKERS_AUGMENTED,
+            f"paths.output_dir={uninterrupted}",
+        )
+    )
+    process = start_cli(killed, demo_videos, tmp_path / "cache", *WORKERS_AUGMENTED)
+    wait_for(killed / "checkpoints" / "last.ckpt", process)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=300)
+    stopped_at = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)
+    assert stopped_at["global_step"] % 5 != 0  # mid-epoch (five steps per epoch)
+    resume = start_cli(
+        resumed, demo_videos, tmp_path / "cache", *WORKERS_AUGMENTED, f"resume={killed}"
+    )
+    assert resume.wait(timeout=300) == 0, resume.stdout.read()[-3000:]
+    assert_same_weights(final_weights(uninterrupted), final_weights(resumed))
+
+
+def saved_sampler_state(sampler_state: dict, processed: int, batches: int = 5) -> dict:
+    """The sampler state ResumeState writes into a checkpoint after `processed` of `batches`."""
+
+    datamodule = SimpleNamespace(batch_size=4)  # checkpoints key its state by class name
+    key = type(datamodule).__qualname__
+    checkpoint = {key: {"train_sampler": dict(sampler_state)}}
+    progress = SimpleNamespace(current=SimpleNamespace(processed=processed))
+    trainer = SimpleNamespace(
+        datamodule=datamodule,
+        num_training_batches=batches,
+        fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=progress)),
+    )
+    ResumeState().on_save_checkpoint(trainer, None, checkpoint)
+    return checkpoint[key]["train_sampler"]
+
+
+def test_resume_position_counts_batches_processed_not_indices_prefetched() -> None:
+    # Two workers prefetching may have drawn the epoch to its end (the sampler then counts 0).
+    state = saved_sampler_state({"epoch": 3, "yielded": 0, "world_size": 1}, processed=2)
+    assert state == {"epoch": 3, "yielded": 8, "world_size": 1}
+
+
+def test_a_checkpoint_at_the_end_of_an_epoch_resumes_at_the_next_one() -> None:
+    state = saved_sampler_state({"epoch": 3, "yielded": 0, "world_size": 1}, processed=5)
+    assert state == {"epoch": 4, "yielded": 0, "world_size": 1}

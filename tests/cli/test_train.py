@@ -116,3 +116,17 @@ def test_speed_options_train_and_keep_checkpoint_names(
     state = torch.load(summary["best_checkpoint"], weights_only=True)["state_dict"]
     assert "model.backbone.layers.0.weight" in state
     assert np.isfinite(summary["metrics"]["val/loss"])
+
+
+def test_train_normalises_and_augments_on_the_device(
+    compose_train: Callable[..., DictConfig], demo_videos: Path
+) -> None:
+    cfg = compose_train(
+        f"data.manifest={demo_videos}",
+        "data.size=32",
+        "data.frames=6",
+        "augment=light_device",
+        "+data.normalise_on_device=true",  # workers only decode, resize and collate uint8
+    )
+    summary = train(cfg)
+    assert summary["status"] == "ok" and summary["metrics"]["val/loss"] < float("inf")

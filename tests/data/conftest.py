@@ -92,3 +92,21 @@ def counter_copies(tmp_path: Path, counter_video: Path) -> list[Path]:
     folder = tmp_path / "videos"
     folder.mkdir()
     return [Path(shutil.copy(counter_video, folder / f"counter{i}.mp4")) for i in range(3)]
+
+
+def _bar_pose(frame: np.ndarray) -> tuple[float, float]:
+    """(column of the centroid, angle of the long axis in degrees) of a bright bar (H, W) >= 0."""
+    weights = frame.astype(np.float64)
+    rows, columns = np.indices(weights.shape)
+    total = weights.sum()
+    row, column = (rows * weights).sum() / total, (columns * weights).sum() / total
+    d_row, d_column = rows - row, columns - column
+    mu_rr, mu_cc = (d_row**2 * weights).sum(), (d_column**2 * weights).sum()
+    mu_rc = (d_row * d_column * weights).sum()
+    return column, float(np.degrees(0.5 * np.arctan2(2 * mu_rc, mu_rr - mu_cc)))
+
+
+@pytest.fixture(scope="session")
+def bar_pose() -> Callable[[np.ndarray], tuple[float, float]]:
+    """Read a warp back from a bright bar: (centroid column, long-axis angle in degrees)."""
+    return _bar_pose

@@ -7,10 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler
 from vidlearn.data.datamodules import ImageDataModule, VideoDataModule
 from vidlearn.data.manifest import ManifestError
+from vidlearn.data.sample_keys import SampleKey
 from vidlearn.data.samplers import BalancedSampler
 
 
@@ -26,6 +29,19 @@ def video_datamodule(manifest: Path, **options: object) -> VideoDataModule:
         num_workers=0,
     )
     return VideoDataModule(**{**settings, **options})
+
+
+def augment_preset(name: str) -> list:
+    """The transforms of conf/augment/<name>.yaml."""
+    conf = Path(__file__).resolve().parents[2] / "conf" / "augment" / f"{name}.yaml"
+    return instantiate(OmegaConf.load(conf)).transforms
+
+
+def train_inputs(datamodule: VideoDataModule, epoch: int) -> list[torch.Tensor]:
+    """Every training batch's `input` of one epoch, in order."""
+    loader = datamodule.train_dataloader()
+    loader.sampler.set_epoch(epoch)
+    return [batch["input"] for batch in loader]
 
 
 def rewrite(manifest: Path, folder: Path, change: callable) -> Path:
@@ -133,3 +149,39 @@ def test_frame_cache_folder_fills_one_entry_per_video_read(
     batch = next(iter(datamodule.val_dataloader()))
     assert batch["input"].shape[1:] == (4, 3, 32, 32)
     assert len(list((tmp_path / "frames").glob("*.frames"))) == len(batch["index"])
+
+
+def test_training_batches_are_identical_with_0_and_2_workers(demo_videos: Path) -> None:
+    inputs = {}
+    for workers in (0, 2):
+        datamodule = video_datamodule(
+            demo_videos, augment=augment_preset("strong"), num_workers=workers
+        )
+        datamodule.setup("fit")
+        inputs[workers] = train_inputs(datamodule, epoch=1)
+    assert len(inputs[0]) == len(inputs[2]) > 1
+    assert all(torch.equal(a, b) for a, b in zip(inputs[0], inputs[2], strict=True))
+
+
+def test_an_item_depends_on_its_key_alone(demo_videos: Path) -> None:
+    datamodule = video_datamodule(demo_videos, augment=augment_preset("strong"))
+    datamodule.setup("fit")
+    dataset = datamodule.datasets["train"]
+    first, again, later = (
+        dataset[SampleKey(index=3, seed=0, epoch=0, position=position)]["input"]
+        for position in (0, 0, 1)
+    )
+    assert torch.equal(first, again) and not torch.equal(first, later)
+
+
+def test_normalise_on_device_gives_uint8_batches_and_their_normalisation(
+    demo_videos: Path,
+) -> None:
+    datamodule = video_datamodule(demo_videos, normalise_on_device=True)
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.val_dataloader()))
+    assert batch["input"].dtype == torch.uint8 and batch["input"].shape[1:] == (4, 3, 32, 32)
+    reference = video_datamodule(demo_videos)
+    reference.setup("fit")
+    expected = next(iter(reference.val_dataloader()))["input"]
+    assert torch.equal(datamodule.batch_normalisation()(batch["input"]), expected)

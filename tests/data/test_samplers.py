@@ -16,6 +16,7 @@ from vidlearn.data.samplers import (
     AliasTable,
     BalancedSampler,
     EvalShardSampler,
+    KeyedSampler,
     OversampleSampler,
     ShuffleSampler,
     UniformRegressionSampler,
@@ -290,3 +291,48 @@ def test_sampler_config_builds_a_seeded_sampler_from_targets_and_table(name: str
     sampler.set_epoch(0)
     assert sampler.seed == 11
     assert set(sampler) <= set(range(6)) and len(sampler) == 6
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3])
+def test_sample_keys_of_all_ranks_number_the_global_sequence_once(world_size: int) -> None:
+    keys = [
+        key
+        for rank in range(world_size)
+        for key in KeyedSampler(
+            ShuffleSampler(IMBALANCED[:10], seed=4, rank=rank, world_size=world_size)
+        )
+    ]
+    positions = sorted(key.position for key in keys)
+    assert positions == list(range(len(keys)))
+    assert {(key.seed, key.epoch) for key in keys} == {(4, 0)}
+
+
+def test_sample_keys_carry_the_indices_the_sampler_yields() -> None:
+    sampler = BalancedSampler(IMBALANCED, seed=2, world_size=1, rank=0)
+    indices = list(sampler)
+    assert [key.index for key in KeyedSampler(sampler)] == indices
+
+
+def test_a_row_drawn_twice_in_an_epoch_gets_two_keys() -> None:
+    # Weighted draws repeat rows; each draw must get its own augmentation.
+    keys = list(KeyedSampler(BalancedSampler(IMBALANCED, seed=0, world_size=1, rank=0)))
+    rows = [key.index for key in keys]
+    assert len(set(rows)) < len(rows) and len(set(keys)) == len(keys)
+
+
+def test_resumed_keyed_sampler_continues_with_the_same_keys_mid_epoch() -> None:
+    first = ShuffleSampler(IMBALANCED[:20], seed=1, world_size=1, rank=0)
+    first.set_epoch(3)
+    keys = KeyedSampler(first)
+    iterator = iter(keys)
+    for _ in range(7):
+        next(iterator)
+    resumed = ShuffleSampler(IMBALANCED[:20], seed=1, world_size=1, rank=0)
+    resumed.load_state_dict(first.state_dict())
+    assert list(KeyedSampler(resumed)) == list(iterator)
+
+
+def test_keyed_sampler_passes_the_epoch_on() -> None:
+    sampler = ShuffleSampler(IMBALANCED[:20], seed=1, world_size=1, rank=0)
+    KeyedSampler(sampler).set_epoch(5)
+    assert sampler.epoch == 5 and {key.epoch for key in KeyedSampler(sampler)} == {5}

@@ -156,3 +156,16 @@ def test_bench_probe_quick(experiments_path: Path, tmp_path: Path, monkeypatch) 
     warm = record["results"]["warm, 2 processes"]
     assert warm["probed"] == 0 and warm["unusable"] == 0
     assert record["results"]["cold, 1 process"]["probed"] == 40
+
+
+@pytest.mark.slow
+def test_bench_arrays_quick(experiments_path: Path, tmp_path: Path, monkeypatch) -> None:
+    run_script(monkeypatch, "bench_arrays.py", "--quick", "--out", str(tmp_path))
+    record = json.loads((tmp_path / "bench_arrays.json").read_text())
+    assert set(record["ratios"]) == {
+        "augment_vs_original",
+        "none_vs_plain",
+        "video_light_vs_none",
+        "uint8_batches_vs_plain",
+    }
+    assert all(rate > 0 for rate in record["samples_per_second"].values())

@@ -35,7 +35,10 @@ TINY = ["data.size=32", "data.frames=6", "data.batch_size=4", "augment=none"]
 def read_clip(path: Path, backend: str, clip_length: int = 6) -> np.ndarray:
     reader = open_video(path, backend)
     try:
-        return reader.read(CenterClipSampler(clip_length)(reader.num_frames, reader.fps)[0])
+        clips = CenterClipSampler(clip_length)(
+            reader.num_frames, reader.fps, np.random.default_rng(0)
+        )
+        return reader.read(clips[0])
     finally:
         reader.close()
 

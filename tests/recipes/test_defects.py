@@ -112,5 +112,5 @@ def test_uniform_regression_by_value_flattens_the_histogram_without_duplicating_
     datamodule.setup("fit")
     loader = datamodule.train_dataloader()
     assert len(datamodule.datasets["train"]) == len(loader.sampler) == 20
-    np.testing.assert_allclose(loader.sampler.frequencies["sampled"], 1 / 3)
-    assert loader.sampler.frequencies["count"].tolist() == [12, 5, 3]
+    np.testing.assert_allclose(datamodule.train_sampler.frequencies["sampled"], 1 / 3)
+    assert datamodule.train_sampler.frequencies["count"].tolist() == [12, 5, 3]

@@ -127,8 +127,8 @@ def test_video_probes_and_unreadable_files(tmp_path: Path) -> None:
     datamodule = VideoDataModule(
         label_kind="multiclass",
         manifest=str(manifest),
-        train_clip_sampler=lambda num_frames, fps: [np.arange(4)],
-        eval_clip_sampler=lambda num_frames, fps: [np.arange(4)],
+        train_clip_sampler=lambda num_frames, fps, rng: [np.arange(4)],
+        eval_clip_sampler=lambda num_frames, fps, rng: [np.arange(4)],
         probe=False,  # keep the broken row for the report's own probe
     )
     datamodule.setup("fit")

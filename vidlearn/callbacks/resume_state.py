@@ -1,11 +1,12 @@
 """What Lightning's checkpoints lack for an exact resume: random generators and sampler position.
 
 Lightning restores weights, optimiser, scheduler, epoch and step. This callback adds the states
-of Python's `random`, NumPy's and torch's generators (clip sampling, augmentation and dropout
-draw from them) and corrects the training sampler's position: a DataLoader fetches indices ahead
-of the batch being trained (the fetcher one batch, workers `prefetch_factor` each), so the
-sampler's own `yielded` count overstates the batches done. Exact with `data.num_workers=0`;
-with workers each worker re-seeds from the restored torch generator.
+of Python's `random`, NumPy's and torch's generators (what runs in the main process draws from
+them: dropout, new layers' initialisation; clip sampling and augmentation do not, each item has
+its own generator from its sample key) and sets the training sampler's position from the
+batches done: a DataLoader fetches indices ahead of the batch being trained (the fetcher one
+batch, workers `prefetch_factor` each, possibly to the end of the epoch), so the sampler's own
+count says nothing about them. Exact with workers and augmentation, mid-epoch included.
 """
 
 from __future__ import annotations
@@ -41,7 +42,18 @@ class ResumeState(pl.Callback):
     ) -> None:
         datamodule = trainer.datamodule
         state = checkpoint.get(type(datamodule).__qualname__, {}).get("train_sampler")
-        if not state or not state.get("yielded"):
-            return  # no sampler state, or the epoch's sequence is exhausted
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.completed
-        state["yielded"] = min(done * datamodule.batch_size, state["yielded"])
+        if not state:
+            return
+        # `processed`, not `completed`: a checkpoint written in on_train_batch_end (every n
+        # steps) sees the batch processed but not yet completed, and Lightning counts it as done
+        # when it restarts there.
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        if done >= trainer.num_training_batches:
+            # The epoch is complete: resume at the next one's start. Lightning creates the
+            # resumed loader's iterator before it calls set_epoch, and worker processes fetch
+            # indices at once, so the sampler must already hold the epoch to draw.
+            state.update(epoch=state["epoch"] + 1, yielded=0)
+        elif done > 0:
+            # Not the sampler's own count: workers may have fetched to the end of the epoch
+            # already, and a finished sequence counts 0 again.
+            state["yielded"] = done * datamodule.batch_size

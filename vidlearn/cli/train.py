@@ -90,6 +90,8 @@ def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         classes=datamodule.classes,
         preprocessing=datamodule.preprocessing(),
         model_config=OmegaConf.to_container(cfg.model, resolve=True),
+        batch_augment=instantiate(cfg.augment.get("device")),  # augment=*_device: on the device
+        normalise=datamodule.batch_normalisation(),  # data.normalise_on_device: uint8 batches
         _recursive_=False,
         **task_statistics(task_class.label_kind, cfg.task, datamodule),
     )

@@ -1,8 +1,8 @@
-"""Which frames to read: `sampler(num_frames, fps) -> list[np.ndarray]`, each clip `(clip_length,) int64`.
+"""Which frames to read: `sampler(num_frames, fps, rng) -> list[np.ndarray]`, each clip `(clip_length,) int64`.
 
-Samplers are stateless. Randomness comes from the global `random` module, which Lightning
-seeds per worker (`seed_everything(..., workers=True)`); no generator is built in `__init__`,
-where every forked worker would copy the same one.
+Samplers are stateless. Random ones draw only from `rng`, the generator of the item being read
+(`vidlearn.data.sample_keys.sample_generator`, derived from seed, epoch and draw position), so a
+clip's frames do not depend on which worker reads it; deterministic ones ignore it.
 
 Videos shorter than a clip's span follow `short_video`: "loop" (indices wrap around),
 "repeat_last" (indices stop at the last frame) or "skip" (ShortVideoError, which the dataset
@@ -11,7 +11,6 @@ treats like any unreadable file: substituted and reported).
 
 from __future__ import annotations
 
-import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
@@ -21,6 +20,8 @@ from vidlearn.data.video import DecodeError
 from vidlearn.errors import ConfigError
 
 SHORT_VIDEO_MODES = ("loop", "repeat_last", "skip")
+
+ClipSampler = Callable[[int, float, np.random.Generator], list[np.ndarray]]
 
 
 class ShortVideoError(DecodeError):
@@ -88,13 +89,13 @@ class _ConsecutiveClipSampler(ABC):
         )
 
     @abstractmethod
-    def first_frame(self, num_frames: int, span: int) -> int:
+    def first_frame(self, num_frames: int, span: int, rng: np.random.Generator) -> int:
         """Index of the clip's first frame, for a clip covering `span` frames."""
 
-    def __call__(self, num_frames: int, fps: float) -> list[np.ndarray]:
+    def __call__(self, num_frames: int, fps: float, rng: np.random.Generator) -> list[np.ndarray]:
         step = frame_stride(self.stride, self.target_fps, fps)
         span = (self.clip_length - 1) * step + 1
-        start = self.first_frame(num_frames, span)
+        start = self.first_frame(num_frames, span, rng)
         indices = start + np.arange(self.clip_length, dtype=np.int64) * step
         return [fit_to_video(indices, num_frames, self.short_video)]
 
@@ -102,14 +103,14 @@ class _ConsecutiveClipSampler(ABC):
 class RandomClipSampler(_ConsecutiveClipSampler):
     """One clip of `clip_length` frames, `stride` apart, starting at a uniformly random frame."""
 
-    def first_frame(self, num_frames: int, span: int) -> int:
-        return random.randint(0, max(num_frames - span, 0))
+    def first_frame(self, num_frames: int, span: int, rng: np.random.Generator) -> int:
+        return int(rng.integers(0, max(num_frames - span, 0), endpoint=True))
 
 
 class CenterClipSampler(_ConsecutiveClipSampler):
     """One clip of `clip_length` frames, `stride` apart, centred in the video (evaluation)."""
 
-    def first_frame(self, num_frames: int, span: int) -> int:
+    def first_frame(self, num_frames: int, span: int, rng: np.random.Generator) -> int:
         return max((num_frames - span) // 2, 0)
 
 
@@ -125,11 +126,11 @@ class UniformSegmentSampler:
         _check(clip_length, 1, "loop")
         self.clip_length, self.random_offset = clip_length, random_offset
 
-    def __call__(self, num_frames: int, fps: float) -> list[np.ndarray]:
+    def __call__(self, num_frames: int, fps: float, rng: np.random.Generator) -> list[np.ndarray]:
         if num_frames < 1:
             raise ShortVideoError("the video has no frames; re-export it or remove its row")
         segments = np.arange(self.clip_length, dtype=np.float64)
-        offsets = np.array([random.random() for _ in segments]) if self.random_offset else 0.5
+        offsets = rng.random(self.clip_length) if self.random_offset else 0.5
         indices = np.floor((segments + offsets) * num_frames / self.clip_length).astype(np.int64)
         return [np.minimum(indices, num_frames - 1)]  # guards float rounding at the very end
 
@@ -151,7 +152,7 @@ class SlidingWindowSampler:
         self.span = (clip_length - 1) * stride + 1
         self.hop = hop or self.span
 
-    def __call__(self, num_frames: int, fps: float) -> list[np.ndarray]:
+    def __call__(self, num_frames: int, fps: float, rng: np.random.Generator) -> list[np.ndarray]:
         offsets = np.arange(self.clip_length, dtype=np.int64) * self.stride
         if num_frames <= self.span:
             return [fit_to_video(offsets, num_frames, self.short_video)]
@@ -168,11 +169,8 @@ class ShuffledFrames:
     demo videos are built so that it cannot (their classes differ only in frame order).
     """
 
-    def __init__(self, sampler: Callable[[int, float], list[np.ndarray]]) -> None:
+    def __init__(self, sampler: ClipSampler) -> None:
         self.sampler = sampler
 
-    def __call__(self, num_frames: int, fps: float) -> list[np.ndarray]:
-        return [
-            np.asarray(random.sample(list(clip), len(clip)), dtype=np.int64)
-            for clip in self.sampler(num_frames, fps)
-        ]
+    def __call__(self, num_frames: int, fps: float, rng: np.random.Generator) -> list[np.ndarray]:
+        return [rng.permutation(clip) for clip in self.sampler(num_frames, fps, rng)]

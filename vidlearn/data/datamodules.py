@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vidlearn.data.bad_files import check_bad_share
 from vidlearn.data.channels import RGB, fit_statistics, resolve_channels, video_channels
+from vidlearn.data.clip_sampling import ClipSampler
 from vidlearn.data.datasets import ImageDataset, VideoClipDataset, collate
 from vidlearn.data.folds import fold_splits, read_fold
 from vidlearn.data.frame_cache import FrameCache
@@ -36,11 +37,11 @@ from vidlearn.data.manifest import (
     sample_paths,
     scan_folder,
 )
-from vidlearn.data.probe import IMAGE_BACKEND, ClipSampler, ProbeReport, probe_rows
+from vidlearn.data.probe import IMAGE_BACKEND, ProbeReport, probe_rows
 from vidlearn.data.probe_index import ProbeCache
-from vidlearn.data.samplers import EvalShardSampler, ShuffleSampler
+from vidlearn.data.samplers import EvalShardSampler, KeyedSampler, ShuffleSampler
 from vidlearn.data.splits import SPLITS, assign_folds, assign_splits
-from vidlearn.data.transforms import ClipTransform, ImageTransform
+from vidlearn.data.transforms import BatchNormalisation, ClipTransform, ImageTransform
 from vidlearn.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,9 @@ class ManifestDataModule(pl.LightningDataModule):
     `channels`: None = read from the first readable training file in `setup`; a number is
     checked against that file. `mean`/`std` then get one value per channel (a single value
     serves every channel), or setup raises ConfigError naming them (see vidlearn/data/channels.py).
+
+    `normalise_on_device`: loaders yield uint8 inputs, normalised by the task on the device
+    with `batch_normalisation()` (a quarter of the bytes through collate and worker transfer).
     """
 
     extensions: tuple[str, ...] = ()
@@ -107,6 +111,7 @@ class ManifestDataModule(pl.LightningDataModule):
         max_bad_fraction: float = 0.01,
         probe: bool = True,
         probe_index: str | None = None,
+        normalise_on_device: bool = False,
     ) -> None:
         super().__init__()
         if (manifest is None) == (folder is None):
@@ -162,6 +167,7 @@ class ManifestDataModule(pl.LightningDataModule):
         self.max_bad_fraction = max_bad_fraction
         self.probe, self.probe_index = probe, probe_index
         self.probe_report: ProbeReport | None = None
+        self.normalise_on_device = normalise_on_device
         self.manifest: Manifest | None = None
         self.encoder: LabelEncoder | None = None
         self.datasets: dict[str, Dataset] = {}
@@ -191,6 +197,10 @@ class ManifestDataModule(pl.LightningDataModule):
     def preprocessing(self) -> dict[str, Any]:
         """What a checkpoint must remember to feed the model new inputs the same way."""
         return {"size": self.size, "channels": self.channels, "mean": self.mean, "std": self.std}
+
+    def batch_normalisation(self) -> BatchNormalisation | None:
+        """With `normalise_on_device`, what turns the loaders' uint8 batches into model inputs."""
+        return BatchNormalisation(self.mean, self.std) if self.normalise_on_device else None
 
     def _require_setup(self) -> ManifestDataModule:
         if self.manifest is None or self.encoder is None:
@@ -355,9 +365,7 @@ class ManifestDataModule(pl.LightningDataModule):
         raise NotImplementedError
 
     # -- loaders -------------------------------------------------------------------------------
-    def _loader(
-        self, split: str, sampler: Sampler[int], batch_size: int, drop_last: bool
-    ) -> DataLoader:
+    def _loader(self, split: str, sampler: Sampler, batch_size: int, drop_last: bool) -> DataLoader:
         workers = self.num_workers
         options: dict[str, Any] = {}
         if workers > 0:
@@ -374,6 +382,10 @@ class ManifestDataModule(pl.LightningDataModule):
             collate_fn=collate,
             pin_memory=self.pin_memory,
             drop_last=drop_last,
+            # The loader's own worker seeds come from here, not torch's global generator: a
+            # persistent worker pool draws once per run, not per epoch, and would otherwise
+            # shift the main process's stream (dropout) between a whole run and a resumed one.
+            generator=torch.Generator().manual_seed(self.seed),
             **options,
         )
 
@@ -385,7 +397,8 @@ class ManifestDataModule(pl.LightningDataModule):
             if self._sampler_state is not None:
                 self.train_sampler.load_state_dict(self._sampler_state)
         drop_last = len(self.datasets["train"]) > self.batch_size
-        return self._loader("train", self.train_sampler, self.batch_size, drop_last)
+        # Keys, not bare indices: each item's random draws follow (seed, epoch, position).
+        return self._loader("train", KeyedSampler(self.train_sampler), self.batch_size, drop_last)
 
     def _eval_loader(self, split: str) -> DataLoader:
         if split not in self.datasets:
@@ -484,6 +497,7 @@ class VideoDataModule(ManifestDataModule):
             self.mean,
             self.std,
             per_frame_max_norm=self.per_frame_max_norm,
+            normalise=not self.normalise_on_device,
         )
         sampler = self.train_clip_sampler if training else self.eval_clip_sampler
         rows = self.split_rows(split)
@@ -521,7 +535,12 @@ class ImageDataModule(ManifestDataModule):
     def build_dataset(self, split: str, paths: list[str], targets: np.ndarray) -> Dataset:
         augment = self.augment if split == "train" else []
         transform = ImageTransform(
-            augment, self.size, self.mean, self.std, pad_to_square=self.pad_to_square
+            augment,
+            self.size,
+            self.mean,
+            self.std,
+            pad_to_square=self.pad_to_square,
+            normalise=not self.normalise_on_device,
         )
         return ImageDataset(paths, targets, transform)
 

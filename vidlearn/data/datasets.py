@@ -1,5 +1,8 @@
 """Map-style datasets: one item = read one file, sample a clip, transform it.
 
+An item's random draws (clip position, augmentation) come from one generator built from its key
+(`vidlearn.data.sample_keys`), so they do not depend on the worker that reads it.
+
 A file that cannot be read is replaced by another sample chosen deterministically from the index,
 and the substitution travels with the item (`skipped`) so the training loop can count it, report
 it and stop when too many files are bad. Nothing is skipped silently.
@@ -9,7 +12,8 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -17,13 +21,21 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
+from vidlearn.data.clip_sampling import ClipSampler
 from vidlearn.data.frame_cache import FrameCache
+from vidlearn.data.sample_keys import SampleKey, key_index, sample_generator
 from vidlearn.data.video import DecodeError, open_video
 
 logger = logging.getLogger(__name__)
 
 # Stride between substitute candidates; odd and large so a run of bad neighbours is jumped over.
 _SUBSTITUTE_STEP = 7919
+
+
+class Transform(Protocol):
+    """`transform(array, rng) -> Tensor`: a clip (T, H, W, C) or an image (H, W, C), one draw."""
+
+    def __call__(self, array: np.ndarray, rng: np.random.Generator) -> Tensor: ...
 
 
 class SampleDataset(Dataset, ABC):
@@ -40,15 +52,17 @@ class SampleDataset(Dataset, ABC):
         return len(self.paths)
 
     @abstractmethod
-    def load(self, index: int) -> Tensor:
+    def load(self, index: int, rng: np.random.Generator) -> Tensor:
         """Read and transform the sample at `index`; raises DecodeError when it cannot be read."""
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, key: SampleKey | int) -> dict:
+        index = key_index(key)
+        rng = sample_generator(key)
         skipped = []
         candidate = index
         for _ in range(self.max_attempts):
             try:
-                sample = self.load(candidate)
+                sample = self.load(candidate, rng)
             except DecodeError as error:
                 # Sampler errors (ShortVideoError) do not name the file: the record always does.
                 record = f"{self.paths[candidate]}: {_reason(error, self.paths[candidate])}"
@@ -60,6 +74,8 @@ class SampleDataset(Dataset, ABC):
                 "input": sample,
                 "target": torch.as_tensor(self.targets[candidate]),
                 "index": candidate,
+                # drawn last, from the same key: seeds augmentation on the device, if any
+                "seed": int(rng.integers(2**62)),
                 "skipped": skipped,
             }
         raise DecodeError(
@@ -88,8 +104,8 @@ class VideoClipDataset(SampleDataset):
         self,
         paths: Sequence[str],
         targets: np.ndarray,
-        clip_sampler: Callable[[int, float], list[np.ndarray]],
-        transform: Callable[[np.ndarray], Tensor],
+        clip_sampler: ClipSampler,
+        transform: Transform,
         backend: str = "decord",
         max_attempts: int = 10,
         backends: Sequence[str] | None = None,
@@ -104,18 +120,18 @@ class VideoClipDataset(SampleDataset):
         self.backends = list(backends) if backends is not None else None
         self.frame_cache = frame_cache
 
-    def load(self, index: int) -> Tensor:
+    def load(self, index: int, rng: np.random.Generator) -> Tensor:
         backend = self.backends[index] if self.backends is not None else self.backend
         if self.frame_cache is not None:
             reader = self.frame_cache.open(self.paths[index], backend)
         else:
             reader = open_video(self.paths[index], backend=backend)
-        clip = self.clip_sampler(reader.num_frames, reader.fps)[0]
         try:
+            clip = self.clip_sampler(reader.num_frames, reader.fps, rng)[0]
             frames = reader.read(clip)  # (T, H, W, C)
         finally:
             reader.close()
-        return self.transform(frames)  # (T, C, H, W)
+        return self.transform(frames, rng)  # (T, C, H, W)
 
 
 class ImageDataset(SampleDataset):
@@ -125,14 +141,14 @@ class ImageDataset(SampleDataset):
         self,
         paths: Sequence[str],
         targets: np.ndarray,
-        transform: Callable[[np.ndarray], Tensor],
+        transform: Transform,
         max_attempts: int = 10,
     ) -> None:
         super().__init__(paths, targets, max_attempts)
         self.transform = transform
 
-    def load(self, index: int) -> Tensor:
-        return self.transform(read_image(self.paths[index]))  # (C, H, W)
+    def load(self, index: int, rng: np.random.Generator) -> Tensor:
+        return self.transform(read_image(self.paths[index]), rng)  # (C, H, W)
 
 
 def read_image(path: str) -> np.ndarray:

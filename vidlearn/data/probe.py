@@ -14,10 +14,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
-import random
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -26,6 +25,7 @@ import numpy as np
 import pandas as pd
 from rich.progress import track
 
+from vidlearn.data.clip_sampling import ClipSampler
 from vidlearn.data.probe_index import Outcome, ProbeCache
 from vidlearn.data.video import AUTO_BACKENDS, DecodeError, VideoInfo, probe_video, reason_of
 
@@ -35,8 +35,6 @@ IMAGE_BACKEND = "image"  # the probe index's backend name for images, read with 
 PARALLEL_MIN_FILES = 64  # below this, probing in-process beats starting a process pool
 PROGRESS_MIN_FILES = 500  # show a progress bar when at least this many files need probing
 LISTED_FALLBACKS = 20  # files read by a fallback backend named one by one in the log
-
-ClipSampler = Callable[[int, float], list[np.ndarray]]
 
 
 @dataclass
@@ -181,15 +179,12 @@ def probe_rows(
 def clip_problem(sampler: ClipSampler, info: VideoInfo) -> str | None:
     """Why `sampler` cannot take a clip from a video with `info`, or None when it can.
 
-    The global `random` state is restored, so probing does not shift the training draws.
+    The sampler draws from a generator of its own, so probing does not shift any training draw.
     """
-    state = random.getstate()
     try:
-        sampler(info.num_frames, info.fps)
+        sampler(info.num_frames, info.fps, np.random.default_rng(0))
     except DecodeError as error:
         return str(error)
-    finally:
-        random.setstate(state)
     return None
 
 

@@ -1,20 +1,29 @@
 """Clip and image transforms: resize, augment (one random draw per clip), normalise to tensors.
 
-Pipelines are `[Resize(size, size)] + augment`, run by albumentations on uint8 frames (or float
-frames in [0, 1]); normalisation `(x / max_pixel_value - mean) / std` then runs once on the
-whole clip in torch, which is cheaper than albumentations' per-frame Normalize and handles both
-dtypes: uint8 frames are divided by 255, float frames are taken to be in [0, 1] already.
-Float arrays in another range (MRI) use `per_frame_max_norm`, which divides each frame by its
-own maximum before augmentation (the cardiac cine recipe), in training and evaluation alike.
+A clip `(T, H, W, C)` is stacked as one `(H, W, T*C)` image and goes through each operation in
+ONE call: one resize, one albumentations pipeline (so every frame gets the same random
+parameters by construction), in the array's own dtype (uint8 for videos). Normalisation
+`(x / max_pixel_value - mean) / std` is the last step, fused into one float32 pass over the
+clip: uint8 frames are divided by 255, float frames are taken to be in [0, 1] already.
+Resizing a clip that already has the size (a frame cache's frames) costs nothing.
+
+`per_frame_max_norm` divides each frame by its own maximum (the cardiac cine recipe), in training
+and evaluation alike. The peaks are read from the input frames; the division is folded into the
+final pass when every augmentation is geometric (warps and flips are linear in pixel values, so
+dividing first or last gives the same clip), and done first otherwise, so photometric
+augmentations see frames in [0, 1] as they always did.
+
+The random draws come from the item's generator `rng` (see `vidlearn.data.sample_keys`), never
+from the worker's own streams.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from typing import Any
 
 import albumentations as A
+import cv2
 import numpy as np
 import torch
 from torch import Tensor
@@ -36,35 +45,145 @@ class PadToSquare(A.ImageOnlyTransform):
         return np.pad(img, padding, mode="edge")
 
 
-def normalise(frames: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> Tensor:
-    """`(..., H, W, C)` uint8 or float in [0, 1] -> `(..., C, H, W)` float32, `(x - mean) / std`."""
-    channels = frames.shape[-1]
+def normalise(
+    frames: np.ndarray,
+    mean: Sequence[float],
+    std: Sequence[float],
+    frame_peaks: np.ndarray | None = None,
+) -> Tensor:
+    """`(..., H, W, C)` uint8 or float in [0, 1] -> `(..., C, H, W)` float32, `(x - mean) / std`.
+
+    `frame_peaks` `(T,)`, for a clip `(T, H, W, C)`, divides each frame by its peak first, in
+    the same pass (one float32 copy of the clip, then in-place arithmetic).
+    """
+    if min(frames.strides) < 0:  # a flip's view: torch cannot wrap negative strides
+        frames = np.ascontiguousarray(frames)
+    view = torch.from_numpy(frames).permute(*_channels_first(frames.ndim))  # (..., C, H, W)
+    peaks = None if frame_peaks is None else torch.from_numpy(frame_peaks.astype(np.float32))
+    return normalise_tensor(view, mean, std, peaks)
+
+
+def normalise_tensor(
+    inputs: Tensor, mean: Sequence[float], std: Sequence[float], frame_peaks: Tensor | None = None
+) -> Tensor:
+    """`(..., C, H, W)` uint8 or float in [0, 1], on any device -> float32 `(x - mean) / std`.
+
+    The one float32 pass of the worker path and of `BatchNormalisation` on the device: the same
+    operations in the same order, so both give the same numbers.
+    """
+    channels = inputs.shape[-3]
     if len(mean) not in (1, channels) or len(std) not in (1, channels):
         raise ValueError(
             f"frames have {channels} channel(s) but data.mean has {len(mean)} and data.std "
             f"{len(std)} values; give one value per channel (or one for all)"
         )
-    scale = 255.0 if frames.dtype == np.uint8 else 1.0
-    tensor = torch.from_numpy(np.ascontiguousarray(frames)).to(torch.float32).movedim(-1, -3)
-    mean_tensor = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1) * scale
-    std_tensor = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1) * scale
-    return (tensor - mean_tensor) / std_tensor
+    # Peaks are in pixel units already: x / peak is in [0, 1] whatever the dtype.
+    scale = 255.0 if inputs.dtype == torch.uint8 and frame_peaks is None else 1.0
+    std_array = np.asarray(std, dtype=np.float32) * scale  # (C,) or (1,)
+    multiplier = np.broadcast_to(1.0 / std_array, (channels,)).astype(np.float32)
+    offset = np.broadcast_to(np.asarray(mean, np.float32) * scale / std_array, (channels,))
+    out = torch.empty(inputs.shape, dtype=torch.float32, device=inputs.device).copy_(inputs)
+    factor = torch.from_numpy(multiplier).to(inputs.device).view(-1, 1, 1)  # (C, 1, 1)
+    if frame_peaks is not None:
+        factor = factor / frame_peaks.to(inputs.device).view(-1, 1, 1, 1)  # (T, C, 1, 1)
+    out.mul_(factor).sub_(
+        torch.from_numpy(offset.astype(np.float32)).to(inputs.device).view(-1, 1, 1)
+    )
+    return out
+
+
+class BatchNormalisation:
+    """Normalise a uint8 batch `(B, [T,] C, H, W)` on its device, as the worker path would.
+
+    Given to the task (`normalise`) when `data.normalise_on_device` is set: workers then collate
+    uint8, a quarter of the float32 bytes, and the float conversion happens once per batch.
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        self.mean, self.std = list(mean), list(std)
+
+    def __call__(self, inputs: Tensor) -> Tensor:
+        return normalise_tensor(inputs, self.mean, self.std)
+
+
+def _channels_first(ndim: int) -> tuple[int, ...]:
+    """Axis order moving the last axis before the two before it: (..., H, W, C) -> (..., C, H, W)."""
+    return (*range(ndim - 3), ndim - 1, ndim - 3, ndim - 2)
+
+
+def peaks_of(frames: np.ndarray) -> np.ndarray:
+    """Each frame's maximum `(T,)` of a clip `(T, H, W, C)` as float32; black frames give 1."""
+    peaks = frames.reshape(len(frames), -1).max(axis=1).astype(np.float32)
+    peaks[peaks <= 0] = 1.0
+    return peaks
 
 
 def max_normalise(frames: np.ndarray) -> np.ndarray:
     """Divide each frame `(T, H, W, C)` by its own maximum -> float32 in [0, 1]; black frames stay 0."""
-    peaks = frames.reshape(len(frames), -1).max(axis=1).astype(np.float32)
-    peaks[peaks <= 0] = 1.0
-    return frames.astype(np.float32) / peaks[:, None, None, None]
+    return frames.astype(np.float32) / peaks_of(frames)[:, None, None, None]
+
+
+# The most channels OpenCV's Python binding takes as one image (measured with opencv 5.0: 128;
+# 129 is read as a 3-D matrix); longer stacked clips are resized in slices.
+_MAX_CHANNELS = 128
+
+
+def resize(image: np.ndarray, size: int) -> np.ndarray:
+    """`(H, W, K)` -> `(size, size, K)` bilinear, any K (a clip stacked as channels); no copy if sized."""
+    if image.shape[:2] == (size, size):
+        return image
+    channels = image.shape[2]
+    if channels > _MAX_CHANNELS:
+        return np.concatenate(
+            [
+                resize(np.ascontiguousarray(image[..., i : i + _MAX_CHANNELS]), size)
+                for i in range(0, channels, _MAX_CHANNELS)
+            ],
+            axis=2,
+        )
+    out = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+    return out.reshape(size, size, channels)  # cv2 drops a single channel's axis
+
+
+class Augmentation:
+    """An albumentations pipeline run once on an image, seeded from the item's generator.
+
+    albumentations 2 keeps its own generators, seeded from the OS unless told otherwise: the
+    seed is drawn from `rng` on every call so a run can be reproduced and resumed exactly.
+    """
+
+    def __init__(self, transforms: Sequence[A.BasicTransform]) -> None:
+        self.pipeline = A.Compose(list(transforms))
+        self.geometric = all(isinstance(t, A.DualTransform) for t in transforms)
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        seed = int(rng.integers(2**32))
+        channels = image.shape[2]
+        if channels <= _MAX_CHANNELS:
+            self.pipeline.set_random_seed(seed)
+            return self.pipeline(image=image)["image"]
+        # More channels than OpenCV takes (a long clip): slices with the same seed draw the
+        # same parameters (they depend on the image size only), so every frame still moves alike.
+        slices = []
+        for first in range(0, channels, _MAX_CHANNELS):
+            self.pipeline.set_random_seed(seed)
+            part = np.ascontiguousarray(image[..., first : first + _MAX_CHANNELS])
+            slices.append(self.pipeline(image=part)["image"])
+        return np.concatenate(slices, axis=2)
+
+
+def _require_rng(rng: np.random.Generator | None, name: str) -> np.random.Generator:
+    if rng is None:
+        raise ValueError(f"{name} augments, so it needs the item's generator `rng`")
+    return rng
 
 
 class ClipTransform:
-    """Resize, augment and normalise every frame of a clip with ONE random draw.
+    """Resize, augment and normalise a clip with ONE random draw and one call per operation.
 
-    `(T, H, W, C)` uint8 (or float in [0, 1]) -> `(T, C, size, size)` float32, C = 1, 3 or V.
-    Frames go through albumentations as `image`, `image1`, ... (`additional_targets`), which
-    shares the draw. Measured for a 16x128x171 clip resized to 112 with flip, affine and
-    brightness/contrast on one core: 6.8 ms, vs 14 ms with `images=` and 50 ms with ReplayCompose.
+    `(T, H, W, C)` uint8 (or float in [0, 1]) -> `(T, C, size, size)` float32, C = 1, 3 or V;
+    with `normalise=False`, in the input's dtype (normalised later by `BatchNormalisation`).
+    `rng` is needed only when `augment` is not empty (training).
     """
 
     def __init__(
@@ -74,32 +193,44 @@ class ClipTransform:
         mean: Sequence[float],
         std: Sequence[float],
         per_frame_max_norm: bool = False,
+        normalise: bool = True,
     ) -> None:
-        self.mean, self.std, self.per_frame_max_norm = list(mean), list(std), per_frame_max_norm
-        self.pipeline = A.Compose([A.Resize(size, size), *(augment or [])])
-        self.random = bool(augment)
-        self.frame_names: list[str] = []  # targets for frames 1..T-1, registered on first use
+        if per_frame_max_norm and not normalise:
+            raise ValueError(
+                "data.normalise_on_device needs data.per_frame_max_norm=false: each frame's "
+                "peak is read before resizing, in the worker; set one of them to false"
+            )
+        self.size, self.mean, self.std = size, list(mean), list(std)
+        self.per_frame_max_norm, self.normalise = per_frame_max_norm, normalise
+        self.augmentation = Augmentation(augment) if augment else None
+        # Peaks divide last only when no photometric op would see un-normalised frames.
+        self.divide_last = self.augmentation is None or self.augmentation.geometric
 
-    def __call__(self, frames: np.ndarray) -> Tensor:
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None) -> Tensor:
         if frames.ndim != 4:
             raise ValueError(f"ClipTransform expects frames (T, H, W, C), got shape {frames.shape}")
+        peaks = None
         if self.per_frame_max_norm:
-            frames = max_normalise(frames)
-        names = [f"image{i}" for i in range(1, len(frames))]
-        if len(names) > len(self.frame_names):
-            self.pipeline.add_targets({name: "image" for name in names[len(self.frame_names) :]})
-            self.frame_names = names
-        if self.random:
-            seed_from_python_random(self.pipeline)
-        out = self.pipeline(image=frames[0], **dict(zip(names, frames[1:], strict=True)))
-        clip = np.stack([out["image"], *(out[name] for name in names)])  # (T, size, size, C)
-        return normalise(clip, self.mean, self.std)  # (T, C, size, size)
+            if self.divide_last and frames.dtype == np.uint8:
+                peaks = peaks_of(frames)  # (T,)
+            else:
+                frames = max_normalise(frames)
+        length, height, width, channels = frames.shape
+        stacked = frames.transpose(1, 2, 0, 3).reshape(height, width, length * channels)
+        stacked = resize(stacked, self.size)  # (size, size, T*C)
+        if self.augmentation is not None:
+            stacked = self.augmentation(stacked, _require_rng(rng, "ClipTransform"))
+        clip = stacked.reshape(self.size, self.size, length, channels).transpose(2, 0, 1, 3)
+        if not self.normalise:  # (T, C, size, size) in the array's dtype, for BatchNormalisation
+            return torch.from_numpy(np.ascontiguousarray(clip.transpose(0, 3, 1, 2)))
+        return normalise(clip, self.mean, self.std, peaks)  # (T, C, size, size)
 
 
 class ImageTransform:
     """Resize (after optional PadToSquare), augment and normalise one image.
 
-    `(H, W, C)` uint8 (or float in [0, 1]) -> `(C, size, size)` float32.
+    `(H, W, C)` uint8 (or float in [0, 1]) -> `(C, size, size)` float32 (with
+    `normalise=False`, in the image's dtype). `rng` is needed only when `augment` is not empty.
     """
 
     def __init__(
@@ -109,28 +240,20 @@ class ImageTransform:
         mean: Sequence[float],
         std: Sequence[float],
         pad_to_square: bool = False,
+        normalise: bool = True,
     ) -> None:
-        self.mean, self.std = list(mean), list(std)
-        padding = [PadToSquare()] if pad_to_square else []
-        self.pipeline = A.Compose([*padding, A.Resize(size, size), *(augment or [])])
-        self.random = bool(augment)
+        self.size, self.mean, self.std, self.normalise = size, list(mean), list(std), normalise
+        self.pad = PadToSquare() if pad_to_square else None
+        self.augmentation = Augmentation(augment) if augment else None
 
-    def __call__(self, image: np.ndarray) -> Tensor:
+    def __call__(self, image: np.ndarray, rng: np.random.Generator | None = None) -> Tensor:
         if image.ndim != 3:
             raise ValueError(f"ImageTransform expects an image (H, W, C), got shape {image.shape}")
-        if self.random:
-            seed_from_python_random(self.pipeline)
-        return normalise(
-            self.pipeline(image=image)["image"], self.mean, self.std
-        )  # (C, size, size)
-
-
-def seed_from_python_random(pipeline: A.Compose) -> None:
-    """Draw the pipeline's seed from Python's `random`, which Lightning seeds per worker.
-
-    Only augmenting pipelines draw, so evaluation leaves the training random stream untouched.
-
-    albumentations 2 keeps its own generators, seeded from the OS unless told otherwise, so
-    without this an augmented run could not be reproduced or resumed exactly.
-    """
-    pipeline.set_random_seed(random.getrandbits(32))
+        if self.pad is not None:
+            image = self.pad.apply(image)
+        image = resize(image, self.size)  # (size, size, C)
+        if self.augmentation is not None:
+            image = self.augmentation(image, _require_rng(rng, "ImageTransform"))
+        if not self.normalise:  # (C, size, size) in the image's dtype, for BatchNormalisation
+            return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        return normalise(image, self.mean, self.std)  # (C, size, size)

@@ -28,7 +28,7 @@ from vidlearn.inference.checkpoint import LoadedModel
 
 logger = logging.getLogger(__name__)
 
-ViewSampler = Callable[[int, float], list[np.ndarray]]
+ViewSampler = Callable[[int, float, np.random.Generator], list[np.ndarray]]
 
 
 @dataclass
@@ -144,7 +144,9 @@ def _views_of(
     try:
         fps = reader.fps if reader.fps > 0 else 1.0  # arrays without a rate: times in frames
         # Decode every clip before yielding, so a failure mid-video drops the whole file.
-        clips = [(clip, reader.read(clip)) for clip in views(reader.num_frames, reader.fps)]
+        # A fixed generator: a random view sampler still gives every run the same views.
+        views_of_file = views(reader.num_frames, reader.fps, np.random.default_rng(0))
+        clips = [(clip, reader.read(clip)) for clip in views_of_file]
     finally:
         reader.close()
     for clip, frames in clips:

@@ -1,7 +1,7 @@
 """Test-time views of a video: which clips of one video are averaged into its prediction.
 
 A view sampler follows the clip-sampler contract of `vidlearn.data.clip_sampling`:
-`sampler(num_frames, fps) -> list[np.ndarray]`, each clip `(clip_length,) int64`. For all
+`sampler(num_frames, fps, rng) -> list[np.ndarray]`, each clip `(clip_length,) int64`. For all
 sliding windows use `vidlearn.data.clip_sampling.SlidingWindowSampler`.
 """
 
@@ -30,7 +30,7 @@ class UniformClipsSampler:
             short_video,
         )
 
-    def __call__(self, num_frames: int, fps: float) -> list[np.ndarray]:
+    def __call__(self, num_frames: int, fps: float, rng: np.random.Generator) -> list[np.ndarray]:
         span = (self.clip_length - 1) * self.stride + 1
         last_start = max(num_frames - span, 0)
         starts = np.unique(np.linspace(0, last_start, self.num_clips).round().astype(np.int64))

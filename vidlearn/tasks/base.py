@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 Batch = Mapping[str, Tensor | list[str]]
 OptimizerFactory = Callable[[Iterable[dict[str, object]]], Optimizer]
+# (inputs (B, ...) on the device, seeds (B,) int64) -> augmented inputs of the same shape
+BatchAugment = Callable[[Tensor, Tensor], Tensor]
 PlainValue = None | bool | int | float | str | list["PlainValue"] | dict[str, "PlainValue"]
 NONFINITE_MODES = ("raise", "skip")
 
@@ -89,6 +91,10 @@ class Task(pl.LightningModule):
     `scheduler` is a recipe from `vidlearn.tasks.optim`, or None for a constant rate.
     `classes`, `preprocessing` and `model_config` are stored in the checkpoint's hparams (as
     plain data) so prediction can rebuild the model and its input pipeline.
+    `batch_augment` (e.g. `vidlearn.data.device_augment.ClipAffineOnDevice`) augments training
+    batches once they are on the device, one draw per item from `batch["seed"]`; it is not
+    stored (inference never augments). `normalise` (the DataModule's `batch_normalisation()`)
+    turns uint8 batches into model inputs on the device, in every stage, before augmentation.
     """
 
     label_kind: ClassVar[str]  # which targets the datamodule must produce
@@ -105,6 +111,8 @@ class Task(pl.LightningModule):
         on_nonfinite_loss: str,
         preprocessing: Mapping[str, object] | None,
         model_config: Mapping[str, object] | None,
+        batch_augment: BatchAugment | None = None,
+        normalise: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         super().__init__()
         if on_nonfinite_loss not in NONFINITE_MODES:
@@ -121,12 +129,16 @@ class Task(pl.LightningModule):
                 f"task.backbone_lr_scale={backbone_lr_scale} needs a model with a `backbone` "
                 f"submodule, and {type(model).__name__} has none; set task.backbone_lr_scale=1."
             )
-        self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
+        self.save_hyperparameters(
+            ignore=["model", "optimizer", "scheduler", "batch_augment", "normalise"]
+        )
         # Hydra hands lists and dicts over as OmegaConf containers: store plain copies instead.
         self.save_hyperparameters(to_plain(dict(self.hparams)))
         self.model = model
         self.optimizer_factory = optimizer
         self.scheduler_recipe = scheduler
+        self.batch_augment = batch_augment
+        self.normalise = normalise
         self.classes: list[str] = list(self.hparams.classes)
         metrics = self.build_metrics()
         self.train_metrics = metrics.clone(prefix="train/")
@@ -163,6 +175,14 @@ class Task(pl.LightningModule):
 
     def forward(self, inputs: Tensor) -> Tensor:  # (B, T, C, H, W) or (B, C, H, W)
         return self.model(inputs)  # (B, num_outputs)
+
+    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+        """Normalise uint8 batches, then augment training batches, on the device, if asked."""
+        if self.normalise is not None:
+            batch = {**batch, "input": self.normalise(batch["input"])}
+        if self.batch_augment is not None and self.trainer.training:
+            batch = {**batch, "input": self.batch_augment(batch["input"], batch["seed"])}
+        return batch
 
     def setup(self, stage: str) -> None:
         """Refuse skipping non-finite steps under several processes (ranks would fall out of step)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +17,7 @@ from torchmetrics.classification import (
 )
 
 from vidlearn.errors import ConfigError
-from vidlearn.tasks.base import ClassificationTask, OptimizerFactory
+from vidlearn.tasks.base import BatchAugment, ClassificationTask, OptimizerFactory
 from vidlearn.tasks.optim import SchedulerRecipe
 
 
@@ -71,6 +71,8 @@ class BinaryTask(ClassificationTask):
         on_nonfinite_loss: str = "raise",
         preprocessing: Mapping[str, object] | None = None,
         model_config: Mapping[str, object] | None = None,
+        batch_augment: BatchAugment | None = None,
+        normalise: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         if len(classes) != 2:
             raise ConfigError(
@@ -90,6 +92,8 @@ class BinaryTask(ClassificationTask):
             on_nonfinite_loss,
             preprocessing,
             model_config,
+            batch_augment,
+            normalise,
         )
         weight = None if pos_weight is None else torch.tensor([float(pos_weight)])
         self.criterion = nn.BCEWithLogitsLoss(pos_weight=weight)

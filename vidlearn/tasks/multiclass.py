@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -14,7 +14,7 @@ from torchmetrics.classification import (
 )
 
 from vidlearn.errors import ConfigError
-from vidlearn.tasks.base import ClassificationTask, OptimizerFactory
+from vidlearn.tasks.base import BatchAugment, ClassificationTask, OptimizerFactory
 from vidlearn.tasks.optim import SchedulerRecipe
 
 
@@ -42,6 +42,8 @@ class MulticlassTask(ClassificationTask):
         on_nonfinite_loss: str = "raise",
         preprocessing: Mapping[str, object] | None = None,
         model_config: Mapping[str, object] | None = None,
+        batch_augment: BatchAugment | None = None,
+        normalise: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         if len(classes) < 2:
             raise ConfigError(f"a multiclass task needs at least 2 classes; got {list(classes)}.")
@@ -64,6 +66,8 @@ class MulticlassTask(ClassificationTask):
             on_nonfinite_loss,
             preprocessing,
             model_config,
+            batch_augment,
+            normalise,
         )
         weight = None if class_weights is None else torch.tensor(list(class_weights))
         self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
 from vidlearn.errors import ConfigError
-from vidlearn.tasks.base import OptimizerFactory, Task
+from vidlearn.tasks.base import BatchAugment, OptimizerFactory, Task
 from vidlearn.tasks.optim import SchedulerRecipe
 
 LOSSES = ("mse", "huber", "rmse")
@@ -41,6 +41,8 @@ class RegressionTask(Task):
         on_nonfinite_loss: str = "raise",
         preprocessing: Mapping[str, object] | None = None,
         model_config: Mapping[str, object] | None = None,
+        batch_augment: BatchAugment | None = None,
+        normalise: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         if loss not in LOSSES:
             raise ConfigError(f"task.loss={loss!r} is not one of {', '.join(LOSSES)}.")
@@ -64,6 +66,8 @@ class RegressionTask(Task):
             on_nonfinite_loss,
             preprocessing,
             model_config,
+            batch_augment,
+            normalise,
         )
         mean, std = target_stats if standardize_targets else (0.0, 1.0)
         self.target_mean = float(mean)

@@ -12,7 +12,12 @@ from vidlearn.data.samplers.balancing import (
     UniformRegressionSampler,
     WeightsColumnSampler,
 )
-from vidlearn.data.samplers.epoch_sampler import EpochSampler, ShuffleSampler, WeightedSampler
+from vidlearn.data.samplers.epoch_sampler import (
+    EpochSampler,
+    KeyedSampler,
+    ShuffleSampler,
+    WeightedSampler,
+)
 from vidlearn.data.samplers.loss_weights import balanced_class_weights, positive_weight
 from vidlearn.data.samplers.report import expected_frequencies
 from vidlearn.data.samplers.sharding import EvalShardSampler, resolve_rank
@@ -22,6 +27,7 @@ __all__ = [
     "BalancedSampler",
     "EpochSampler",
     "EvalShardSampler",
+    "KeyedSampler",
     "OversampleSampler",
     "ShuffleSampler",
     "UniformRegressionSampler",

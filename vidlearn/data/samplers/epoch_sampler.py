@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from torch.utils.data import Sampler
 
+from vidlearn.data.sample_keys import SampleKey
 from vidlearn.data.samplers.alias import AliasTable
 from vidlearn.data.samplers.report import expected_frequencies
 from vidlearn.data.samplers.sharding import resolve_rank
@@ -71,10 +72,16 @@ class EpochSampler(Sampler[int]):
         return self.share_length
 
     def __iter__(self) -> Iterator[int]:
+        return (key.index for key in self.keys())
+
+    def keys(self) -> Iterator[SampleKey]:
+        """This rank's remaining indices, each with the key its item draws its randomness from."""
+        first = self.rank * self.share_length
         indices = self.share()[self.yielded :].tolist()
         for index in indices:
+            position = first + self.yielded
             self.yielded += 1
-            yield index
+            yield SampleKey(index, self.seed, self.epoch, position)
         self.yielded = 0  # the epoch is complete; iterating again repeats it from the start
 
     def state_dict(self) -> dict[str, int]:
@@ -166,6 +173,26 @@ class WeightedSampler(EpochSampler):
             low, high = max(start, first), min(stop, first + len(drawn))
             out[low - start : high - start] = drawn[low - first : high - first]
         return out
+
+
+class KeyedSampler(Sampler[SampleKey]):
+    """An EpochSampler that yields `SampleKey`s (for the dataset) instead of bare indices.
+
+    Epoch, position and state stay on the wrapped sampler, which the DataModule checkpoints.
+    """
+
+    def __init__(self, sampler: EpochSampler) -> None:
+        self.sampler = sampler
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[SampleKey]:
+        return self.sampler.keys()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Lightning calls this on the loader's sampler each epoch; the wrapped sampler keeps it."""
+        self.sampler.set_epoch(epoch)
 
 
 def log_frequencies(name: str, table: pd.DataFrame) -> None:

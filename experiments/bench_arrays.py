@@ -1,0 +1,250 @@
+"""Benchmark: samples/s of vidlearn's array loader against the original cine recipe and np.load.
+
+    python experiments/bench_arrays.py                  # 25x150x150 uint8 .npy clips, 1 process
+    python experiments/bench_arrays.py --quick          # a few files, for the smoke test
+
+Every path runs in this one process (0 workers: one core each), side by side, on the same files:
+
+- `plain`: `np.load` of each file, nothing else (the floor any loader pays);
+- `original`: a re-implementation of the cine recipe's Keras generator: `np.load` per sample,
+  float64, per-frame max normalisation, `scipy.ndimage.rotate` (+-25 degrees) and `shift`
+  (+-15 px horizontally) of every frame with the clip's draw, float64 batches of 16;
+- `vidlearn_augment` / `vidlearn_none`: the training loader of `VideoDataModule` (sampler,
+  dataset, clip transform with `conf/augment/hms_cine.yaml` or no augmentation, per-frame max
+  normalisation, normalisation, collate), batches of 16;
+- `vidlearn_device_cpu`: the loader without augmentation, then `augment=hms_cine_device`'s
+  warp (`ClipAffineOnDevice`) over each batch, here on the CPU (no accelerator): the cost of
+  the on-device path when the device is the CPU, for reference, not a target;
+- `arrays_float32_batches` / `arrays_uint8_batches`: the loader without augmentation nor max
+  normalisation, normalising in the worker or leaving uint8 batches to be normalised on the
+  device (`data.normalise_on_device`), for reference;
+- `video_light` / `video_none`: the same loader on H.264 videos, 16x112x112 clips, with
+  `augment=light` and `augment=none`.
+
+Targets (issue 17): vidlearn_augment >= 100 x original and >= 450 samples/s per core;
+vidlearn_none >= 1.0 x plain; video_light >= 0.9 x video_none. Writes
+experiments/results/bench_arrays.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from common import environment, markdown_table, write_result
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from scipy import ndimage
+
+from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler, UniformSegmentSampler
+from vidlearn.data.datamodules import VideoDataModule
+from vidlearn.demo.videos import write_mp4
+
+ROOT = Path(__file__).resolve().parents[1]
+BATCH = 16
+
+
+def write_arrays(folder: Path, count: int, frames: int, size: int) -> Path:
+    """`count` cine-like (T, size, size) uint8 arrays (a beating bright disc) and a manifest."""
+    rng = np.random.default_rng(0)
+    rows, columns = np.mgrid[0:size, 0:size]
+    rows_csv = ["path,label,split"]
+    for index in range(count):
+        radius = size * (0.15 + 0.05 * np.sin(np.linspace(0, 2 * np.pi, frames)))
+        disc = (rows - size / 2) ** 2 + (columns - size / 2) ** 2 < radius[:, None, None] ** 2
+        clip = (disc * 180 + rng.normal(40, 10, (frames, size, size))).clip(0, 255)
+        np.save(folder / f"cine{index:04d}.npy", clip.astype(np.uint8))
+        rows_csv.append(f"cine{index:04d}.npy,{rng.normal(60, 10):.1f},train")
+    manifest = folder / "arrays.csv"
+    manifest.write_text("\n".join(rows_csv) + "\n")
+    return manifest
+
+
+def write_videos(folder: Path, count: int, frames: int) -> Path:
+    """`count` 160x120 H.264 videos of a moving disc over noise, and a manifest."""
+    rng = np.random.default_rng(1)
+    rows, columns = np.mgrid[0:120, 0:160]
+    lines = ["path,label,split"]
+    for index in range(count):
+        video = rng.integers(0, 60, (frames, 120, 160, 3), dtype=np.uint8)
+        for t in range(frames):
+            video[t][(rows - 60) ** 2 + (columns - 20 - 3 * t) ** 2 < 300] = 230
+        write_mp4(folder / f"video{index:03d}.mp4", video, fps=25)
+        lines.append(f"video{index:03d}.mp4,{'a' if index % 2 else 'b'},train")
+    manifest = folder / "videos.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest
+
+
+def augment(name: str) -> list[Any]:
+    return instantiate(OmegaConf.load(ROOT / "conf" / "augment" / f"{name}.yaml")).transforms
+
+
+def original_batches(paths: list[Path], rng: np.random.Generator) -> Iterable[np.ndarray]:
+    """The recipe's generator: float64 clips, max-normalised and warped frame by frame."""
+    for start in range(0, len(paths), BATCH):
+        batch = []
+        for path in paths[start : start + BATCH]:
+            clip = np.load(path).astype(np.float64)  # (T, H, W)
+            angle, dx = rng.uniform(-25, 25), rng.uniform(-15, 15)
+            frames = []
+            for frame in clip:
+                frame = frame / max(frame.max(), 1.0)
+                frame = ndimage.rotate(frame, angle, reshape=False)
+                frames.append(ndimage.shift(frame, (0, dx)))
+            batch.append(np.stack(frames)[..., None])
+        yield np.stack(batch)  # (B, T, H, W, 1) float64
+
+
+def warped(batches: Iterable[dict], device_augment: Callable) -> Iterable[dict]:
+    """Each batch with its input warped by `device_augment` (one draw per clip from its seed)."""
+    for batch in batches:
+        yield {**batch, "input": device_augment(batch["input"], batch["seed"])}
+
+
+def plain_loads(paths: list[Path]) -> Iterable[np.ndarray]:
+    for path in paths:
+        yield np.load(path)
+
+
+def loader(manifest: Path, frames: int, size: int, transforms: list[Any], **options: Any):
+    """The training DataLoader of a VideoDataModule over `manifest`, 0 workers."""
+    datamodule = VideoDataModule(
+        label_kind=options.pop("label_kind", "regression"),
+        manifest=str(manifest),
+        frames=frames,
+        size=size,
+        augment=transforms,
+        batch_size=BATCH,
+        num_workers=0,
+        val_fraction=0.0,
+        test_fraction=0.0,
+        **options,
+    )
+    datamodule.setup("fit")
+    return datamodule.train_dataloader()
+
+
+def one_pass(batches: Callable[[], Iterable[Any]], size_of: Callable[[Any], int]) -> float:
+    """Samples/s of one pass over `batches()`."""
+    start, count = time.perf_counter(), 0
+    for batch in batches():
+        count += size_of(batch)
+    return count / (time.perf_counter() - start)
+
+
+def samples_per_second(
+    batches: Callable[[], Iterable[Any]], size_of: Callable[[Any], int]
+) -> float:
+    """Best of 3 passes over `batches()` (the first pass also warms the page cache)."""
+    return max(one_pass(batches, size_of) for _ in range(3))
+
+
+def paired_samples_per_second(
+    first: Callable[[], Iterable[Any]], second: Callable[[], Iterable[Any]], rounds: int = 5
+) -> tuple[float, float]:
+    """Best of `rounds` alternating passes of two loaders: load changes hit both alike."""
+    best = [0.0, 0.0]
+    for _ in range(rounds):
+        for slot, batches in enumerate((first, second)):
+            best[slot] = max(best[slot], one_pass(batches, lambda b: len(b["input"])))
+    return best[0], best[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arrays", type=int, default=320, help="number of .npy files")
+    parser.add_argument("--original", type=int, default=16, help="files for the slow original")
+    parser.add_argument("--videos", type=int, default=48)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes for the smoke test")
+    parser.add_argument("--out", type=Path, default=None, help="results folder")
+    args = parser.parse_args()
+    frames, size = 25, 150
+    if args.quick:
+        args.arrays, args.original, args.videos, frames, size = 16, 2, 4, 5, 32
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        arrays = write_arrays(folder, args.arrays, frames, size)
+        paths = sorted(folder.glob("cine*.npy"))
+        array_options = dict(
+            per_frame_max_norm=True,
+            mean=[0.5],
+            std=[0.25],
+            train_clip_sampler=UniformSegmentSampler(frames, random_offset=False),
+            eval_clip_sampler=UniformSegmentSampler(frames, random_offset=False),
+        )
+        rate = {
+            "plain": samples_per_second(lambda: plain_loads(paths), lambda _: 1),
+            "original": samples_per_second(
+                lambda: original_batches(paths[: args.original], np.random.default_rng(0)), len
+            ),
+        }
+        for name, transforms in (("vidlearn_augment", augment("hms_cine")), ("vidlearn_none", [])):
+            batches = loader(arrays, frames, size, transforms, **array_options)
+            rate[name] = samples_per_second(partial(iter, batches), lambda b: len(b["input"]))
+        # Without per-frame max norm, normalised in the worker (float32 batches) or left to the
+        # device (uint8 batches): what `data.normalise_on_device` saves the loader.
+        plain_options = {**array_options, "per_frame_max_norm": False}
+        for name, on_device in (("arrays_float32_batches", False), ("arrays_uint8_batches", True)):
+            batches = loader(
+                arrays, frames, size, [], normalise_on_device=on_device, **plain_options
+            )
+            rate[name] = samples_per_second(partial(iter, batches), lambda b: len(b["input"]))
+        device = instantiate(
+            OmegaConf.load(ROOT / "conf" / "augment" / "hms_cine_device.yaml").device,
+            mean=array_options["mean"],
+            std=array_options["std"],
+        )
+        rate["vidlearn_device_cpu"] = samples_per_second(
+            partial(warped, loader(arrays, frames, size, [], **array_options), device),
+            lambda b: len(b["input"]),
+        )
+        videos = write_videos(folder, args.videos, frames=40)
+        video_options = dict(
+            label_kind="multiclass",
+            train_clip_sampler=RandomClipSampler(16),
+            eval_clip_sampler=CenterClipSampler(16),
+        )
+        light, none = (
+            loader(videos, 16, 112, augment(name), **video_options) for name in ("light", "none")
+        )
+        rate["video_light"], rate["video_none"] = paired_samples_per_second(
+            partial(iter, light), partial(iter, none)
+        )
+    ratios = {
+        "augment_vs_original": rate["vidlearn_augment"] / rate["original"],
+        "none_vs_plain": rate["vidlearn_none"] / rate["plain"],
+        "video_light_vs_none": rate["video_light"] / rate["video_none"],
+        "uint8_batches_vs_plain": rate["arrays_uint8_batches"] / rate["plain"],
+    }
+    targets = {
+        "augment_vs_original >= 100": ratios["augment_vs_original"] >= 100,
+        "vidlearn_augment >= 450 samples/s per core": rate["vidlearn_augment"] >= 450,
+        "none_vs_plain >= 1.0": ratios["none_vs_plain"] >= 1.0,
+        "video_light_vs_none >= 0.9": ratios["video_light_vs_none"] >= 0.9,
+    }
+    rows = [[name, f"{value:.1f}"] for name, value in rate.items()]
+    rows += [[name, f"{value:.2f}"] for name, value in ratios.items()]
+    rows += [[name, "MET" if met else "NOT MET"] for name, met in targets.items()]
+    table = markdown_table(["measure", "value"], rows)
+    print(table)
+    record = {
+        "environment": environment(),
+        "settings": {"frames": frames, "size": size, "batch": BATCH, **vars(args)},
+        "samples_per_second": rate,
+        "ratios": ratios,
+        "targets_met": targets,
+    }
+    write_result("bench_arrays", record, table, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Clip augmentation on the accelerator: one affine warp per clip, for a whole batch at once.
+
+The LightningModule calls it after the batch reaches the device (`on_after_batch_transfer`,
+training only), so workers only decode, resize and normalise. Each clip's parameters come from
+its own seed (`batch["seed"]`, drawn by the dataset from the item's key, see
+`vidlearn.data.sample_keys`), so the result does not depend on the worker count nor on the
+device, and a resumed run draws the same parameters. Every frame of a clip gets the same warp
+by construction: the frames are stacked as channels and warped by one `grid_sample` call.
+
+The parameters mirror albumentations' `Affine` as the worker path uses it (rotation in degrees
+about the centre, positive = counter-clockwise as in OpenCV; translation as a fraction of the
+width and height, applied in whole pixels; isotropic scale), with bilinear sampling and black outside the frame, so the
+two paths agree in distribution (tested). This module imports torch only: the task receives it
+as a callable and never imports `vidlearn.data`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def _range(value: float | Sequence[float], name: str) -> tuple[float, float]:
+    """`x` -> (-x, x); `[low, high]` -> (low, high), checked."""
+    if isinstance(value, int | float):
+        low, high = -float(value), float(value)
+    else:
+        low, high = (float(v) for v in value)
+    if low > high:
+        raise ValueError(
+            f"augment.device.{name}={list((low, high))}: the low end is above the high"
+        )
+    return low, high
+
+
+class ClipAffineOnDevice:
+    """Rotate, shift and scale every clip of a batch on its device, one draw per clip.
+
+    `clips` `(B, T, C, H, W)` or images `(B, C, H, W)`, float, normalised with `mean`/`std`
+    (so "black" outside the frame is `-mean / std`); `seeds` `(B,)` int64.
+    """
+
+    def __init__(
+        self,
+        mean: Sequence[float],
+        std: Sequence[float],
+        rotate: float | Sequence[float] = 0.0,
+        translate_x: float | Sequence[float] = 0.0,
+        translate_y: float | Sequence[float] = 0.0,
+        scale: Sequence[float] = (1.0, 1.0),
+        p: float = 1.0,
+    ) -> None:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"augment.device.p={p} must be in [0, 1]")
+        self.rotate = _range(rotate, "rotate")
+        self.translate_x = _range(translate_x, "translate_x")
+        self.translate_y = _range(translate_y, "translate_y")
+        self.scale = _range(scale, "scale")
+        if self.scale[0] <= 0:
+            raise ValueError(f"augment.device.scale={list(self.scale)} must be > 0")
+        self.p = p
+        self.fill = [-m / s for m, s in zip(mean, std, strict=True)]
+
+    def draw(self, seed: int) -> tuple[float, float, float, float]:
+        """(angle degrees, shift x fraction, shift y fraction, scale) of one clip; identity if skipped."""
+        generator = torch.Generator().manual_seed(seed)
+        uniform = torch.rand(5, generator=generator, dtype=torch.float64).tolist()
+        if uniform[0] >= self.p:
+            return 0.0, 0.0, 0.0, 1.0
+        ranges = (self.rotate, self.translate_x, self.translate_y, self.scale)
+        angle, shift_x, shift_y, scale = (
+            low + (high - low) * u for (low, high), u in zip(ranges, uniform[1:], strict=True)
+        )
+        return angle, shift_x, shift_y, scale
+
+    def matrices(self, seeds: Tensor, height: int, width: int) -> Tensor:
+        """`(B, 2, 3)` float64 affine_grid matrices: output -> input in normalised coordinates."""
+        thetas = []
+        # pixel (x, y) -> normalised (align_corners=False): x_n = (2 x + 1) / W - 1
+        to_unit = torch.tensor(
+            [
+                [2.0 / width, 0.0, 1.0 / width - 1.0],
+                [0.0, 2.0 / height, 1.0 / height - 1.0],
+                [0, 0, 1],
+            ],
+            dtype=torch.float64,
+        )
+        centre_x, centre_y = (width - 1) / 2.0, (height - 1) / 2.0
+        for seed in seeds.tolist():
+            angle, shift_x, shift_y, scale = self.draw(int(seed))
+            # whole pixels, truncated towards 0, as albumentations' Affine shifts
+            shift_x, shift_y = math.trunc(shift_x * width), math.trunc(shift_y * height)
+            a = scale * math.cos(math.radians(angle))
+            b = scale * math.sin(math.radians(angle))
+            forward = torch.tensor(  # as cv2.getRotationMatrix2D, then the shift
+                [
+                    [a, b, (1 - a) * centre_x - b * centre_y + shift_x],
+                    [-b, a, b * centre_x + (1 - a) * centre_y + shift_y],
+                    [0.0, 0.0, 1.0],
+                ],
+                dtype=torch.float64,
+            )
+            thetas.append((to_unit @ torch.linalg.inv(forward) @ torch.linalg.inv(to_unit))[:2])
+        return torch.stack(thetas)  # (B, 2, 3)
+
+    def __call__(self, clips: Tensor, seeds: Tensor) -> Tensor:
+        shape = clips.shape
+        batch, channels = shape[0], shape[-3]
+        height, width = shape[-2:]
+        stacked = clips.reshape(batch, -1, height, width)  # (B, T*C, H, W): one warp per clip
+        fill = torch.tensor(self.fill, dtype=clips.dtype, device=clips.device)
+        fill = fill.expand(channels) if len(self.fill) == 1 else fill
+        fill = fill.repeat(stacked.shape[1] // channels).view(1, -1, 1, 1)  # (1, T*C, 1, 1)
+        theta = self.matrices(seeds, height, width).to(device=clips.device, dtype=clips.dtype)
+        grid = F.affine_grid(theta, list(stacked.shape), align_corners=False)
+        warped = F.grid_sample(
+            stacked - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        )
+        return (warped + fill).view(shape)
