@@ -146,8 +146,8 @@ def test_rows_the_datamodule_probe_dropped_are_reported_unreadable(tmp_path: Pat
     datamodule = VideoDataModule(
         label_kind="multiclass",
         manifest=str(manifest),
-        train_clip_sampler=lambda num_frames, fps: [np.arange(4)],
-        eval_clip_sampler=lambda num_frames, fps: [np.arange(4)],
+        train_clip_sampler=lambda num_frames, fps, rng: [np.arange(4)],
+        eval_clip_sampler=lambda num_frames, fps, rng: [np.arange(4)],
         max_bad_fraction=0.5,
     )
     datamodule.setup("fit")

@@ -176,11 +176,16 @@ class Task(pl.LightningModule):
     def forward(self, inputs: Tensor) -> Tensor:  # (B, T, C, H, W) or (B, C, H, W)
         return self.model(inputs)  # (B, num_outputs)
 
-    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+    def on_after_batch_transfer(self, batch: Batch | Tensor, dataloader_idx: int) -> Batch | Tensor:
+        if isinstance(batch, Tensor):  # example_input_array for the model summary: prepared already
+            return batch
+        return self.prepare_batch(batch, training=self.trainer.training)
+
+    def prepare_batch(self, batch: Batch, training: bool) -> Batch:
         """Normalise uint8 batches, then augment training batches, on the device, if asked."""
         if self.normalise is not None:
             batch = {**batch, "input": self.normalise(batch["input"])}
-        if self.batch_augment is not None and self.trainer.training:
+        if self.batch_augment is not None and training:
             batch = {**batch, "input": self.batch_augment(batch["input"], batch["seed"])}
         return batch
 

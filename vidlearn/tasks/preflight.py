@@ -35,8 +35,9 @@ def preflight(
     """Check that `task` trains on `dataset`'s items; raise ConfigError naming the keys if not.
 
     `dataset[0]` (a dict with `input` (T, C, H, W) or (C, H, W)) is read once and batched twice
-    with `collate`; the pass runs on `device` and the task returns to where it was. Returns the
-    batch's inputs (2, ...) on the CPU, an example input for the model summary.
+    with `collate`, prepared as training batches are on the device (normalised, augmented), and
+    the pass runs on `device`; the task returns to where it was. Returns the prepared inputs
+    (2, ...) on the CPU, an example input for the model summary.
     """
     device = torch.device(device)
     cuda_devices = [device.index or 0] if device.type == "cuda" else []
@@ -48,7 +49,10 @@ def preflight(
         home = next(task.parameters()).device
         try:
             task.to(device).train()
-            inputs = batch["input"].to(device)  # (2, T, C, H, W) or (2, C, H, W)
+            on_device = {key: _to(value, device) for key, value in batch.items()}
+            inputs = task.prepare_batch(on_device, training=True)[
+                "input"
+            ]  # (2, T, C, H, W) or (2, C, H, W)
             logits = task(inputs)  # (2, num_outputs)
             loss = task.compute_loss(logits, batch["target"].to(device))
             loss.backward()
@@ -60,7 +64,11 @@ def preflight(
             ) from error
         finally:
             task.to(home)
-    return batch["input"]
+    return inputs.detach().cpu()
+
+
+def _to(value: object, device: torch.device) -> object:
+    return value.to(device) if isinstance(value, Tensor) else value
 
 
 def check_input_limits(model: torch.nn.Module, shape: tuple[int, ...]) -> None:
