@@ -126,7 +126,7 @@ def test_train_normalises_and_augments_on_the_device(
         "data.size=32",
         "data.frames=6",
         "augment=light_device",
-        "+data.normalise_on_device=true",  # workers only decode, resize and collate uint8
+        "data.normalise_on_device=true",  # workers only decode, resize and collate uint8
     )
     summary = train(cfg)
     assert summary["status"] == "ok" and summary["metrics"]["val/loss"] < float("inf")
