@@ -24,7 +24,10 @@ def test_a_run_with_preflight_trains_exactly_as_one_without(
     # Augmentation and random clip starts draw from the seeded streams the pre-flight also uses.
     overrides = (f"data.manifest={demo_videos}", "data.size=32", "data.frames=6", "augment=light")
     with_preflight = train(compose_small_train(tmp_path / "with", *overrides))
-    monkeypatch.setattr(vidlearn.cli.train, "preflight", lambda *args: None)
+    # Without the pass: only the example input the model summary takes (one item, no pass).
+    monkeypatch.setattr(
+        vidlearn.cli.train, "preflight", lambda task, dataset, *rest: dataset[0]["input"][None]
+    )
     without = train(compose_small_train(tmp_path / "without", *overrides))
 
     assert with_preflight["metrics"] == without["metrics"]
