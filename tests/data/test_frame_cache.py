@@ -19,7 +19,7 @@ from vidlearn.data import frame_cache
 from vidlearn.data.clip_sampling import RandomClipSampler
 from vidlearn.data.datasets import VideoClipDataset
 from vidlearn.data.frame_cache import HEADER_BYTES, FrameCache
-from vidlearn.data.transforms import ClipTransform
+from vidlearn.data.transforms import ClipTransform, resize
 from vidlearn.data.video import DecodeError, open_video
 
 FrameIndices = Callable[[np.ndarray], list[int]]
@@ -30,7 +30,7 @@ def decoded_and_resized(path: Path) -> np.ndarray:
     """Every frame of `path` through ClipTransform's resize: what an entry must hold."""
     reader = open_video(path, "decord")
     frames = reader.read(range(reader.num_frames))
-    return FrameCache(path.parent / "unused", SIZE)._resize(frames)
+    return np.stack([resize(frame, SIZE) for frame in frames])
 
 
 def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -2,12 +2,12 @@
 
 `FrameCache(folder, size).open(path)` returns a reader with the `open_video` contract whose
 `read(indices)` is a slice of a uint8 memory map `(T, size, size, C)`: the first open of a video
-decodes every frame once, sequentially, resizes it exactly as `ClipTransform` would (the same
-albumentations resize, so the pipeline's own resize of a cached clip is a no-op), and stores
+decodes every frame once, sequentially, resizes it with `ClipTransform`'s own function
+(`vidlearn.data.transforms.resize`, so the pipeline's resize of a cached clip is a no-op), stores
 it; every later clip of that video, in any process, costs a slice instead of a decode from the
 last keyframe. `.npy`/`.npz` arrays are not cached: they are memory-mapped already.
 
-One entry per (absolute path, backend, size, interpolation): `<folder>/<key>.frames`, a
+One entry per (absolute path, backend, size): `<folder>/<key>.frames`, a
 4096-byte JSON header (shape, fps, the source file's size and mtime, a CRC-32 of the frames)
 followed by the raw frames. An entry is written to a temporary file in the same folder and
 renamed into place (`os.replace`), so a killed writer leaves no half entry and two processes
@@ -32,10 +32,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import albumentations as A
-import cv2
 import numpy as np
 
+from vidlearn.data.transforms import resize
 from vidlearn.data.video import (
     ARRAY_EXTENSIONS,
     DecodeError,
@@ -47,7 +46,7 @@ from vidlearn.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAGIC = b"VLFC"
 HEADER_BYTES = 4096  # frames start page-aligned after the header
 SUFFIX = ".frames"
@@ -90,8 +89,8 @@ class CachedVideo:
 class FrameCache:
     """Frames of each video decoded once, resized to `size x size`, kept in `folder`.
 
-    `backend` decodes on a miss (as `open_video`); `interpolation` is the cv2 flag of the
-    resize and must equal the training pipeline's (`A.Resize` defaults to linear). `max_gb`
+    `backend` decodes on a miss (as `open_video`); frames are resized by the training
+    pipeline's own `resize`, so cached and uncached clips are the same. `max_gb`
     bounds the folder (None = unbounded); `chunk_mb` bounds the decoded frames held in memory
     while an entry is written.
     """
@@ -101,7 +100,6 @@ class FrameCache:
         folder: str | Path,
         size: int,
         backend: str = "decord",
-        interpolation: int = cv2.INTER_LINEAR,
         max_gb: float | None = None,
         chunk_mb: float = 256.0,
     ) -> None:
@@ -112,8 +110,7 @@ class FrameCache:
                 f"data.frame_cache_max_gb={max_gb}: give a positive size in GB, or null for no limit"
             )
         self.folder = Path(folder).expanduser()
-        self.size, self.backend, self.interpolation = size, backend, interpolation
-        self._resizer = A.Resize(size, size, interpolation=interpolation)
+        self.size, self.backend = size, backend
         self.max_bytes = None if max_gb is None else int(max_gb * 1e9)
         self.chunk_bytes = int(chunk_mb * 2**20)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -163,7 +160,7 @@ class FrameCache:
         return self.folder / (hashlib.sha256(settings.encode()).hexdigest()[:32] + SUFFIX)
 
     def _settings(self) -> list:
-        return [self.backend, self.size, self.interpolation]
+        return [self.backend, self.size]
 
     def _map_valid(self, path: str, entry: Path) -> tuple[dict, mmap.mmap] | None:
         """(header, memory map) of the entry when it is whole, current and verified, else None.
@@ -264,7 +261,7 @@ class FrameCache:
 
     def _resize(self, frames: np.ndarray) -> np.ndarray:
         """`(t, H, W, C)` -> `(t, size, size, C)` uint8 with ClipTransform's own resize."""
-        return np.stack([self._resizer(image=frame)["image"] for frame in frames])
+        return np.stack([resize(frame, self.size) for frame in frames])
 
     # -- budget --------------------------------------------------------------------------------
     def evict(self, keep: Path | None = None) -> list[Path]:
