@@ -24,7 +24,7 @@ from torch.utils.data import Dataset, default_collate
 from vidlearn.data.clip_sampling import ClipSampler
 from vidlearn.data.frame_cache import FrameCache
 from vidlearn.data.sample_keys import SampleKey, key_index, sample_generator
-from vidlearn.data.video import DecodeError, open_video
+from vidlearn.data.video import DecodeError, open_video, reason_of
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class SampleDataset(Dataset, ABC):
                 sample = self.load(candidate, rng)
             except DecodeError as error:
                 # Sampler errors (ShortVideoError) do not name the file: the record always does.
-                record = f"{self.paths[candidate]}: {_reason(error, self.paths[candidate])}"
+                record = f"{self.paths[candidate]}: {reason_of(error, self.paths[candidate])}"
                 logger.warning("skipping %s", record)
                 skipped.append(record)
                 candidate = (candidate + _SUBSTITUTE_STEP) % len(self.paths)
@@ -82,12 +82,6 @@ class SampleDataset(Dataset, ABC):
             f"{self.max_attempts} files in a row could not be read, starting at "
             f"{self.paths[index]}; the data set is probably broken:\n" + "\n".join(skipped)
         )
-
-
-def _reason(error: DecodeError, path: str) -> str:
-    """The error text without the leading path, which the record already names."""
-    text = str(error)
-    return text[len(path) + 2 :] if text.startswith(f"{path}: ") else text
 
 
 class VideoClipDataset(SampleDataset):
