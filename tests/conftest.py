@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
@@ -19,6 +20,27 @@ from vidlearn.demo import make_images, make_videos
 # Two cores are shared by the data loader and the model; more threads only add contention.
 torch.set_num_threads(1)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# Property-based tests (Hypothesis). "default": few examples, derandomised, no deadline, so the
+# default suite stays fast and gives the same result on every run; "slow" (HYPOTHESIS_PROFILE=slow,
+# which .ci/run sets for its `-m "slow or property"` pass): many more random examples. Every
+# Hypothesis test is marked `property` at collection (below). Tests that need their own budget set
+# @settings(max_examples=...) on top of the profile.
+settings.register_profile(
+    "default",
+    max_examples=30,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "slow",
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +89,10 @@ def video_checkpoint(tmp_path_factory: pytest.TempPathFactory, demo_videos: Path
         "data.frames=6",
     )
     return Path(train(cfg)["best_checkpoint"])
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every Hypothesis test `property`, so the slow run can select them all again."""
+    for item in items:
+        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+            item.add_marker(pytest.mark.property)
