@@ -29,7 +29,7 @@ if [ "$imported" != "$work/site/vidlearn/__init__.py" ]; then
 fi
 
 # Every Hydra entry point composes its primary config from the installed package.
-for script in demo eval predict export stats; do
+for script in demo eval predict export stats cache; do
   "$bin/vidlearn-$script" --cfg job >/dev/null
 done
 "$bin/vidlearn-manifest" --help >/dev/null

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from counter_videos import counter_frames, write_video
 from hydra import compose, initialize_config_dir
 
-from vidlearn.cli.cache import run_cache
+from vidlearn.cli.cache import BAD_TITLE, run_cache
 from vidlearn.cli.config import CONF_DIR
 from vidlearn.data.cache_fill import FillReport
+from vidlearn.data.frame_cache import FrameCache
 from vidlearn.errors import ConfigError
 
 
@@ -60,3 +65,80 @@ def test_fill_lists_files_that_cannot_be_decoded(demo_videos: Path, tmp_path: Pa
 def test_fill_without_a_cache_folder_says_which_key_to_set(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="data.frame_cache is null"):
         _cache(tmp_path)
+
+
+@pytest.fixture
+def wide_set(tmp_path: Path) -> Path:
+    """Manifest of four 32x32 counter clips and one 48 pixels wide (decord opens it but cannot
+    copy its frames; PyAV reads it), all in train."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    rows = []
+    for i in range(4):
+        write_video(folder / f"clip_{i}.mp4", counter_frames(12))
+        rows.append(f"clip_{i}.mp4,{'ab'[i % 2]},train")
+    write_video(folder / "wide_48.mp4", counter_frames(12, 32, 48))
+    manifest = folder / "manifest.csv"
+    manifest.write_text("path,label,split\n" + "\n".join([*rows, "wide_48.mp4,a,train"]) + "\n")
+    return manifest
+
+
+def test_a_video_decord_opens_but_cannot_read_is_cached_with_pyav(
+    wide_set: Path, tmp_path: Path
+) -> None:
+    report = _cache(
+        tmp_path,
+        f"data.manifest={wide_set}",
+        f"data.frame_cache={tmp_path / 'frames'}",
+        "data.backend=auto",
+        "workers=0",
+    )
+    assert (report.videos, report.decoded, report.bad) == (5, 5, {})
+    assert report.backends == {"decord": 4, "pyav": 1}
+    cache = FrameCache(tmp_path / "frames", 16, "auto")
+    assert cache.entry_path(wide_set.parent / "wide_48.mp4").is_file()
+
+
+def test_files_the_probe_refuses_are_listed_as_bad(wide_set: Path, tmp_path: Path) -> None:
+    empty = wide_set.parent / "empty.mp4"
+    empty.write_bytes(b"")
+    with wide_set.open("a") as manifest:
+        manifest.write("empty.mp4,b,train\n")
+    report = _cache(
+        tmp_path, f"data.manifest={wide_set}", f"data.frame_cache={tmp_path / 'frames'}"
+    )
+    assert report.bad == {str(empty): "file is empty (0 bytes); re-export it or remove its row"}
+    assert report.videos == 5
+
+
+def test_bad_files_table_shows_whole_paths_relative_to_the_manifest_on_a_narrow_terminal(
+    wide_set: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    relative = "takes/session_01/camera_left/a_rather_long_name_of_a_take.mp4"
+    broken = wide_set.parent / relative
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"not a video" * 100)
+    with wide_set.open("a") as manifest:
+        manifest.write(f"{relative},b,train\n")
+    monkeypatch.setenv("COLUMNS", "40")
+    _cache(tmp_path, f"data.manifest={wide_set}", f"data.frame_cache={tmp_path / 'frames'}")
+    printed = capsys.readouterr().out
+    listing = printed[printed.index(BAD_TITLE) :]
+    first_column = "".join(
+        line.split("│")[1].strip() for line in listing.splitlines() if line.count("│") > 2
+    )
+    assert relative in first_column
+
+
+def test_a_user_mistake_ends_the_console_script_cleanly(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "vidlearn-cache"), "data.manifest=nope.csv"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "VIDLEARN_CACHE": str(tmp_path / "cache")},
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "Error executing job" not in result.stderr
+    assert "data.frame_cache" in result.stderr

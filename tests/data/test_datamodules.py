@@ -137,7 +137,7 @@ def test_image_batches_are_b_c_h_w_after_filtering(demo_images: Path) -> None:
     batch = next(iter(datamodule.train_dataloader()))
     assert batch["input"].shape == (5, 3, 40, 40)
     assert (datamodule.table["num_people"].astype(int) == 1).all() and len(
-        datamodule.manifest.dropped
+        datamodule.rows.dropped
     ) > 0
 
 

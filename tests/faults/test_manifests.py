@@ -70,8 +70,8 @@ def test_missing_label_column_names_the_columns_and_the_key(setup_manifest: Call
 def test_blank_and_nan_labels_are_dropped_and_counted(setup_manifest: Callable) -> None:
     datamodule = setup_manifest(HEADER + GOOD + "d.jpg,,train\nb2.jpg,NaN,val\n", files=("b2.jpg",))
     assert len(datamodule.table) == 3
-    assert datamodule.manifest.dropped["line"].tolist() == [5, 6]
-    assert set(datamodule.manifest.dropped["reason"]) == {"blank label"}
+    assert datamodule.rows.dropped["line"].tolist() == [5, 6]
+    assert set(datamodule.rows.dropped["reason"]) == {"blank label"}
 
 
 def test_val_label_never_seen_in_train_names_the_line(setup_manifest: Callable) -> None:

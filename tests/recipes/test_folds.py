@@ -77,7 +77,7 @@ def test_labels_rows_that_the_fold_files_do_not_list_are_dropped_and_counted(
     datamodule = cine_datamodule(cine, fold_files=FOLD_FILES, fold=2)
     datamodule.setup("fit")
     assert train["id"][0] not in set(datamodule.table["id"])
-    assert datamodule.manifest.dropped["reason"].tolist() == ["not in the fold 2 files"]
+    assert datamodule.rows.dropped["reason"].tolist() == ["not in the fold 2 files"]
 
 
 def test_a_fold_without_files_names_the_files_that_exist(

@@ -76,7 +76,7 @@ def test_dropped_rows_carry_line_label_and_reason(
     posture: ImageDataModule, demo_images: Path
 ) -> None:
     manifest = pd.read_csv(demo_images)
-    dropped = dropped_rows(posture.manifest.dropped, ["path", "primary_posture"])
+    dropped = dropped_rows(posture.rows.dropped, ["path", "primary_posture"])
     assert dropped.columns.tolist() == ["line", "path", "primary_posture", "reason"]
     filtered = manifest.index[manifest["num_people"] != 1] + 2  # CSV line: header is line 1
     blank = manifest.index[manifest["primary_posture"].isna()] + 2
@@ -117,7 +117,7 @@ def test_report_files_are_written(posture: ImageDataModule, tmp_path: Path) -> N
         with Image.open(tmp_path / name) as image:
             assert image.format == "PNG" and image.width > 0
         assert f"]({name})" in text
-    assert len(pd.read_csv(tmp_path / "dropped.csv")) == len(posture.manifest.dropped)
+    assert len(pd.read_csv(tmp_path / "dropped.csv")) == len(posture.rows.dropped)
 
 
 def test_video_probes_and_unreadable_files(tmp_path: Path) -> None:

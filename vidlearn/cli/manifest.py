@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 def print_summary(report: MergeReport) -> None:
     """Print one row of counts per tranche, a total row, and where the report went."""
     table = Table(title=f"merged into {report.output}")
-    table.add_column("tranche")
+    table.add_column("tranche", overflow="fold")  # a long name wraps whole, never cut
     for column in ("merged", "files without labels", "labels without files", "duplicates"):
         table.add_column(column, justify="right")
     rows = [astuple(summary) for summary in report.tranches]  # name, then the counts above

@@ -59,23 +59,61 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """The body of train(), inside a claimed run directory."""
+    """The body of train(), inside a claimed run directory: build, fit, evaluate, report."""
     pl.seed_everything(cfg.seed, workers=True)
-
     task_class = get_class(cfg.task._target_)
+    set_monitor(cfg, task_class)
+    fetch_pretrained(cfg.model)  # a missing weights file fails now, not after the data setup
+    datamodule = setup_data(cfg, task_class.label_kind, run_dir)
+    model, task = build_task(cfg, datamodule, task_class.label_kind)
+    bad_files = BadFileMonitor(cfg.data.max_bad_fraction, datamodule.probe_skipped)
+    nonfinite = NonFiniteLossFiles()
+    trainer = build_trainer(cfg, run_dir, [bad_files, nonfinite])
+    if trainer.is_global_zero:
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        write_provenance(run_dir)
+    fit(cfg, trainer, model, task, datamodule)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    metrics = evaluate(trainer, task, datamodule, best or None, cfg.test)
+    summary = {
+        "status": "ok",
+        "monitor": cfg.monitor,
+        "metrics": metrics,
+        "best_checkpoint": best,
+        "epochs": trainer.current_epoch,
+        **data_summary(datamodule),
+        "skipped": bad_files.records,
+        "nonfinite_steps": nonfinite.skipped_steps,
+    }
+    if trainer.is_global_zero:
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_plots(task, datamodule.classes, run_dir)
+        print_metrics(metrics, run_dir)
+    return summary
+
+
+def set_monitor(cfg: DictConfig, task_class: type) -> None:
+    """Fill `monitor` and `monitor_mode` with the task's own when the config leaves them null."""
     with open_dict(cfg):
         cfg.monitor = cfg.monitor or task_class.default_monitor[0]
         cfg.monitor_mode = cfg.monitor_mode or task_class.default_monitor[1]
 
-    fetch_pretrained(cfg.model)  # a missing weights file fails now, not after the data setup
 
+def setup_data(cfg: DictConfig, label_kind: str, run_dir: Path) -> ManifestDataModule:
+    """The set-up DataModule; writes the run's splits.csv and the channel count into `cfg`."""
     logger.info("data: %s", cfg.data._target_)
-    datamodule = build_datamodule(cfg, task_class.label_kind)
+    datamodule = build_datamodule(cfg, label_kind)
     datamodule.setup("fit")
     write_splits(datamodule, run_dir)
     with open_dict(cfg):
         cfg.data.channels = datamodule.channels  # read from the files; model presets follow it
+    return datamodule
 
+
+def build_task(
+    cfg: DictConfig, datamodule: ManifestDataModule, label_kind: str
+) -> tuple[torch.nn.Module, pl.LightningModule]:
+    """The model (sized by the data) and the task that trains it."""
     logger.info("model: %s", cfg.model._target_)
     model = instantiate(cfg.model, num_outputs=datamodule.num_outputs)
     if cfg.channels_last:
@@ -93,67 +131,66 @@ def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         batch_augment=instantiate(cfg.augment.get("device")),  # augment=*_device: on the device
         normalise=datamodule.batch_normalisation(),  # data.normalise_on_device: uint8 batches
         _recursive_=False,
-        **task_statistics(task_class.label_kind, cfg.task, datamodule),
+        **task_statistics(label_kind, cfg.task, datamodule),
     )
+    return model, task
 
-    bad_files = BadFileMonitor(cfg.data.max_bad_fraction, datamodule.probe_skipped)
-    nonfinite = NonFiniteLossFiles()
-    run_callbacks = [
-        bad_files,
-        nonfinite,
-        ResumeState(),
-        SigtermCheckpoint(run_dir / "checkpoints"),
-    ]
-    callbacks = [
-        instantiate(node) for node in (cfg.get("callbacks") or {}).values()
-    ] + run_callbacks
+
+def build_trainer(cfg: DictConfig, run_dir: Path, monitors: list[pl.Callback]) -> pl.Trainer:
+    """The trainer with the config's callbacks and loggers, then `monitors` and the run's own."""
+    callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values()]
+    callbacks += [*monitors, ResumeState(), SigtermCheckpoint(run_dir / "checkpoints")]
     loggers = [instantiate(node) for node in (cfg.get("logger") or {}).values()]
-    trainer: pl.Trainer = instantiate(
+    return instantiate(
         cfg.trainer,
         callbacks=callbacks,
         logger=loggers,
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(run_dir),
     )
-    if trainer.is_global_zero:
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-        write_provenance(run_dir)
 
+
+def fit(
+    cfg: DictConfig,
+    trainer: pl.Trainer,
+    model: torch.nn.Module,
+    task: pl.LightningModule,
+    datamodule: ManifestDataModule,
+) -> None:
+    """Preflight one batch, compile when asked, then fit (resuming when `cfg.resume` says so)."""
     example = preflight(task, datamodule.datasets["train"], collate, trainer.strategy.root_device)
     task.example_input_array = example[:1]  # the model summary then shows real FLOPs and shapes
     if cfg.compile:
         model.compile()  # in place: parameter names, hence checkpoints, are unchanged
     trainer.fit(task, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg.resume))
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    ckpt = best or None
-    metrics = _scalars(
-        trainer.validate(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0]
-    )
-    if cfg.test and "test" in datamodule.datasets:
-        metrics.update(
-            _scalars(trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0])
-        )
 
-    summary = {
-        "status": "ok",
-        "monitor": cfg.monitor,
-        "metrics": metrics,
-        "best_checkpoint": best,
+
+def evaluate(
+    trainer: pl.Trainer,
+    task: pl.LightningModule,
+    datamodule: ManifestDataModule,
+    checkpoint: str | None,
+    test: bool,
+) -> dict[str, float]:
+    """Validation metrics of `checkpoint` (None: the last weights), and test ones with `test`."""
+    run = {"datamodule": datamodule, "ckpt_path": checkpoint, "verbose": False}
+    metrics = _scalars(trainer.validate(task, **run)[0])
+    if test and "test" in datamodule.datasets:
+        metrics.update(_scalars(trainer.test(task, **run)[0]))
+    return metrics
+
+
+def data_summary(datamodule: ManifestDataModule) -> dict[str, Any]:
+    """The summary.json entries about the data: classes, split sizes, backends, dropped rows."""
+    rows = datamodule.rows
+    return {
         "classes": datamodule.classes,
         "num_train": len(datamodule.datasets["train"]),
         "num_val": len(datamodule.datasets.get("val", [])),
         "num_test": len(datamodule.datasets.get("test", [])),
-        "epochs": trainer.current_epoch,
-        "skipped": bad_files.records,
-        "backends": datamodule.probe_report.backends if datamodule.probe_report else {},
-        "nonfinite_steps": nonfinite.skipped_steps,
-        "dropped_rows": len(datamodule.manifest.dropped),
+        "backends": rows.probe.backends if rows.probe else {},
+        "dropped_rows": len(rows.dropped),
     }
-    if trainer.is_global_zero:
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-        write_plots(task, datamodule.classes, run_dir)
-        print_metrics(metrics, run_dir)
-    return summary
 
 
 def build_datamodule(cfg: DictConfig, label_kind: str) -> ManifestDataModule:

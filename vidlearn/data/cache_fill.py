@@ -1,19 +1,23 @@
 """Fill a frame cache ahead of training: every video decoded once, in parallel processes.
 
-`fill_videos(cache, paths, workers)` returns a `FillReport`: how many videos have an entry, how
-many were decoded now, frames and bytes in their entries, wall time, and the files that could
-not be decoded with the reason (a training run would substitute those).
+`fill_videos(cache, files, workers)` decodes each file with the backend the row stage's probe
+chose for it (`files` maps path -> backend, so a video decord opens but cannot read is cached
+with PyAV, as training reads it) and returns a `FillReport`: how many videos have an entry,
+how many were decoded now, frames and bytes in their entries, videos per backend, wall time,
+and the files that could not be decoded with the reason (a training run would skip those).
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 from vidlearn.data.frame_cache import FillResult, FrameCache
-from vidlearn.data.video import DecodeError
+from vidlearn.data.video import ARRAY_EXTENSIONS, DecodeError
 
 
 @dataclass
@@ -25,34 +29,52 @@ class FillReport:
     frames: int = 0
     nbytes: int = 0
     seconds: float = 0.0
+    backends: dict[str, int] = field(default_factory=dict)
     bad: dict[str, str] = field(default_factory=dict)
 
-    def add(self, result: FillResult) -> None:
+    def add(self, result: FillResult, backend: str) -> None:
         self.videos += 1
         self.decoded += int(result.written)
         self.frames += result.num_frames
         self.nbytes += result.nbytes
+        self.backends = dict(Counter(self.backends) + Counter({backend: 1}))
 
 
-def fill_one(cache: FrameCache, path: str) -> FillResult | str:
-    """The fill result of `path`, or the DecodeError's message when it cannot be decoded."""
+def fill_one(cache: FrameCache, path: str, backend: str) -> FillResult | str:
+    """Make sure `path` has an entry, decoding it with `backend` on a miss; the DecodeError's
+    message when it cannot be decoded."""
+    if path.lower().endswith(ARRAY_EXTENSIONS):
+        return FillResult(path, 0, 0, False)  # arrays are memory-mapped already, never cached
+    entry = cache.entry_path(path)
+    before = _identity(entry)
     try:
-        return cache.fill(path)
+        reader = cache.open(path, backend)  # fills the entry on a miss, with this file's backend
     except DecodeError as error:
         return str(error)
+    try:
+        # A new entry is a new file (written aside, then renamed into place).
+        written = _identity(entry) != before
+        return FillResult(path, reader.num_frames, reader.frames.nbytes, written)
+    finally:
+        reader.close()
+
+
+def _identity(entry: os.PathLike) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(entry)
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
 
 
 def fill_videos(
     cache: FrameCache,
-    paths: Sequence[str],
+    files: Mapping[str, str],
     workers: int = 2,
     advance: Callable[[], None] = lambda: None,
 ) -> FillReport:
-    """Fill `cache` with every path (duplicates once), `workers` processes at a time (0: here).
-
-    `advance` is called once per finished video (a progress bar).
-    """
-    unique = list(dict.fromkeys(map(str, paths)))
+    """Fill `cache` with every file of `files` (path -> backend), `workers` processes at a time
+    (0: here). `advance` is called once per finished video (a progress bar)."""
     report = FillReport()
     start = time.perf_counter()
 
@@ -60,15 +82,17 @@ def fill_videos(
         if isinstance(outcome, str):
             report.bad[path] = outcome
         else:
-            report.add(outcome)
+            report.add(outcome, files[path])
         advance()
 
     if workers <= 0:
-        for path in unique:
-            record(path, fill_one(cache, path))
+        for path, backend in files.items():
+            record(path, fill_one(cache, path, backend))
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(fill_one, cache, path): path for path in unique}
+            futures = {
+                pool.submit(fill_one, cache, path, backend): path for path, backend in files.items()
+            }
             for future in as_completed(futures):
                 record(futures[future], future.result())
     report.seconds = time.perf_counter() - start

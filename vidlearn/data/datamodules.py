@@ -1,8 +1,8 @@
 """LightningDataModules for videos (or frame arrays) and images listed in a manifest.
 
-`setup` answers, once, the questions every run asks: which rows, which split, which classes,
-which transform, which sampler. It validates everything before the first batch and raises a
-ManifestError listing every problem with its CSV line.
+`setup` takes the rows, splits and classes from the row stage (vidlearn.data.rows.build_rows,
+which validates the manifest and raises a ManifestError listing every problem with its CSV
+line), then answers the questions left: which dataset, transform, sampler and loader options.
 """
 
 from __future__ import annotations
@@ -18,31 +18,17 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from vidlearn.data.bad_files import check_bad_share
 from vidlearn.data.channels import RGB, fit_statistics, resolve_channels, video_channels
 from vidlearn.data.clip_sampling import ClipSampler
 from vidlearn.data.datasets import ImageDataset, VideoClipDataset, collate
-from vidlearn.data.folds import fold_splits, read_fold
 from vidlearn.data.frame_cache import FrameCache
-from vidlearn.data.labels import LabelEncoder
-from vidlearn.data.manifest import (
-    IMAGE_EXTENSIONS,
-    VIDEO_EXTENSIONS,
-    Manifest,
-    ManifestError,
-    Problem,
-    format_problems,
-    read_manifest,
-    resolve_path,
-    sample_paths,
-    scan_folder,
-)
-from vidlearn.data.probe import IMAGE_BACKEND, ProbeReport, probe_rows
+from vidlearn.data.manifest import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ManifestError
+from vidlearn.data.probe import IMAGE_BACKEND, ProbeReport
 from vidlearn.data.probe_index import ProbeCache
+from vidlearn.data.rows import SKIPPED_COLUMNS, RowOptions, Rows, build_rows
 from vidlearn.data.samplers import EvalShardSampler, KeyedSampler, ShuffleSampler
-from vidlearn.data.splits import SPLITS, assign_folds, assign_splits
+from vidlearn.data.splits import SPLITS
 from vidlearn.data.transforms import BatchNormalisation, ClipTransform, ImageTransform
-from vidlearn.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -50,17 +36,12 @@ SamplerFactory = Callable[..., Sampler[int]]
 
 
 class ManifestDataModule(pl.LightningDataModule):
-    """Rows, splits, labels and loaders shared by the video and image DataModules.
+    """Datasets, samplers and loaders over the rows of the row stage (vidlearn.data.rows).
 
-    Splits, by precedence: fold `fold` of prepared `fold_files` (a pattern such as
-    "folds/fold_{fold}_{split}.csv", relative to the manifest's folder; rows the files do not
-    list are dropped); fold `fold` of `folds` generated folds (stratified, group-disjoint: the
-    fold is validation, the rest training); the manifest's split column; otherwise a seeded,
-    stratified, group-disjoint split with `val_fraction` and `test_fraction`.
-
-    With `probe`, every row's file is then checked once (vidlearn.data.probe, outcomes kept in
-    the `probe_index` SQLite file): unusable rows are dropped before the classes are fitted and
-    listed in `probe_skipped`; `max_bad_fraction` of a split stops setup.
+    The row keys (`manifest` or `folder`, the reading keys, splits or folds, `classes`,
+    `max_bad_fraction`) are those of `RowOptions`, checked when the DataModule is built. With
+    `probe`, every row's file is checked once by the row stage (outcomes kept in the
+    `probe_index` SQLite file), with this modality's backend and clip samplers.
 
     `channels`: None = read from the first readable training file in `setup`; a number is
     checked against that file. `mean`/`std` then get one value per channel (a single value
@@ -76,22 +57,6 @@ class ManifestDataModule(pl.LightningDataModule):
         self,
         *,
         label_kind: str,
-        manifest: str | None = None,
-        folder: str | None = None,
-        root: str | None = None,
-        path_column: str = "path",
-        path_template: str | None = None,
-        label_column: str = "label",
-        split_column: str | None = "split",
-        group_column: str | None = None,
-        filter: str | None = None,
-        classes: Sequence[str] | None = None,
-        val_fraction: float = 0.15,
-        test_fraction: float = 0.15,
-        folds: int | None = None,
-        fold: int | None = None,
-        fold_files: str | None = None,
-        seed: int = 0,
         size: int = 112,
         channels: int | None = None,
         mean: Sequence[float] = (0.485, 0.456, 0.406),
@@ -105,54 +70,15 @@ class ManifestDataModule(pl.LightningDataModule):
         persistent_workers: bool = True,
         prefetch_factor: int = 2,
         timeout: float = 300.0,
-        allow_outside_root: bool = False,
-        check_files: bool = True,
-        encoding: str = "utf-8-sig",
-        max_bad_fraction: float = 0.01,
         probe: bool = True,
         probe_index: str | None = None,
         normalise_on_device: bool = False,
+        **row_options: Any,
     ) -> None:
         super().__init__()
-        if (manifest is None) == (folder is None):
-            raise ConfigError(
-                "set exactly one of data.manifest (a CSV) and data.folder (class sub-folders)"
-            )
-        if folds is not None and fold_files is not None:
-            raise ConfigError(
-                "set one of data.folds (generate folds) and data.fold_files (prepared fold "
-                "files), not both"
-            )
-        if fold is not None and folds is None and fold_files is None:
-            raise ConfigError(
-                "data.fold needs data.folds (the number of folds to generate) or "
-                "data.fold_files (prepared fold files) to be set"
-            )
-        if fold_files is not None and fold is None:
-            raise ConfigError(
-                f"data.fold_files={fold_files!r} needs data.fold (which fold to train), "
-                "e.g. data.fold=0, or -m data.fold=0,1,2,3,4 for every fold"
-            )
-        if fold_files is not None and manifest is None:
-            raise ConfigError("data.fold_files needs data.manifest (the files are matched to it)")
-        self.label_kind = label_kind
-        self.manifest_path = manifest
-        self.folder = folder
-        self.read_options = dict(
-            root=root,
-            path_column=path_column,
-            path_template=path_template,
-            label_column=label_column,
-            split_column=split_column,
-            group_column=group_column,
-            filter=filter,
-            allow_outside_root=allow_outside_root,
-            check_files=check_files,
-            encoding=encoding,
+        self.row_options = RowOptions(
+            label_kind=label_kind, extensions=self.extensions, **row_options
         )
-        self.fixed_classes = list(classes) if classes else None
-        self.val_fraction, self.test_fraction = val_fraction, test_fraction
-        self.folds, self.fold, self.fold_files, self.seed = folds, fold, fold_files, seed
         self.size, self.mean, self.std = size, list(mean), list(std)
         self.channels = channels
         self.augment = list(augment or [])
@@ -164,17 +90,19 @@ class ManifestDataModule(pl.LightningDataModule):
         self.persistent_workers = persistent_workers
         self.prefetch_factor = prefetch_factor
         self.timeout = timeout
-        self.max_bad_fraction = max_bad_fraction
         self.probe, self.probe_index = probe, probe_index
-        self.probe_report: ProbeReport | None = None
         self.normalise_on_device = normalise_on_device
-        self.manifest: Manifest | None = None
-        self.encoder: LabelEncoder | None = None
+        self.rows: Rows | None = None
         self.datasets: dict[str, Dataset] = {}
         self.train_sampler: Sampler[int] | None = None
         self._sampler_state: dict[str, Any] | None = None
 
     # -- what the rest of vidlearn reads -------------------------------------------------------
+    @property
+    def label_kind(self) -> str:
+        """multiclass, binary or regression: how labels become targets."""
+        return self.row_options.label_kind
+
     @property
     def classes(self) -> list[str]:
         """Class names in target order (empty for regression); available after setup."""
@@ -187,12 +115,24 @@ class ManifestDataModule(pl.LightningDataModule):
 
     @property
     def table(self) -> pd.DataFrame:
-        """All usable rows with their `split` and encoded `target`."""
-        return self._require_setup().manifest.table
+        """All usable rows with their `split` and encoded `target` (see vidlearn.data.rows)."""
+        return self._require_setup().table
 
     def split_rows(self, split: str) -> pd.DataFrame:
         """The rows of one split, in dataset order."""
-        return self.table[self.table["split"] == split].reset_index(drop=True)
+        return self._require_setup().split(split)
+
+    @property
+    def probe_report(self) -> ProbeReport | None:
+        """What the probe found; None before setup or without probing."""
+        return self.rows.probe if self.rows is not None else None
+
+    @property
+    def probe_skipped(self) -> pd.DataFrame:
+        """Files the probe found unusable: path, line, split, reason, stage; empty without probing."""
+        if self.rows is None:
+            return pd.DataFrame(columns=SKIPPED_COLUMNS)
+        return self.rows.probe_skipped
 
     def preprocessing(self) -> dict[str, Any]:
         """What a checkpoint must remember to feed the model new inputs the same way."""
@@ -202,71 +142,26 @@ class ManifestDataModule(pl.LightningDataModule):
         """With `normalise_on_device`, what turns the loaders' uint8 batches into model inputs."""
         return BatchNormalisation(self.mean, self.std) if self.normalise_on_device else None
 
-    def _require_setup(self) -> ManifestDataModule:
-        if self.manifest is None or self.encoder is None:
+    def _require_setup(self) -> Rows:
+        if self.rows is None:
             raise RuntimeError("call setup() on the DataModule first")
-        return self
+        return self.rows
 
-    # -- Lightning hooks -----------------------------------------------------------------------
-    def setup(self, stage: str | None = None) -> None:
-        """Read, split, encode and validate the manifest, then build the datasets (once)."""
-        if self.manifest is not None:
-            return
-        manifest = self._read()
-        table = manifest.table
-        table["split"] = self._splits(table, manifest)
-        unlisted = table["split"] == ""
-        if unlisted.any():
-            reason = f"not in the fold {self.fold} files"
-            logger.info("%s: %d row(s) removed (%s)", manifest.source.name, unlisted.sum(), reason)
-            manifest.dropped = pd.concat(
-                [manifest.dropped, table.loc[unlisted].assign(reason=reason)]
-            )
-            manifest.table = table = table.loc[~unlisted].reset_index(drop=True)
-        if self.probe:
-            manifest.table = table = self._probe(table)
-        train_labels = table.loc[table["split"] == "train", "label"]
-        if train_labels.empty:
-            raise ManifestError(
-                f"{manifest.source}: the train split has no rows; check the split "
-                "column or data.val_fraction / data.test_fraction."
-            )
-        try:
-            self.encoder = LabelEncoder.fit(train_labels, self.label_kind, self.fixed_classes)
-        except ValueError as error:
-            raise ManifestError(f"{manifest.source}: {error}") from error
-        targets, problems = self.encoder.encode(table["label"], table["line"].tolist())
-        if problems:
-            train_only = "" if self.fixed_classes else " (classes are taken from the train split)"
-            raise ManifestError(format_problems(manifest.source, problems) + train_only)
-        table["target"] = targets
-        self.manifest = manifest
-        self._fit_channels(self.split_rows("train")["path"].tolist())
-        for split in SPLITS:
-            rows = self.split_rows(split)
-            if len(rows):
-                self.datasets[split] = self.build_dataset(
-                    split, rows["path"].tolist(), np.asarray(rows["target"].tolist())
-                )
-        logger.info(
-            "data: %s", ", ".join(f"{split} {len(ds)}" for split, ds in self.datasets.items())
-        )
+    # -- the row stage's arguments -------------------------------------------------------------
+    def build_rows(self, workers: int | None = None) -> Rows:
+        """The row stage with this DataModule's options, backend and clip samplers.
 
-    def _probe(self, table: pd.DataFrame) -> pd.DataFrame:
-        """The rows whose file passes the probe; TooManyBadFilesError when too many fail."""
-        index = ProbeCache(self.probe_index) if self.probe_index else None
-        report = probe_rows(
-            table, self.probe_backend(), self.clip_samplers(), index, self.num_workers
+        `workers` probe processes (default `num_workers`). Training's setup, vidlearn-stats and
+        vidlearn-cache all take their rows from here, so all three see the same table.
+        """
+        index = ProbeCache(self.probe_index) if self.probe and self.probe_index else None
+        return build_rows(
+            self.row_options,
+            probe_backend=self.probe_backend() if self.probe else None,
+            clip_samplers=self.clip_samplers(),
+            probe_index=index,
+            workers=self.num_workers if workers is None else workers,
         )
-        for split, rows in report.skipped.groupby("split"):
-            check_bad_share(
-                str(split),
-                dict(zip(rows["path"], rows["reason"], strict=True)),
-                int((table["split"] == split).sum()),
-                self.max_bad_fraction,
-            )
-        self.probe_report = report
-        return report.table
 
     def probe_backend(self) -> str:
         """The backend name files are probed with; subclasses say which."""
@@ -276,80 +171,21 @@ class ManifestDataModule(pl.LightningDataModule):
         """The clip sampler of each split, which a probed video must satisfy; none by default."""
         return {}
 
-    @property
-    def probe_skipped(self) -> pd.DataFrame:
-        """Files the probe found unusable: path, line, split, reason, stage; empty without probing."""
-        if self.probe_report is None:
-            return pd.DataFrame(columns=["path", "line", "split", "reason", "stage"])
-        return self.probe_report.skipped
-
-    def _read(self) -> Manifest:
-        if self.folder is not None:
-            return scan_folder(self.folder, self.extensions)
-        return read_manifest(self.manifest_path, **self.read_options)
-
-    def _splits(self, table: pd.DataFrame, manifest: Manifest) -> np.ndarray:
-        if self.fold_files is not None:
-            return self._prepared_fold_splits(table, manifest)
-        groups = table["group"].tolist() if "group" in table.columns else None
-        strata = self._strata(table["label"])
-        if self.folds is not None:
-            fold_of_row = assign_folds(strata, groups, self.folds, self.seed)
-            if self.fold is None:
-                return np.where(fold_of_row == 0, "val", "train")
-            if not 0 <= self.fold < self.folds:
-                raise ManifestError(
-                    f"data.fold={self.fold} is outside 0..{self.folds - 1} (data.folds={self.folds})"
-                )
-            return np.where(fold_of_row == self.fold, "val", "train")
-        if "split" in table.columns:
-            unknown = ~table["split"].isin(SPLITS)
-            if unknown.any():
-                problems = [
-                    Problem(int(line), "split", f"split {value!r} is not one of {list(SPLITS)}")
-                    for line, value in zip(
-                        table.loc[unknown, "line"], table.loc[unknown, "split"], strict=True
-                    )
-                ]
-                raise ManifestError(format_problems(manifest.source, problems))
-            return table["split"].to_numpy()
-        return assign_splits(strata, groups, self.val_fraction, self.test_fraction, self.seed)
-
-    def _prepared_fold_splits(self, table: pd.DataFrame, manifest: Manifest) -> np.ndarray:
-        """'train' / 'val' per row from fold `fold`'s files; '' for rows they do not list."""
-        options = self.read_options
-        rows = read_fold(
-            self.fold_files,
-            self.fold,
-            manifest.source.parent,
-            base=manifest.root,
-            path_column=options["path_column"],
-            path_template=options["path_template"],
-            encoding=options["encoding"],
+    # -- Lightning hooks -----------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        """Take the rows from the row stage, then build the datasets (once)."""
+        if self.rows is not None:
+            return
+        rows = self.build_rows()
+        self.rows = rows
+        self._fit_channels(rows.split("train")["path"].tolist())
+        for split in SPLITS:
+            part = rows.split(split)
+            if len(part):
+                self.datasets[split] = self.build_dataset(split, part)
+        logger.info(
+            "data: %s", ", ".join(f"{split} {len(ds)}" for split, ds in self.datasets.items())
         )
-        dropped = manifest.dropped
-        removed = set()
-        if len(dropped) and options["path_column"] in dropped.columns:
-            written = sample_paths(
-                dropped, options["path_column"], options["path_template"], manifest.source
-            )
-            removed = {resolve_path(manifest.root, path) for path in written}
-        return fold_splits(table["path"], rows, manifest.source, removed)
-
-    def _strata(self, labels: pd.Series) -> list[str]:
-        """Labels to stratify on: the class, or a quantile bin of a regression target.
-
-        Regression targets get up to 4 bins (quartiles), fewer when a bin would hold under one
-        row of the smallest split or fold: stratification deals each bin out separately, and
-        20 rows in quartiles of 5 would give a 10% test split no row at all.
-        """
-        if self.label_kind != "regression":
-            return labels.tolist()
-        values = pd.to_numeric(labels, errors="coerce")
-        shares = [1.0 / self.folds] if self.folds else [self.val_fraction, self.test_fraction]
-        smallest = min([share for share in shares if share > 0], default=1.0)
-        bins = max(1, min(4, int(len(values) * smallest + 1e-9)))
-        return pd.qcut(values.rank(method="first"), q=bins, labels=False).astype(str).tolist()
 
     def _fit_channels(self, train_paths: list[str]) -> None:
         """Set `channels` from the training files and fit `mean`/`std` to it, before any worker."""
@@ -360,8 +196,8 @@ class ManifestDataModule(pl.LightningDataModule):
         """Channels of one file as its Dataset reads it; raises DecodeError when unreadable."""
         raise NotImplementedError
 
-    def build_dataset(self, split: str, paths: list[str], targets: np.ndarray) -> Dataset:
-        """Make the Dataset of one split; subclasses choose the type and transforms."""
+    def build_dataset(self, split: str, rows: pd.DataFrame) -> Dataset:
+        """Make the Dataset of one split from its rows; subclasses choose type and transforms."""
         raise NotImplementedError
 
     # -- loaders -------------------------------------------------------------------------------
@@ -385,7 +221,7 @@ class ManifestDataModule(pl.LightningDataModule):
             # The loader's own worker seeds come from here, not torch's global generator: a
             # persistent worker pool draws once per run, not per epoch, and would otherwise
             # shift the main process's stream (dropout) between a whole run and a resumed one.
-            generator=torch.Generator().manual_seed(self.seed),
+            generator=torch.Generator().manual_seed(self.row_options.seed),
             **options,
         )
 
@@ -393,7 +229,7 @@ class ManifestDataModule(pl.LightningDataModule):
         if self.train_sampler is None:
             rows = self.split_rows("train")
             factory = self.sampler_factory or ShuffleSampler
-            self.train_sampler = factory(targets=np.asarray(rows["target"].tolist()), table=rows)
+            self.train_sampler = factory(targets=targets_of(rows), table=rows)
             if self._sampler_state is not None:
                 self.train_sampler.load_state_dict(self._sampler_state)
         drop_last = len(self.datasets["train"]) > self.batch_size
@@ -488,7 +324,7 @@ class VideoDataModule(ManifestDataModule):
     def file_channels(self, path: str) -> int:
         return video_channels(path, self.backend)
 
-    def build_dataset(self, split: str, paths: list[str], targets: np.ndarray) -> Dataset:
+    def build_dataset(self, split: str, rows: pd.DataFrame) -> Dataset:
         training = split == "train"
         # per_frame_max_norm is preprocessing, not augmentation: every split gets it.
         transform = ClipTransform(
@@ -500,12 +336,11 @@ class VideoDataModule(ManifestDataModule):
             normalise=not self.normalise_on_device,
         )
         sampler = self.train_clip_sampler if training else self.eval_clip_sampler
-        rows = self.split_rows(split)
         # The probe decided each file's backend (data.backend=auto: decord or pyav per file).
         backends = rows["backend"].tolist() if "backend" in rows.columns else None
         return VideoClipDataset(
-            paths,
-            targets,
+            rows["path"].tolist(),
+            targets_of(rows),
             sampler,
             transform,
             backend=self.backend,
@@ -532,7 +367,7 @@ class ImageDataModule(ManifestDataModule):
     def file_channels(self, path: str) -> int:
         return RGB  # read_image converts every image to RGB
 
-    def build_dataset(self, split: str, paths: list[str], targets: np.ndarray) -> Dataset:
+    def build_dataset(self, split: str, rows: pd.DataFrame) -> Dataset:
         augment = self.augment if split == "train" else []
         transform = ImageTransform(
             augment,
@@ -542,7 +377,12 @@ class ImageDataModule(ManifestDataModule):
             pad_to_square=self.pad_to_square,
             normalise=not self.normalise_on_device,
         )
-        return ImageDataset(paths, targets, transform)
+        return ImageDataset(rows["path"].tolist(), targets_of(rows), transform)
+
+
+def targets_of(rows: pd.DataFrame) -> np.ndarray:
+    """The encoded targets of `rows` as one array (int64 classes, float32 binary / regression)."""
+    return np.asarray(rows["target"].tolist())
 
 
 def write_splits(datamodule: ManifestDataModule, folder: Path) -> Path:

@@ -229,13 +229,13 @@ def describe_dataset(
     if len(unreadable):
         logger.warning("%d files could not be read", len(unreadable))
 
-    manifest = datamodule.manifest
+    rows = datamodule.rows
     return DatasetReport(
-        source=str(manifest.source),
+        source=str(rows.source),
         label_kind=label_kind,
         num_rows=len(table),
         counts=counts,
-        dropped=dropped_rows(manifest.dropped, shown_columns),
+        dropped=dropped_rows(rows.dropped, shown_columns),
         labels=labels,
         probes=probes,
         unreadable=unreadable,

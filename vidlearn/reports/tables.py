@@ -30,11 +30,16 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 def rich_table(frame: pd.DataFrame, title: str | None = None) -> Table:
-    """The same table for `rich.console.Console().print`."""
+    """The same table for `rich.console.Console().print`.
+
+    Cells wrap, and a word wider than its column (a path) is folded onto the next line, never
+    cut with an ellipsis: on a narrow terminal a user must still read which file a row means.
+    """
     table = Table(title=title)
     for column in frame.columns:
+        numeric = pd.api.types.is_numeric_dtype(frame[column])
         table.add_column(
-            str(column), justify="right" if pd.api.types.is_numeric_dtype(frame[column]) else "left"
+            str(column), justify="right" if numeric else "left", overflow="fold", no_wrap=False
         )
     for row in frame.itertuples(index=False):
         table.add_row(*(_cell(v) for v in row))

@@ -1,0 +1,91 @@
+"""The row stage: options and probe arguments in, the table of rows and the skipped rows out."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler
+from vidlearn.data.manifest import ManifestError
+from vidlearn.data.rows import SKIPPED_COLUMNS, RowOptions, build_rows
+from vidlearn.errors import ConfigError
+
+
+def manifest_of(folder: Path, rows: list[str], header: str = "path,label,split") -> Path:
+    """A manifest of `rows` in `folder`, with an (empty) file for each path; nothing is probed."""
+    for row in rows:
+        (folder / row.split(",")[0]).touch()
+    manifest = folder / "manifest.csv"
+    manifest.write_text(header + "\n" + "\n".join(rows) + "\n")
+    return manifest
+
+
+def test_table_has_path_label_target_split_and_line(tmp_path: Path) -> None:
+    manifest = manifest_of(tmp_path, ["a.mp4,cat,train", "b.mp4,dog,train", "c.mp4,dog,val"])
+    rows = build_rows(RowOptions("multiclass", manifest=str(manifest)))
+    assert rows.table[["path", "label", "target", "split", "line"]].values.tolist() == [
+        [str(tmp_path / "a.mp4"), "cat", 0, "train", 2],
+        [str(tmp_path / "b.mp4"), "dog", 1, "train", 3],
+        [str(tmp_path / "c.mp4"), "dog", 1, "val", 4],
+    ]
+    assert rows.encoder.classes == ("cat", "dog") and rows.probe is None
+
+
+def test_rows_the_manifest_removes_are_skipped_at_stage_manifest(tmp_path: Path) -> None:
+    manifest = manifest_of(tmp_path, ["a.mp4,cat,train", "b.mp4,dog,train", "c.mp4,,train"])
+    rows = build_rows(RowOptions("multiclass", manifest=str(manifest)))
+    assert rows.skipped.values.tolist() == [
+        [str(tmp_path / "c.mp4"), 4, "", "blank label", "manifest"]
+    ]
+
+
+def test_rows_the_fold_files_do_not_list_are_skipped_at_stage_fold(tmp_path: Path) -> None:
+    manifest = manifest_of(
+        tmp_path, ["a.mp4,cat", "b.mp4,dog", "c.mp4,dog", "d.mp4,cat"], header="path,label"
+    )
+    (tmp_path / "folds").mkdir()
+    (tmp_path / "folds" / "0_train.csv").write_text("path\na.mp4\nb.mp4\n")
+    (tmp_path / "folds" / "0_val.csv").write_text("path\nc.mp4\n")
+    options = RowOptions(
+        "multiclass", manifest=str(manifest), fold_files="folds/{fold}_{split}.csv", fold=0
+    )
+    rows = build_rows(options)
+    assert rows.skipped.values.tolist() == [
+        [str(tmp_path / "d.mp4"), 5, "", "not in the fold 0 files", "fold"]
+    ]
+    assert rows.table["path"].tolist() == [str(tmp_path / n) for n in ("a.mp4", "b.mp4", "c.mp4")]
+
+
+def test_probe_arguments_decide_backends_and_skip_unusable_files(probe_set: Path) -> None:
+    options = RowOptions("multiclass", manifest=str(probe_set), max_bad_fraction=0.5)
+    samplers = {"train": RandomClipSampler(4), "val": CenterClipSampler(6, short_video="skip")}
+    rows = build_rows(options, probe_backend="auto", clip_samplers=samplers)
+    names = rows.table["path"].map(lambda path: Path(path).name)
+    assert dict(zip(names, rows.table["backend"], strict=True))["wide_48.mp4"] == "pyav"
+    skipped = rows.skipped.assign(name=rows.skipped["path"].map(lambda p: Path(p).name))
+    assert skipped[["name", "split", "stage"]].values.tolist() == [
+        ["three_frames.mp4", "val", "probe"],
+        ["empty.mp4", "train", "probe"],
+    ]
+    assert list(rows.skipped.columns) == SKIPPED_COLUMNS
+    assert rows.probe_skipped["path"].tolist() == rows.skipped["path"].tolist()
+
+
+def test_no_train_rows_is_a_manifest_error(tmp_path: Path) -> None:
+    manifest = manifest_of(tmp_path, ["a.mp4,cat,val", "b.mp4,dog,test"])
+    with pytest.raises(ManifestError, match="the train split has no rows"):
+        build_rows(RowOptions("multiclass", manifest=str(manifest)))
+
+
+def test_contradicting_options_name_the_keys() -> None:
+    with pytest.raises(ConfigError, match="data.manifest .* data.folder"):
+        RowOptions("multiclass", manifest="a.csv", folder="clips")
+
+
+def test_the_stage_imports_no_datamodule() -> None:
+    program = "import sys, vidlearn.data.rows; print('vidlearn.data.datamodules' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr
