@@ -6,7 +6,6 @@ from __future__ import annotations
 import multiprocessing
 import random
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -14,7 +13,7 @@ import pytest
 from PIL import Image
 
 from vidlearn.data import probe
-from vidlearn.data.bad_files import BadFileMonitor, TooManyBadFilesError
+from vidlearn.data.bad_files import TooManyBadFilesError
 from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler
 from vidlearn.data.datamodules import ImageDataModule, VideoDataModule, write_splits
 from vidlearn.data.probe import probe_files, probe_rows
@@ -176,30 +175,3 @@ def test_unreadable_image_is_dropped_at_probe(tmp_path: Path) -> None:
     assert datamodule.probe_skipped["path"].tolist() == [str(tmp_path / "broken.png")]
     assert datamodule.probe_skipped["reason"].iloc[0].startswith("not a readable image")
     assert len(datamodule.datasets["train"]) == 4
-
-
-def _trainer_with_train_paths(paths: list[str]) -> SimpleNamespace:
-    return SimpleNamespace(
-        datamodule=SimpleNamespace(datasets={"train": SimpleNamespace(paths=paths)})
-    )
-
-
-def test_probe_and_run_time_skips_count_together_against_max_bad_fraction() -> None:
-    probed = pd.DataFrame({"path": ["gone.mp4"], "split": ["train"], "reason": ["file is empty"]})
-    monitor = BadFileMonitor(max_bad_fraction=0.2, probe_skipped=probed)
-    trainer = _trainer_with_train_paths([f"{i}.mp4" for i in range(9)])
-    monitor.on_train_batch_start(trainer, None, {"skipped": ["0.mp4: truncated"]}, 0)  # 2 of 10
-    with pytest.raises(TooManyBadFilesError, match="3 of 10 train files"):
-        monitor.on_train_batch_start(trainer, None, {"skipped": ["1.mp4: truncated"]}, 1)
-
-
-def test_records_list_probe_skips_then_run_skips_with_their_stage() -> None:
-    probed = pd.DataFrame({"path": ["gone.mp4"], "split": ["train"], "reason": ["file is empty"]})
-    monitor = BadFileMonitor(max_bad_fraction=1.0, probe_skipped=probed)
-    monitor.on_train_batch_start(
-        _trainer_with_train_paths(["0.mp4"]), None, {"skipped": ["0.mp4: truncated"]}, 0
-    )
-    assert monitor.records == [
-        {"path": "gone.mp4", "reason": "file is empty", "stage": "probe"},
-        {"path": "0.mp4", "reason": "truncated", "stage": "run"},
-    ]

@@ -2,8 +2,8 @@
 
 Files are skipped at two stages: "probe" (found unusable before training, their rows dropped;
 see vidlearn.data.probe) and "run" (a dataset replaced an unreadable file by another sample and
-attached a `"path: reason"` record to the batch, `batch["skipped"]`). This callback gathers the
-run-time records from every split; `data.max_bad_fraction` bounds both stages together.
+attached a SkipRecord to the batch, `batch["skipped"]`). This callback gathers the run-time
+records from every split; `data.max_bad_fraction` bounds both stages together.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import pytorch_lightning as pl
 
+from vidlearn.data.datasets import SkipRecord
 from vidlearn.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -54,29 +55,25 @@ class BadFileMonitor(pl.Callback):
             if probe_skipped is not None
             else pd.DataFrame(columns=["path", "split", "reason"])
         )
-        self.skipped: dict[str, str] = {}  # path -> reason, at run time
+        self.skipped: dict[str, SkipRecord] = {}  # path -> its first record, at run time
 
     @property
     def records(self) -> list[dict[str, str]]:
         """Skipped files as `{"path", "reason", "stage"}`: the probe's, then the run's as first seen."""
         probed = [
-            {"path": str(path), "reason": str(reason), "stage": "probe"}
+            SkipRecord(str(path), str(reason), "probe")
             for path, reason in zip(
                 self.probe_skipped["path"], self.probe_skipped["reason"], strict=True
             )
         ]
-        return probed + [
-            {"path": path, "reason": reason, "stage": "run"}
-            for path, reason in self.skipped.items()
-        ]
+        return [record._asdict() for record in probed + list(self.skipped.values())]
 
     def _collect(self, trainer: pl.Trainer, batch: Any, split: str) -> None:
         if not isinstance(batch, dict):
             return
         known = len(self.skipped)
         for record in batch.get("skipped", []):
-            path, _, reason = record.partition(": ")
-            self.skipped.setdefault(path, reason)
+            self.skipped.setdefault(record.path, record)
         if len(self.skipped) == known:
             return  # the share of bad files only grows with a new one: nothing to check
         dataset = trainer.datamodule.datasets.get(split) if trainer.datamodule is not None else None
@@ -85,7 +82,7 @@ class BadFileMonitor(pl.Callback):
         paths = set(dataset.paths)
         dropped = self.probe_skipped[self.probe_skipped["split"] == split]
         bad = dict(zip(dropped["path"], dropped["reason"], strict=True))
-        bad.update((path, reason) for path, reason in self.skipped.items() if path in paths)
+        bad.update((path, record.reason) for path, record in self.skipped.items() if path in paths)
         check_bad_share(split, bad, len(paths) + len(dropped), self.max_bad_fraction)
 
     def on_train_batch_start(

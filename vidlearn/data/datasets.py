@@ -4,8 +4,8 @@ An item's random draws (clip position, augmentation) come from one generator bui
 (`vidlearn.data.sample_keys`), so they do not depend on the worker that reads it.
 
 A file that cannot be read is replaced by another sample chosen deterministically from the index,
-and the substitution travels with the item (`skipped`) so the training loop can count it, report
-it and stop when too many files are bad. Nothing is skipped silently.
+and the substitution travels with the item (`skipped`, a list of SkipRecord) so the training loop can
+count it, report it and stop when too many files are bad. Nothing is skipped silently.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -30,6 +30,15 @@ logger = logging.getLogger(__name__)
 
 # Stride between substitute candidates; odd and large so a run of bad neighbours is jumped over.
 _SUBSTITUTE_STEP = 7919
+
+
+class SkipRecord(NamedTuple):
+    """A file left out of a run: its path, why, and when ("probe": before training, "run": while
+    producing an item). Kept as fields end to end, so any path (": " or not) reads back exactly."""
+
+    path: str
+    reason: str
+    stage: str = "run"
 
 
 class Transform(Protocol):
@@ -58,15 +67,16 @@ class SampleDataset(Dataset, ABC):
     def __getitem__(self, key: SampleKey | int) -> dict:
         index = key_index(key)
         rng = sample_generator(key)
-        skipped = []
+        skipped: list[SkipRecord] = []
         candidate = index
         for _ in range(self.max_attempts):
             try:
                 sample = self.load(candidate, rng)
             except DecodeError as error:
                 # Sampler errors (ShortVideoError) do not name the file: the record always does.
-                record = f"{self.paths[candidate]}: {reason_of(error, self.paths[candidate])}"
-                logger.warning("skipping %s", record)
+                path = self.paths[candidate]
+                record = SkipRecord(path, reason_of(error, path))
+                logger.warning("skipping %s: %s", path, record.reason)
                 skipped.append(record)
                 candidate = (candidate + _SUBSTITUTE_STEP) % len(self.paths)
                 continue
@@ -80,7 +90,8 @@ class SampleDataset(Dataset, ABC):
             }
         raise DecodeError(
             f"{self.max_attempts} files in a row could not be read, starting at "
-            f"{self.paths[index]}; the data set is probably broken:\n" + "\n".join(skipped)
+            f"{self.paths[index]}; the data set is probably broken:\n"
+            + "\n".join(f"{record.path}: {record.reason}" for record in skipped)
         )
 
 
@@ -167,7 +178,7 @@ def read_image(path: str) -> np.ndarray:
 
 
 def collate(items: list[dict]) -> dict:
-    """Stack items into a batch; `skipped` records are concatenated into one flat list."""
+    """Stack items into a batch; `skipped` SkipRecords are concatenated into one flat list."""
     skipped = [record for item in items for record in item["skipped"]]
     batch = default_collate(
         [{key: value for key, value in item.items() if key != "skipped"} for item in items]
