@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+import torch
 
 from vidlearn.data.bad_files import BadFileMonitor, TooManyBadFilesError
 from vidlearn.data.datasets import SkipRecord
@@ -49,3 +50,33 @@ def test_a_path_holding_a_colon_counts_against_its_split_and_is_listed_exactly()
     with pytest.raises(TooManyBadFilesError, match="1 of 2 train files"):
         monitor.on_train_batch_start(_trainer_with_train_paths([path, "b.mp4"]), None, batch, 0)
     assert monitor.records == [{"path": path, "reason": "file is empty", "stage": "run"}]
+
+
+@pytest.fixture
+def two_ranks(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
+    """A stand-in for a 2-process DDP group: rank 1 met `rank1.mp4`; returns a 2-rank trainer."""
+
+    def all_gather_object(gathered: list, records: list) -> None:
+        gathered[:] = [records, [SkipRecord("rank1.mp4", "truncated")]]
+
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "all_gather_object", all_gather_object)
+    trainer = _trainer_with_train_paths([f"{i}.mp4" for i in range(8)] + ["rank0.mp4", "rank1.mp4"])
+    trainer.world_size = 2
+    return trainer
+
+
+def test_records_hold_every_ranks_run_time_skips_after_an_epoch(two_ranks: SimpleNamespace) -> None:
+    monitor = BadFileMonitor(max_bad_fraction=1.0)
+    batch = {"skipped": [SkipRecord("rank0.mp4", "file is empty")]}
+    monitor.on_train_batch_start(two_ranks, None, batch, 0)
+    monitor.on_train_epoch_end(two_ranks, None)
+    assert [record["path"] for record in monitor.records] == ["rank0.mp4", "rank1.mp4"]
+
+
+def test_every_ranks_skips_count_against_max_bad_fraction(two_ranks: SimpleNamespace) -> None:
+    monitor = BadFileMonitor(max_bad_fraction=0.1)
+    batch = {"skipped": [SkipRecord("rank0.mp4", "file is empty")]}
+    monitor.on_train_batch_start(two_ranks, None, batch, 0)  # 1 of 10 on this rank: allowed
+    with pytest.raises(TooManyBadFilesError, match="2 of 10 train files"):
+        monitor.on_train_epoch_end(two_ranks, None)

@@ -3,7 +3,8 @@
 Files are skipped at two stages: "probe" (found unusable before training, their rows dropped;
 see vidlearn.data.probe) and "run" (a dataset replaced an unreadable file by another sample and
 attached a SkipRecord to the batch, `batch["skipped"]`). This callback gathers the run-time
-records from every split; `data.max_bad_fraction` bounds both stages together.
+records from every split and, under DDP, from every rank at each epoch's end (each rank reads
+other files); `data.max_bad_fraction` bounds both stages together.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 import pytorch_lightning as pl
+import torch
 
 from vidlearn.data.datasets import SkipRecord
 from vidlearn.errors import UserError
@@ -74,8 +76,23 @@ class BadFileMonitor(pl.Callback):
         known = len(self.skipped)
         for record in batch.get("skipped", []):
             self.skipped.setdefault(record.path, record)
-        if len(self.skipped) == known:
-            return  # the share of bad files only grows with a new one: nothing to check
+        if len(self.skipped) > known:  # the share of bad files only grows with a new one
+            self._check(trainer, split)
+
+    def _gather(self, trainer: pl.Trainer) -> None:
+        """Merge every DDP rank's run-time records, in rank order: each rank reads other files."""
+        if getattr(trainer, "world_size", 1) < 2 or not torch.distributed.is_initialized():
+            return
+        gathered: list[list[SkipRecord]] = [[] for _ in range(trainer.world_size)]
+        torch.distributed.all_gather_object(gathered, list(self.skipped.values()))
+        merged: dict[str, SkipRecord] = {}
+        for records in gathered:
+            for record in records:
+                merged.setdefault(record.path, record)
+        self.skipped = merged
+
+    def _check(self, trainer: pl.Trainer, split: str) -> None:
+        """TooManyBadFilesError when the probe's and the run's skips exceed `split`'s share."""
         dataset = trainer.datamodule.datasets.get(split) if trainer.datamodule is not None else None
         if dataset is None:
             return
@@ -84,6 +101,12 @@ class BadFileMonitor(pl.Callback):
         bad = dict(zip(dropped["path"], dropped["reason"], strict=True))
         bad.update((path, record.reason) for path, record in self.skipped.items() if path in paths)
         check_bad_share(split, bad, len(paths) + len(dropped), self.max_bad_fraction)
+
+    def _end_epoch(self, trainer: pl.Trainer, split: str) -> None:
+        # Every rank runs this hook, so the collective gather is safe here; after the run's last
+        # stage every rank (rank 0 writes summary.json) holds all the ranks' records.
+        self._gather(trainer)
+        self._check(trainer, split)
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
@@ -109,3 +132,12 @@ class BadFileMonitor(pl.Callback):
         dataloader_idx: int = 0,
     ) -> None:
         self._collect(trainer, batch, "test")
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._end_epoch(trainer, "train")
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._end_epoch(trainer, "val")
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._end_epoch(trainer, "test")
