@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler
 from vidlearn.data.datamodules import ImageDataModule, VideoDataModule, write_splits
 from vidlearn.data.probe import probe_files, probe_rows
 from vidlearn.data.probe_index import ProbeCache
+from vidlearn.errors import ConfigError
 
 
 def probed_datamodule(manifest: Path, **options: object) -> VideoDataModule:
@@ -175,3 +177,22 @@ def test_unreadable_image_is_dropped_at_probe(tmp_path: Path) -> None:
     assert datamodule.probe_skipped["path"].tolist() == [str(tmp_path / "broken.png")]
     assert datamodule.probe_skipped["reason"].iloc[0].startswith("not a readable image")
     assert len(datamodule.datasets["train"]) == 4
+
+
+def test_a_backend_that_cannot_load_is_one_config_error_never_cached(
+    probe_set: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "torchcodec", None)  # as if not installed
+    index = tmp_path / "probes.sqlite"
+    with pytest.raises(ConfigError, match=r"data.backend=torchcodec.*pip install torchcodec"):
+        probed_datamodule(probe_set, backend="torchcodec", probe_index=str(index))
+    paths = [str(path) for path in probe_set.parent.glob("*.mp4")]
+    assert ProbeCache(index).lookup(paths, "torchcodec") == {}
+
+
+def test_without_probing_a_backend_that_cannot_load_stops_setup(
+    probe_set: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "torchcodec", None)
+    with pytest.raises(ConfigError, match=r"data.backend=torchcodec"):
+        probed_datamodule(probe_set, backend="torchcodec", probe=False)

@@ -24,7 +24,7 @@ from torch.utils.data import Dataset, default_collate
 from vidlearn.data.clip_sampling import ClipSampler
 from vidlearn.data.frame_cache import FrameCache
 from vidlearn.data.sample_keys import SampleKey, key_index, sample_generator
-from vidlearn.data.video import DecodeError, open_video, reason_of
+from vidlearn.data.video import DecodeError, check_backend, open_video, reason_of
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +119,8 @@ class VideoClipDataset(SampleDataset):
         super().__init__(paths, targets, max_attempts)
         if backends is not None and len(backends) != len(self.paths):
             raise ValueError(f"{len(self.paths)} paths but {len(backends)} backends")
+        for name in {backend, *(backends or [])}:
+            check_backend(name)  # a missing library stops here, not as every file unreadable
         self.clip_sampler = clip_sampler
         self.transform = transform
         self.backend = backend

@@ -27,7 +27,14 @@ from rich.progress import track
 
 from vidlearn.data.clip_sampling import ClipSampler
 from vidlearn.data.probe_index import Outcome, ProbeCache
-from vidlearn.data.video import AUTO_BACKENDS, DecodeError, VideoInfo, probe_video, reason_of
+from vidlearn.data.video import (
+    AUTO_BACKENDS,
+    DecodeError,
+    VideoInfo,
+    check_backend,
+    probe_video,
+    reason_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +88,11 @@ def probe_files(
     many (file, backend) probes ran now rather than coming from the index.
 
     Each backend of `backends_to_try(backend)` sees only the files the ones before it could not
-    read. Outcomes found in `index` are reused; new ones are stored there.
+    read. Outcomes found in `index` are reused; new ones are stored there. A backend that cannot
+    load raises ConfigError first: nothing is probed, nothing stored.
     """
+    if backend != IMAGE_BACKEND:
+        check_backend(backend)
     failures: dict[str, list[str]] = {path: [] for path in paths}
     found: dict[str, tuple[str | None, Outcome]] = {}
     probed = 0
