@@ -4,8 +4,12 @@ data.backend=auto picks decord or PyAV per file."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import random
+import signal
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +23,7 @@ from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler
 from vidlearn.data.datamodules import ImageDataModule, VideoDataModule, write_splits
 from vidlearn.data.probe import probe_files, probe_rows
 from vidlearn.data.probe_index import ProbeCache
+from vidlearn.data.video import VideoInfo
 from vidlearn.errors import ConfigError
 
 
@@ -196,3 +201,53 @@ def test_without_probing_a_backend_that_cannot_load_stops_setup(
     monkeypatch.setitem(sys.modules, "torchcodec", None)
     with pytest.raises(ConfigError, match=r"data.backend=torchcodec"):
         probed_datamodule(probe_set, backend="torchcodec", probe=False)
+
+
+def _rows(manifest: Path) -> pd.DataFrame:
+    table = pd.read_csv(manifest)
+    table["path"] = [str(manifest.parent / path) for path in table["path"]]
+    table["line"] = range(2, len(table) + 2)
+    return table
+
+
+def _stand_in_decoder(name: str, fault: str) -> Callable[..., VideoInfo]:
+    """probe_video, except on the file called `name`: it hangs (holding the GIL, as decord is
+    reported to) or kills its process (as a decoder crash or the OOM killer would)."""
+    real = probe.probe_video
+
+    def probe_video(path: str, backend: str = "decord") -> VideoInfo:
+        if Path(path).name == name and fault == "hang":
+            time.sleep(30)
+        if Path(path).name == name and fault == "crash":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(path, backend)
+
+    return probe_video
+
+
+def test_a_file_that_hangs_its_decoder_is_skipped_after_the_probe_timeout(
+    probe_set: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(probe, "probe_video", _stand_in_decoder("clip_1.mp4", "hang"))
+    index = ProbeCache(tmp_path / "probes.sqlite")
+    start = time.perf_counter()
+    report = probe_rows(_rows(probe_set), "pyav", index=index, timeout=1)
+    assert time.perf_counter() - start < 10  # not the 30 s the decoder hangs for
+    hung = str(probe_set.parent / "clip_1.mp4")
+    reasons = report.skipped.set_index("path")["reason"]
+    assert reasons[hung].startswith("decoding did not finish in 1 s")
+    assert len(report.table) == 9  # every other readable file is kept (the empty one is not)
+    assert index.lookup([hung], "pyav") == {}  # not remembered: a later run tries it again
+    assert multiprocessing.active_children() == []  # the hung process was killed
+
+
+def test_a_file_that_crashes_its_decoder_is_skipped(
+    probe_set: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(probe, "probe_video", _stand_in_decoder("clip_2.mp4", "crash"))
+    report = probe_rows(_rows(probe_set), "pyav", timeout=60)
+    reasons = report.skipped.set_index("path")["reason"]
+    assert reasons[str(probe_set.parent / "clip_2.mp4")].startswith(
+        "decoding crashed its process (SIGKILL)"
+    )
+    assert len(report.table) == 9

@@ -60,7 +60,8 @@ class ManifestDataModule(pl.LightningDataModule):
 
     With `probe`, every row's file is then checked once (vidlearn.data.probe, outcomes kept in
     the `probe_index` SQLite file): unusable rows are dropped before the classes are fitted and
-    listed in `probe_skipped`; `max_bad_fraction` of a split stops setup.
+    listed in `probe_skipped`; `max_bad_fraction` of a split stops setup. A file whose probe takes
+    over `probe_timeout` seconds (a hung decoder) is unusable too.
 
     `channels`: None = read from the first readable training file in `setup`; a number is
     checked against that file. `mean`/`std` then get one value per channel (a single value
@@ -111,6 +112,7 @@ class ManifestDataModule(pl.LightningDataModule):
         max_bad_fraction: float = 0.01,
         probe: bool = True,
         probe_index: str | None = None,
+        probe_timeout: float | None = 60.0,
         normalise_on_device: bool = False,
     ) -> None:
         super().__init__()
@@ -166,6 +168,7 @@ class ManifestDataModule(pl.LightningDataModule):
         self.timeout = timeout
         self.max_bad_fraction = max_bad_fraction
         self.probe, self.probe_index = probe, probe_index
+        self.probe_timeout = probe_timeout
         self.probe_report: ProbeReport | None = None
         self.normalise_on_device = normalise_on_device
         self.manifest: Manifest | None = None
@@ -256,7 +259,12 @@ class ManifestDataModule(pl.LightningDataModule):
         """The rows whose file passes the probe; TooManyBadFilesError when too many fail."""
         index = ProbeCache(self.probe_index) if self.probe_index else None
         report = probe_rows(
-            table, self.probe_backend(), self.clip_samplers(), index, self.num_workers
+            table,
+            self.probe_backend(),
+            self.clip_samplers(),
+            index,
+            self.num_workers,
+            timeout=self.probe_timeout,
         )
         for split, rows in report.skipped.groupby("split"):
             check_bad_share(
