@@ -10,14 +10,15 @@ other files); `data.max_bad_fraction` bounds both stages together.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pandas as pd
 import pytorch_lightning as pl
 import torch
+from torch.utils.data import DataLoader
 
-from vidlearn.data.datasets import SkipRecord
+from vidlearn.data.datasets import ReadingBoard, SampleDataset, SkipRecord
 from vidlearn.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,46 @@ logger = logging.getLogger(__name__)
 
 class TooManyBadFilesError(UserError, RuntimeError):
     """More than `max_bad_fraction` of a split's files could not be read."""
+
+
+class StalledLoaderError(UserError, RuntimeError):
+    """The data loader gave no batch within `data.timeout` seconds; names the files being read."""
+
+
+class WatchedDataLoader(DataLoader):
+    """A DataLoader whose timeout names the file each busy worker was reading (a hung decoder:
+    decord is reported to hang on some corrupt files), as a StalledLoaderError."""
+
+    def __iter__(self) -> Iterator[Any]:
+        dataset = self.dataset
+        if self.num_workers == 0 or self.timeout <= 0 or not isinstance(dataset, SampleDataset):
+            return super().__iter__()
+        if dataset.board is None or len(dataset.board.rows) < self.num_workers:
+            dataset.board = ReadingBoard(self.num_workers)  # before the workers start
+        return _naming_stalls(super().__iter__(), dataset, dataset.board, self.timeout)
+
+
+def _naming_stalls(
+    batches: Iterator[Any], dataset: SampleDataset, board: ReadingBoard, timeout: float
+) -> Iterator[Any]:
+    """`batches`, with torch's "DataLoader timed out" turned into a StalledLoaderError."""
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except RuntimeError as error:
+            stuck = board.reading()
+            if "DataLoader timed out" not in str(error) or not stuck:
+                raise
+            files = "\n".join(f"  worker {w}: {dataset.paths[row]}" for w, row in stuck.items())
+            raise StalledLoaderError(
+                f"no batch came from the data loader for {timeout:g} s (data.timeout) while its "
+                f"workers were reading:\n{files}\nA file that hangs its decoder is probably "
+                "corrupt: re-encode or remove it (data.probe=true checks every file under "
+                "data.probe_timeout before training), or raise data.timeout if reading is only slow."
+            ) from error
+        yield batch
 
 
 def check_bad_share(

@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from vidlearn.data.bad_files import check_bad_share
+from vidlearn.data.bad_files import WatchedDataLoader, check_bad_share
 from vidlearn.data.channels import RGB, fit_statistics, resolve_channels, video_channels
 from vidlearn.data.clip_sampling import ClipSampler
 from vidlearn.data.datasets import ImageDataset, VideoClipDataset, collate
@@ -382,7 +382,7 @@ class ManifestDataModule(pl.LightningDataModule):
                 prefetch_factor=self.prefetch_factor,
                 timeout=self.timeout,
             )
-        return DataLoader(
+        return WatchedDataLoader(  # its timeout names the file a worker is stuck on
             self.datasets[split],
             batch_size=batch_size,
             sampler=sampler,

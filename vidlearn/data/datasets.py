@@ -11,6 +11,7 @@ count it, report it and stop when too many files are bad. Nothing is skipped sil
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset, default_collate, get_worker_info
 
 from vidlearn.data.clip_sampling import ClipSampler
 from vidlearn.data.frame_cache import FrameCache
@@ -41,6 +42,28 @@ class SkipRecord(NamedTuple):
     stage: str = "run"
 
 
+class ReadingBoard:
+    """The row each DataLoader worker is reading now (-1: none), in memory shared with the main
+    process: when the loader times out, it names the file a hung decoder is stuck on.
+
+    Made in the main process before the workers start (they inherit it, or get it pickled when
+    spawned); a worker writes only its own slot, one integer per attempt.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.rows = multiprocessing.RawArray("q", [-1] * workers)
+
+    def mark(self, row: int) -> None:
+        """Record that this worker now reads `row` (-1: nothing); a no-op in the main process."""
+        info = get_worker_info()
+        if info is not None and info.id < len(self.rows):
+            self.rows[info.id] = row
+
+    def reading(self) -> dict[int, int]:
+        """Worker id -> the row it is reading, for the busy workers."""
+        return {worker: row for worker, row in enumerate(self.rows) if row >= 0}
+
+
 class Transform(Protocol):
     """`transform(array, rng) -> Tensor`: a clip (T, H, W, C) or an image (H, W, C), one draw."""
 
@@ -56,6 +79,7 @@ class SampleDataset(Dataset, ABC):
         self.paths = list(paths)
         self.targets = np.asarray(targets)
         self.max_attempts = max_attempts
+        self.board: ReadingBoard | None = None  # set by vidlearn.data.bad_files.WatchedDataLoader
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -70,6 +94,8 @@ class SampleDataset(Dataset, ABC):
         skipped: list[SkipRecord] = []
         candidate = index
         for _ in range(self.max_attempts):
+            if self.board is not None:
+                self.board.mark(candidate)
             try:
                 sample = self.load(candidate, rng)
             except DecodeError as error:
@@ -80,6 +106,8 @@ class SampleDataset(Dataset, ABC):
                 skipped.append(record)
                 candidate = (candidate + _SUBSTITUTE_STEP) % len(self.paths)
                 continue
+            if self.board is not None:
+                self.board.mark(-1)
             return {
                 "input": sample,
                 "target": torch.as_tensor(self.targets[candidate]),
