@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import HealthCheck, settings
 from hydra import compose, initialize_config_dir
+from hypothesis import HealthCheck, settings
 from omegaconf import DictConfig
 
 from vidlearn.cli.config import CONF_DIR

@@ -4,9 +4,13 @@ data.backend=auto picks decord or PyAV per file."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import random
+import signal
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -14,11 +18,13 @@ import pytest
 from PIL import Image
 
 from vidlearn.data import probe
-from vidlearn.data.bad_files import BadFileMonitor, TooManyBadFilesError
+from vidlearn.data.bad_files import TooManyBadFilesError
 from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler
 from vidlearn.data.datamodules import ImageDataModule, VideoDataModule, write_splits
 from vidlearn.data.probe import probe_files, probe_rows
 from vidlearn.data.probe_index import ProbeCache
+from vidlearn.data.video import VideoInfo
+from vidlearn.errors import ConfigError
 
 
 def probed_datamodule(manifest: Path, **options: object) -> VideoDataModule:
@@ -178,28 +184,70 @@ def test_unreadable_image_is_dropped_at_probe(tmp_path: Path) -> None:
     assert len(datamodule.datasets["train"]) == 4
 
 
-def _trainer_with_train_paths(paths: list[str]) -> SimpleNamespace:
-    return SimpleNamespace(
-        datamodule=SimpleNamespace(datasets={"train": SimpleNamespace(paths=paths)})
+def test_a_backend_that_cannot_load_is_one_config_error_never_cached(
+    probe_set: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "torchcodec", None)  # as if not installed
+    index = tmp_path / "probes.sqlite"
+    with pytest.raises(ConfigError, match=r"data.backend=torchcodec.*pip install torchcodec"):
+        probed_datamodule(probe_set, backend="torchcodec", probe_index=str(index))
+    paths = [str(path) for path in probe_set.parent.glob("*.mp4")]
+    assert ProbeCache(index).lookup(paths, "torchcodec") == {}
+
+
+def test_without_probing_a_backend_that_cannot_load_stops_setup(
+    probe_set: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "torchcodec", None)
+    with pytest.raises(ConfigError, match=r"data.backend=torchcodec"):
+        probed_datamodule(probe_set, backend="torchcodec", probe=False)
+
+
+def _rows(manifest: Path) -> pd.DataFrame:
+    table = pd.read_csv(manifest)
+    table["path"] = [str(manifest.parent / path) for path in table["path"]]
+    table["line"] = range(2, len(table) + 2)
+    return table
+
+
+def _stand_in_decoder(name: str, fault: str) -> Callable[..., VideoInfo]:
+    """probe_video, except on the file called `name`: it hangs (holding the GIL, as decord is
+    reported to) or kills its process (as a decoder crash or the OOM killer would)."""
+    real = probe.probe_video
+
+    def probe_video(path: str, backend: str = "decord") -> VideoInfo:
+        if Path(path).name == name and fault == "hang":
+            time.sleep(30)
+        if Path(path).name == name and fault == "crash":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(path, backend)
+
+    return probe_video
+
+
+def test_a_file_that_hangs_its_decoder_is_skipped_after_the_probe_timeout(
+    probe_set: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(probe, "probe_video", _stand_in_decoder("clip_1.mp4", "hang"))
+    index = ProbeCache(tmp_path / "probes.sqlite")
+    start = time.perf_counter()
+    report = probe_rows(_rows(probe_set), "pyav", index=index, timeout=1)
+    assert time.perf_counter() - start < 10  # not the 30 s the decoder hangs for
+    hung = str(probe_set.parent / "clip_1.mp4")
+    reasons = report.skipped.set_index("path")["reason"]
+    assert reasons[hung].startswith("decoding did not finish in 1 s")
+    assert len(report.table) == 9  # every other readable file is kept (the empty one is not)
+    assert index.lookup([hung], "pyav") == {}  # not remembered: a later run tries it again
+    assert multiprocessing.active_children() == []  # the hung process was killed
+
+
+def test_a_file_that_crashes_its_decoder_is_skipped(
+    probe_set: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(probe, "probe_video", _stand_in_decoder("clip_2.mp4", "crash"))
+    report = probe_rows(_rows(probe_set), "pyav", timeout=60)
+    reasons = report.skipped.set_index("path")["reason"]
+    assert reasons[str(probe_set.parent / "clip_2.mp4")].startswith(
+        "decoding crashed its process (SIGKILL)"
     )
-
-
-def test_probe_and_run_time_skips_count_together_against_max_bad_fraction() -> None:
-    probed = pd.DataFrame({"path": ["gone.mp4"], "split": ["train"], "reason": ["file is empty"]})
-    monitor = BadFileMonitor(max_bad_fraction=0.2, probe_skipped=probed)
-    trainer = _trainer_with_train_paths([f"{i}.mp4" for i in range(9)])
-    monitor.on_train_batch_start(trainer, None, {"skipped": ["0.mp4: truncated"]}, 0)  # 2 of 10
-    with pytest.raises(TooManyBadFilesError, match="3 of 10 train files"):
-        monitor.on_train_batch_start(trainer, None, {"skipped": ["1.mp4: truncated"]}, 1)
-
-
-def test_records_list_probe_skips_then_run_skips_with_their_stage() -> None:
-    probed = pd.DataFrame({"path": ["gone.mp4"], "split": ["train"], "reason": ["file is empty"]})
-    monitor = BadFileMonitor(max_bad_fraction=1.0, probe_skipped=probed)
-    monitor.on_train_batch_start(
-        _trainer_with_train_paths(["0.mp4"]), None, {"skipped": ["0.mp4: truncated"]}, 0
-    )
-    assert monitor.records == [
-        {"path": "gone.mp4", "reason": "file is empty", "stage": "probe"},
-        {"path": "0.mp4", "reason": "truncated", "stage": "run"},
-    ]
+    assert len(report.table) == 9

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -63,3 +65,22 @@ def test_outcomes_are_kept_per_backend(counter_video: Path, tmp_path: Path) -> N
         str(counter_video): "decord cannot copy its frames"
     }
     assert cache.lookup([str(counter_video)], "pyav") == {}
+
+
+def test_failures_stored_by_an_older_index_are_forgotten_once(
+    counter_video: Path, tmp_path: Path
+) -> None:
+    # Before version 1, a backend library that could not load was stored as every file's failure,
+    # so installing it changed nothing until the index was deleted.
+    path = tmp_path / "probes.sqlite"
+    ProbeCache(path).store({str(counter_video): "backend=torchcodec needs `pip install`"}, "decord")
+    ProbeCache(path).store({str(counter_video): video.probe_video(counter_video)}, "pyav")
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA user_version = 0")
+    reopened = ProbeCache(path)
+    assert reopened.lookup([str(counter_video)], "decord") == {}
+    assert isinstance(reopened.lookup([str(counter_video)], "pyav")[str(counter_video)], VideoInfo)
+    reopened.store({str(counter_video): "truncated"}, "decord")
+    assert ProbeCache(path).lookup([str(counter_video)], "decord") == {
+        str(counter_video): "truncated"
+    }

@@ -13,6 +13,7 @@ from counter_videos import write_video
 
 from vidlearn.data import video
 from vidlearn.data.video import DecodeError, open_video, probe_video
+from vidlearn.errors import ConfigError
 
 BACKENDS = ["decord", "pyav"]
 FrameIndices = Callable[[np.ndarray], list[int]]
@@ -102,7 +103,7 @@ def test_unknown_backend_is_a_config_error(counter_video: Path) -> None:
     importlib.util.find_spec("torchcodec") is not None, reason="torchcodec is installed"
 )
 def test_torchcodec_missing_says_how_to_install(counter_video: Path) -> None:
-    with pytest.raises(DecodeError, match="pip install torchcodec.*apt-get install ffmpeg"):
+    with pytest.raises(ConfigError, match="pip install torchcodec.*apt-get install ffmpeg"):
         open_video(counter_video, "torchcodec")
 
 

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
 
 from vidlearn.cli.train import train
 from vidlearn.data.manifest import ManifestError
+from vidlearn.errors import ConfigError
 
 
 def test_unknown_key_is_refused_naming_it(compose_train: Callable[..., DictConfig]) -> None:
@@ -43,3 +45,19 @@ def test_class_list_that_disagrees_with_the_data_names_the_rows(
         train(cfg)
     assert str(demo_videos) in str(error.value)
     assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_probe_timeout_must_be_positive(
+    compose_train: Callable[..., DictConfig], demo_videos: Path, value: str
+) -> None:
+    cfg = compose_train(f"data.manifest={demo_videos}", f"data.probe_timeout={value}")
+    with pytest.raises(ConfigError, match=r"data\.probe_timeout=-?\d+ is out of range"):
+        train(cfg)
+
+
+def test_probe_timeout_null_means_no_deadline(
+    compose_train: Callable[..., DictConfig], demo_videos: Path
+) -> None:
+    cfg = compose_train(f"data.manifest={demo_videos}", "data.probe_timeout=null")
+    assert instantiate(cfg.data, label_kind="multiclass").probe_timeout is None

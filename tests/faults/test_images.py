@@ -65,4 +65,6 @@ def test_truncated_jpeg_in_a_dataset_is_substituted_and_reported(images: dict[st
     dataset = ImageDataset(paths, np.array([0, 1]), ImageTransform([], 32, [0.5] * 3, [0.25] * 3))
     item = dataset[0]
     assert item["input"].shape == (3, 32, 32) and item["index"] == 1 and item["target"] == 1
-    assert item["skipped"][0].startswith(f"{images['truncated_jpeg']}: not a readable image")
+    (record,) = item["skipped"]
+    assert record.path == str(images["truncated_jpeg"])
+    assert record.reason.startswith("not a readable image")

@@ -6,7 +6,9 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,7 +24,11 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 import vidlearn.callbacks.atomic_io as atomic_io
 from vidlearn.callbacks import NonFiniteLossFiles, RunDirectoryInUseError, claim_run_dir
 from vidlearn.cli.train import train
-from vidlearn.data.datasets import VideoClipDataset
+from vidlearn.data import datasets
+from vidlearn.data.bad_files import StalledLoaderError, WatchedDataLoader
+from vidlearn.data.clip_sampling import CenterClipSampler
+from vidlearn.data.datasets import VideoClipDataset, collate
+from vidlearn.data.transforms import ClipTransform
 from vidlearn.tasks.base import NonFiniteLossError
 
 TINY = [
@@ -174,3 +180,26 @@ def test_train_into_a_finished_run_folder_leaves_it_intact(
         train(compose_train(f"data.manifest={demo_videos}", *TINY, "seed=1"))
     assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
     assert json.loads((run / "summary.json").read_text())["status"] == "ok"
+
+
+def test_a_loader_worker_stuck_on_a_file_names_it_and_data_timeout(
+    odd_videos: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = str(odd_videos["non_ascii_name"])
+    stuck = shutil.copy(good, tmp_path / "stuck: ü.mp4")
+    real_open = datasets.open_video
+
+    def open_or_hang(path: str, backend: str = "decord", **options: Any) -> Any:
+        if path == str(stuck):
+            time.sleep(4)  # a decoder hanging on a corrupt file (shortened: the worker must end)
+        return real_open(path, backend, **options)
+
+    monkeypatch.setattr(datasets, "open_video", open_or_hang)
+    transform = ClipTransform([], 32, [0.5] * 3, [0.25] * 3)
+    dataset = VideoClipDataset(
+        [good, str(stuck)], np.array([0, 1]), CenterClipSampler(4), transform, backend="pyav"
+    )
+    loader = WatchedDataLoader(dataset, batch_size=1, num_workers=1, timeout=1, collate_fn=collate)
+    with pytest.raises(StalledLoaderError, match=r"for 1 s \(data\.timeout\)") as error:
+        list(loader)
+    assert f"worker 0: {stuck}" in str(error.value)

@@ -246,5 +246,40 @@ def test_short_video_skipped_by_the_sampler_is_logged_with_its_path(
     )
     with caplog.at_level(logging.WARNING, logger="vidlearn.data.datasets"):
         item = dataset[0]
-    assert item["index"] == 1 and item["skipped"][0].startswith(f"{paths[0]}: 3 frames")
+    assert item["index"] == 1 and item["skipped"][0].path == paths[0]
+    assert item["skipped"][0].reason.startswith("3 frames")
     assert f"skipping {paths[0]}: 3 frames" in caplog.text
+
+
+def test_a_broken_file_whose_path_holds_a_colon_is_listed_verbatim_and_counted(
+    compose_train: Callable[..., DictConfig],
+    make_mixed_manifest: Callable[[dict[str, Path]], Path],
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "take 2: ü"
+    folder.mkdir()
+    broken = folder / "clip: 日本.mp4"
+    broken.write_bytes(b"")
+    manifest = make_mixed_manifest({"colon": broken})
+    options = [f"data.manifest={manifest}", "data.allow_outside_root=true", "data.probe=false"]
+    cfg = compose_train(*options, "data.max_bad_fraction=0.5", "sampler=none", *TINY)
+    train(cfg)
+    written = json.loads((Path(cfg.paths.output_dir) / "summary.json").read_text())
+    assert written["skipped"] == [
+        {
+            "path": str(broken),
+            "reason": "file is empty (0 bytes); re-export it or remove its row",
+            "stage": "run",
+        }
+    ]
+    # 1 of 21 training files: over a share of 0.01, so the run stops naming it.
+    strict = compose_train(
+        *options,
+        "data.max_bad_fraction=0.01",
+        "sampler=none",
+        *TINY,
+        f"paths.output_dir={tmp_path / 'strict'}",
+    )
+    with pytest.raises(TooManyBadFilesError, match="1 of 21 train files") as error:
+        train(strict)
+    assert str(broken) in str(error.value)

@@ -120,7 +120,8 @@ def test_a_corrupt_array_is_replaced_by_another_sample_and_recorded(
     assert item["index"] != 2
     assert item["target"].item() == pytest.approx(dataset.targets[item["index"]])
     (record,) = item["skipped"]
-    assert record.startswith(f"{dataset.paths[2]}: not a readable NumPy array")
+    assert record.path == dataset.paths[2]
+    assert record.reason.startswith("not a readable NumPy array")
 
 
 def test_predict_and_test_loaders_yield_the_test_split_in_order(

@@ -55,7 +55,7 @@ def test_a_file_that_disappears_during_training_is_replaced_with_its_substitutes
     assert substitute["target"].item() == pytest.approx(dataset.targets[substitute["index"]])
     assert substitute["target"].item() != pytest.approx(dataset.targets[5])
     (record,) = substitute["skipped"]
-    assert record.startswith(f"{dataset.paths[5]}: file not found")
+    assert record.path == dataset.paths[5] and record.reason.startswith("file not found")
     assert all(item["index"] == i and not item["skipped"] for i, item in enumerate(items) if i != 5)
 
 

@@ -41,6 +41,7 @@ class Data:
     fold: int | None
     max_bad_fraction: float
     probe: bool
+    probe_timeout: float | None
 
 
 @dataclass
@@ -63,6 +64,7 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "data.test_fraction": (lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
     "data.folds": (lambda v: v >= 2, "at least 2 folds"),
     "data.max_bad_fraction": (lambda v: 0 <= v <= 1, "a fraction in [0, 1]"),
+    "data.probe_timeout": (lambda v: v > 0, "seconds above 0 (or null for no deadline)"),
     "trainer.max_epochs": (lambda v: v >= 1 or v == -1, "at least 1 (or -1 for no limit)"),
     "trainer.num_nodes": (lambda v: v >= 1, "at least 1"),
     "monitor_mode": (lambda v: v in ("min", "max"), "min or max (or null for the task's own)"),

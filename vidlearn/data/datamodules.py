@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from vidlearn.data.bad_files import WatchedDataLoader
 from vidlearn.data.channels import RGB, fit_statistics, resolve_channels, video_channels
 from vidlearn.data.clip_sampling import ClipSampler
 from vidlearn.data.datasets import ImageDataset, VideoClipDataset, collate
@@ -41,7 +42,8 @@ class ManifestDataModule(pl.LightningDataModule):
     The row keys (`manifest` or `folder`, the reading keys, splits or folds, `classes`,
     `max_bad_fraction`) are those of `RowOptions`, checked when the DataModule is built. With
     `probe`, every row's file is checked once by the row stage (outcomes kept in the
-    `probe_index` SQLite file), with this modality's backend and clip samplers.
+    `probe_index` SQLite file), with this modality's backend and clip samplers. A file whose probe takes
+    over `probe_timeout` seconds (a hung decoder) is unusable too.
 
     `channels`: None = read from the first readable training file in `setup`; a number is
     checked against that file. `mean`/`std` then get one value per channel (a single value
@@ -72,6 +74,7 @@ class ManifestDataModule(pl.LightningDataModule):
         timeout: float = 300.0,
         probe: bool = True,
         probe_index: str | None = None,
+        probe_timeout: float | None = 60.0,
         normalise_on_device: bool = False,
         **row_options: Any,
     ) -> None:
@@ -91,6 +94,7 @@ class ManifestDataModule(pl.LightningDataModule):
         self.prefetch_factor = prefetch_factor
         self.timeout = timeout
         self.probe, self.probe_index = probe, probe_index
+        self.probe_timeout = probe_timeout
         self.normalise_on_device = normalise_on_device
         self.rows: Rows | None = None
         self.datasets: dict[str, Dataset] = {}
@@ -161,6 +165,7 @@ class ManifestDataModule(pl.LightningDataModule):
             clip_samplers=self.clip_samplers(),
             probe_index=index,
             workers=self.num_workers if workers is None else workers,
+            probe_timeout=self.probe_timeout,
         )
 
     def probe_backend(self) -> str:
@@ -210,7 +215,7 @@ class ManifestDataModule(pl.LightningDataModule):
                 prefetch_factor=self.prefetch_factor,
                 timeout=self.timeout,
             )
-        return DataLoader(
+        return WatchedDataLoader(  # its timeout names the file a worker is stuck on
             self.datasets[split],
             batch_size=batch_size,
             sampler=sampler,

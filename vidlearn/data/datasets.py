@@ -4,32 +4,64 @@ An item's random draws (clip position, augmentation) come from one generator bui
 (`vidlearn.data.sample_keys`), so they do not depend on the worker that reads it.
 
 A file that cannot be read is replaced by another sample chosen deterministically from the index,
-and the substitution travels with the item (`skipped`) so the training loop can count it, report
-it and stop when too many files are bad. Nothing is skipped silently.
+and the substitution travels with the item (`skipped`, a list of SkipRecord) so the training loop can
+count it, report it and stop when too many files are bad. Nothing is skipped silently.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset, default_collate, get_worker_info
 
 from vidlearn.data.clip_sampling import ClipSampler
 from vidlearn.data.frame_cache import FrameCache
 from vidlearn.data.sample_keys import SampleKey, key_index, sample_generator
-from vidlearn.data.video import DecodeError, open_video, reason_of
+from vidlearn.data.video import DecodeError, check_backend, open_video, reason_of
 
 logger = logging.getLogger(__name__)
 
 # Stride between substitute candidates; odd and large so a run of bad neighbours is jumped over.
 _SUBSTITUTE_STEP = 7919
+
+
+class SkipRecord(NamedTuple):
+    """A file left out of a run: its path, why, and when ("probe": before training, "run": while
+    producing an item). Kept as fields end to end, so any path (": " or not) reads back exactly."""
+
+    path: str
+    reason: str
+    stage: str = "run"
+
+
+class ReadingBoard:
+    """The row each DataLoader worker is reading now (-1: none), in memory shared with the main
+    process: when the loader times out, it names the file a hung decoder is stuck on.
+
+    Made in the main process before the workers start (they inherit it, or get it pickled when
+    spawned); a worker writes only its own slot, one integer per attempt.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.rows = multiprocessing.RawArray("q", [-1] * workers)
+
+    def mark(self, row: int) -> None:
+        """Record that this worker now reads `row` (-1: nothing); a no-op in the main process."""
+        info = get_worker_info()
+        if info is not None and info.id < len(self.rows):
+            self.rows[info.id] = row
+
+    def reading(self) -> dict[int, int]:
+        """Worker id -> the row it is reading, for the busy workers."""
+        return {worker: row for worker, row in enumerate(self.rows) if row >= 0}
 
 
 class Transform(Protocol):
@@ -47,6 +79,7 @@ class SampleDataset(Dataset, ABC):
         self.paths = list(paths)
         self.targets = np.asarray(targets)
         self.max_attempts = max_attempts
+        self.board: ReadingBoard | None = None  # set by vidlearn.data.bad_files.WatchedDataLoader
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -58,18 +91,23 @@ class SampleDataset(Dataset, ABC):
     def __getitem__(self, key: SampleKey | int) -> dict:
         index = key_index(key)
         rng = sample_generator(key)
-        skipped = []
+        skipped: list[SkipRecord] = []
         candidate = index
         for _ in range(self.max_attempts):
+            if self.board is not None:
+                self.board.mark(candidate)
             try:
                 sample = self.load(candidate, rng)
             except DecodeError as error:
                 # Sampler errors (ShortVideoError) do not name the file: the record always does.
-                record = f"{self.paths[candidate]}: {reason_of(error, self.paths[candidate])}"
-                logger.warning("skipping %s", record)
+                path = self.paths[candidate]
+                record = SkipRecord(path, reason_of(error, path))
+                logger.warning("skipping %s: %s", path, record.reason)
                 skipped.append(record)
                 candidate = (candidate + _SUBSTITUTE_STEP) % len(self.paths)
                 continue
+            if self.board is not None:
+                self.board.mark(-1)
             return {
                 "input": sample,
                 "target": torch.as_tensor(self.targets[candidate]),
@@ -80,7 +118,8 @@ class SampleDataset(Dataset, ABC):
             }
         raise DecodeError(
             f"{self.max_attempts} files in a row could not be read, starting at "
-            f"{self.paths[index]}; the data set is probably broken:\n" + "\n".join(skipped)
+            f"{self.paths[index]}; the data set is probably broken:\n"
+            + "\n".join(f"{record.path}: {record.reason}" for record in skipped)
         )
 
 
@@ -108,6 +147,8 @@ class VideoClipDataset(SampleDataset):
         super().__init__(paths, targets, max_attempts)
         if backends is not None and len(backends) != len(self.paths):
             raise ValueError(f"{len(self.paths)} paths but {len(backends)} backends")
+        for name in {backend, *(backends or [])}:
+            check_backend(name)  # a missing library stops here, not as every file unreadable
         self.clip_sampler = clip_sampler
         self.transform = transform
         self.backend = backend
@@ -167,7 +208,7 @@ def read_image(path: str) -> np.ndarray:
 
 
 def collate(items: list[dict]) -> dict:
-    """Stack items into a batch; `skipped` records are concatenated into one flat list."""
+    """Stack items into a batch; `skipped` SkipRecords are concatenated into one flat list."""
     skipped = [record for item in items for record in item["skipped"]]
     batch = default_collate(
         [{key: value for key, value in item.items() if key != "skipped"} for item in items]

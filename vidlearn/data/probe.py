@@ -5,20 +5,21 @@ take a clip from it (a `short_video: skip` sampler refuses videos shorter than a
 array when it has `(T, H, W[, V])` numeric data; an image when it decodes. With
 `data.backend=auto` each video gets the first backend that passes (decord, else PyAV), decided
 here once and used for every later read. Outcomes are remembered in a ProbeCache, so a second
-run or a second DDP rank probes nothing again; files are probed in `workers` processes when
-there are enough of them to pay for starting a pool.
+run or a second DDP rank probes nothing again. Each file is probed in a child process under a
+deadline (`data.probe_timeout`): a file that hangs its decoder, or crashes it, is skipped with the
+reason (and not remembered: the next run tries it again) instead of stopping setup for ever.
+Files are probed in `workers` processes when there are enough of them to pay for the start.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import repeat
 
 import numpy as np
@@ -26,13 +27,22 @@ import pandas as pd
 from rich.progress import track
 
 from vidlearn.data.clip_sampling import ClipSampler
+from vidlearn.data.deadline_pool import Unfinished, map_with_deadline
 from vidlearn.data.probe_index import Outcome, ProbeCache
-from vidlearn.data.video import AUTO_BACKENDS, DecodeError, VideoInfo, probe_video, reason_of
+from vidlearn.data.video import (
+    AUTO_BACKENDS,
+    DecodeError,
+    VideoInfo,
+    check_backend,
+    probe_video,
+    reason_of,
+)
 
 logger = logging.getLogger(__name__)
 
 IMAGE_BACKEND = "image"  # the probe index's backend name for images, read with PIL
-PARALLEL_MIN_FILES = 64  # below this, probing in-process beats starting a process pool
+PARALLEL_MIN_FILES = 64  # below this, one process probes: more would cost more to start
+DEFAULT_TIMEOUT = 60.0  # seconds per file and backend (data.probe_timeout)
 PROGRESS_MIN_FILES = 500  # show a progress bar when at least this many files need probing
 LISTED_FALLBACKS = 20  # files read by a fallback backend named one by one in the log
 
@@ -75,15 +85,23 @@ def probe_image(path: str) -> VideoInfo:
 
 
 def probe_files(
-    paths: Sequence[str], backend: str, index: ProbeCache | None = None, workers: int = 0
+    paths: Sequence[str],
+    backend: str,
+    index: ProbeCache | None = None,
+    workers: int = 0,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> tuple[dict[str, tuple[str | None, Outcome]], int]:
     """Per path, (the backend that reads it, its VideoInfo) or (None, why none can); and how
     many (file, backend) probes ran now rather than coming from the index.
 
     Each backend of `backends_to_try(backend)` sees only the files the ones before it could not
-    read. Outcomes found in `index` are reused; new ones are stored there.
+    read. Outcomes found in `index` are reused; new ones are stored there, except a probe that
+    ran past `timeout` seconds or crashed (the next run tries again). A backend that cannot
+    load raises ConfigError first: nothing is probed, nothing stored.
     """
-    failures: dict[str, list[str]] = {path: [] for path in paths}
+    if backend != IMAGE_BACKEND:
+        check_backend(backend)
+    failures: dict[str, list[tuple[str, str]]] = {path: [] for path in paths}
     found: dict[str, tuple[str | None, Outcome]] = {}
     probed = 0
     with index.exclusive() if index is not None else contextlib.nullcontext():
@@ -91,50 +109,57 @@ def probe_files(
             pending = [path for path in paths if path not in found]
             known = index.lookup(pending, candidate) if index is not None else {}
             todo = [path for path in pending if path not in known]
-            fresh = dict(zip(todo, _check_all(todo, candidate, workers), strict=True))
+            fresh = dict(zip(todo, _check_all(todo, candidate, workers, timeout), strict=True))
             probed += len(todo)
-            if index is not None and fresh:
-                index.store(fresh, candidate)
+            settled = {p: out for p, out in fresh.items() if not isinstance(out, Unfinished)}
+            if index is not None and settled:
+                index.store(settled, candidate)
             for path in pending:
                 outcome = known[path] if path in known else fresh[path]
                 if isinstance(outcome, VideoInfo):
                     found[path] = (candidate, outcome)
+                elif isinstance(outcome, Unfinished):
+                    failures[path].append((candidate, _unfinished_reason(outcome)))
                 else:
-                    failures[path].append(f"{candidate}: {reason_of(outcome, path)}")
+                    failures[path].append((candidate, reason_of(outcome, path)))
     for path in paths:
         if path not in found:
             found[path] = (None, _joined(failures[path]))
     return found, probed
 
 
-def _joined(reasons: list[str]) -> str:
+def _unfinished_reason(outcome: Unfinished) -> str:
+    advice = " (data.probe_timeout; raise it if the file is only slow)" if outcome.timed_out else ""
+    return (
+        f"decoding {outcome.reason}{advice}; the file is probably corrupt: re-encode or remove it"
+    )
+
+
+def _joined(reasons: list[tuple[str, str]]) -> str:
     """One reason per backend ("decord: ...; pyav: ..."), or one without a backend when they agree."""
-    texts = {reason.partition(": ")[2] for reason in reasons}
-    return texts.pop() if len(texts) == 1 else "; ".join(reasons)
+    texts = {reason for _, reason in reasons}
+    return texts.pop() if len(texts) == 1 else "; ".join(f"{b}: {r}" for b, r in reasons)
 
 
-def _check_all(paths: list[str], backend: str, workers: int) -> list[Outcome]:
-    """check_file over `paths`, in `workers` processes when there are enough files."""
+def _check_all(
+    paths: list[str], backend: str, workers: int, timeout: float | None
+) -> list[Outcome | Unfinished]:
+    """check_file over `paths`: in child processes (`workers` of them when there are enough
+    files, else one) under a per-file deadline; in this process when there is no deadline and
+    one process would do (nothing to kill a hung decoder by)."""
     show = len(paths) >= PROGRESS_MIN_FILES
     description = f"probing {len(paths)} files with {backend}"
-    if workers < 2 or len(paths) < PARALLEL_MIN_FILES:
-        return list(
-            track(
-                map(check_file, paths, repeat(backend)),
-                description,
-                len(paths),
-                transient=True,
-                disable=not show,
-            )
-        )
-    # fork, as the DataLoader's workers: starting is ~0.1 s against ~4 s for forkserver or spawn
-    # (each re-imports numpy and pandas). Safe because each worker opens its own readers and
-    # no reader is open here (a decord reader used across a fork hangs).
-    context = multiprocessing.get_context("fork")
-    chunk = max(1, min(32, len(paths) // (workers * 8)))
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        results = pool.map(check_file, paths, repeat(backend), chunksize=chunk)
-        return list(track(results, description, len(paths), transient=True, disable=not show))
+    processes = workers if len(paths) >= PARALLEL_MIN_FILES else 1
+    if timeout is None and processes < 2:
+        outcomes = map(check_file, paths, repeat(backend))
+        return list(track(outcomes, description, len(paths), transient=True, disable=not show))
+    results: list[Outcome | Unfinished] = [""] * len(paths)
+    finished = map_with_deadline(partial(check_file, backend=backend), paths, processes, timeout)
+    for position, outcome in track(
+        finished, description, len(paths), transient=True, disable=not show
+    ):
+        results[position] = outcome
+    return results
 
 
 def probe_rows(
@@ -143,14 +168,16 @@ def probe_rows(
     clip_samplers: Mapping[str, ClipSampler] | None = None,
     index: ProbeCache | None = None,
     workers: int = 0,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> ProbeReport:
     """Probe the file of every row of `table` (columns `path`, `line`, `split`).
 
     A row whose split has a sampler in `clip_samplers` must also give that sampler a clip.
+    `timeout`: seconds a file may take per backend (None: no deadline) before it is skipped.
     """
     start = time.perf_counter()
     paths = table["path"].astype(str).tolist()
-    outcomes, probed = probe_files(paths, backend, index, workers)
+    outcomes, probed = probe_files(paths, backend, index, workers, timeout)
     backends, reasons = [], []
     for path, split in zip(paths, table["split"], strict=True):
         chosen, outcome = outcomes[path]

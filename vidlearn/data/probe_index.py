@@ -23,6 +23,7 @@ from vidlearn.data.video import DecodeError, VideoInfo
 # What probing a file with one backend found: its facts, or why it cannot be read.
 Outcome = VideoInfo | str
 
+INDEX_VERSION = 1  # failures hold file faults only, never a backend that could not load
 _KEY = "path = ? AND size = ? AND mtime_ns = ? AND backend = ?"
 
 
@@ -42,6 +43,11 @@ class ProbeCache:
                 "CREATE TABLE IF NOT EXISTS failures (path TEXT, size INTEGER, mtime_ns INTEGER, "
                 "backend TEXT, error TEXT, PRIMARY KEY (path, size, mtime_ns, backend))"
             )
+            # Before version 1 a backend library that could not load was stored as every file's
+            # failure; such entries would outlive installing it, so older failures are dropped.
+            if db.execute("PRAGMA user_version").fetchone()[0] < INDEX_VERSION:
+                db.execute("DELETE FROM failures")
+                db.execute(f"PRAGMA user_version = {INDEX_VERSION}")
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

@@ -145,12 +145,14 @@ def build_rows(
     clip_samplers: Mapping[str, ClipSampler] | None = None,
     probe_index: ProbeCache | None = None,
     workers: int = 0,
+    probe_timeout: float | None = 60.0,
 ) -> Rows:
     """Read, split, probe and encode the rows of `options`.
 
     `probe_backend` None skips the probe; otherwise every file is probed with it ("auto":
     decord, else PyAV per file; "image" for images) in `workers` processes, outcomes kept in
-    `probe_index`, and a row whose split has a sampler in `clip_samplers` must give it a clip.
+    `probe_index`, and a row whose split has a sampler in `clip_samplers` must give it a clip;
+    a file whose probe takes over `probe_timeout` seconds (a hung decoder) is unusable.
     Raises ManifestError (a bad manifest, fold files, split value or label; no train rows),
     TooManyBadFilesError (a split over `max_bad_fraction` unusable).
     """
@@ -167,7 +169,9 @@ def build_rows(
     ]
     report = None
     if probe_backend is not None:
-        report = probe_rows(table, probe_backend, clip_samplers, probe_index, workers)
+        report = probe_rows(
+            table, probe_backend, clip_samplers, probe_index, workers, timeout=probe_timeout
+        )
         check_probe_share(report, table, options.max_bad_fraction)
         table = report.table
         skipped.append(report.skipped[SKIPPED_COLUMNS])

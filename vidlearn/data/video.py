@@ -20,6 +20,7 @@ and falls back to PyAV for files decord cannot open (a codec it lacks, such as A
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import zipfile
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from vidlearn.errors import UserError
+from vidlearn.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
     import av
@@ -41,10 +42,42 @@ logger = logging.getLogger(__name__)
 ARRAY_EXTENSIONS = (".npy", ".npz")
 BACKENDS = ("auto", "decord", "pyav", "torchcodec")
 AUTO_BACKENDS = ("decord", "pyav")  # backend="auto" tries these in order
+# What each backend imports, and how to install it.
+BACKEND_LIBRARIES = {
+    "decord": ("decord", "`pip install decord`"),
+    "pyav": ("av", "`pip install av`"),
+    "torchcodec": (
+        "torchcodec.decoders",
+        "`pip install torchcodec` and the system FFmpeg libraries (`apt-get install ffmpeg` on "
+        "Debian)",
+    ),
+}
 
 
 class DecodeError(UserError, RuntimeError):
     """A file cannot be read; the message names the file, the reason and what to do."""
+
+
+def check_backend(backend: str) -> None:
+    """ConfigError naming `data.backend` when `backend` (every one `auto` tries) cannot load.
+
+    A missing library is a fault of the environment, not of any file: it stops setup once,
+    instead of making every file unreadable (and being remembered so in the probe index).
+    """
+    if backend not in BACKENDS:
+        raise ConfigError(
+            f"data.backend={backend!r} is not a backend; use one of {', '.join(BACKENDS)}"
+        )
+    for name in AUTO_BACKENDS if backend == "auto" else (backend,):
+        module, install = BACKEND_LIBRARIES[name]
+        try:
+            importlib.import_module(module)
+        except (ImportError, OSError, RuntimeError) as error:  # torchcodec: FFmpeg libs missing
+            raise ConfigError(
+                f"data.backend={backend} needs the {name} backend, which cannot load ({error}): "
+                f"install it with {install}, or choose another data.backend "
+                f"(one of {', '.join(BACKENDS)})"
+            ) from error
 
 
 class VideoReader(Protocol):
@@ -444,13 +477,9 @@ class TorchCodecReader:
     """torchcodec: one batched `get_frames_at` call per clip."""
 
     def __init__(self, path: str, threads: int = 1) -> None:
-        try:
-            from torchcodec.decoders import VideoDecoder
-        except ImportError as error:
-            raise DecodeError(
-                f"{path}: backend=torchcodec needs `pip install torchcodec` and the system FFmpeg "
-                f"libraries (`apt-get install ffmpeg` on Debian); or use backend=decord ({error})"
-            ) from error
+        check_backend("torchcodec")  # a ConfigError, not one DecodeError per file
+        from torchcodec.decoders import VideoDecoder
+
         self.path = path
         try:
             self.decoder = VideoDecoder(path, dimension_order="NHWC", num_ffmpeg_threads=threads)
