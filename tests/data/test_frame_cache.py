@@ -222,11 +222,15 @@ def test_budget_evicts_the_least_recently_read_entry_not_the_oldest_written(
     cache = FrameCache(tmp_path / "cache", SIZE, max_gb=3.5 * entry_bytes / 1e9)
     first, second, third = counter_copies
     fourth = Path(shutil.copy(first, first.with_name("counter3.mp4")))
-    now = time.time()
-    for age, video in zip((300, 200, 100), (first, second, third), strict=True):
-        cache.fill(video)  # written in this order, longest ago first
-        os.utime(cache.entry_path(video), (now - age, now - age))
-    cache.open(first).close()  # first: written first, read last
+    # Ages come from real time, not os.utime: a utime bumps the ctime, after which the kernel
+    # (relatime) stamps the next read itself and a missing stamp by the cache would not show.
+    cache.fill(first)
+    cache.open(first).close()  # a first read: relatime would stamp this one too
+    for video in (second, third):
+        time.sleep(0.02)
+        cache.fill(video)
+    time.sleep(0.02)
+    cache.open(first).close()  # first: written first, read last; relatime skips this stamp
     cache.fill(fourth)
     kept = {p.name for p in (tmp_path / "cache").iterdir()}
     assert kept == {cache.entry_path(v).name for v in (first, third, fourth)}
@@ -444,3 +448,40 @@ def test_entry_evicted_right_after_its_write_is_still_read(
     monkeypatch.setattr(os, "replace", replace_then_evict_as_another_process)
     frames = FrameCache(tmp_path / "cache", SIZE).open(counter_copies[0]).read(range(40))
     assert np.array_equal(frames, decoded_and_resized(counter_copies[0]))
+
+
+def _fill_as_loader_worker(folder: Path, video: Path, seconds_per_chunk: float) -> None:
+    """Fill in chunks of 8 frames, each taking `seconds_per_chunk`, as a DataLoader worker."""
+    frame_cache._in_loader_worker = lambda: True
+    cache = FrameCache(folder, SIZE, chunk_mb=8 * 32 * 32 * 3 / 2**20, stall_s=0.5)
+    resize = cache._resize
+
+    def slow_resize(frames: np.ndarray) -> np.ndarray:
+        time.sleep(seconds_per_chunk)
+        return resize(frames)
+
+    cache._resize = slow_resize
+    cache.fill(video)
+
+
+def _exit_code_of_fill(folder: Path, video: Path, seconds_per_chunk: float) -> int | None:
+    context = multiprocessing.get_context("fork")
+    writer = context.Process(target=_fill_as_loader_worker, args=(folder, video, seconds_per_chunk))
+    writer.start()
+    writer.join(30)
+    return writer.exitcode
+
+
+def test_loader_worker_whose_write_makes_no_progress_ends_itself(
+    counter_copies: list[Path], tmp_path: Path
+) -> None:
+    exit_code = _exit_code_of_fill(tmp_path / "cache", counter_copies[0], 60.0)
+    assert exit_code == frame_cache.STALLED_EXIT
+
+
+def test_loader_worker_whose_slow_write_makes_progress_finishes_it(
+    counter_copies: list[Path], tmp_path: Path
+) -> None:
+    # 5 chunks of 0.3 s: the whole write (1.5 s) is longer than stall_s (0.5 s), no chunk is.
+    assert _exit_code_of_fill(tmp_path / "cache", counter_copies[0], 0.3) == 0
+    assert FrameCache(tmp_path / "cache", SIZE).entry_path(counter_copies[0]).is_file()
