@@ -9,12 +9,15 @@ last keyframe. `.npy`/`.npz` arrays are not cached: they are memory-mapped alrea
 
 One entry per (absolute path, backend, size): `<folder>/<key>.frames`, a
 4096-byte JSON header (shape, fps, the source file's size and mtime, a CRC-32 of the frames)
-followed by the raw frames. An entry is written to a temporary file in the same folder and
-renamed into place (`os.replace`), so a killed writer leaves no half entry and two processes
-writing the same entry both leave a whole one. An entry whose source changed (size or mtime),
-whose length is wrong or whose checksum fails (checked once per process and entry) is rebuilt,
-never trusted. With `max_gb`, the least recently used entries are deleted after each write
-until the folder fits.
+followed by the raw frames. An entry is written to a temporary file in the same folder, which
+the writer holds an `fcntl` lock on, and renamed into place (`os.replace`), so a killed writer
+leaves no half entry and two processes writing the same entry both leave a whole one; the writer
+reads what it wrote through its own map, even when another process evicts the entry at once.
+An entry whose source changed (size or mtime), whose length is wrong or whose checksum fails
+(checked once per process and entry) is rebuilt, never trusted. With `max_gb`, the least
+recently used entries are deleted when the folder may be over budget (see `_account`: a fill
+is O(N), not a folder scan per write). A read-only folder is read; its misses are decoded
+without caching, with one warning.
 """
 
 from __future__ import annotations
