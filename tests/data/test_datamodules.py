@@ -151,6 +151,17 @@ def test_frame_cache_folder_fills_one_entry_per_video_read(
     assert len(list((tmp_path / "frames").glob("*.frames"))) == len(batch["index"])
 
 
+def test_frame_cache_turns_the_loader_timeout_into_a_stall_limit_on_cache_writes(
+    demo_videos: Path, tmp_path: Path
+) -> None:
+    datamodule = video_datamodule(
+        demo_videos, frame_cache=str(tmp_path / "frames"), num_workers=1, timeout=7.0
+    )
+    datamodule.setup("fit")
+    assert datamodule.train_dataloader().timeout == 0
+    assert datamodule.frame_cache.stall_s == 7.0
+
+
 def test_training_batches_are_identical_with_0_and_2_workers(demo_videos: Path) -> None:
     inputs = {}
     for workers in (0, 2):

@@ -9,7 +9,6 @@ and the files that could not be decoded with the reason (a training run would sk
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -17,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 from vidlearn.data.frame_cache import FillResult, FrameCache
-from vidlearn.data.video import ARRAY_EXTENSIONS, DecodeError
+from vidlearn.data.video import DecodeError
 
 
 @dataclass
@@ -43,28 +42,10 @@ class FillReport:
 def fill_one(cache: FrameCache, path: str, backend: str) -> FillResult | str:
     """Make sure `path` has an entry, decoding it with `backend` on a miss; the DecodeError's
     message when it cannot be decoded."""
-    if path.lower().endswith(ARRAY_EXTENSIONS):
-        return FillResult(path, 0, 0, False)  # arrays are memory-mapped already, never cached
-    entry = cache.entry_path(path)
-    before = _identity(entry)
     try:
-        reader = cache.open(path, backend)  # fills the entry on a miss, with this file's backend
+        return cache.fill(path, backend)
     except DecodeError as error:
         return str(error)
-    try:
-        # A new entry is a new file (written aside, then renamed into place).
-        written = _identity(entry) != before
-        return FillResult(path, reader.num_frames, reader.frames.nbytes, written)
-    finally:
-        reader.close()
-
-
-def _identity(entry: os.PathLike) -> tuple[int, int] | None:
-    try:
-        stat = os.stat(entry)
-    except FileNotFoundError:
-        return None
-    return stat.st_ino, stat.st_mtime_ns
 
 
 def fill_videos(

@@ -213,7 +213,9 @@ class ManifestDataModule(pl.LightningDataModule):
             options = dict(
                 persistent_workers=self.persistent_workers,
                 prefetch_factor=self.prefetch_factor,
-                timeout=self.timeout,
+                # Filling the frame cache can take one batch past any timeout: the cache ends a
+                # worker whose write stalls for data.timeout instead (FrameCache stall_s).
+                timeout=0 if getattr(self, "frame_cache", None) else self.timeout,
             )
         return WatchedDataLoader(  # its timeout names the file a worker is stuck on
             self.datasets[split],
@@ -299,7 +301,9 @@ class VideoDataModule(ManifestDataModule):
         self.frames = frames
         self.backend = backend
         self.frame_cache = (
-            FrameCache(frame_cache, self.size, backend, max_gb=frame_cache_max_gb)
+            FrameCache(
+                frame_cache, self.size, backend, max_gb=frame_cache_max_gb, stall_s=self.timeout
+            )
             if frame_cache
             else None
         )

@@ -9,30 +9,37 @@ last keyframe. `.npy`/`.npz` arrays are not cached: they are memory-mapped alrea
 
 One entry per (absolute path, backend, size): `<folder>/<key>.frames`, a
 4096-byte JSON header (shape, fps, the source file's size and mtime, a CRC-32 of the frames)
-followed by the raw frames. An entry is written to a temporary file in the same folder and
-renamed into place (`os.replace`), so a killed writer leaves no half entry and two processes
-writing the same entry both leave a whole one. An entry whose source changed (size or mtime),
-whose length is wrong or whose checksum fails (checked once per process and entry) is rebuilt,
-never trusted. With `max_gb`, the least recently used entries are deleted after each write
-until the folder fits.
+followed by the raw frames. An entry is written to a temporary file in the same folder, which
+the writer holds an `fcntl` lock on, and renamed into place (`os.replace`), so a killed writer
+leaves no half entry and two processes writing the same entry both leave a whole one; the writer
+reads what it wrote through its own map, even when another process evicts the entry at once.
+An entry whose source changed (size or mtime), whose length is wrong or whose checksum fails
+(checked once per process and entry) is rebuilt, never trusted. With `max_gb`, the least
+recently used entries are deleted when the folder may be over budget (see `_account`: a fill
+is O(N), not a folder scan per write). A read-only folder is read; its misses are decoded
+without caching, with one warning.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import logging
 import mmap
 import os
+import threading
 import time
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch.utils.data
 
 from vidlearn.data.transforms import resize
 from vidlearn.data.video import (
@@ -51,8 +58,11 @@ MAGIC = b"VLFC"
 HEADER_BYTES = 4096  # frames start page-aligned after the header
 SUFFIX = ".frames"
 TEMP_PREFIX = ".tmp-"
-# A temporary file untouched this long belongs to a writer that died (writers append every chunk).
+# A temporary file untouched this long whose lock no writer holds belongs to a writer that died.
 STALE_TEMP_S = 600.0
+RESCAN_SHARE = 0.1  # a writer rescans the folder after writing this share of the budget
+LOW_WATER = 0.9  # eviction brings the folder down to this share of the budget
+STALLED_EXIT = 75  # exit status of a loader worker whose cache write stopped making progress
 
 
 @dataclass(frozen=True)
@@ -90,9 +100,14 @@ class FrameCache:
     """Frames of each video decoded once, resized to `size x size`, kept in `folder`.
 
     `backend` decodes on a miss (as `open_video`); frames are resized by the training
-    pipeline's own `resize`, so cached and uncached clips are the same. `max_gb`
-    bounds the folder (None = unbounded); `chunk_mb` bounds the decoded frames held in memory
-    while an entry is written.
+    pipeline's own `resize`. `max_gb` bounds the folder (None = unbounded); `chunk_mb` bounds
+    the decoded frames held in memory while an entry is written.
+
+    A write in a DataLoader worker may take longer than a batch is allowed to (a long video),
+    so the DataModule turns the loader's per-batch timeout off when the cache is on and passes
+    it here as `stall_s`: a worker whose write decodes no frames for `stall_s` seconds logs the
+    video and ends, which fails the run as the timeout did, while a slow write that makes
+    progress is never cut short.
     """
 
     def __init__(
@@ -102,6 +117,7 @@ class FrameCache:
         backend: str = "decord",
         max_gb: float | None = None,
         chunk_mb: float = 256.0,
+        stall_s: float | None = None,
     ) -> None:
         if size < 1:
             raise ConfigError(f"data.size={size}: the frame cache needs a size >= 1")
@@ -113,46 +129,56 @@ class FrameCache:
         self.size, self.backend = size, backend
         self.max_bytes = None if max_gb is None else int(max_gb * 1e9)
         self.chunk_bytes = int(chunk_mb * 2**20)
+        self.stall_s = stall_s
         self.folder.mkdir(parents=True, exist_ok=True)
         # Entries whose checksum this process has verified, by (file, inode, mtime): a replaced
         # entry has a new inode and is verified again. Forked workers inherit the verified set.
         self._verified: set[tuple[str, int, int]] = set()
+        # Bytes in the folder as of this process's last scan plus its writes since (see _account).
+        self._scanned_by: int | None = None
+        self._estimate = self._since_scan = 0
+        self.read_only, self._touches = False, True
+        if not os.access(self.folder, os.W_OK):  # a read-only mount, or no write permission
+            self._go_read_only(PermissionError(errno.EACCES, "no write permission"))
 
     # -- reading -------------------------------------------------------------------------------
     def open(self, path: str | Path, backend: str | None = None) -> VideoReader:
         """A reader of `path`'s cached frames, filling the entry first on a miss.
 
         `backend` decodes this file on a miss instead of the cache's own (the probe's per-file
-        choice under backend=auto); the entry stays keyed by the cache's settings.
+        choice under backend=auto); the entry stays keyed by the cache's settings. In a
+        read-only cache a miss is decoded directly (`open_video`), frames at their own size.
         """
         path = str(path)
+        backend = backend or self.backend
         if path.lower().endswith(ARRAY_EXTENSIONS):
-            return open_video(path, backend or self.backend)
+            return open_video(path, backend)
         entry = self.entry_path(path)
         found = self._map_valid(path, entry)
-        if found is None:
-            self._write(path, entry, backend or self.backend)
-            found = self._map_valid(path, entry)
-            if found is None:  # another process evicted it right after the write
-                raise DecodeError(
-                    f"{path}: its frame cache entry {entry} was evicted as soon as it was "
-                    "written; raise data.frame_cache_max_gb (it holds less than the entries in use)"
-                )
+        if found is None and not self.read_only:
+            found = self._write(path, entry, backend)
+        if found is None:  # the folder turned out read-only
+            return open_video(path, backend)
         return CachedVideo(path, *found)
 
-    def fill(self, path: str | Path) -> FillResult:
-        """Make sure `path` has a valid entry (decoding it when not); arrays are skipped."""
+    def fill(self, path: str | Path, backend: str | None = None) -> FillResult:
+        """Make sure `path` has a valid entry (decoding it with `backend`, default the cache's,
+        when not); arrays are skipped."""
         path = str(path)
         if path.lower().endswith(ARRAY_EXTENSIONS):
             return FillResult(path, 0, 0, False)
         entry = self.entry_path(path)
         found = self._map_valid(path, entry)
+        written = found is None
+        if written and not self.read_only:
+            found = self._write(path, entry, backend or self.backend)
         if found is None:
-            header = self._write(path, entry)
-        else:
-            header, mapped = found
-            mapped.close()
-        return FillResult(path, header["shape"][0], int(np.prod(header["shape"])), found is None)
+            raise ConfigError(
+                f"frame cache {self.folder} is read-only: give a writable data.frame_cache to fill"
+            )
+        header, mapped = found
+        mapped.close()
+        return FillResult(path, header["shape"][0], int(np.prod(header["shape"])), written)
 
     def entry_path(self, path: str | Path) -> Path:
         """The entry file of `path` under the current decode and resize settings."""
@@ -207,67 +233,139 @@ class FrameCache:
                     logger.warning("%s: checksum mismatch (corrupt); rebuilding it", entry)
                     return None
                 self._verified.add(identity)
-            _touch(descriptor, stat)
+            self._touch(descriptor, stat)
             return header, mapped
         finally:
             os.close(descriptor)  # the map keeps its own reference to the file
 
+    def _touch(self, descriptor: int, stat: os.stat_result) -> None:
+        """Record a use (access time) for least-recently-used eviction; the mtime is kept."""
+        if not self._touches:
+            return
+        try:
+            os.utime(descriptor, ns=(time.time_ns(), stat.st_mtime_ns))
+        except OSError as error:
+            if error.errno == errno.EROFS:
+                self._go_read_only(error)
+            else:  # EPERM: another user's entry; it is still read, only its use goes unrecorded
+                self._touches = False
+                logger.warning(
+                    "frame cache %s: cannot record which entries are used (%s); eviction by "
+                    "this process falls back to the order others recorded",
+                    self.folder,
+                    error.strerror,
+                )
+
+    def _go_read_only(self, error: OSError) -> None:
+        """Stop writing and touching entries, and say so once per process."""
+        if not self.read_only:
+            logger.warning(
+                "frame cache %s is read-only (%s): its entries are read, misses are decoded "
+                "without caching",
+                self.folder,
+                error.strerror,
+            )
+        self.read_only, self._touches = True, False
+
     # -- writing -------------------------------------------------------------------------------
-    def _write(self, path: str, entry: Path, backend: str | None = None) -> dict:
-        """Decode (with `backend`, default the cache's), resize and store every frame of `path`
-        atomically; returns the header."""
+    def _write(self, path: str, entry: Path, backend: str) -> tuple[dict, mmap.mmap] | None:
+        """Decode with `backend`, resize and store every frame of `path` atomically.
+
+        Returns the header and a map of what was written: the caller reads it even when another
+        process evicts the entry at once. None when the folder turns out read-only.
+        """
         before = os.stat(path)
-        reader = open_video(path, backend or self.backend)
+        reader = open_video(path, backend)
         temp = self.folder / f"{TEMP_PREFIX}{entry.stem}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
-            num_frames, fps = reader.num_frames, reader.fps
-            if num_frames < 1:
-                raise DecodeError(
-                    f"{path}: the video has no frames; re-export it or remove its row"
-                )
-            frame_bytes = max(reader.height * reader.width * 3, 1)
-            chunk = max(1, self.chunk_bytes // frame_bytes)
-            crc, channels = 0, None
-            with open(temp, "wb") as file:
-                file.seek(HEADER_BYTES)
-                for start in range(0, num_frames, chunk):
-                    frames = reader.read(range(start, min(start + chunk, num_frames)))
-                    sized = self._resize(frames)  # (t, size, size, C)
-                    channels = sized.shape[-1]
-                    crc = zlib.crc32(sized, crc)
-                    file.write(sized.data)
-                header = {
-                    "version": FORMAT_VERSION,
-                    "source": [os.path.abspath(path), before.st_size, before.st_mtime_ns],
-                    "settings": self._settings(),
-                    "shape": [num_frames, self.size, self.size, channels],
-                    "dtype": "uint8",
-                    "fps": fps,
-                    "crc32": crc,
-                }
-                file.seek(0)
-                file.write(_format_header(header))
+            descriptor = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError as error:
+            reader.close()
+            if error.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            self._go_read_only(error)
+            return None
+        mapped = None
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)  # a sweep skips temporary files held so
+            with _stall_guard(path, self.stall_s) as progress:
+                header = self._store(path, reader, descriptor, progress)
+            header["source"][1:] = [before.st_size, before.st_mtime_ns]
+            os.pwrite(descriptor, _format_header(header), 0)
+            mapped = mmap.mmap(descriptor, 0, access=mmap.ACCESS_READ)
+            stat = os.fstat(descriptor)
             # No fsync: a crash that loses the data but keeps the rename leaves an entry that
             # fails its length or checksum check, and is rebuilt.
             os.replace(temp, entry)
+        except BaseException:
+            if mapped is not None:
+                mapped.close()
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+            raise
         finally:
             reader.close()
-            with contextlib.suppress(FileNotFoundError):  # gone already when os.replace ran
-                temp.unlink()
-        stat = os.stat(entry)
+            os.close(descriptor)  # releases the lock
         self._verified.add((str(entry), stat.st_ino, stat.st_mtime_ns))
-        self.evict(keep=entry)
-        return header
+        self._account(entry, stat.st_size)
+        return header, mapped
+
+    def _store(
+        self, path: str, reader: VideoReader, descriptor: int, progress: Callable[[], None]
+    ) -> dict:
+        """Write every frame, resized, after the header's room; returns the header."""
+        num_frames, fps = reader.num_frames, reader.fps
+        if num_frames < 1:
+            raise DecodeError(f"{path}: the video has no frames; re-export it or remove its row")
+        frame_bytes = max(reader.height * reader.width * 3, 1)
+        chunk = max(1, self.chunk_bytes // frame_bytes)
+        crc, channels, offset = 0, None, HEADER_BYTES
+        for start in range(0, num_frames, chunk):
+            # One reader decodes the chunks in order: PyAV continues where it stopped.
+            frames = reader.read(range(start, min(start + chunk, num_frames)))
+            progress()
+            sized = self._resize(frames)  # (t, size, size, C)
+            channels = sized.shape[-1]
+            crc = zlib.crc32(sized, crc)
+            offset += _write_all(descriptor, sized.data, offset)
+        return {
+            "version": FORMAT_VERSION,
+            "source": [os.path.abspath(path), 0, 0],
+            "settings": self._settings(),
+            "shape": [num_frames, self.size, self.size, channels],
+            "dtype": "uint8",
+            "fps": fps,
+            "crc32": crc,
+        }
 
     def _resize(self, frames: np.ndarray) -> np.ndarray:
         """`(t, H, W, C)` -> `(t, size, size, C)` uint8 with ClipTransform's own resize."""
         return np.stack([resize(frame, self.size) for frame in frames])
 
     # -- budget --------------------------------------------------------------------------------
-    def evict(self, keep: Path | None = None) -> list[Path]:
-        """Delete least recently used entries until the folder fits `max_gb`; returns them.
+    def _account(self, entry: Path, nbytes: int) -> None:
+        """After a write: scan the folder only when it may be over budget, so a fill is O(N).
 
-        Also deletes temporary files that no writer touched for STALE_TEMP_S (a killed run's).
+        Each process scans once (sweeping what killed writers left), then adds what it writes.
+        Without a budget it never scans again. With one, it scans when its estimate passes the
+        budget or when it wrote a tenth of the budget since its last scan: other processes
+        write too, so the folder can exceed the budget by that tenth per writing process.
+        """
+        if self._scanned_by != os.getpid():
+            self.evict(keep=entry)
+            return
+        if self.max_bytes is None:
+            return
+        self._estimate += nbytes
+        self._since_scan += nbytes
+        if self._estimate > self.max_bytes or self._since_scan > RESCAN_SHARE * self.max_bytes:
+            self.evict(keep=entry)
+
+    def evict(self, keep: Path | None = None) -> list[Path]:
+        """Over `max_gb`, delete least recently used entries down to LOW_WATER of it.
+
+        Also deletes temporary files that no live writer holds and that are older than
+        STALE_TEMP_S (a killed run's). Returns what it deleted.
         """
         entries, removed, now = [], [], time.time()
         for item in os.scandir(self.folder):
@@ -277,26 +375,26 @@ class FrameCache:
                 continue
             if item.name.startswith(TEMP_PREFIX):
                 if now - stat.st_mtime > STALE_TEMP_S:
-                    _unlink(Path(item.path), removed)
+                    _unlink_unless_held(Path(item.path), removed)
             elif item.name.endswith(SUFFIX):
                 entries.append((stat.st_atime, stat.st_size, Path(item.path)))
-        if self.max_bytes is None:
-            return removed
         total = sum(size for _, size, _ in entries)
-        for _, size, entry in sorted(entries):
-            if total <= self.max_bytes:
-                break
-            if entry != keep:
-                _unlink(entry, removed)
-                total -= size
-        if total > self.max_bytes:
-            logger.warning(
-                "frame cache %s holds %.2f GB, over data.frame_cache_max_gb=%.2f: one entry is "
-                "larger than the budget; raise it",
-                self.folder,
-                total / 1e9,
-                self.max_bytes / 1e9,
-            )
+        if self.max_bytes is not None and total > self.max_bytes:
+            for _, size, entry in sorted(entries):
+                if total <= LOW_WATER * self.max_bytes:
+                    break
+                if entry != keep:
+                    _unlink(entry, removed)
+                    total -= size
+            if total > self.max_bytes:
+                logger.warning(
+                    "frame cache %s holds %.2f GB, over data.frame_cache_max_gb=%.2f: one entry "
+                    "is larger than the budget; raise it",
+                    self.folder,
+                    total / 1e9,
+                    self.max_bytes / 1e9,
+                )
+        self._scanned_by, self._estimate, self._since_scan = os.getpid(), total, 0
         return removed
 
 
@@ -321,14 +419,64 @@ def _parse_header(raw: bytes) -> dict | None:
     return header
 
 
-def _touch(descriptor: int, stat: os.stat_result) -> None:
-    """Record a use (access time) for least-recently-used eviction; the mtime is kept."""
-    # A read-only shared cache cannot record uses; it is still read, only never evicted by us.
-    with contextlib.suppress(PermissionError):
-        os.utime(descriptor, ns=(time.time_ns(), stat.st_mtime_ns))
-
-
 def _unlink(path: Path, removed: list[Path]) -> None:
     with contextlib.suppress(FileNotFoundError):  # another process removed it first
         path.unlink()
         removed.append(path)
+
+
+def _unlink_unless_held(temp: Path, removed: list[Path]) -> None:
+    """Delete a temporary file unless a live writer holds its lock (a long write, not a dead one)."""
+    try:
+        descriptor = os.open(temp, os.O_RDONLY)
+    except FileNotFoundError:  # renamed into place or removed meanwhile
+        return
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _unlink(temp, removed)
+    except BlockingIOError:  # a live writer holds it
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _write_all(descriptor: int, data: memoryview, offset: int) -> int:
+    """pwrite all of `data` at `offset` (pwrite may write less); returns the bytes written."""
+    view = memoryview(data).cast("B")
+    done = 0
+    while done < len(view):
+        done += os.pwrite(descriptor, view[done:], offset + done)
+    return done
+
+
+def _in_loader_worker() -> bool:
+    return torch.utils.data.get_worker_info() is not None
+
+
+@contextlib.contextmanager
+def _stall_guard(path: str, stall_s: float | None) -> Iterator[Callable[[], None]]:
+    """Yield `progress()`; in a DataLoader worker, end the process when it is not called for
+    `stall_s` seconds (a hung decoder), as the loader timeout would have failed the run."""
+    if stall_s is None or stall_s <= 0 or not _in_loader_worker():
+        yield lambda: None
+        return
+    last, done = [time.monotonic()], threading.Event()
+
+    def watch() -> None:
+        while not done.wait(min(stall_s, 5.0) / 2):
+            if time.monotonic() - last[0] > stall_s:
+                logger.error(
+                    "%s: no frame decoded for %.0f s while filling the frame cache; ending this "
+                    "loader worker (data.timeout); re-encode the video or remove its row",
+                    path,
+                    stall_s,
+                )
+                os._exit(STALLED_EXIT)
+
+    watcher = threading.Thread(target=watch, name="frame-cache-stall-guard", daemon=True)
+    watcher.start()
+    try:
+        yield lambda: last.__setitem__(0, time.monotonic())
+    finally:
+        done.set()
+        watcher.join()

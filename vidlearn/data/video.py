@@ -308,9 +308,12 @@ class PyAVReader:
     """PyAV: decode sequentially from the keyframe before each run of wanted frames.
 
     Dense indices are decoded in one pass; a gap of over two seconds starts a new run (a seek).
-    Variable frame rate videos are always decoded from the start: a seek's timestamp does not
-    tell which frame it landed on. Frames are turned by their display-matrix rotation, as decord
-    turns them. `strict`: frames past a truncation raise DecodeError instead of repeating.
+    Variable frame rate videos are decoded from the start, as a seek's timestamp does not tell
+    which frame it landed on. A read that starts at or after where the previous one stopped
+    (within two seconds, or anywhere ahead in a variable-rate video) continues decoding instead,
+    so reading a video in consecutive chunks decodes each frame once. Frames are turned by their
+    display-matrix rotation, as decord turns them. `strict`: frames past a truncation raise
+    DecodeError instead of repeating.
     """
 
     def __init__(self, path: str, threads: int = 1, strict: bool = False) -> None:
@@ -338,6 +341,9 @@ class PyAVReader:
         # Seeking lands on a timestamp; turning it into a frame index assumes a constant rate.
         base = float(self.stream.base_rate or 0)
         self.constant_rate = base > 0 and abs(self.fps - base) <= 0.01 * base
+        # The decoder left running by the last read and the index of the frame it yields next.
+        self._decoding: Iterator[tuple[int, av.VideoFrame]] | None = None
+        self._next_index = 0
         try:
             self.num_frames = self._count_frames()
         except av.FFmpegError as error:  # e.g. an empty AVI refuses the seek back to its start
@@ -360,6 +366,7 @@ class PyAVReader:
         """
         import av
 
+        self._decoding = None  # the seek below moves the demuxer under a running decoder
         try:
             self.container.seek(0)
             frame = next(self.container.decode(self.stream), None)
@@ -401,12 +408,14 @@ class PyAVReader:
         try:
             for run in self._runs(np.unique(wanted)):
                 keep = set(run.tolist())
-                for index, frame in self._numbered_frames(int(run[0])):
+                for index, frame in self._frames_from(int(run[0])):
+                    self._next_index = index + 1
                     if index in keep:
                         frames[index] = displayed(frame)  # (H, W, 3)
                     if index >= run[-1]:
                         break
         except av.FFmpegError as error:  # corrupt or truncated data: keep what decoded
+            self._decoding = None
             if not self.strict:  # strict: the DecodeError below says it
                 logger.warning("%s: decoding stopped early (%s)", self.path, error)
         if not frames:
@@ -437,6 +446,16 @@ class PyAVReader:
         if not self.constant_rate:
             return [indices]  # no seeks: one pass from the first frame counts frames exactly
         return np.split(indices, np.flatnonzero(np.diff(indices) > max(2 * self.fps, 1)) + 1)
+
+    def _frames_from(self, first: int) -> Iterator[tuple[int, av.VideoFrame]]:
+        """(frame index, frame) from at or before frame `first`: the running decoder when it is
+        not past `first` and the skip is short (any skip in a variable-rate video), else anew."""
+        if self._decoding is not None and self._next_index <= first:
+            skip = first - self._next_index
+            if not self.constant_rate or skip <= max(2 * self.fps, 1):
+                return self._decoding
+        self._decoding = self._numbered_frames(first)
+        return self._decoding
 
     def _numbered_frames(self, first: int) -> Iterator[tuple[int, av.VideoFrame]]:
         """(frame index, frame) in presentation order, starting at or before frame `first`."""
