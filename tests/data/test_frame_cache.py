@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import multiprocessing
 import os
@@ -19,6 +20,7 @@ import torch
 from counter_videos import counter_frames, write_video
 
 from vidlearn.data import frame_cache
+from vidlearn.data import video as video_module
 from vidlearn.data.clip_sampling import RandomClipSampler
 from vidlearn.data.datasets import VideoClipDataset
 from vidlearn.data.frame_cache import HEADER_BYTES, FrameCache
@@ -331,14 +333,14 @@ def test_with_a_budget_writes_rarely_list_the_folder_and_the_budget_holds(
 def count_pyav_decoded_frames(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Frames PyAVReader decodes from now on (one entry per frame)."""
     decoded: list[int] = []
-    numbered = PyAVReader._numbered_frames
+    numbered = video_module.numbered_frames
 
-    def counting(self: PyAVReader, first: int) -> object:
-        for index, frame in numbered(self, first):
+    def counting(*args: object) -> object:
+        for index, frame in numbered(*args):
             decoded.append(index)
             yield index, frame
 
-    monkeypatch.setattr(PyAVReader, "_numbered_frames", counting)
+    monkeypatch.setattr(video_module, "numbered_frames", counting)
     return decoded
 
 
@@ -354,6 +356,30 @@ def test_variable_frame_rate_video_is_decoded_once_when_filled_with_pyav(
     frames = cache.open(video).read(range(40))
     assert frame_indices(frames) == list(range(40))
     assert len(decoded) <= 41  # each frame once (and one read ahead at most)
+
+
+def _collect_garbage_and_exit() -> None:
+    gc.collect()
+    os._exit(0)
+
+
+def test_a_pyav_reader_dropped_in_the_parent_does_not_hang_a_forked_worker(
+    tmp_path: Path,
+) -> None:
+    """A reader left mid-decode and dropped unclosed is freed at once, not by a later garbage
+    collection in a forked loader worker, where freeing FFmpeg's threaded contexts deadlocks
+    (caught: the running decoder as a method generator, a reference cycle through the reader)."""
+    video = write_video(tmp_path / "clip.mp4", counter_frames(40))
+    reader = PyAVReader(str(video))
+    reader.read(range(5))  # the decoder stays open for a following read
+    del reader
+    child = multiprocessing.get_context("fork").Process(target=_collect_garbage_and_exit)
+    child.start()
+    child.join(timeout=20)
+    hung = child.is_alive()
+    if hung:
+        child.kill()
+    assert not hung and child.exitcode == 0
 
 
 def test_a_sweep_during_a_long_write_keeps_the_live_temporary_file(

@@ -454,33 +454,44 @@ class PyAVReader:
             skip = first - self._next_index
             if not self.constant_rate or skip <= max(2 * self.fps, 1):
                 return self._decoding
-        self._decoding = self._numbered_frames(first)
+        # A plain function, not a method: a running generator that held `self` would make a
+        # reference cycle, freed by the garbage collector at some later time, possibly in a
+        # forked loader worker, where freeing FFmpeg's threaded contexts deadlocks.
+        self._decoding = numbered_frames(
+            self.container, self.stream, self.fps, self.constant_rate, first
+        )
         return self._decoding
 
-    def _numbered_frames(self, first: int) -> Iterator[tuple[int, av.VideoFrame]]:
-        """(frame index, frame) in presentation order, starting at or before frame `first`."""
-        # Within a second of the start, decoding from frame 0 costs less than a seek, and counting
-        # frames is exact even for variable frame rates, where pts-derived indices are not: with
-        # a variable rate, always count from the start.
-        if first > self.fps > 0 and self.constant_rate:
-            time_base, start_pts = self.stream.time_base, self.stream.start_time or 0
-            self.container.seek(
-                start_pts + int(first / self.fps / time_base), stream=self.stream, backward=True
-            )
-            frames = self.container.decode(self.stream)
-            frame = next(frames, None)
-            if frame is not None and frame.pts is not None:
-                index = round(float((frame.pts - start_pts) * time_base) * self.fps)
-                if index <= first:  # the keyframe is at or before the target, as asked
-                    yield index, frame
-                    yield from enumerate(frames, start=index + 1)
-                    return
-        # From the start: rewind, as an earlier read (or the rotation lookup) moved the demuxer.
-        self.container.seek(0)
-        yield from enumerate(self.container.decode(self.stream))
-
     def close(self) -> None:
+        self._decoding = None
         self.container.close()
+
+
+def numbered_frames(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    fps: float,
+    constant_rate: bool,
+    first: int,
+) -> Iterator[tuple[int, av.VideoFrame]]:
+    """(frame index, frame) of `stream` in presentation order, starting at or before `first`."""
+    # Within a second of the start, decoding from frame 0 costs less than a seek, and counting
+    # frames is exact even for variable frame rates, where pts-derived indices are not: with
+    # a variable rate, always count from the start.
+    if first > fps > 0 and constant_rate:
+        time_base, start_pts = stream.time_base, stream.start_time or 0
+        container.seek(start_pts + int(first / fps / time_base), stream=stream, backward=True)
+        frames = container.decode(stream)
+        frame = next(frames, None)
+        if frame is not None and frame.pts is not None:
+            index = round(float((frame.pts - start_pts) * time_base) * fps)
+            if index <= first:  # the keyframe is at or before the target, as asked
+                yield index, frame
+                yield from enumerate(frames, start=index + 1)
+                return
+    # From the start: rewind, as an earlier read (or the rotation lookup) moved the demuxer.
+    container.seek(0)
+    yield from enumerate(container.decode(stream))
 
 
 def displayed(frame: av.VideoFrame) -> np.ndarray:
