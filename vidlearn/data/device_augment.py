@@ -10,7 +10,7 @@ by construction: the frames are stacked as channels and warped by one `grid_samp
 The parameters mirror albumentations' `Affine` as the worker path uses it (rotation in degrees
 about the centre, positive = counter-clockwise as in OpenCV; translation as a fraction of the
 width and height, applied in whole pixels; isotropic scale), with bilinear sampling and black outside the frame, so the
-two paths agree in distribution (tested). This module imports torch only: the task receives it
+two paths agree in distribution (tested). This module imports torch (and vidlearn.errors) only: the task receives it
 as a callable and never imports `vidlearn.data`.
 """
 
@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vidlearn.errors import ConfigError
+
 
 def _range(value: float | Sequence[float], name: str) -> tuple[float, float]:
     """`x` -> (-x, x); `[low, high]` -> (low, high), checked."""
@@ -31,8 +33,9 @@ def _range(value: float | Sequence[float], name: str) -> tuple[float, float]:
     else:
         low, high = (float(v) for v in value)
     if low > high:
-        raise ValueError(
-            f"augment.device.{name}={list((low, high))}: the low end is above the high"
+        raise ConfigError(
+            f"augment.device.{name}={list((low, high))}: the low end is above the high; "
+            "give [low, high] with low <= high"
         )
     return low, high
 
@@ -55,13 +58,15 @@ class ClipAffineOnDevice:
         p: float = 1.0,
     ) -> None:
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"augment.device.p={p} must be in [0, 1]")
+            raise ConfigError(f"augment.device.p={p} must be a probability in [0, 1]")
         self.rotate = _range(rotate, "rotate")
         self.translate_x = _range(translate_x, "translate_x")
         self.translate_y = _range(translate_y, "translate_y")
         self.scale = _range(scale, "scale")
         if self.scale[0] <= 0:
-            raise ValueError(f"augment.device.scale={list(self.scale)} must be > 0")
+            raise ConfigError(
+                f"augment.device.scale={list(self.scale)} must be > 0 (1 keeps the size)"
+            )
         self.p = p
         self.fill = [-m / s for m, s in zip(mean, std, strict=True)]
 
