@@ -164,3 +164,39 @@ def test_a_bug_keeps_its_traceback(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Traceback" in result.stderr
     assert "a bug" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        (
+            ["data.normalise_on_device=true", "+data.per_frame_max_norm=true"],
+            ["data.normalise_on_device", "data.per_frame_max_norm"],
+        ),
+        (["augment=hms_cine_device", "augment.device.p=2"], ["augment.device", "p=2"]),
+        (["augment=hms_cine_device", "augment.device.rotate=[10,-10]"], ["rotate=[10.0, -10.0]"]),
+        (
+            ["augment=light_device", "augment.device.steps.1.contrast=[0.3,-0.3]"],
+            ["augment.device", "contrast=[0.3, -0.3]"],
+        ),
+        (["model.temporal=lstm"], ["model.temporal='lstm'"]),
+        (["data.backend=foo"], ["data.backend='foo'", "pyav"]),
+    ],
+)
+def test_invalid_option_combination_names_the_keys(
+    tmp_path: Path, demo_videos: Path, overrides: list[str], named: list[str]
+) -> None:
+    result = run_script(tmp_path, f"data.manifest={demo_videos}", *overrides)
+    assert_clean_user_error(result, *named)
+
+
+def test_unknown_demo_kind_names_the_key(tmp_path: Path) -> None:
+    result = run_script(tmp_path, "kind=clips", f"out={tmp_path / 'demo'}", script="vidlearn-demo")
+    assert_clean_user_error(result, "kind=clips", "videos")
+
+
+def test_export_to_an_unknown_format_names_the_key(tmp_path: Path) -> None:
+    result = run_script(
+        tmp_path, f"ckpt={tmp_path / 'best.ckpt'}", "format=tflite", script="vidlearn-export"
+    )
+    assert_clean_user_error(result, "format='tflite'", "torchscript")

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import recording_augment
 import torch
 from omegaconf import DictConfig
 from PIL import Image
@@ -127,6 +128,19 @@ def test_train_normalises_and_augments_on_the_device(
         "data.frames=6",
         "augment=light_device",
         "data.normalise_on_device=true",  # workers only decode, resize and collate uint8
+        "data.batch_size=4",
     )
+    cfg.augment.device = {
+        "_target_": "recording_augment.RecordingAugment",
+        "inner": cfg.augment.device,
+    }
+    recording_augment.CALLS.clear()
     summary = train(cfg)
     assert summary["status"] == "ok" and summary["metrics"]["val/loss"] < float("inf")
+    # The pre-flight's batch of 2, then each training batch, normalised first; never evaluation's.
+    assert recording_augment.CALLS, "the task never called batch_augment"
+    preflight, *training = recording_augment.CALLS
+    assert preflight.batch_size == 2
+    assert sum(call.batch_size for call in training) == summary["num_train"]
+    assert all(call.dtype == torch.float32 for call in training)
+    assert any(call.changed for call in training)

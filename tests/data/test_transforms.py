@@ -21,6 +21,7 @@ from vidlearn.data.transforms import (
     max_normalise,
     resize,
 )
+from vidlearn.errors import ConfigError
 
 AUGMENT_DIR = Path(__file__).resolve().parents[2] / "conf" / "augment"
 
@@ -107,7 +108,7 @@ def test_clip_length_may_change_between_calls() -> None:
 
 
 def test_mean_with_wrong_number_of_channels_names_the_keys() -> None:
-    with pytest.raises(ValueError, match="frames have 1 channel.* data.mean has 3"):
+    with pytest.raises(ConfigError, match="frames have 1 channel.* data.mean has 3"):
         ClipTransform([], 8, [0.5] * 3, [0.25] * 3)(np.zeros((2, 8, 8, 1), np.uint8))
 
 
@@ -293,5 +294,5 @@ def test_uint8_images_normalised_per_batch_equal_the_worker_path_exactly() -> No
 
 
 def test_normalising_on_the_device_refuses_per_frame_max_norm_naming_both_keys() -> None:
-    with pytest.raises(ValueError, match="data.normalise_on_device.*data.per_frame_max_norm"):
+    with pytest.raises(ConfigError, match="data.normalise_on_device.*data.per_frame_max_norm"):
         ClipTransform([], 8, [0.5], [0.25], per_frame_max_norm=True, normalise=False)

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from vidlearn.errors import ConfigError
 from vidlearn.models.backbones import SmallCNN, TimmBackbone, TorchvisionBackbone
 
 
@@ -18,7 +19,7 @@ def test_small_cnn_maps_images_to_feature_dim_vectors(batch_size: int, pooled_si
 
 
 def test_small_cnn_rejects_empty_widths() -> None:
-    with pytest.raises(ValueError, match="widths"):
+    with pytest.raises(ConfigError, match="widths"):
         SmallCNN(widths=())
 
 
@@ -35,12 +36,12 @@ def test_torchvision_backbone_drops_only_the_final_linear(name: str, feature_dim
 
 
 def test_torchvision_backbone_rejects_unknown_names() -> None:
-    with pytest.raises(ValueError, match="'resnet19' is not a torchvision classification model"):
+    with pytest.raises(ConfigError, match="'resnet19' is not a torchvision classification model"):
         TorchvisionBackbone("resnet19", weights="none")
 
 
 def test_torchvision_backbone_rejects_models_without_a_final_linear() -> None:
-    with pytest.raises(ValueError, match="squeezenet1_1.*no final nn.Linear"):
+    with pytest.raises(ConfigError, match="squeezenet1_1.*no final nn.Linear"):
         TorchvisionBackbone("squeezenet1_1", weights="none")
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from vidlearn.errors import ConfigError
 from vidlearn.models.cnn3d import Video3DCNN
 
 # s3d's temporal pooling needs more frames than the ResNet-style archs.
@@ -25,7 +26,7 @@ def test_video_3d_cnn_maps_clips_to_logits(arch: str, batch_size: int) -> None:
 
 
 def test_unknown_arch_is_rejected() -> None:
-    with pytest.raises(ValueError, match="model.arch='r3d_50'"):
+    with pytest.raises(ConfigError, match="model.arch='r3d_50'"):
         Video3DCNN(num_outputs=2, arch="r3d_50", weights="none")
 
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from vidlearn.errors import ConfigError
 from vidlearn.models.backbones import SmallCNN
 from vidlearn.models.frame_gru import FrameGRU
 
@@ -100,10 +101,10 @@ def test_unfrozen_backbone_updates_batchnorm_statistics() -> None:
     ("option", "value"), [("temporal", "transformer"), ("rnn", "rnn"), ("readout", "max")]
 )
 def test_unknown_choices_are_rejected_with_the_config_key(option: str, value: str) -> None:
-    with pytest.raises(ValueError, match=f"model.{option}={value!r}"):
+    with pytest.raises(ConfigError, match=f"model.{option}={value!r}"):
         tiny_model(**{option: value})
 
 
 def test_backbones_without_feature_dim_are_rejected() -> None:
-    with pytest.raises(TypeError, match="feature_dim"):
+    with pytest.raises(ConfigError, match="feature_dim"):
         FrameGRU(num_outputs=2, backbone=nn.Conv2d(3, 4, 3))

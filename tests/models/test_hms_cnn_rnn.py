@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from vidlearn.errors import ConfigError
 from vidlearn.models.hms_cnn_rnn import HmsCnnRnn
 
 
@@ -45,7 +46,7 @@ def test_conv_parameters_are_exactly_the_conv_kernels() -> None:
 
 def test_clips_of_another_length_are_rejected_with_the_config_key() -> None:
     model = HmsCnnRnn(num_outputs=1, num_frames=3, size=64)
-    with pytest.raises(ValueError, match="model.num_frames=3 frames but got clips of 5"):
+    with pytest.raises(ConfigError, match="model.num_frames=3 frames but got clips of 5"):
         model(torch.randn(1, 5, 1, 64, 64))
 
 
@@ -55,5 +56,5 @@ def test_frames_too_small_for_the_poolings_are_rejected() -> None:
 
 
 def test_unknown_rnn_is_rejected() -> None:
-    with pytest.raises(ValueError, match="model.rnn='rnn'"):
+    with pytest.raises(ConfigError, match="model.rnn='rnn'"):
         HmsCnnRnn(num_outputs=1, rnn="rnn")

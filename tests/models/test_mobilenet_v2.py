@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torchvision.models import mobilenet_v2
 
+from vidlearn.errors import ConfigError
 from vidlearn.models.mobilenet_v2 import MobileNetV2Classifier
 
 
@@ -80,12 +81,12 @@ def test_frozen_blocks_keep_batchnorm_statistics_in_train_mode() -> None:
 
 @pytest.mark.parametrize("freeze", [-1, 20, "all", True])
 def test_invalid_freeze_values_are_rejected(freeze: int | str) -> None:
-    with pytest.raises(ValueError, match="model.freeze"):
+    with pytest.raises(ConfigError, match="model.freeze"):
         tiny_classifier(freeze=freeze)
 
 
 def test_unknown_activation_is_rejected() -> None:
-    with pytest.raises(ValueError, match="model.activation='swish'"):
+    with pytest.raises(ConfigError, match="model.activation='swish'"):
         tiny_classifier(activation="swish")
 
 

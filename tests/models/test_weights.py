@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import json
+import pickle
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -170,3 +174,50 @@ def test_pretrained_weights_imply_their_mean_and_std() -> None:
 @pytest.mark.parametrize("choice", [None, Path("weights.pt")])
 def test_random_init_and_local_files_imply_no_normalisation(choice: Path | None) -> None:
     assert preprocessing_for(choice, MobileNet_V2_Weights.IMAGENET1K_V1) is None
+
+
+def _write_zip(path: Path, names: list[str]) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name in names:
+            archive.writestr(name, "x")
+
+
+# One maker per kind of file that is not a state_dict, with what the message must call it.
+NOT_STATE_DICTS: dict[str, tuple[Callable[[Path], None], str]] = {
+    "json": (lambda p: p.write_text(json.dumps({"weight": [1.0, 2.0]})), "a JSON file"),
+    "npy": (lambda p: np.save(p.open("wb"), np.zeros(3)), "a NumPy array"),
+    "npz": (lambda p: np.savez(p.open("wb"), weight=np.zeros(3)), "a NumPy .npz archive"),
+    "zip": (
+        lambda p: _write_zip(p, ["model/weights.txt"]),
+        "a zip archive that is not a PyTorch checkpoint",
+    ),
+    "hdf5": (lambda p: p.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64)), "an HDF5 file"),
+    "pickle": (lambda p: p.write_bytes(pickle.dumps([1, 2, 3])), "a Python pickle"),
+    "list": (lambda p: torch.save([torch.zeros(2)], p), "a list"),
+    "plain values": (lambda p: torch.save({"lr": 0.1, "name": "x"}, p), "'lr' holds a float"),
+    "safetensors": (
+        lambda p: p.write_bytes((2).to_bytes(8, "little") + b"{}"),
+        "a safetensors file",
+    ),
+    "empty": (lambda p: p.write_bytes(b""), "an empty file"),
+    "text": (lambda p: p.write_text("weights are on the shared drive\n"), "a text file"),
+}
+
+
+@pytest.mark.parametrize(("make", "kind"), NOT_STATE_DICTS.values(), ids=NOT_STATE_DICTS.keys())
+def test_a_file_that_is_not_a_state_dict_is_named_with_what_it_holds(
+    tmp_path: Path, make: Callable[[Path], None], kind: str
+) -> None:
+    path = tmp_path / "weights.pt"
+    make(path)
+    with pytest.raises(UserError) as raised:
+        read_state_dict(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: ") and kind in message, message
+    assert "torch.save(model.state_dict(), path)" in message
+
+
+def test_a_legacy_torch_file_still_loads(tmp_path: Path) -> None:
+    state = nn.Linear(2, 3).state_dict()
+    torch.save(state, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
+    assert read_state_dict(tmp_path / "old.pt").keys() == state.keys()

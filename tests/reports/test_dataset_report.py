@@ -11,6 +11,7 @@ from vidlearn.data.datamodules import ImageDataModule, VideoDataModule
 from vidlearn.data.probe_index import ProbeCache
 from vidlearn.data.samplers import BalancedSampler, ShuffleSampler
 from vidlearn.demo import make_videos
+from vidlearn.errors import ConfigError
 from vidlearn.reports.dataset import (
     ALL,
     class_counts,
@@ -68,7 +69,7 @@ def test_blank_group_cells_are_counted_not_lost() -> None:
 
 
 def test_unknown_group_column_names_the_usable_columns(posture: ImageDataModule) -> None:
-    with pytest.raises(ValueError, match=r"no column 'site'.*tranche"):
+    with pytest.raises(ConfigError, match=r"no column 'site'.*tranche"):
         class_counts(posture.table, "site")
 
 

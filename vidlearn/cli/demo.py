@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vidlearn.cli.console import console_main
 from vidlearn.demo import demo_is_complete, make_cine, make_images, make_videos
+from vidlearn.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,9 @@ def ensure_demo(kind: str, cache_dir: str | Path, seed: int = 0) -> Path:
     a killed run or a concurrent process never leaves a half-written data set behind.
     """
     if kind not in GENERATORS:
-        raise ValueError(f"unknown demo data set {kind!r}; choose one of {sorted(GENERATORS)}")
+        raise ConfigError(
+            f"demo data set {kind!r} (in ${{demo:{kind},...}}) is not one of {sorted(GENERATORS)}"
+        )
     target = Path(cache_dir).expanduser() / f"demo-{kind}-v{DEMO_VERSION}-seed{seed}"
     if not demo_is_complete(target, GENERATORS[kind], seed=seed):
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -70,7 +73,7 @@ def main(cfg: DictConfig) -> None:
     kinds = sorted(GENERATORS) if cfg.kind == "all" else [cfg.kind]
     for kind in kinds:
         if kind not in GENERATORS:
-            raise SystemExit(f"kind={kind} is not one of all, {', '.join(sorted(GENERATORS))}")
+            raise ConfigError(f"kind={kind} is not one of all, {', '.join(sorted(GENERATORS))}.")
         out = Path(cfg.out).expanduser() / kind if len(kinds) > 1 else Path(cfg.out).expanduser()
         manifest = GENERATORS[kind](out, seed=cfg.seed)
         print(f"{kind}: {manifest}")

@@ -17,13 +17,14 @@ from rich.console import Console
 
 from vidlearn.cli.console import console_main
 from vidlearn.inference.checkpoint import load_checkpoint
-from vidlearn.inference.export import export_model, model_card
+from vidlearn.inference.export import check_format, export_model, model_card
 
 SUFFIXES = {"torchscript": ".pt", "onnx": ".onnx"}
 
 
 def export(cfg: DictConfig) -> Path:
     """Run `cfg` (conf/export.yaml); returns the exported file."""
+    check_format(cfg.format)  # before the checkpoint is read: a typo fails at once
     loaded = load_checkpoint(cfg.ckpt)
     out = Path(cfg.out) if cfg.out else loaded.path.with_suffix(SUFFIXES.get(cfg.format, ""))
     difference = export_model(loaded, cfg.format, out, cfg.tolerance, cfg.seed)

@@ -33,5 +33,13 @@ def silence_third_party_noise() -> None:
     warnings.filterwarnings(
         "ignore", message=r"Experiment logs directory .* exists and is not empty"
     )
+    # The task's on_after_batch_transfer (normalise and augment on the device, see
+    # docs/architecture.md) is the one meant to run; vidlearn's DataModules never override it,
+    # so Lightning's notice that it will use the LightningModule's is true and nothing to act on.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"You have overridden `on_after_batch_transfer` in `LightningModule` but have "
+        r"passed in a `LightningDataModule`",
+    )
     # Lightning 2.6 calls a torch pytree API that torch 2.10+ deprecates; nothing to do on our side.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")

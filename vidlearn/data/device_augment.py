@@ -1,4 +1,5 @@
-"""Clip augmentation on the accelerator: one affine warp per clip, for a whole batch at once.
+"""Clip augmentation on the accelerator: one affine warp and one brightness/contrast change per
+clip, for a whole batch at once.
 
 The LightningModule calls it after the batch reaches the device (`on_after_batch_transfer`,
 training only), so workers only decode, resize and normalise. Each clip's parameters come from
@@ -10,29 +11,34 @@ by construction: the frames are stacked as channels and warped by one `grid_samp
 The parameters mirror albumentations' `Affine` as the worker path uses it (rotation in degrees
 about the centre, positive = counter-clockwise as in OpenCV; translation as a fraction of the
 width and height, applied in whole pixels; isotropic scale), with bilinear sampling and black outside the frame, so the
-two paths agree in distribution (tested). This module imports torch only: the task receives it
+two paths agree in distribution (tested). `ClipBrightnessContrastOnDevice` is albumentations'
+`RandomBrightnessContrast` (brightness_by_max) with the same ranges; `DeviceAugmentations` runs
+several in order, each from its own stream of the clip's seed. This module imports torch (and vidlearn.errors) only: the task receives it
 as a callable and never imports `vidlearn.data`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vidlearn.errors import ConfigError
 
-def _range(value: float | Sequence[float], name: str) -> tuple[float, float]:
-    """`x` -> (-x, x); `[low, high]` -> (low, high), checked."""
+
+def _range(value: float | Sequence[float], name: str, owner: str) -> tuple[float, float]:
+    """`x` -> (-x, x); `[low, high]` -> (low, high), checked; `owner` names the class in errors."""
     if isinstance(value, int | float):
         low, high = -float(value), float(value)
     else:
         low, high = (float(v) for v in value)
     if low > high:
-        raise ValueError(
-            f"augment.device.{name}={list((low, high))}: the low end is above the high"
+        raise ConfigError(
+            f"augment.device: {owner} {name}={[low, high]}: the low end is above the high; "
+            "give [low, high] with low <= high"
         )
     return low, high
 
@@ -54,14 +60,17 @@ class ClipAffineOnDevice:
         scale: Sequence[float] = (1.0, 1.0),
         p: float = 1.0,
     ) -> None:
+        name = type(self).__name__
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"augment.device.p={p} must be in [0, 1]")
-        self.rotate = _range(rotate, "rotate")
-        self.translate_x = _range(translate_x, "translate_x")
-        self.translate_y = _range(translate_y, "translate_y")
-        self.scale = _range(scale, "scale")
+            raise ConfigError(f"augment.device: {name} p={p} must be a probability in [0, 1]")
+        self.rotate = _range(rotate, "rotate", name)
+        self.translate_x = _range(translate_x, "translate_x", name)
+        self.translate_y = _range(translate_y, "translate_y", name)
+        self.scale = _range(scale, "scale", name)
         if self.scale[0] <= 0:
-            raise ValueError(f"augment.device.scale={list(self.scale)} must be > 0")
+            raise ConfigError(
+                f"augment.device: {name} scale={list(self.scale)} must be > 0 (1 keeps the size)"
+            )
         self.p = p
         self.fill = [-m / s for m, s in zip(mean, std, strict=True)]
 
@@ -121,3 +130,64 @@ class ClipAffineOnDevice:
             stacked - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False
         )
         return (warped + fill).view(shape)
+
+
+class ClipBrightnessContrastOnDevice:
+    """Change the contrast and brightness of every clip of a batch on its device, one draw per clip.
+
+    As albumentations' `RandomBrightnessContrast` with `brightness_by_max=True`: in pixel units
+    x in [0, 1], x -> clip(alpha * x + beta, 0, 1) with alpha = 1 + U(contrast) and
+    beta = U(brightness), applied with probability `p`; a number `b` means the range [-b, b].
+    `clips` `(B, T, C, H, W)` or images `(B, C, H, W)`, float, normalised with `mean`/`std`;
+    `seeds` `(B,)` int64.
+    """
+
+    # Its generator is seeded with seed + STREAM, so its draws are independent of the warp's.
+    STREAM = 1
+
+    def __init__(
+        self,
+        mean: Sequence[float],
+        std: Sequence[float],
+        brightness: float | Sequence[float] = 0.0,
+        contrast: float | Sequence[float] = 0.0,
+        p: float = 1.0,
+    ) -> None:
+        name = type(self).__name__
+        if not 0.0 <= p <= 1.0:
+            raise ConfigError(f"augment.device: {name} p={p} must be a probability in [0, 1]")
+        self.brightness = _range(brightness, "brightness", name)
+        self.contrast = _range(contrast, "contrast", name)
+        self.p = p
+        self.mean, self.std = list(mean), list(std)
+
+    def draw(self, seed: int) -> tuple[float, float]:
+        """(alpha, beta) of one clip: contrast factor and brightness shift; (1, 0) if skipped."""
+        generator = torch.Generator().manual_seed(seed + self.STREAM)
+        uniform = torch.rand(3, generator=generator, dtype=torch.float64).tolist()
+        if uniform[0] >= self.p:
+            return 1.0, 0.0
+        (low_c, high_c), (low_b, high_b) = self.contrast, self.brightness
+        return 1.0 + low_c + (high_c - low_c) * uniform[1], low_b + (high_b - low_b) * uniform[2]
+
+    def __call__(self, clips: Tensor, seeds: Tensor) -> Tensor:
+        draws = torch.tensor([self.draw(int(seed)) for seed in seeds.tolist()], dtype=clips.dtype)
+        shape = (len(seeds),) + (1,) * (clips.dim() - 1)  # (B, 1, ..., 1)
+        alpha, beta = (column.view(shape).to(clips.device) for column in draws.unbind(1))
+        channels = (-1, 1, 1)  # (C, 1, 1): the per-channel mean and std broadcast over H, W
+        mean = torch.tensor(self.mean, dtype=clips.dtype, device=clips.device).view(channels)
+        std = torch.tensor(self.std, dtype=clips.dtype, device=clips.device).view(channels)
+        pixels = (clips * std + mean) * alpha + beta  # in [0, 1] units
+        return (pixels.clamp(0.0, 1.0) - mean) / std
+
+
+class DeviceAugmentations:
+    """Device augmentations `(inputs, seeds) -> inputs` run in order, as one `batch_augment`."""
+
+    def __init__(self, steps: Sequence[Callable[[Tensor, Tensor], Tensor]]) -> None:
+        self.steps = list(steps)
+
+    def __call__(self, clips: Tensor, seeds: Tensor) -> Tensor:
+        for step in self.steps:
+            clips = step(clips, seeds)
+        return clips

@@ -121,7 +121,9 @@ def open_video(
     """
     path = str(path)
     if backend not in BACKENDS:
-        raise ValueError(f"unknown video backend {backend!r}; use one of {', '.join(BACKENDS)}")
+        raise ConfigError(
+            f"data.backend={backend!r} is not a video backend; use one of {', '.join(BACKENDS)}."
+        )
     if not os.path.isfile(path):
         raise DecodeError(f"{path}: file not found; fix the manifest row or restore the file")
     if os.path.getsize(path) == 0:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vidlearn.errors import ConfigError
 from vidlearn.inference.checkpoint import LoadedModel
 
 FORMATS = ("torchscript", "onnx")
@@ -25,6 +26,15 @@ class ExportMismatchError(RuntimeError):
     """The exported model's outputs differ from PyTorch's by at least the tolerance."""
 
 
+def check_format(format: str) -> None:
+    """Raise ConfigError naming the `format` key unless it is one of FORMATS."""
+    if format not in FORMATS:
+        raise ConfigError(
+            f"format={format!r} is not a format vidlearn-export writes; pass one of "
+            f"{', '.join(f'format={name}' for name in FORMATS)}."
+        )
+
+
 def export_model(
     loaded: LoadedModel, format: str, out: Path, tolerance: float = 1e-4, seed: int = 0
 ) -> float:
@@ -32,8 +42,7 @@ def export_model(
 
     Raises ExportMismatchError when the difference is >= `tolerance` (fp32 logits).
     """
-    if format not in FORMATS:
-        raise ValueError(f"format={format!r} is not one of {', '.join(FORMATS)}.")
+    check_format(format)
     model = loaded.model.cpu().eval()
     generator = torch.Generator().manual_seed(seed)
     example = torch.randn(loaded.input_shape(TRACE_BATCH), generator=generator)

@@ -15,6 +15,7 @@ import torchvision
 from torch import Tensor, nn
 from torchvision.models import WeightsEnum, get_model, get_model_weights, list_models
 
+from vidlearn.errors import ConfigError
 from vidlearn.models.input_conv import adapt_first_conv
 from vidlearn.models.limits import InputLimits
 from vidlearn.models.weights import (
@@ -64,12 +65,12 @@ class SmallCNN(nn.Module):
     ) -> None:
         super().__init__()
         if not widths or pooled_size < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"SmallCNN needs at least one width and pooled_size >= 1; got widths={widths!r}, "
                 f"pooled_size={pooled_size}. Fix model.backbone.widths / pooled_size."
             )
         if pooling not in ("average", "keypoints"):
-            raise ValueError(
+            raise ConfigError(
                 f"model.backbone.pooling={pooling!r} must be 'average' or 'keypoints'."
             )
         layers: list[nn.Module] = []
@@ -109,7 +110,7 @@ class TorchvisionBackbone(nn.Module):
         super().__init__()
         names = list_models(module=torchvision.models)
         if name not in names:
-            raise ValueError(
+            raise ConfigError(
                 f"model.backbone.name={name!r} is not a torchvision classification model; "
                 f"pick one of {', '.join(names)}."
             )
@@ -153,7 +154,7 @@ class TimmBackbone(nn.Module):
 
         choice = parse_weights(weights, "imagenet")
         if choice == "imagenet":
-            raise ValueError(
+            raise ConfigError(
                 f"model.backbone.weights=imagenet is not available for the timm backbone {name!r} "
                 "(vidlearn fetches torchvision's pretrained weights only); save the weights with "
                 "torch.save(state_dict) and pass model.backbone.weights=/path/to/state_dict.pt, "
@@ -187,7 +188,7 @@ def _remove_final_linear(model: nn.Module, name: str) -> int:
                 in_features = head[linear_indices[-1]].in_features
                 head[linear_indices[-1]] = nn.Identity()
                 return in_features
-    raise ValueError(
+    raise ConfigError(
         f"torchvision model {name!r} has no final nn.Linear under fc/classifier/head/heads "
         "(e.g. squeezenet classifies with a conv); pick another model.backbone.name."
     )

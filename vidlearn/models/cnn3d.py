@@ -7,6 +7,7 @@ from pathlib import Path
 from torch import Tensor, nn
 from torchvision.models import WeightsEnum, get_model, get_model_weights
 
+from vidlearn.errors import ConfigError
 from vidlearn.models.input_conv import adapt_first_conv
 from vidlearn.models.limits import InputLimits
 from vidlearn.models.weights import (
@@ -54,7 +55,7 @@ class Video3DCNN(nn.Module):
     ) -> None:
         super().__init__()
         if arch not in ARCHS:
-            raise ValueError(f"model.arch={arch!r} is not one of {', '.join(ARCHS)}.")
+            raise ConfigError(f"model.arch={arch!r} is not one of {', '.join(ARCHS)}.")
         choice = parse_weights(weights, "kinetics400")
         pretrained = get_model_weights(arch).KINETICS400_V1
         self.net = get_model(

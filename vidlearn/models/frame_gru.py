@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from vidlearn.errors import ConfigError
 from vidlearn.models.limits import InputLimits
 
 TEMPORAL = ("rnn", "mean")
@@ -50,11 +51,11 @@ class FrameGRU(nn.Module):
         _check_choice("model.rnn", rnn, RNNS)
         _check_choice("model.readout", readout, READOUTS)
         if frame_chunk_size is not None and frame_chunk_size < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"model.frame_chunk_size must be >= 1 or null; got {frame_chunk_size}."
             )
         if not isinstance(getattr(backbone, "feature_dim", None), int):
-            raise TypeError(
+            raise ConfigError(
                 f"model.backbone ({type(backbone).__name__}) has no integer `feature_dim`; use a "
                 "backbone from vidlearn.models.backbones."
             )
@@ -127,4 +128,4 @@ class FrameGRU(nn.Module):
 
 def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ValueError(f"{key}={value!r} is not one of {', '.join(choices)}.")
+        raise ConfigError(f"{key}={value!r} is not one of {', '.join(choices)}.")

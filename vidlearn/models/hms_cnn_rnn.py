@@ -43,7 +43,7 @@ class HmsCnnRnn(nn.Module):
     ) -> None:
         super().__init__()
         if rnn not in RNNS:
-            raise ValueError(f"model.rnn={rnn!r} is not one of {', '.join(RNNS)}.")
+            raise ConfigError(f"model.rnn={rnn!r} is not one of {', '.join(RNNS)}.")
         self.num_frames = num_frames
         layers: list[nn.Module] = [
             *_conv_bn_selu(in_channels, 32, kernel_size=5, stride=2),
@@ -91,7 +91,7 @@ class HmsCnnRnn(nn.Module):
     def forward(self, clips: Tensor) -> Tensor:  # (B, T, C, H, W)
         B, T = clips.shape[:2]
         if self.num_frames != T:
-            raise ValueError(
+            raise ConfigError(
                 f"HmsCnnRnn was built for model.num_frames={self.num_frames} frames but got clips "
                 f"of {T}; set model.num_frames to the data's clip length."
             )

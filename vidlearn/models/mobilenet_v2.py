@@ -8,6 +8,7 @@ from pathlib import Path
 from torch import Tensor, nn
 from torchvision.models import MobileNet_V2_Weights, WeightsEnum, mobilenet_v2
 
+from vidlearn.errors import ConfigError
 from vidlearn.models.input_conv import adapt_input_conv
 from vidlearn.models.limits import InputLimits
 from vidlearn.models.weights import (
@@ -68,7 +69,7 @@ class MobileNetV2Classifier(nn.Module):
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
-            raise ValueError(
+            raise ConfigError(
                 f"model.activation={activation!r} is not one of {', '.join(ACTIVATIONS)}."
             )
         self.num_frozen = _frozen_block_count(freeze)
@@ -115,7 +116,7 @@ def _frozen_block_count(freeze: int | str) -> int:
     if freeze == "all_but_head":
         return NUM_BLOCKS
     if isinstance(freeze, bool) or not isinstance(freeze, int) or not 0 <= freeze <= NUM_BLOCKS:
-        raise ValueError(
+        raise ConfigError(
             f"model.freeze={freeze!r} must be an int in [0, {NUM_BLOCKS}] (leading feature "
             f"blocks to freeze; {KERAS_RECIPE_FROZEN_BLOCKS} matches the Keras recipe) or "
             "'all_but_head'."

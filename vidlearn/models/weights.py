@@ -17,8 +17,10 @@ the mean/std that pretrained weights expect their inputs to be normalised with.
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.client import HTTPException
@@ -34,6 +36,14 @@ from vidlearn.errors import ConfigError, UserError
 logger = logging.getLogger(__name__)
 
 NO_WEIGHTS = ("none", "null", "")
+
+# First bytes of files passed as weights by mistake, and what to call them.
+_MAGIC = (
+    (b"\x93NUMPY", "a NumPy array (.npy)"),
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file (Keras or h5py weights)"),
+)
+# torch.save's files before the zip format (torch < 1.6) open with this pickled number.
+_TORCH_LEGACY_START = pickle.dumps(torch.serialization.MAGIC_NUMBER, protocol=2)
 
 
 class WeightsDownloadError(UserError, FileNotFoundError):
@@ -51,7 +61,8 @@ class Preprocessing:
 def parse_weights(weights: str | Path | None, pretrained_name: str) -> str | Path | None:
     """Read a `model.weights` value: `pretrained_name`, `None` for random init, or a file Path.
 
-    Raises FileNotFoundError for any other value, since it can only be a mistyped path.
+    Raises ConfigError naming `model.weights` for any other value, since it can only be a
+    mistyped path or a missing file.
     """
     if weights is None or str(weights).lower() in NO_WEIGHTS:
         return None
@@ -107,6 +118,9 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
     Lightning checkpoints of a vidlearn task store the model under the prefix "model."; that
     prefix is removed so the keys match the bare model.
     """
+    kind = _kind_of_other_file(path)
+    if kind is not None:
+        raise ConfigError(_not_a_state_dict(path, f"is {kind}"))
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -115,16 +129,73 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
             "refuses (see the chained error); save the weights alone with "
             "torch.save(model.state_dict(), path) and pass that file."
         ) from error
+    except (RuntimeError, EOFError, KeyError, ValueError, OSError) as error:
+        raise ConfigError(
+            _not_a_state_dict(path, f"is not a file torch.load reads ({error})")
+        ) from error
     if not isinstance(content, Mapping):
-        raise ConfigError(f"{path}: holds a {type(content).__name__}, not a state_dict mapping.")
+        raise ConfigError(_not_a_state_dict(path, f"holds a {type(content).__name__}"))
     for key in ("state_dict", "model"):
         if isinstance(content.get(key), Mapping):
             content = content[key]
             break
     state_dict = dict(content)
+    for key, value in state_dict.items():
+        if not isinstance(value, Tensor):
+            raise ConfigError(
+                _not_a_state_dict(
+                    path, f"holds a dict whose {key!r} holds a {type(value).__name__}"
+                )
+            )
     if state_dict and all(key.startswith("model.") for key in state_dict):
         state_dict = {key.removeprefix("model."): value for key, value in state_dict.items()}
     return state_dict
+
+
+def _kind_of_other_file(path: Path) -> str | None:
+    """What `path` holds, by its first bytes, when torch.save plainly did not write it; else None."""
+    with path.open("rb") as file:
+        head = file.read(64)
+    if not head:
+        return "an empty file (0 bytes)"
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+        if any(name.endswith("/data.pkl") for name in names):  # torch.save's own layout
+            return None
+        if names and all(name.endswith(".npy") for name in names):
+            return "a NumPy .npz archive"
+        return "a zip archive that is not a PyTorch checkpoint (it has no data.pkl)"
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    if head.startswith(b"\x80"):  # a pickle
+        return None if head.startswith(_TORCH_LEGACY_START) else "a Python pickle, not torch.save's"
+    if head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size:
+        return "a safetensors file (read it with safetensors.torch.load_file)"
+    if head.lstrip()[:1] in (b"{", b"[") and _is_json(path):
+        return "a JSON file"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return "a text file"
+
+
+def _is_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_bytes())
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        return False
+    return True
+
+
+def _not_a_state_dict(path: Path, what: str) -> str:
+    return (
+        f"{path}: {what}, not a PyTorch state_dict. vidlearn reads weights saved with "
+        "torch.save(model.state_dict(), path) (a .pt/.pth file) or a vidlearn run's .ckpt; "
+        "save the weights that way and pass that file."
+    )
 
 
 def load_checked(module: nn.Module, state_dict: Mapping[str, Tensor], source: str) -> None:

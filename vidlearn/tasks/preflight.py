@@ -3,14 +3,18 @@
 `fit` reports a model that cannot take the data's clips from inside a pooling layer, after
 workers and the progress bar have started. The pre-flight reads one sample in the main process
 (through the training reader and transform), checks the model's stated `input_limits`, runs the
-task's forward + loss + backward on a batch of two copies, and turns any failure into a
-ConfigError naming the config keys to change. Afterwards every random stream, buffer (BatchNorm
+task's forward + loss + backward on a batch of two copies. A failure about the input's shape
+(`is_shape_error`: torch's own words from conv, pooling, linear, view, RNN and loss layers)
+becomes a ConfigError naming the config keys to change; running out of accelerator memory
+becomes a UserError naming the batch size and precision; anything else is a bug and keeps its
+type and traceback. Afterwards every random stream, buffer (BatchNorm
 statistics) and gradient is as it was, so a run with pre-flight trains exactly as one without.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -19,11 +23,38 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from vidlearn.errors import ConfigError
+from vidlearn.errors import ConfigError, UserError
 from vidlearn.tasks.base import Batch, Task
 
 # Which keys shape the model's input, for the message of a failed pass.
 KEYS = "data.frames, data.size, data.channels or the model.* keys"
+
+# torch's messages when a layer is given an input of the wrong shape (torch 2.x, checked against
+# real layers in tests/tasks/test_preflight.py). A failure that matches none is not the data's.
+SHAPE_ERRORS = re.compile(
+    "|".join(
+        (
+            r"Kernel size can't be greater than actual input size",  # conv, frame too small
+            r"Output size is too small",  # pooling, frame or clip too small
+            r"smaller than kernel size",  # 3D average pooling, clip too small
+            r"expected input\[.*\] to have \d+ channels",  # conv, other channel count
+            r"Expected \d+D .*input",  # conv/pool given a tensor of another rank
+            r"shapes cannot be multiplied",  # linear, other flattened width
+            r"size mismatch",
+            r"is invalid for input of size",  # view/reshape
+            r"must match the size of tensor",  # broadcasting
+            r"input\.size\(-1\) must be equal to input_size",  # RNN, other feature width
+            r"Input and output sizes should be greater than 0",  # interpolate to nothing
+            r"Padding size should be less than the corresponding input dimension",
+            r"Expected input batch_size \(\d+\) to match target batch_size",  # loss
+        )
+    )
+)
+
+
+def is_shape_error(error: BaseException) -> bool:
+    """Whether `error` is torch's complaint about an input's shape, not a bug or resources."""
+    return isinstance(error, RuntimeError | ValueError) and bool(SHAPE_ERRORS.search(str(error)))
 
 
 def preflight(
@@ -56,7 +87,17 @@ def preflight(
             logits = task(inputs)  # (2, num_outputs)
             loss = task.compute_loss(logits, batch["target"].to(device))
             loss.backward()
+        except torch.OutOfMemoryError as error:
+            raise UserError(
+                f"pre-flight: out of memory on {device} training {type(task.model).__name__} on "
+                f"a batch of only 2 inputs of shape {shape}: {error}\nTraining batches of "
+                "data.batch_size will not fit either: use trainer.precision=16-mixed (or "
+                "bf16-mixed) to halve the activations, or lower data.size or data.frames; then "
+                "find the largest data.batch_size that fits."
+            ) from error
         except (RuntimeError, ValueError) as error:
+            if not is_shape_error(error):
+                raise
             raise ConfigError(
                 f"pre-flight: {type(task.model).__name__} cannot train on batches of shape "
                 f"{(2, *shape)} (B, T, C, H, W or B, C, H, W): {error}\nChange {KEYS} so that "
