@@ -66,6 +66,24 @@ def test_alias_table_rejects_all_zero_weights() -> None:
         AliasTable(np.zeros(4))
 
 
+@pytest.mark.parametrize(
+    "weights",
+    [[-1.0, 2.0], [np.nan, 1.0], [np.inf, 1.0], []],
+    ids=["negative", "nan", "inf", "empty"],
+)
+def test_alias_table_rejects_invalid_weights_saying_what_is_wrong(weights: list[float]) -> None:
+    with pytest.raises(ValueError, match="weights"):
+        AliasTable(np.asarray(weights, dtype=np.float64))
+
+
+@pytest.mark.parametrize("num_classes", [2, 3])
+def test_balanced_sampler_builds_on_a_perfectly_balanced_data_set(num_classes: int) -> None:
+    # 10 items per class: every scaled weight rounds to just under 1, so none was "large".
+    targets = np.repeat(np.arange(num_classes), 10)
+    sampler = BalancedSampler(targets, world_size=1, rank=0)
+    np.testing.assert_allclose(sampler.table.probabilities(), 1.0 / len(targets), rtol=1e-6)
+
+
 def test_sampler_draws_items_beyond_the_2_to_24_multinomial_limit() -> None:
     num_items = 2**24 + 2
     weights = np.ones(num_items, dtype=np.float32)
