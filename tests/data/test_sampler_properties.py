@@ -79,8 +79,8 @@ def test_alias_table_encodes_any_valid_weights(weights: list[float]) -> None:
 def test_alias_table_draws_match_the_weights(weights: list[float]) -> None:
     """Sampled frequencies are within 5 standard deviations of the normalised weights.
 
-    Caught (planted): coins compared with `<=` against the keep probability let zero-weight
-    items through; dropping the alias (`np.where(coins < keep, slots, slots)`) draws uniformly.
+    Caught (planted): dropping the alias (`np.where(coins < keep, slots, slots)`) draws
+    uniformly; slots drawn from `integers(0, n - 1)` never draw the last slot.
     """
     weights = np.asarray(weights)
     drawn = AliasTable(weights).draw(np.random.default_rng(0), 20_000)
@@ -132,8 +132,8 @@ def test_balanced_sampler_weights_classes_by_count_to_the_minus_alpha(
 ) -> None:
     """Class c is drawn with probability count_c^(1-alpha) / sum; ranks split the epoch.
 
-    Caught: the IndexError on equal class counts; planted, rank r starting at `r * len` of a
-    share one shorter (ceil -> floor) leaves the global sequence's tail uncovered.
+    Caught: the IndexError on equal class counts; planted, shares starting at
+    `rank * (share_length - 1)` (overlapping ranks), and `counts**(alpha / 2)`.
     """
     targets = np.repeat(np.arange(len(counts)), counts)
 
@@ -185,7 +185,9 @@ def test_uniform_regression_sampler_makes_every_occupied_bin_equally_likely(
 ) -> None:
     """Every bin holding a value is drawn with the same probability; ranks split the epoch.
 
-    Caught (planted): weighting by the bin count instead of its inverse.
+    Caught: duplicate bin names crashed (a constant target with bins=2, or 1 and 1.0000001 with
+    bins=unique: "Categorical categories must be unique"); planted, weighting by the bin count
+    instead of its inverse.
     """
 
     def build(**ranks: int) -> UniformRegressionSampler:
@@ -204,7 +206,7 @@ def test_weights_column_sampler_draws_rows_in_proportion_to_the_column(
 ) -> None:
     """Row i is drawn with probability w_i / sum(w); ranks split the epoch; draws agree.
 
-    Caught: the IndexError on equal column weights.
+    Caught: the IndexError on equal column weights; planted, `np.sqrt(weights)`.
     """
     table = pd.DataFrame({"weight": weights})
     targets = np.zeros(len(weights), dtype=np.int64)
@@ -227,8 +229,8 @@ def test_shuffle_sampler_shares_cover_every_item_once_plus_the_wrap(
     """The epoch's first n positions are a permutation of the items, and the W*L - n positions
     that give every rank the same length repeat that permutation cyclically.
 
-    Caught (planted): `np.resize(order, stop)` without `max(.., num_items)` drops the tail of
-    the permutation when one rank's share ends before the item count.
+    Caught (planted): each rank shuffling with its own seed (`seed + rank`), so the ranks'
+    shares are blocks of different permutations.
     """
     targets = np.zeros(num_items, dtype=np.int64)
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from torch.utils.data import Sampler
 
-from vidlearn.data.sample_keys import SampleKey
+from vidlearn.data.sample_keys import SampleKey, Stream, stream_generator
 from vidlearn.data.samplers.alias import AliasTable
 from vidlearn.data.samplers.report import expected_frequencies
 from vidlearn.data.samplers.sharding import resolve_rank
@@ -26,13 +26,8 @@ from vidlearn.data.samplers.sharding import resolve_rank
 logger = logging.getLogger(__name__)
 
 # Draws are made in chunks of this many positions, each from its own (seed, epoch, chunk)
-# stream: temporaries stay bounded and a rank generates only the chunks its block overlaps.
+# stream (vidlearn.data.sample_keys.Stream.WEIGHTED): temporaries stay bounded and a rank generates only the chunks its block overlaps.
 CHUNK = 1 << 20
-
-
-def epoch_generator(seed: int, epoch: int, *stream: int) -> np.random.Generator:
-    """PCG64 seeded from (seed, epoch, *stream): the same numbers on every machine."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, epoch, *stream])))
 
 
 class EpochSampler(Sampler[int]):
@@ -133,7 +128,7 @@ class ShuffleSampler(EpochSampler):
 
     def global_indices(self, start: int, stop: int) -> np.ndarray:
         order = np.arange(self.num_items, dtype=np.int32 if self.num_items < 2**31 else np.int64)
-        epoch_generator(self.seed, self.epoch).shuffle(order)
+        stream_generator(Stream.SHUFFLE, self.seed, self.epoch).shuffle(order)
         return np.resize(order, max(stop, self.num_items))[start:stop]
 
 
@@ -168,7 +163,8 @@ class WeightedSampler(EpochSampler):
         for chunk in range(start // CHUNK, math.ceil(stop / CHUNK)):
             first = chunk * CHUNK
             drawn = self.table.draw(
-                epoch_generator(self.seed, self.epoch, chunk), min(CHUNK, self.total - first)
+                stream_generator(Stream.WEIGHTED, self.seed, self.epoch, chunk),
+                min(CHUNK, self.total - first),
             )
             low, high = max(start, first), min(stop, first + len(drawn))
             out[low - start : high - start] = drawn[low - first : high - first]
