@@ -22,6 +22,7 @@ from vidlearn.data.sample_keys import SampleKey, Stream, stream_generator
 from vidlearn.data.samplers.alias import AliasTable
 from vidlearn.data.samplers.report import expected_frequencies
 from vidlearn.data.samplers.sharding import resolve_rank
+from vidlearn.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +39,12 @@ class EpochSampler(Sampler[int]):
     """
 
     def __init__(
-        self, num_samples: int, seed: int, rank: int | None, world_size: int | None
+        self, num_items: int, num_samples: int, seed: int, rank: int | None, world_size: int | None
     ) -> None:
         if num_samples < 1:
             raise ValueError(f"a training sampler needs num_samples >= 1, got {num_samples}")
         self.rank, self.world_size = resolve_rank(rank, world_size)
+        self.num_items, self.num_samples = num_items, num_samples
         self.seed = seed
         self.epoch = 0
         self.yielded = 0
@@ -80,10 +82,31 @@ class EpochSampler(Sampler[int]):
         self.yielded = 0  # the epoch is complete; iterating again repeats it from the start
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "yielded": self.yielded, "world_size": self.world_size}
+        return {
+            "epoch": self.epoch,
+            "yielded": self.yielded,
+            "world_size": self.world_size,
+            "num_items": self.num_items,
+            "num_samples": self.num_samples,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from a saved position; with another world size the saved epoch restarts."""
+        """Continue from a saved position; with another world size the saved epoch restarts.
+
+        A state saved for another number of training rows or draws per epoch is a ConfigError:
+        its position would point into a different sequence.
+        """
+        for key, what, setting in (
+            ("num_items", "training rows", "the manifest, split and filter settings"),
+            ("num_samples", "draws per epoch", "sampler.num_samples"),
+        ):
+            saved, here = state.get(key), getattr(self, key)
+            if saved is not None and int(saved) != here:
+                raise ConfigError(
+                    f"resume: the checkpoint's sampler state was saved for {saved} {what}, this "
+                    f"run has {here}; resume with {setting} it was trained with, or start a "
+                    "new run (resume=null)."
+                )
         self.epoch = int(state["epoch"])
         self.yielded = int(state["yielded"])
         if int(state.get("world_size", self.world_size)) != self.world_size:
@@ -96,9 +119,11 @@ class EpochSampler(Sampler[int]):
             )
             self.yielded = 0
         if not 0 <= self.yielded <= self.share_length:
-            raise ValueError(
-                f"sampler state says {self.yielded} indices were yielded, but this rank's "
-                f"share has {self.share_length}; the checkpoint belongs to another data set"
+            raise ConfigError(
+                f"resume: the checkpoint's sampler state says {self.yielded} draws of epoch "
+                f"{self.epoch} were made on this rank, but an epoch here has {self.share_length} "
+                "per rank: it was saved for another data set or sampler.num_samples; resume with "
+                "the settings it was trained with, or start a new run (resume=null)."
             )
 
 
@@ -119,8 +144,7 @@ class ShuffleSampler(EpochSampler):
         rank: int | None = None,
         world_size: int | None = None,
     ) -> None:
-        super().__init__(len(targets), seed, rank, world_size)
-        self.num_items = len(targets)
+        super().__init__(len(targets), len(targets), seed, rank, world_size)
         if self.rank == 0:
             log_frequencies(
                 type(self).__name__, expected_frequencies(targets, np.ones(len(targets)))
@@ -149,8 +173,9 @@ class WeightedSampler(EpochSampler):
         rank: int | None,
         world_size: int | None,
     ) -> None:
+        num_items = len(weights)
         super().__init__(
-            len(weights) if num_samples is None else num_samples, seed, rank, world_size
+            num_items, num_items if num_samples is None else num_samples, seed, rank, world_size
         )
         self.table = AliasTable(weights)
         self.total = self.share_length * self.world_size
