@@ -23,15 +23,18 @@ from vidlearn.data.samplers import (
 )
 from vidlearn.data.samplers.balancing import label_bins
 
-# float32 keep probabilities: each slot's share is exact to 2^-24 of itself, hence this rtol.
-RTOL = 1e-6
+# Keep probabilities are float32: each slot's is off by at most 2^-25 (2^-24 of itself when
+# small), and an item is the alias of at most n slots, so with n <= 64 mixed weights (or equal
+# weights, whose slots round to exactly 1) no probability is off by more than 64 * 2^-25 of
+# itself. The bound grows with n: see issue 20's report (a float64 keep would remove it).
+RTOL = 64 * 2**-25
 SIGMAS = 5.0  # sampled counts may stray this many standard deviations from their expectation
 
 positive_weight = st.floats(min_value=1e-12, max_value=1e12)
 weight = st.one_of(st.just(0.0), positive_weight)
 weight_lists = st.one_of(
     # any mix, at least one positive
-    st.lists(weight, min_size=1, max_size=60).filter(lambda weights: sum(weights) > 0),
+    st.lists(weight, min_size=1, max_size=64).filter(lambda weights: sum(weights) > 0),
     # equal weights: every scaled weight is 1 up to rounding (the balanced data set's case)
     st.tuples(positive_weight, st.integers(1, 300)).map(lambda pair: [pair[0]] * pair[1]),
 )
