@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import random
 import signal
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 from vidlearn.data import probe
@@ -152,15 +152,14 @@ def test_two_ranks_probing_at_once_probe_each_file_once(probe_set: Path, tmp_pat
     assert sorted(counts.get(timeout=5) for _ in ranks) == [0, len(paths) + 2]
 
 
-def test_probing_leaves_the_random_state_as_it_was(probe_set: Path) -> None:
-    table = pd.read_csv(probe_set)
-    table["path"] = [str(probe_set.parent / path) for path in table["path"]]
-    table["line"] = range(2, len(table) + 2)
-    random.seed(0)
-    expected = random.random()
-    random.seed(0)
-    probe_rows(table, "auto", {"train": RandomClipSampler(4), "val": RandomClipSampler(4)})
-    assert random.random() == expected
+def test_probing_does_not_change_what_training_draws(demo_videos: Path) -> None:
+    """Caught (planted): the probe handing back its kept rows in another order."""
+    batches = [
+        next(iter(probed_datamodule(demo_videos, probe=probe).train_dataloader()))
+        for probe in (True, False)
+    ]
+    assert torch.equal(batches[0]["input"], batches[1]["input"])
+    assert torch.equal(batches[0]["target"], batches[1]["target"])
 
 
 def test_unreadable_image_is_dropped_at_probe(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from vidlearn.data.samplers import (
     positive_weight,
 )
 from vidlearn.data.samplers.epoch_sampler import CHUNK
+from vidlearn.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "sampler"
 IMBALANCED = np.repeat([0, 1, 2], [800, 150, 50])  # 80 / 15 / 5 % classes
@@ -64,6 +65,24 @@ def test_alias_table_never_draws_a_zero_weight_item() -> None:
 def test_alias_table_rejects_all_zero_weights() -> None:
     with pytest.raises(ValueError, match="not all zero"):
         AliasTable(np.zeros(4))
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [[-1.0, 2.0], [np.nan, 1.0], [np.inf, 1.0], []],
+    ids=["negative", "nan", "inf", "empty"],
+)
+def test_alias_table_rejects_invalid_weights_saying_what_is_wrong(weights: list[float]) -> None:
+    with pytest.raises(ValueError, match="weights"):
+        AliasTable(np.asarray(weights, dtype=np.float64))
+
+
+@pytest.mark.parametrize("num_classes", [2, 3])
+def test_balanced_sampler_builds_on_a_perfectly_balanced_data_set(num_classes: int) -> None:
+    # 10 items per class: every scaled weight rounds to just under 1, so none was "large".
+    targets = np.repeat(np.arange(num_classes), 10)
+    sampler = BalancedSampler(targets, world_size=1, rank=0)
+    np.testing.assert_allclose(sampler.table.probabilities(), 1.0 / len(targets), rtol=1e-6)
 
 
 def test_sampler_draws_items_beyond_the_2_to_24_multinomial_limit() -> None:
@@ -247,6 +266,18 @@ def test_resume_state_is_cleared_when_the_next_epoch_starts() -> None:
     sampler.load_state_dict({"epoch": 2, "yielded": 900, "world_size": 1})
     sampler.set_epoch(3)
     assert len(list(sampler)) == len(IMBALANCED)
+
+
+def test_a_sampler_state_from_another_data_set_is_refused_naming_both_row_counts() -> None:
+    state = ShuffleSampler(IMBALANCED, world_size=1, rank=0).state_dict()
+    with pytest.raises(ConfigError, match="saved for 1000 training rows, this run has 999"):
+        ShuffleSampler(IMBALANCED[:-1], world_size=1, rank=0).load_state_dict(state)
+
+
+def test_a_sampler_state_past_the_end_of_the_epoch_is_refused_naming_the_counts() -> None:
+    sampler = ShuffleSampler(IMBALANCED[:10], world_size=1, rank=0)
+    with pytest.raises(ConfigError, match="says 900 .* epoch 2 .* has 10 per rank"):
+        sampler.load_state_dict({"epoch": 2, "yielded": 900, "world_size": 1})
 
 
 def test_a_finished_epoch_iterates_again_from_the_start() -> None:

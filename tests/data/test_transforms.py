@@ -276,21 +276,38 @@ def test_a_long_clip_beyond_opencvs_channel_limit_moves_every_frame_alike() -> N
     assert torch.equal(out, out[:1].expand_as(out))
 
 
-def test_uint8_clips_normalised_per_batch_equal_the_worker_path_exactly() -> None:
+def normalised_by_formula(raw: torch.Tensor, mean: list[float], std: list[float]) -> np.ndarray:
+    """The reference, independent of vidlearn: (x / 255 - mean) / std per channel, in float64,
+    for uint8 `(..., C, H, W)`."""
+    shape = (-1, 1, 1)
+    return (raw.numpy() / 255.0 - np.reshape(mean, shape)) / np.reshape(std, shape)
+
+
+def test_uint8_clips_normalised_per_batch_equal_the_formula_and_the_worker_path() -> None:
+    """Caught (planted): pixels scaled by 1/254 instead of 1/255 in `normalise_tensor`, the one
+    function both paths share (comparing the paths with each other could not see it)."""
+    mean, std = [0.4, 0.5, 0.6], [0.2, 0.25, 0.3]
     clips = np.random.default_rng(0).integers(0, 256, (3, 4, 20, 24, 3), dtype=np.uint8)
-    worker = ClipTransform([], 16, [0.4, 0.5, 0.6], [0.2, 0.25, 0.3])
-    raw = ClipTransform([], 16, [0.4, 0.5, 0.6], [0.2, 0.25, 0.3], normalise=False)
-    batch = torch.stack([raw(clip) for clip in clips])  # (B, T, C, H, W) uint8
-    assert batch.dtype == torch.uint8
-    expected = torch.stack([worker(clip) for clip in clips])
-    assert torch.equal(BatchNormalisation([0.4, 0.5, 0.6], [0.2, 0.25, 0.3])(batch), expected)
+    raw = torch.stack([ClipTransform([], 16, mean, std, normalise=False)(c) for c in clips])
+    assert raw.dtype == torch.uint8  # (B, T, C, H, W), collated by the workers
+    worker = torch.stack([ClipTransform([], 16, mean, std)(clip) for clip in clips])
+    device = BatchNormalisation(mean, std)(raw)
+    expected = normalised_by_formula(raw, mean, std)
+    np.testing.assert_allclose(worker.numpy(), expected, rtol=0, atol=1e-5)
+    assert torch.equal(device, worker)
 
 
-def test_uint8_images_normalised_per_batch_equal_the_worker_path_exactly() -> None:
+def test_uint8_images_normalised_per_batch_equal_the_formula_and_the_worker_path() -> None:
+    """Caught (planted): as for clips, 1/254 instead of 1/255 in `normalise_tensor`."""
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
     image = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
-    raw = ImageTransform([], 16, [0.5] * 3, [0.25] * 3, normalise=False)(image)
-    expected = ImageTransform([], 16, [0.5] * 3, [0.25] * 3)(image)
-    assert torch.equal(BatchNormalisation([0.5] * 3, [0.25] * 3)(raw[None])[0], expected)
+    raw = ImageTransform([], 16, mean, std, normalise=False)(image)  # (C, H, W) uint8
+    worker = ImageTransform([], 16, mean, std)(image)
+    device = BatchNormalisation(mean, std)(raw[None])[0]
+    np.testing.assert_allclose(
+        worker.numpy(), normalised_by_formula(raw, mean, std), rtol=0, atol=1e-5
+    )
+    assert torch.equal(device, worker)
 
 
 def test_normalising_on_the_device_refuses_per_frame_max_norm_naming_both_keys() -> None:

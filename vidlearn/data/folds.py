@@ -125,7 +125,7 @@ def fold_splits(
             + "\nEvery id in the fold files needs a row in the labels; fix one or the other."
         )
     split_of = dict(zip(rows["path"], rows["split"], strict=True))
-    return paths.map(split_of).fillna("").to_numpy(dtype=object)
+    return np.asarray([split_of.get(path, "") for path in paths], dtype=object)
 
 
 def _listing(folder: Path, limit: int = 10) -> str:

@@ -18,14 +18,17 @@ class AliasTable:
     """
 
     def __init__(self, weights: np.ndarray) -> None:
-        scaled = np.array(weights, dtype=np.float64)  # (n,) a copy, rescaled to mean 1 below
+        scaled = np.array(weights, dtype=np.float64).reshape(-1)  # (n,) a copy, mean 1 below
         n = len(scaled)
         if n == 0 or n >= 2**31:
-            raise ValueError(f"an alias table needs 1 to 2^31 - 1 items, got {n}")
-        total = scaled.sum()
-        if not np.isfinite(total) or scaled.min() < 0 or total <= 0:
-            raise ValueError("sampling weights must be finite, non-negative and not all zero")
-        scaled *= n / total
+            raise ValueError(f"sampling weights: an alias table needs 1 to 2^31 - 1, got {n}")
+        if not np.all(np.isfinite(scaled)) or scaled.min() < 0 or scaled.max() <= 0:
+            raise ValueError(
+                "sampling weights must be finite, non-negative and not all zero; got "
+                f"min {scaled.min()}, max {scaled.max()}"
+            )
+        scaled /= scaled.max()  # the sum cannot overflow: it is now at most n
+        scaled *= n / scaled.sum()
         keep, alias = _build(scaled)
         packed = np.empty((n, 2), dtype=np.int32)
         packed[:, 0] = keep.astype(np.float32).view(np.int32)
@@ -63,9 +66,12 @@ def _build(scaled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     is the sequential sweep of Vose's algorithm with every step found by a binary search.
     """
     n = len(scaled)
-    keep = np.minimum(scaled, 1.0)
-    alias = np.arange(n, dtype=np.int32)
     is_small = scaled < 1.0
+    # The largest weight is at least the mean, but rounding can leave every scaled weight just
+    # under 1 (10 equal weights); it is large by definition, so the line always has a lender.
+    is_small[np.argmax(scaled)] = False
+    keep = np.where(is_small, scaled, 1.0)
+    alias = np.arange(n, dtype=np.int32)
     small = np.flatnonzero(is_small).astype(np.int32)
     large = np.flatnonzero(~is_small).astype(np.int32)
     if len(small) == 0:

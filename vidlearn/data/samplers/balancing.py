@@ -155,7 +155,7 @@ def label_bins(values: np.ndarray, bins: int | str, edges: str) -> pd.Categorica
     """The bin of each value as a categorical whose categories name the bins."""
     if bins == "unique":
         distinct, codes = np.unique(values, return_inverse=True)
-        return pd.Categorical.from_codes(codes, categories=[f"{value:g}" for value in distinct])
+        return pd.Categorical.from_codes(codes, categories=bin_names(distinct[:, None], "{}"))
     if not isinstance(bins, int) or bins < 1:
         raise ConfigError(f"sampler.bins must be a positive integer or 'unique', got {bins!r}")
     if edges not in EDGES:
@@ -163,11 +163,19 @@ def label_bins(values: np.ndarray, bins: int | str, edges: str) -> pd.Categorica
     if edges == "uniform":
         boundaries = np.linspace(values.min(), values.max(), bins + 1)
     else:
-        boundaries = np.unique(np.quantile(values, np.linspace(0.0, 1.0, bins + 1)))
+        boundaries = np.quantile(values, np.linspace(0.0, 1.0, bins + 1))
+    boundaries = np.unique(boundaries)  # tied edges (all values equal, say) merge their bins
     num_bins = max(len(boundaries) - 1, 1)
     codes = np.clip(np.searchsorted(boundaries, values, side="right") - 1, 0, num_bins - 1)
-    names = [
-        f"[{boundaries[i]:g}, {boundaries[min(i + 1, len(boundaries) - 1)]:g}]"
-        for i in range(num_bins)
-    ]
-    return pd.Categorical.from_codes(codes, categories=names)
+    ends = np.stack([boundaries[:num_bins], boundaries[-num_bins:]], axis=1)  # (num_bins, 2)
+    return pd.Categorical.from_codes(codes, categories=bin_names(ends, "[{}, {}]"))
+
+
+def bin_names(numbers: np.ndarray, template: str) -> list[str]:
+    """One name per row of `numbers` in `template`, in `:g` format unless that makes two rows
+    look alike (1 and 1.0000001); then with all 17 digits, which tell any two floats apart."""
+    for digits in (6, 17):
+        names = [template.format(*(f"{x:.{digits}g}" for x in row)) for row in numbers]
+        if len(set(names)) == len(names):
+            break
+    return names

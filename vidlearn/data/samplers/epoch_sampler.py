@@ -18,21 +18,17 @@ import numpy as np
 import pandas as pd
 from torch.utils.data import Sampler
 
-from vidlearn.data.sample_keys import SampleKey
+from vidlearn.data.sample_keys import SampleKey, Stream, stream_generator
 from vidlearn.data.samplers.alias import AliasTable
 from vidlearn.data.samplers.report import expected_frequencies
 from vidlearn.data.samplers.sharding import resolve_rank
+from vidlearn.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 # Draws are made in chunks of this many positions, each from its own (seed, epoch, chunk)
-# stream: temporaries stay bounded and a rank generates only the chunks its block overlaps.
+# stream (vidlearn.data.sample_keys.Stream.WEIGHTED): temporaries stay bounded and a rank generates only the chunks its block overlaps.
 CHUNK = 1 << 20
-
-
-def epoch_generator(seed: int, epoch: int, *stream: int) -> np.random.Generator:
-    """PCG64 seeded from (seed, epoch, *stream): the same numbers on every machine."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, epoch, *stream])))
 
 
 class EpochSampler(Sampler[int]):
@@ -43,11 +39,12 @@ class EpochSampler(Sampler[int]):
     """
 
     def __init__(
-        self, num_samples: int, seed: int, rank: int | None, world_size: int | None
+        self, num_items: int, num_samples: int, seed: int, rank: int | None, world_size: int | None
     ) -> None:
         if num_samples < 1:
             raise ValueError(f"a training sampler needs num_samples >= 1, got {num_samples}")
         self.rank, self.world_size = resolve_rank(rank, world_size)
+        self.num_items, self.num_samples = num_items, num_samples
         self.seed = seed
         self.epoch = 0
         self.yielded = 0
@@ -85,10 +82,31 @@ class EpochSampler(Sampler[int]):
         self.yielded = 0  # the epoch is complete; iterating again repeats it from the start
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "yielded": self.yielded, "world_size": self.world_size}
+        return {
+            "epoch": self.epoch,
+            "yielded": self.yielded,
+            "world_size": self.world_size,
+            "num_items": self.num_items,
+            "num_samples": self.num_samples,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from a saved position; with another world size the saved epoch restarts."""
+        """Continue from a saved position; with another world size the saved epoch restarts.
+
+        A state saved for another number of training rows or draws per epoch is a ConfigError:
+        its position would point into a different sequence.
+        """
+        for key, what, setting in (
+            ("num_items", "training rows", "the manifest, split and filter settings"),
+            ("num_samples", "draws per epoch", "sampler.num_samples"),
+        ):
+            saved, here = state.get(key), getattr(self, key)
+            if saved is not None and int(saved) != here:
+                raise ConfigError(
+                    f"resume: the checkpoint's sampler state was saved for {saved} {what}, this "
+                    f"run has {here}; resume with {setting} it was trained with, or start a "
+                    "new run (resume=null)."
+                )
         self.epoch = int(state["epoch"])
         self.yielded = int(state["yielded"])
         if int(state.get("world_size", self.world_size)) != self.world_size:
@@ -101,9 +119,11 @@ class EpochSampler(Sampler[int]):
             )
             self.yielded = 0
         if not 0 <= self.yielded <= self.share_length:
-            raise ValueError(
-                f"sampler state says {self.yielded} indices were yielded, but this rank's "
-                f"share has {self.share_length}; the checkpoint belongs to another data set"
+            raise ConfigError(
+                f"resume: the checkpoint's sampler state says {self.yielded} draws of epoch "
+                f"{self.epoch} were made on this rank, but an epoch here has {self.share_length} "
+                "per rank: it was saved for another data set or sampler.num_samples; resume with "
+                "the settings it was trained with, or start a new run (resume=null)."
             )
 
 
@@ -124,8 +144,7 @@ class ShuffleSampler(EpochSampler):
         rank: int | None = None,
         world_size: int | None = None,
     ) -> None:
-        super().__init__(len(targets), seed, rank, world_size)
-        self.num_items = len(targets)
+        super().__init__(len(targets), len(targets), seed, rank, world_size)
         if self.rank == 0:
             log_frequencies(
                 type(self).__name__, expected_frequencies(targets, np.ones(len(targets)))
@@ -133,7 +152,7 @@ class ShuffleSampler(EpochSampler):
 
     def global_indices(self, start: int, stop: int) -> np.ndarray:
         order = np.arange(self.num_items, dtype=np.int32 if self.num_items < 2**31 else np.int64)
-        epoch_generator(self.seed, self.epoch).shuffle(order)
+        stream_generator(Stream.SHUFFLE, self.seed, self.epoch).shuffle(order)
         return np.resize(order, max(stop, self.num_items))[start:stop]
 
 
@@ -154,8 +173,9 @@ class WeightedSampler(EpochSampler):
         rank: int | None,
         world_size: int | None,
     ) -> None:
+        num_items = len(weights)
         super().__init__(
-            len(weights) if num_samples is None else num_samples, seed, rank, world_size
+            num_items, num_items if num_samples is None else num_samples, seed, rank, world_size
         )
         self.table = AliasTable(weights)
         self.total = self.share_length * self.world_size
@@ -168,7 +188,8 @@ class WeightedSampler(EpochSampler):
         for chunk in range(start // CHUNK, math.ceil(stop / CHUNK)):
             first = chunk * CHUNK
             drawn = self.table.draw(
-                epoch_generator(self.seed, self.epoch, chunk), min(CHUNK, self.total - first)
+                stream_generator(Stream.WEIGHTED, self.seed, self.epoch, chunk),
+                min(CHUNK, self.total - first),
             )
             low, high = max(start, first), min(stop, first + len(drawn))
             out[low - start : high - start] = drawn[low - first : high - first]
