@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler
 from vidlearn.data.manifest import ManifestError
@@ -89,3 +90,34 @@ def test_the_stage_imports_no_datamodule() -> None:
     program = "import sys, vidlearn.data.rows; print('vidlearn.data.datamodules' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_a_filter_that_removes_every_row_says_so(tmp_path: Path) -> None:
+    manifest = manifest_of(tmp_path, ["a.mp4,cat,train", "b.mp4,dog,train", "c.mp4,dog,val"])
+    options = RowOptions("multiclass", manifest=str(manifest), filter="label == 'bird'")
+    with pytest.raises(ManifestError, match="3 row\\(s\\) filter: label == 'bird'"):
+        build_rows(options)
+
+
+def test_train_files_all_unusable_are_named_when_the_bound_allows_them(tmp_path: Path) -> None:
+    """vidlearn-cache lifts max_bad_fraction to 1 to list bad files: with every train file bad,
+    the error must name them, not only say that the train split is empty."""
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (4, 4)).save(tmp_path / name)
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    manifest = manifest_of(tmp_path, ["broken.png,cat,train", "a.png,cat,val", "b.png,dog,val"])
+    options = RowOptions("multiclass", manifest=str(manifest), max_bad_fraction=1.0)
+    with pytest.raises(ManifestError, match="(?s)1 unusable train file.*broken.png"):
+        build_rows(options, probe_backend="image")
+
+
+def test_a_class_whose_train_files_are_all_unusable_names_them(tmp_path: Path) -> None:
+    for name in ("a.png", "b.png", "c.png"):
+        Image.new("RGB", (4, 4)).save(tmp_path / name)
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    manifest = manifest_of(
+        tmp_path, ["a.png,cat,train", "b.png,owl,train", "broken.png,dog,train", "c.png,dog,val"]
+    )
+    options = RowOptions("multiclass", manifest=str(manifest), max_bad_fraction=1.0)
+    with pytest.raises(ManifestError, match="(?s)label 'dog'.*1 unusable train file.*broken.png"):
+        build_rows(options, probe_backend="image")

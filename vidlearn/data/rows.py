@@ -171,13 +171,12 @@ def build_rows(
         check_probe_share(report, table, options.max_bad_fraction)
         table = report.table
         skipped.append(report.skipped[SKIPPED_COLUMNS])
-    encoder = fit_labels(table, options, manifest.source)
+    left_out = pd.concat([part for part in skipped if len(part)] or skipped[:1], ignore_index=True)
+    encoder = fit_labels(table, options, manifest.source, left_out)
     return Rows(
         source=manifest.source,
         table=table,
-        skipped=pd.concat(
-            [part for part in skipped if len(part)] or skipped[:1], ignore_index=True
-        ),
+        skipped=left_out,
         dropped=pd.concat([manifest.dropped, unlisted]) if len(unlisted) else manifest.dropped,
         encoder=encoder,
         probe=report,
@@ -311,13 +310,18 @@ def check_probe_share(report: ProbeReport, table: pd.DataFrame, max_bad_fraction
         )
 
 
-def fit_labels(table: pd.DataFrame, options: RowOptions, source: Path) -> LabelEncoder:
-    """Fit the label encoder on the train split and add the `target` column to `table`."""
+def fit_labels(
+    table: pd.DataFrame, options: RowOptions, source: Path, left_out: pd.DataFrame
+) -> LabelEncoder:
+    """Fit the label encoder on the train split and add the `target` column to `table`.
+
+    The errors say what the earlier stages `left_out` (skipped rows), which is often the cause.
+    """
     train_labels = table.loc[table["split"] == "train", "label"]
     if train_labels.empty:
         raise ManifestError(
             f"{source}: the train split has no rows; check the split "
-            "column or data.val_fraction / data.test_fraction."
+            "column or data.val_fraction / data.test_fraction." + left_out_note(left_out)
         )
     try:
         encoder = LabelEncoder.fit(train_labels, options.label_kind, options.classes)
@@ -326,6 +330,25 @@ def fit_labels(table: pd.DataFrame, options: RowOptions, source: Path) -> LabelE
     targets, problems = encoder.encode(table["label"], table["line"].tolist())
     if problems:
         train_only = "" if options.classes else " (classes are taken from the train split)"
-        raise ManifestError(format_problems(source, problems) + train_only)
+        probed = left_out[left_out["stage"] == "probe"]
+        raise ManifestError(format_problems(source, problems) + train_only + left_out_note(probed))
     table["target"] = targets
     return encoder
+
+
+def left_out_note(left_out: pd.DataFrame, limit: int = 10) -> str:
+    """The skipped rows as a sentence for an error about the rows that remain: counts by reason,
+    then the train files the probe found unusable (vidlearn-cache lifts max_bad_fraction, so
+    an empty train split may be the only place they are named)."""
+    before = left_out.loc[left_out["stage"] != "probe", "reason"].value_counts()
+    parts = [f"{count} row(s) {reason}" for reason, count in before.items()]
+    probed = left_out[(left_out["stage"] == "probe") & (left_out["split"] == "train")]
+    if len(probed):
+        parts.append(f"{len(probed)} unusable train file(s)")
+    if not parts:
+        return ""
+    shown = probed.head(limit)
+    files = "".join(
+        f"\n  {path}: {reason}" for path, reason in zip(shown["path"], shown["reason"], strict=True)
+    )
+    return " Left out before: " + "; ".join(parts) + (":" + files if files else ".")
