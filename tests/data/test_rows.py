@@ -121,3 +121,24 @@ def test_a_class_whose_train_files_are_all_unusable_names_them(tmp_path: Path) -
     options = RowOptions("multiclass", manifest=str(manifest), max_bad_fraction=1.0)
     with pytest.raises(ManifestError, match="(?s)label 'dog'.*1 unusable train file.*broken.png"):
         build_rows(options, probe_backend="image")
+
+
+def test_rows_the_fold_files_do_not_list_keep_their_cells_as_written(tmp_path: Path) -> None:
+    """vidlearn-stats lists `dropped` by the manifest's own column names: a fold-dropped row
+    must show its file and label there, as a filtered row does."""
+    manifest = manifest_of(
+        tmp_path, ["a.mp4,cat", "b.mp4,dog", "c.mp4,dog", "d.mp4,cat"], header="file,animal"
+    )
+    (tmp_path / "folds").mkdir()
+    (tmp_path / "folds" / "0_train.csv").write_text("file\na.mp4\nb.mp4\n")
+    (tmp_path / "folds" / "0_val.csv").write_text("file\nc.mp4\n")
+    options = RowOptions(
+        "multiclass",
+        manifest=str(manifest),
+        path_column="file",
+        label_column="animal",
+        fold_files="folds/{fold}_{split}.csv",
+        fold=0,
+    )
+    dropped = build_rows(options).dropped
+    assert dropped[["line", "file", "animal"]].values.tolist() == [[5, "d.mp4", "cat"]]

@@ -14,6 +14,7 @@ arguments: this module knows nothing of DataModules.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,7 +178,11 @@ def build_rows(
         source=manifest.source,
         table=table,
         skipped=left_out,
-        dropped=pd.concat([manifest.dropped, unlisted]) if len(unlisted) else manifest.dropped,
+        dropped=(
+            pd.concat([manifest.dropped, as_written(unlisted, options, manifest.root)])
+            if len(unlisted)
+            else manifest.dropped
+        ),
         encoder=encoder,
         probe=report,
     )
@@ -274,6 +279,16 @@ def drop_unlisted(table: pd.DataFrame, fold: int | None) -> tuple[pd.DataFrame, 
     unlisted = (table["split"] == "").to_numpy()
     removed = table.loc[unlisted].assign(reason=f"not in the fold {fold} files")
     return table.loc[~unlisted].reset_index(drop=True), removed
+
+
+def as_written(rows: pd.DataFrame, options: RowOptions, root: Path) -> pd.DataFrame:
+    """Table rows back under the manifest's column names, as `dropped` lists them for reports:
+    the label under `label_column`, the path relative to `root` under `path_column` (with a
+    `path_template` that column is the row's own cell, kept in the table)."""
+    cells = rows.rename(columns={"label": options.label_column})
+    if options.path_template is None:
+        cells[options.path_column] = [os.path.relpath(path, root) for path in rows["path"]]
+    return cells
 
 
 def skipped_rows(frame: pd.DataFrame, paths: Sequence[str], stage: str) -> pd.DataFrame:
