@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler
@@ -142,3 +145,50 @@ def test_rows_the_fold_files_do_not_list_keep_their_cells_as_written(tmp_path: P
     )
     dropped = build_rows(options).dropped
     assert dropped[["line", "file", "animal"]].values.tolist() == [[5, "d.mp4", "cat"]]
+
+
+@st.composite
+def manifests(draw: st.DrawFn) -> tuple[list[str], list[int], list[str | None], str | None]:
+    """Labels (some blank), a filtered column, the fold file each row is listed in, a filter."""
+    count = draw(st.integers(1, 10))
+    labels = draw(st.lists(st.sampled_from(["a", "b", "", "NA"]), min_size=count, max_size=count))
+    sizes = draw(st.lists(st.integers(0, 3), min_size=count, max_size=count))
+    listed = draw(st.lists(st.sampled_from(["train", "val", None]), min_size=count, max_size=count))
+    return labels, sizes, listed, draw(st.sampled_from([None, "size > 0"]))
+
+
+@given(manifests())
+def test_every_manifest_row_is_in_the_table_or_skipped_once_with_a_reason(
+    tmp_path_factory: pytest.TempPathFactory,
+    case: tuple[list[str], list[int], list[str | None], str | None],
+) -> None:
+    """Caught a planted bug: the first row the fold files do not list left out of `skipped`."""
+    labels, sizes, listed, row_filter = case
+    folder = tmp_path_factory.mktemp("rows")
+    names = [f"v{i}.mp4" for i in range(len(labels))]
+    for name in names:
+        (folder / name).touch()
+    pd.DataFrame({"path": names, "label": labels, "size": sizes}).to_csv(
+        folder / "manifest.csv", index=False
+    )
+    (folder / "folds").mkdir()
+    for split in ("train", "val"):
+        fold = [name for name, where in zip(names, listed, strict=True) if where == split]
+        pd.DataFrame({"path": fold}).to_csv(folder / "folds" / f"0_{split}.csv", index=False)
+    options = RowOptions(
+        "multiclass",
+        manifest=str(folder / "manifest.csv"),
+        filter=row_filter,
+        fold_files="folds/{fold}_{split}.csv",
+        fold=0,
+    )
+    try:
+        rows = build_rows(options)
+    except ManifestError:
+        return  # too few rows left to train on: reported, nothing to account for
+    lines = [*rows.table["line"], *rows.skipped["line"]]
+    assert sorted(lines) == list(range(2, len(names) + 2))
+    assert (rows.skipped["reason"].str.len() > 0).all()
+    by_line = dict(zip(rows.skipped["line"], rows.skipped["path"], strict=True))
+    assert by_line == {line: str(folder / names[line - 2]) for line in by_line}
+    assert sorted(rows.dropped["line"]) == sorted(rows.skipped["line"])
