@@ -192,3 +192,10 @@ def test_every_manifest_row_is_in_the_table_or_skipped_once_with_a_reason(
     by_line = dict(zip(rows.skipped["line"], rows.skipped["path"], strict=True))
     assert by_line == {line: str(folder / names[line - 2]) for line in by_line}
     assert sorted(rows.dropped["line"]) == sorted(rows.skipped["line"])
+
+
+def test_split_column_null_draws_splits_even_when_a_column_is_named_split(tmp_path: Path) -> None:
+    rows = [f"v{i}.mp4,{'ab'[i % 2]},train" for i in range(20)]
+    manifest = manifest_of(tmp_path, rows)
+    table = build_rows(RowOptions("multiclass", manifest=str(manifest), split_column=None)).table
+    assert set(table["split"]) == {"train", "val", "test"}

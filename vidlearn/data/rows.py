@@ -222,7 +222,7 @@ def assign_split_column(options: RowOptions, manifest: Manifest) -> np.ndarray:
                 f"data.fold={fold} is outside 0..{options.folds - 1} (data.folds={options.folds})"
             )
         return np.where(fold_of_row == fold, "val", "train")
-    if "split" in table.columns:
+    if options.split_column and "split" in table.columns:  # null: a "split" cell is data
         unknown = ~table["split"].isin(SPLITS)
         if unknown.any():
             problems = [
