@@ -199,3 +199,11 @@ def test_split_column_null_draws_splits_even_when_a_column_is_named_split(tmp_pa
     manifest = manifest_of(tmp_path, rows)
     table = build_rows(RowOptions("multiclass", manifest=str(manifest), split_column=None)).table
     assert set(table["split"]) == {"train", "val", "test"}
+
+
+def test_group_column_null_ignores_a_column_named_group(tmp_path: Path) -> None:
+    """One 'group' value for every row: taken as the group column, no row could be held out."""
+    rows = [f"v{i}.mp4,{'ab'[i % 2]},same" for i in range(20)]
+    manifest = manifest_of(tmp_path, rows, header="path,label,group")
+    table = build_rows(RowOptions("multiclass", manifest=str(manifest))).table
+    assert set(table["split"]) == {"train", "val", "test"}

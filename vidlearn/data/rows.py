@@ -212,7 +212,7 @@ def assign_split_column(options: RowOptions, manifest: Manifest) -> np.ndarray:
     table = manifest.table
     if options.fold_files is not None:
         return prepared_fold_splits(options, manifest)
-    groups = table["group"].tolist() if "group" in table.columns else None
+    groups = table["group"].tolist() if options.group_column else None
     strata = stratification_labels(table["label"], options)
     if options.folds is not None:
         fold_of_row = assign_folds(strata, groups, options.folds, options.seed)
