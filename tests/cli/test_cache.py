@@ -7,13 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from counter_videos import counter_frames, write_video
 from hydra import compose, initialize_config_dir
 
 from vidlearn.cli.cache import BAD_TITLE, run_cache
 from vidlearn.cli.config import CONF_DIR
-from vidlearn.data.cache_fill import FillReport
+from vidlearn.data.cache_fill import FillReport, fill_videos
 from vidlearn.data.frame_cache import FrameCache
 from vidlearn.errors import ConfigError
 
@@ -142,3 +143,12 @@ def test_a_user_mistake_ends_the_console_script_cleanly(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Traceback" not in result.stderr and "Error executing job" not in result.stderr
     assert "data.frame_cache" in result.stderr
+
+
+def test_arrays_are_counted_as_arrays_not_under_the_probed_video_backend(tmp_path: Path) -> None:
+    """The probe names a backend for every row (decord under auto), but an array is memory-mapped,
+    never decoded: the backends column must not say decord read it."""
+    array = tmp_path / "beat.npy"
+    np.save(array, np.zeros((4, 8, 8), np.float32))
+    report = fill_videos(FrameCache(tmp_path / "frames", 16), {str(array): "decord"}, workers=0)
+    assert report.backends == {"array": 1}

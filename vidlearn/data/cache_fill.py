@@ -3,8 +3,9 @@
 `fill_videos(cache, files, workers)` decodes each file with the backend the row stage's probe
 chose for it (`files` maps path -> backend, so a video decord opens but cannot read is cached
 with PyAV, as training reads it) and returns a `FillReport`: how many videos have an entry,
-how many were decoded now, frames and bytes in their entries, videos per backend, wall time,
-and the files that could not be decoded with the reason (a training run would skip those).
+how many were decoded now, frames and bytes in their entries, videos per backend (arrays,
+memory-mapped and never cached, as "array"), wall time, and the files that could not be
+decoded with the reason (a training run would skip those).
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ def fill_videos(
     def record(path: str, outcome: FillResult | str) -> None:
         if isinstance(outcome, str):
             report.bad[path] = outcome
-        else:
-            report.add(outcome, files[path])
+        else:  # an array is memory-mapped whatever backend the probe named for its row
+            report.add(outcome, "array" if path.lower().endswith(ARRAY_EXTENSIONS) else files[path])
         advance()
 
     if workers <= 0:

@@ -14,6 +14,7 @@ arguments: this module knows nothing of DataModules.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,14 +176,17 @@ def build_rows(
         check_probe_share(report, table, options.max_bad_fraction)
         table = report.table
         skipped.append(report.skipped[SKIPPED_COLUMNS])
-    encoder = fit_labels(table, options, manifest.source)
+    left_out = pd.concat([part for part in skipped if len(part)] or skipped[:1], ignore_index=True)
+    encoder = fit_labels(table, options, manifest.source, left_out)
     return Rows(
         source=manifest.source,
         table=table,
-        skipped=pd.concat(
-            [part for part in skipped if len(part)] or skipped[:1], ignore_index=True
+        skipped=left_out,
+        dropped=(
+            pd.concat([manifest.dropped, as_written(unlisted, options, manifest.root)])
+            if len(unlisted)
+            else manifest.dropped
         ),
-        dropped=pd.concat([manifest.dropped, unlisted]) if len(unlisted) else manifest.dropped,
         encoder=encoder,
         probe=report,
     )
@@ -212,7 +216,7 @@ def assign_split_column(options: RowOptions, manifest: Manifest) -> np.ndarray:
     table = manifest.table
     if options.fold_files is not None:
         return prepared_fold_splits(options, manifest)
-    groups = table["group"].tolist() if "group" in table.columns else None
+    groups = table["group"].tolist() if options.group_column else None
     strata = stratification_labels(table["label"], options)
     if options.folds is not None:
         fold_of_row = assign_folds(strata, groups, options.folds, options.seed)
@@ -222,7 +226,7 @@ def assign_split_column(options: RowOptions, manifest: Manifest) -> np.ndarray:
                 f"data.fold={fold} is outside 0..{options.folds - 1} (data.folds={options.folds})"
             )
         return np.where(fold_of_row == fold, "val", "train")
-    if "split" in table.columns:
+    if options.split_column and "split" in table.columns:  # null: a "split" cell is data
         unknown = ~table["split"].isin(SPLITS)
         if unknown.any():
             problems = [
@@ -281,6 +285,16 @@ def drop_unlisted(table: pd.DataFrame, fold: int | None) -> tuple[pd.DataFrame, 
     return table.loc[~unlisted].reset_index(drop=True), removed
 
 
+def as_written(rows: pd.DataFrame, options: RowOptions, root: Path) -> pd.DataFrame:
+    """Table rows back under the manifest's column names, as `dropped` lists them for reports:
+    the label under `label_column`, the path relative to `root` under `path_column` (with a
+    `path_template` that column is the row's own cell, kept in the table)."""
+    cells = rows.rename(columns={"label": options.label_column})
+    if options.path_template is None:
+        cells[options.path_column] = [os.path.relpath(path, root) for path in rows["path"]]
+    return cells
+
+
 def skipped_rows(frame: pd.DataFrame, paths: Sequence[str], stage: str) -> pd.DataFrame:
     """Rows of `frame` (with `line`, `reason`) as skipped rows of `stage`, before splitting."""
     return pd.DataFrame(
@@ -315,13 +329,18 @@ def check_probe_share(report: ProbeReport, table: pd.DataFrame, max_bad_fraction
         )
 
 
-def fit_labels(table: pd.DataFrame, options: RowOptions, source: Path) -> LabelEncoder:
-    """Fit the label encoder on the train split and add the `target` column to `table`."""
+def fit_labels(
+    table: pd.DataFrame, options: RowOptions, source: Path, left_out: pd.DataFrame
+) -> LabelEncoder:
+    """Fit the label encoder on the train split and add the `target` column to `table`.
+
+    The errors say what the earlier stages `left_out` (skipped rows), which is often the cause.
+    """
     train_labels = table.loc[table["split"] == "train", "label"]
     if train_labels.empty:
         raise ManifestError(
             f"{source}: the train split has no rows; check the split "
-            "column or data.val_fraction / data.test_fraction."
+            "column or data.val_fraction / data.test_fraction." + left_out_note(left_out)
         )
     try:
         encoder = LabelEncoder.fit(train_labels, options.label_kind, options.classes)
@@ -330,6 +349,25 @@ def fit_labels(table: pd.DataFrame, options: RowOptions, source: Path) -> LabelE
     targets, problems = encoder.encode(table["label"], table["line"].tolist())
     if problems:
         train_only = "" if options.classes else " (classes are taken from the train split)"
-        raise ManifestError(format_problems(source, problems) + train_only)
+        probed = left_out[left_out["stage"] == "probe"]
+        raise ManifestError(format_problems(source, problems) + train_only + left_out_note(probed))
     table["target"] = targets
     return encoder
+
+
+def left_out_note(left_out: pd.DataFrame, limit: int = 10) -> str:
+    """The skipped rows as a sentence for an error about the rows that remain: counts by reason,
+    then the train files the probe found unusable (vidlearn-cache lifts max_bad_fraction, so
+    an empty train split may be the only place they are named)."""
+    before = left_out.loc[left_out["stage"] != "probe", "reason"].value_counts()
+    parts = [f"{count} row(s) {reason}" for reason, count in before.items()]
+    probed = left_out[(left_out["stage"] == "probe") & (left_out["split"] == "train")]
+    if len(probed):
+        parts.append(f"{len(probed)} unusable train file(s)")
+    if not parts:
+        return ""
+    shown = probed.head(limit)
+    files = "".join(
+        f"\n  {path}: {reason}" for path, reason in zip(shown["path"], shown["reason"], strict=True)
+    )
+    return " Left out before: " + "; ".join(parts) + (":" + files if files else ".")
