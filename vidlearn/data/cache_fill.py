@@ -17,7 +17,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 from vidlearn.data.frame_cache import FillResult, FrameCache
-from vidlearn.data.video import DecodeError
+from vidlearn.data.video import ARRAY_EXTENSIONS, DecodeError
 
 
 @dataclass
