@@ -11,7 +11,6 @@ bad files with their reasons.
 
 from __future__ import annotations
 
-import hydra
 import pandas as pd
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
@@ -19,7 +18,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 import vidlearn.cli.demo  # noqa: F401  (registers the ${demo:...} resolver)
-from vidlearn.cli.config import CONF_DIR
+from vidlearn.cli.console import console_main
 from vidlearn.data.cache_fill import FillReport, fill_videos
 from vidlearn.data.datamodules import VideoDataModule
 from vidlearn.errors import ConfigError
@@ -71,7 +70,7 @@ def report_table(report: FillReport) -> pd.DataFrame:
     )
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="cache")
+@console_main("cache")
 def main(cfg: DictConfig) -> None:
     run_cache(cfg)
 

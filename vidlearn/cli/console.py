@@ -6,7 +6,8 @@ one clean block on stderr and exit code 2, and a bug with its traceback. A mista
 missing weights, too many bad files), a missing mandatory config value, or a config Hydra
 cannot compose (an unknown key or group choice, a malformed override). The block says what is
 wrong and where. `HYDRA_FULL_ERROR=1` shows the full traceback instead, as it does for Hydra's
-own errors.
+own errors. Before the task runs, `vidlearn.cli.schema.validate` checks the types and ranges of
+the keys the script's config has, so every script refuses `data.frames=abc` the same way.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from vidlearn.cli.config import CONFIG_PATH
 from vidlearn.cli.quiet import silence_third_party_noise
+from vidlearn.cli.schema import validate
 from vidlearn.errors import UserError
 
 DEBUG_VARIABLE = "HYDRA_FULL_ERROR"
@@ -71,6 +73,7 @@ def console_main(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Ca
             started = True
             silence_third_party_noise()
             try:
+                validate(cfg)  # every script: a mistyped value fails here, naming its key
                 return task(cfg)
             except Exception as error:
                 mistake = user_mistake(error)
@@ -84,6 +87,8 @@ def console_main(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Ca
 
         @functools.wraps(entry)
         def console_entry(*args: Any, **kwargs: Any) -> Any:
+            nonlocal started
+            started = False  # per call: tests and fuzzers call main() more than once
             try:
                 return entry(*args, **kwargs)
             except SystemExit as stop:

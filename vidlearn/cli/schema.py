@@ -27,6 +27,12 @@ class TopLevel:
     test: bool
     channels_last: bool
     compile: bool
+    # the tools' own keys (eval, predict, export, cache)
+    batch_size: int
+    top_k: int
+    tolerance: float
+    workers: int
+    progress: bool
 
 
 @dataclass
@@ -41,6 +47,9 @@ class Data:
     fold: int | None
     max_bad_fraction: float
     probe: bool
+    mean: list[float]
+    std: list[float]
+    channels: int | None
 
 
 @dataclass
@@ -55,6 +64,10 @@ SECTIONS: dict[str, type] = {"": TopLevel, "data": Data, "trainer": Trainer}
 
 # key -> (is the value allowed, what it must be)
 RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "batch_size": (lambda v: v >= 1, "at least 1"),
+    "top_k": (lambda v: v >= 1, "at least 1"),
+    "tolerance": (lambda v: v > 0, "a positive difference"),
+    "workers": (lambda v: v >= 0, "0 (decode in this process) or more"),
     "data.batch_size": (lambda v: v >= 1, "at least 1"),
     "data.num_workers": (lambda v: v >= 0, "0 (load in the main process) or more"),
     "data.size": (lambda v: v >= 1, "a frame side in pixels, at least 1"),
@@ -63,6 +76,9 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "data.test_fraction": (lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
     "data.folds": (lambda v: v >= 2, "at least 2 folds"),
     "data.max_bad_fraction": (lambda v: 0 <= v <= 1, "a fraction in [0, 1]"),
+    "data.mean": (lambda v: len(v) >= 1, "a list of one value per channel (or one for all)"),
+    "data.std": (lambda v: len(v) >= 1 and min(v) > 0, "a list of positive values"),
+    "data.channels": (lambda v: v >= 1, "a channel count, at least 1 (or null: from the files)"),
     "trainer.max_epochs": (lambda v: v >= 1 or v == -1, "at least 1 (or -1 for no limit)"),
     "trainer.num_nodes": (lambda v: v >= 1, "at least 1"),
     "monitor_mode": (lambda v: v in ("min", "max"), "min or max (or null for the task's own)"),

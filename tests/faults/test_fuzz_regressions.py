@@ -1,0 +1,135 @@
+"""Inputs experiments/fuzz_cli.py found to end in a traceback; each now ends in a clean message.
+
+The console scripts run in-process, as the fuzzer runs them: `main()` with `sys.argv` patched,
+exit code and stderr checked.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vidlearn.cli import cache, export, manifest, stats
+from vidlearn.data.manifest import ManifestError, read_manifest
+from vidlearn.errors import UserError
+from vidlearn.inference.evaluate import evaluate_predictions
+from vidlearn.inference.predictor import Predictions
+
+
+def run_main(monkeypatch: pytest.MonkeyPatch, capsys, main, *argv: str) -> tuple[int, str]:
+    """Call a console script's main as its console script would; (exit code, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["vidlearn-script", *argv])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    try:
+        code = main() or 0
+    except SystemExit as stop:
+        code = stop.code
+    return code, capsys.readouterr().err
+
+
+def test_a_malformed_override_exits_2_after_an_earlier_call_ran_its_task(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    started = run_main(monkeypatch, capsys, stats.main, f"data.manifest={tmp_path}/no.csv")[0]
+    malformed = run_main(monkeypatch, capsys, stats.main, "data.size")[0]
+    assert (started, malformed) == (2, 2)
+
+
+def test_stats_refuses_a_mistyped_clip_length_naming_the_key(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, err = run_main(
+        monkeypatch, capsys, stats.main, "data.frames=abc", f"data.manifest={tmp_path}/no.csv"
+    )
+    assert code == 2 and "data.frames='abc' has the wrong type" in err
+
+
+def test_a_mean_that_is_not_a_list_is_refused_naming_the_key(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, err = run_main(
+        monkeypatch, capsys, stats.main, "data.mean=0.5", f"data.manifest={tmp_path}/no.csv"
+    )
+    assert code == 2 and "data.mean=0.5 has the wrong type" in err
+
+
+def test_export_refuses_a_seed_that_is_not_a_number_before_loading(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, err = run_main(monkeypatch, capsys, export.main, f"ckpt={tmp_path}/x.ckpt", "seed=abc")
+    assert code == 2 and "seed='abc' has the wrong type" in err
+
+
+def test_cache_reports_a_config_mistake_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, err = run_main(monkeypatch, capsys, cache.main, "data.frame_cache=null")
+    assert code == 2 and "data.frame_cache is null" in err and "Traceback" not in err
+
+
+def test_merge_into_a_folder_exits_2_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.jpg").write_bytes(b"")
+    (tmp_path / "labels.csv").write_text("path,label\na.jpg,x\n")
+    tranche = f"1={tmp_path / 'images'}:{tmp_path / 'labels.csv'}"
+    code = manifest.main(["merge", "--tranche", tranche, "--out", str(tmp_path)])
+    assert code == 2 and str(tmp_path) in capsys.readouterr().err
+
+
+def write(tmp_path: Path, text: str, encoding: str = "utf-8") -> Path:
+    (tmp_path / "a.mp4").write_bytes(b"")
+    (tmp_path / "b.mp4").write_bytes(b"")
+    path = tmp_path / "manifest.csv"
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_a_row_with_more_cells_than_the_header_is_a_manifest_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "path,label\na.mp4,x,extra\nb.mp4,y\n")
+    with pytest.raises(ManifestError, match="more cells than the header"):
+        read_manifest(path)
+
+
+def test_a_column_named_twice_up_to_spaces_is_a_manifest_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "path, path ,label\na.mp4,a.mp4,x\n")
+    with pytest.raises(ManifestError, match=r"\['path'\] appear more than once"):
+        read_manifest(path)
+
+
+def test_a_column_named_line_is_a_manifest_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "path,label,line\na.mp4,x,3\n")
+    with pytest.raises(ManifestError, match="'line' is reserved"):
+        read_manifest(path)
+
+
+def test_an_unknown_encoding_is_a_manifest_error_naming_the_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "path,label\na.mp4,x\n")
+    with pytest.raises(ManifestError, match="data.encoding='foo'"):
+        read_manifest(path, encoding="foo")
+
+
+def test_utf16_requested_for_a_utf8_file_is_a_manifest_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "path,label\na.mp4,x\n")
+    with pytest.raises(ManifestError, match="utf-16"):
+        read_manifest(path, encoding="utf-16")
+
+
+def test_evaluating_files_that_are_all_unreadable_is_a_user_error() -> None:
+    names = ["class_a", "class_b"]
+    files = pd.DataFrame(
+        {"path": ["a.mp4"], "error": ["cannot read a.mp4: moov atom not found"], "windows": [0]}
+    ).assign(class_a=np.nan, class_b=np.nan)
+    windows = pd.DataFrame(columns=["file", "path", "window", "start_s", "end_s", *names])
+    with pytest.raises(UserError, match="none of the 1 file.*moov atom not found"):
+        evaluate_predictions(None, Predictions(files, windows, names), np.array([0.0]))
