@@ -814,6 +814,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--first", type=int, default=0, help="index of the first case")
     parser.add_argument("--only", default="", help="comma-separated case indices to run")
     parser.add_argument("--subprocess", type=int, default=0, help="cases re-run as subprocesses")
     parser.add_argument("--case-timeout", type=float, default=180.0)
@@ -834,7 +835,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     world = build_world(work / "world")
     setup_seconds = time.perf_counter() - start
-    indices = [int(i) for i in args.only.split(",")] if args.only else range(args.cases)
+    indices = (
+        [int(i) for i in args.only.split(",")]
+        if args.only
+        else range(args.first, args.first + args.cases)
+    )
     results: list[Result] = []
     for index in indices:
         case = make_case(index, args.seed, world, work / "cases")
@@ -845,9 +850,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{','.join(case.faults)}",
             flush=True,
         )
-        if result.outcome == "ok" or result.outcome == "clean_error":
-            if not args.keep and len(results) > args.subprocess:
-                shutil.rmtree(case.folder, ignore_errors=True)
+        clean = result.outcome in ("ok", "clean_error")
+        if clean and not args.keep and len(results) > args.subprocess:
+            shutil.rmtree(case.folder, ignore_errors=True)
     checks = []
     for result in results[: args.subprocess]:
         case = result.case

@@ -12,12 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from vidlearn.cli import cache, export, manifest, stats
 from vidlearn.data.manifest import ManifestError, read_manifest
-from vidlearn.errors import UserError
+from vidlearn.data.transforms import normalise_tensor
+from vidlearn.errors import ConfigError, UserError
 from vidlearn.inference.evaluate import evaluate_predictions
-from vidlearn.inference.predictor import Predictions
+from vidlearn.inference.predictor import Predictions, resolve_device
 
 
 def run_main(monkeypatch: pytest.MonkeyPatch, capsys, main, *argv: str) -> tuple[int, str]:
@@ -133,3 +135,33 @@ def test_evaluating_files_that_are_all_unreadable_is_a_user_error() -> None:
     windows = pd.DataFrame(columns=["file", "path", "window", "start_s", "end_s", *names])
     with pytest.raises(UserError, match="none of the 1 file.*moov atom not found"):
         evaluate_predictions(None, Predictions(files, windows, names), np.array([0.0]))
+
+
+@pytest.mark.parametrize(
+    ("script", "override", "message"),
+    [
+        (stats, "data.backend=foo", "data.backend='foo' is out of range"),
+        (export, "format=null", "format=None has the wrong type"),
+        (stats, "augment=null", "augment needs the name of a config file"),
+        (stats, "=3", "needs the name of a config key"),
+        (stats, "+data.unknown_key=1", "unexpected keyword argument 'unknown_key'"),
+    ],
+)
+def test_a_bad_override_exits_2_with_one_message(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path, script, override: str, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    where = f"ckpt={tmp_path}/x.ckpt" if script is export else f"data.manifest={tmp_path}/no.csv"
+    code, err = run_main(monkeypatch, capsys, script.main, where, override)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("device", ["foo", "cuda:99", "mps:3"])
+def test_a_device_the_machine_lacks_is_a_config_error(device: str) -> None:
+    with pytest.raises(ConfigError, match=f"device={device!r}|device={device}"):
+        resolve_device(device)
+
+
+def test_mean_of_the_wrong_length_for_the_frames_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="data.mean has 3"):
+        normalise_tensor(torch.zeros(2, 1, 4, 4), [0.5] * 3, [0.25] * 3)

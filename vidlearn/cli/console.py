@@ -19,14 +19,15 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 import hydra
-from hydra.errors import InstantiationException
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, InstantiationException
 from omegaconf import DictConfig
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
-from vidlearn.cli.config import CONFIG_PATH
+from vidlearn.cli.config import CONF_DIR, CONFIG_PATH
 from vidlearn.cli.quiet import silence_third_party_noise
 from vidlearn.cli.schema import validate
-from vidlearn.errors import UserError
+from vidlearn.errors import ConfigError, UserError
 
 DEBUG_VARIABLE = "HYDRA_FULL_ERROR"
 USER_MISTAKES = (UserError, MissingMandatoryValue, InterpolationResolutionError)
@@ -37,10 +38,39 @@ _WORKER_TRACE = "\nOriginal Traceback (most recent call last):\n"
 
 
 def user_mistake(error: BaseException) -> BaseException | None:
-    """The user mistake behind `error`: itself, or the cause hydra.utils.instantiate wrapped."""
+    """The user mistake behind `error`: itself, or the cause hydra.utils.instantiate wrapped.
+
+    A constructor refusing a keyword is a key the user added (`+data.nmae=x`): the class does
+    not take it, so it is reported as a ConfigError with Hydra's message, which names the key.
+    """
     while isinstance(error, InstantiationException) and error.__cause__ is not None:
-        error = error.__cause__
+        cause = error.__cause__
+        if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
+            return ConfigError(f"{error}\nRemove that key, or check its spelling.")
+        error = cause
     return error if isinstance(error, USER_MISTAKES) else None
+
+
+def group_override_mistake(arguments: list[str]) -> str | None:
+    """Why an override gives a config group something other than a name, or None.
+
+    Hydra answers `augment=null` or `=3` with its own traceback, before any vidlearn code runs.
+    """
+    overrides = [argument for argument in arguments if not argument.startswith("-")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException:
+        return None  # Hydra reports a malformed override itself, without a traceback
+    for override in parsed:
+        group = override.key_or_group
+        is_group = not group or (CONF_DIR / group.split("@")[0]).is_dir()
+        value = override.value()
+        if is_group and not override.is_delete() and not isinstance(value, (str, list)):
+            return (
+                f"{override.input_line!r}: {group or 'an override'} needs the name of a config "
+                f"{'file of conf/' + group if group else 'key before ='}, not {value!r}."
+            )
+    return None
 
 
 def describe(error: BaseException) -> str:
@@ -89,6 +119,9 @@ def console_main(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Ca
         def console_entry(*args: Any, **kwargs: Any) -> Any:
             nonlocal started
             started = False  # per call: tests and fuzzers call main() more than once
+            mistake = group_override_mistake(sys.argv[1:])
+            if mistake is not None:
+                exit_with(mistake)
             try:
                 return entry(*args, **kwargs)
             except SystemExit as stop:

@@ -15,7 +15,9 @@ from dataclasses import dataclass, fields
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ValidationError
 
+from vidlearn.data.video import BACKENDS
 from vidlearn.errors import ConfigError
+from vidlearn.inference.export import FORMATS
 
 
 @dataclass
@@ -23,6 +25,7 @@ class TopLevel:
     seed: int
     monitor: str | None
     monitor_mode: str | None
+    format: str
     resume: str | None
     test: bool
     channels_last: bool
@@ -47,6 +50,7 @@ class Data:
     fold: int | None
     max_bad_fraction: float
     probe: bool
+    backend: str
     mean: list[float]
     std: list[float]
     channels: int | None
@@ -82,6 +86,8 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "trainer.max_epochs": (lambda v: v >= 1 or v == -1, "at least 1 (or -1 for no limit)"),
     "trainer.num_nodes": (lambda v: v >= 1, "at least 1"),
     "monitor_mode": (lambda v: v in ("min", "max"), "min or max (or null for the task's own)"),
+    "data.backend": (lambda v: v in BACKENDS, f"one of {', '.join(BACKENDS)}"),
+    "format": (lambda v: v in FORMATS, f"one of {', '.join(FORMATS)}"),
 }
 
 

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vidlearn.errors import ConfigError
+
 
 class PadToSquare(A.ImageOnlyTransform):
     """Pad the shorter side by repeating border pixels so the image is square, content centred."""
@@ -73,7 +75,7 @@ def normalise_tensor(
     """
     channels = inputs.shape[-3]
     if len(mean) not in (1, channels) or len(std) not in (1, channels):
-        raise ValueError(
+        raise ConfigError(
             f"frames have {channels} channel(s) but data.mean has {len(mean)} and data.std "
             f"{len(std)} values; give one value per channel (or one for all)"
         )
