@@ -243,6 +243,8 @@ def broken_manifest(
     for _ in range(int(rng.integers(0, 4))):
         fault = pick(rng, MANIFEST_FAULTS)
         faults.append(fault)
+        if not header and fault in ("drop_column", "rename_column", "duplicate_column"):
+            continue
         if fault == "drop_column":
             header.remove(pick(rng, [c for c in header]))
         elif fault == "rename_column":
@@ -264,7 +266,7 @@ def broken_manifest(
             for row in rows:
                 row["label"] = LABELS[0]
         elif fault == "nan_labels":
-            for row in rows[: int(rng.integers(1, len(rows) + 1))]:
+            for row in rows[: int(rng.integers(0, len(rows) + 1))]:
                 row["label"] = pick(rng, ["nan", "NaN", "", "null", "None", " "])
         elif fault == "huge_labels":
             for row in rows:
@@ -273,18 +275,20 @@ def broken_manifest(
             for i, row in enumerate(rows):
                 row["label"] = str(i % 3)
         elif fault == "outside_root":
-            rows[0]["path"] = pick(rng, ["../../x.mp4", "/etc/passwd", "/", "..", "~/x.mp4"])
+            row_of(rng, rows)["path"] = pick(
+                rng, ["../../x.mp4", "/etc/passwd", "/", "..", "~/x.mp4"]
+            )
         elif fault == "missing_file":
-            rows[int(rng.integers(len(rows)))]["path"] = "files/does_not_exist.mp4"
+            row_of(rng, rows)["path"] = "files/does_not_exist.mp4"
         elif fault == "empty_path":
-            rows[int(rng.integers(len(rows)))]["path"] = pick(rng, ["", " ", '""'])
+            row_of(rng, rows)["path"] = pick(rng, ["", " ", '""'])
         elif fault == "duplicate_rows":
             rows = rows + rows[:2]
         elif fault == "broken_file":
             name = pick(rng, list(world.bad))
             target = folder / "files" / f"broken_{name}"
             shutil.copyfile(world.bad[name], target)
-            rows[int(rng.integers(len(rows)))]["path"] = f"files/{target.name}"
+            row_of(rng, rows)["path"] = f"files/{target.name}"
         elif fault == "all_broken":
             for i, row in enumerate(rows):
                 name = pick(rng, list(world.bad))
@@ -293,12 +297,14 @@ def broken_manifest(
                 row["path"] = f"files/{target.name}"
         elif fault == "unicode_path":
             name = pick(rng, ["vidé o ü 日本", "a: b", "x,y", 'q"uote', "tab\tname", "semi;colon"])
-            source = folder / rows[0]["path"]
-            target = source.with_name(name + source.suffix)
-            source.rename(target)
-            rows[0]["path"] = f"files/{target.name}"
+            row = row_of(rng, rows)
+            source = folder / str(row.get("path", ""))
+            if source.is_file():
+                target = source.with_name(name + source.suffix)
+                source.rename(target)
+                row["path"] = f"files/{target.name}"
         elif fault == "quoting":
-            rows[0]["path"] = pick(rng, ['"files/0.mp4', 'files/0.mp4"', '"a""b"', "'x'"])
+            row_of(rng, rows)["path"] = pick(rng, ['"files/0.mp4', 'files/0.mp4"', '"a""b"', "'x'"])
         elif fault == "split_values":
             for row in rows:
                 row["split"] = pick(rng, ["TRAIN", "validation", "", "foo", "train ", "nan"])
@@ -312,7 +318,7 @@ def broken_manifest(
             options["encoding"] = "utf-16"
         elif fault == "latin1":
             options["encoding"] = "latin-1"
-            rows[0]["label"] = "clöckwise"
+            row_of(rng, rows)["label"] = "clöckwise"
         elif fault == "separator":
             options["separator"] = pick(rng, [";", "\t", "|"])
         elif fault == "crlf":
@@ -320,16 +326,15 @@ def broken_manifest(
         elif fault == "garbage_bytes":
             raw = rng.integers(0, 256, int(rng.integers(1, 300)), dtype=np.uint8).tobytes()
         elif fault == "null_bytes":
-            rows[0]["label"] = "click\x00wise"
+            row_of(rng, rows)["label"] = "click\x00wise"
         elif fault == "ragged":
-            rows[0]["extra"] = "x"
             header_line = ",".join(header)
             body = "\n".join(",".join(r.get(c, "") for c in header) for r in rows)
             raw = (header_line + "\n" + body + ",too,many,cells\n").encode()
         elif fault == "blank_lines":
             rows.insert(1, {})
         elif fault == "directory_path":
-            rows[0]["path"] = "files"
+            row_of(rng, rows)["path"] = "files"
         elif fault == "manifest_is_folder":
             return folder / "files", faults, overrides
         elif fault == "manifest_missing":
@@ -340,6 +345,11 @@ def broken_manifest(
     else:
         write_csv(manifest, header, rows, **options)
     return manifest, faults, overrides
+
+
+def row_of(rng: np.random.Generator, rows: list[dict[str, str]]) -> dict[str, str]:
+    """A random row of `rows` to break (a throwaway one when there are none)."""
+    return rows[int(rng.integers(len(rows)))] if rows else {}
 
 
 MANIFEST_FAULTS = [
