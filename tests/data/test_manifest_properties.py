@@ -5,11 +5,11 @@ that are empty, repeated or padded with spaces. vidlearn must answer each with a
 message the user can act on (a `vidlearn.errors.UserError`, which the console scripts print
 without a traceback), never another exception.
 
-Planted bugs these tests caught (each made them fail, then was removed):
-- removing `except UnicodeError` from `vidlearn.data.manifest.read_csv`: reading a file without a
-  byte order mark as utf-16 raised a bare UnicodeError ("UTF-16 stream does not start with BOM");
-- removing the repeated-column check from `read_csv`: a header "path, path ,label" made
-  `frame["path"]` a DataFrame and read_manifest raised AttributeError.
+Planted bug these tests caught: removing `except UnicodeError` from
+`vidlearn.data.manifest.read_csv` (reading a file without a byte order mark as utf-16 then raised
+a bare UnicodeError, "UTF-16 stream does not start with BOM"); both tests failed. (Removing the
+repeated-column check was not caught in the default 30 examples; the fuzz regression test
+tests/faults/test_fuzz_regressions.py holds that case.)
 """
 
 from __future__ import annotations
@@ -28,10 +28,8 @@ from vidlearn.errors import UserError
 ENCODINGS = ["utf-8", "utf-8-sig", "latin-1", "utf-16", "cp1252", "ascii"]
 # Column names users write: the expected ones, padded (so repeated once stripped), renamed,
 # unicode, empty, reserved; drawn from a small pool so that repeats are common.
-NAMES = st.one_of(
-    st.sampled_from(["path", " path ", "label", "label ", "split", "", "line", "日本"]),
-    st.text(max_size=6),
-)
+POOL = st.sampled_from(["path", " path ", "label", "label ", "split", "", "line", "日本"])
+NAMES = st.one_of(POOL, POOL, POOL, st.text(max_size=6))
 CELLS = st.one_of(
     st.sampled_from(["a.mp4", "b.mp4", "../x.mp4", "/abs.mp4", "", "nan", "1e400", "x: y.mp4"]),
     st.text(max_size=8),
@@ -66,7 +64,7 @@ def test_any_bytes_give_a_table_or_a_user_error(
 
 @given(
     header=st.lists(NAMES, min_size=1, max_size=5),
-    rows=st.lists(st.lists(CELLS, max_size=6), max_size=5),
+    rows=st.lists(st.lists(CELLS, min_size=2, max_size=6), min_size=1, max_size=5),
     quoting=st.sampled_from(QUOTING),
     written=st.sampled_from(ENCODINGS[:5]),
     read=st.sampled_from(ENCODINGS),
