@@ -13,12 +13,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hydra.errors import InstantiationException
 
 from vidlearn.cli import cache, export, manifest, stats
+from vidlearn.cli.console import user_mistake
 from vidlearn.data.manifest import ManifestError, read_manifest
 from vidlearn.data.transforms import normalise_tensor
 from vidlearn.errors import ConfigError, UserError
 from vidlearn.inference.evaluate import evaluate_predictions
+from vidlearn.inference.inputs import list_inputs
 from vidlearn.inference.predictor import Predictions, resolve_device
 
 
@@ -165,3 +168,64 @@ def test_a_device_the_machine_lacks_is_a_config_error(device: str) -> None:
 def test_mean_of_the_wrong_length_for_the_frames_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="data.mean has 3"):
         normalise_tensor(torch.zeros(2, 1, 4, 4), [0.5] * 3, [0.25] * 3)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("seed=-1", "seed=-1 is out of range"),
+        ("stats.max_listed=abc", "stats.max_listed='abc' has the wrong type"),
+        ("data.frame_cache=/proc/no/such/folder", "Check the values of that config node"),
+    ],
+)
+def test_stats_refuses_values_that_used_to_end_in_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path, override: str, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "path,label\na.mp4,x\nb.mp4,y\n")
+    code, err = run_main(
+        monkeypatch, capsys, stats.main, f"data.manifest={tmp_path}/manifest.csv", override
+    )
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_stats_group_by_a_missing_column_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "path,label\na.mp4,x\nb.mp4,y\n")
+    code, err = run_main(
+        monkeypatch,
+        capsys,
+        stats.main,
+        f"data.manifest={tmp_path}/manifest.csv",
+        "stats.probe=false",
+        "stats.group_by=[nope]",
+        f"paths.cache_dir={tmp_path}/cache",
+        "data.probe=false",
+    )
+    assert code == 2 and "no column 'nope'" in err
+
+
+def test_export_to_a_folder_exits_2_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(export, "load_checkpoint", lambda path: None)
+    code, err = run_main(monkeypatch, capsys, export.main, "ckpt=x.ckpt", f"out={tmp_path}")
+    assert code == 2 and f"Is a directory: '{tmp_path}'" in err
+
+
+@pytest.mark.parametrize("content", [b"", b"\xff\xfe\x00garbage"])
+def test_predict_input_csv_that_cannot_be_read_is_a_user_error(
+    tmp_path: Path, content: bytes
+) -> None:
+    (tmp_path / "inputs.csv").write_bytes(content)
+    with pytest.raises(UserError):
+        list_inputs(tmp_path / "inputs.csv", "video")
+
+
+def test_a_constructor_refusing_a_config_value_is_a_config_error() -> None:
+    wrapped = InstantiationException("Error in call to target 'torch.nn.Dropout'\nfull_key: model")
+    wrapped.__cause__ = ValueError("dropout probability has to be between 0 and 1, but got 2")
+    assert isinstance(user_mistake(wrapped), ConfigError)
+    assert "full_key: model" in str(user_mistake(wrapped))

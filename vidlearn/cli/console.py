@@ -30,7 +30,7 @@ from vidlearn.cli.schema import validate
 from vidlearn.errors import ConfigError, UserError
 
 DEBUG_VARIABLE = "HYDRA_FULL_ERROR"
-USER_MISTAKES = (UserError, MissingMandatoryValue, InterpolationResolutionError)
+USER_MISTAKES = (UserError, MissingMandatoryValue, InterpolationResolutionError, OSError)
 EXIT_USER_ERROR = 2
 # How torch.utils.data re-raises an exception from a DataLoader worker: its class, then this
 # line, then the worker's traceback ending in "<Class>: <message>".
@@ -40,13 +40,20 @@ _WORKER_TRACE = "\nOriginal Traceback (most recent call last):\n"
 def user_mistake(error: BaseException) -> BaseException | None:
     """The user mistake behind `error`: itself, or the cause hydra.utils.instantiate wrapped.
 
-    A constructor refusing a keyword is a key the user added (`+data.nmae=x`): the class does
-    not take it, so it is reported as a ConfigError with Hydra's message, which names the key.
+    A constructor refusing a keyword is a key the user added (`+data.nmae=x`); a constructor
+    refusing a value (`model.dropout=abc`, `trainer.precision=7`) or a path
+    (`data.frame_cache=/no/such/folder`) was given it by the config. Both are reported as a
+    ConfigError with Hydra's message, which names the class and the config node. An OSError
+    (a file that cannot be read or written: `out=/read-only/x.csv`) names the path.
     """
     while isinstance(error, InstantiationException) and error.__cause__ is not None:
         cause = error.__cause__
         if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
             return ConfigError(f"{error}\nRemove that key, or check its spelling.")
+        if isinstance(cause, (TypeError, ValueError, OSError)) and not isinstance(
+            cause, InstantiationException
+        ):
+            return ConfigError(f"{error}\nCheck the values of that config node.")
         error = cause
     return error if isinstance(error, USER_MISTAKES) else None
 

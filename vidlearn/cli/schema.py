@@ -64,10 +64,18 @@ class Trainer:
     use_distributed_sampler: bool
 
 
-SECTIONS: dict[str, type] = {"": TopLevel, "data": Data, "trainer": Trainer}
+@dataclass
+class Stats:
+    group_by: list[str]
+    probe: bool
+    max_listed: int
+
+
+SECTIONS: dict[str, type] = {"": TopLevel, "data": Data, "trainer": Trainer, "stats": Stats}
 
 # key -> (is the value allowed, what it must be)
 RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32), the range numpy's seeding accepts"),
     "batch_size": (lambda v: v >= 1, "at least 1"),
     "top_k": (lambda v: v >= 1, "at least 1"),
     "tolerance": (lambda v: v > 0, "a positive difference"),
@@ -85,6 +93,7 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "data.channels": (lambda v: v >= 1, "a channel count, at least 1 (or null: from the files)"),
     "trainer.max_epochs": (lambda v: v >= 1 or v == -1, "at least 1 (or -1 for no limit)"),
     "trainer.num_nodes": (lambda v: v >= 1, "at least 1"),
+    "stats.max_listed": (lambda v: v >= 0, "0 or more rows"),
     "monitor_mode": (lambda v: v in ("min", "max"), "min or max (or null for the task's own)"),
     "data.backend": (lambda v: v in BACKENDS, f"one of {', '.join(BACKENDS)}"),
     "format": (lambda v: v in FORMATS, f"one of {', '.join(FORMATS)}"),

@@ -25,6 +25,7 @@ from vidlearn.data.probe_index import ProbeCache
 from vidlearn.data.samplers import expected_frequencies
 from vidlearn.data.splits import SPLITS
 from vidlearn.data.video import DecodeError
+from vidlearn.errors import ConfigError
 from vidlearn.reports.plots import _save, plot_counts
 from vidlearn.reports.tables import markdown_table
 
@@ -95,7 +96,7 @@ def target_summary(table: pd.DataFrame, column: str) -> pd.DataFrame:
 def _require_column(table: pd.DataFrame, column: str) -> None:
     if column not in table.columns:
         usable = [c for c in table.columns if c not in ("path", "line", "target")]
-        raise ValueError(
+        raise ConfigError(
             f"stats.group_by: no column {column!r} in the manifest; group by one of {usable}"
         )
 
