@@ -15,7 +15,7 @@ import pytest
 import torch
 from hydra.errors import InstantiationException
 
-from vidlearn.cli import cache, export, manifest, stats
+from vidlearn.cli import cache, export, manifest, stats, train
 from vidlearn.cli.console import user_mistake
 from vidlearn.data.manifest import ManifestError, read_manifest
 from vidlearn.data.transforms import normalise_tensor
@@ -229,3 +229,22 @@ def test_a_constructor_refusing_a_config_value_is_a_config_error() -> None:
     wrapped.__cause__ = ValueError("dropout probability has to be between 0 and 1, but got 2")
     assert isinstance(user_mistake(wrapped), ConfigError)
     assert "full_key: model" in str(user_mistake(wrapped))
+
+
+def test_train_asking_for_a_gpu_the_machine_lacks_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path, demo_videos: Path
+) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    code, err = run_main(
+        monkeypatch,
+        capsys,
+        train.main,
+        f"hydra.run.dir={tmp_path / 'run'}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"data.manifest={demo_videos}",
+        "data.num_workers=0",
+        "data.probe=false",
+        "trainer.accelerator=gpu",
+    )
+    assert code == 2 and "No supported gpu backend found" in err and "Traceback" not in err

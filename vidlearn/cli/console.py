@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 import hydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, InstantiationException
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
@@ -31,6 +32,9 @@ from vidlearn.errors import ConfigError, UserError
 
 DEBUG_VARIABLE = "HYDRA_FULL_ERROR"
 USER_MISTAKES = (UserError, MissingMandatoryValue, InterpolationResolutionError, OSError)
+# What a constructor raises for a value the config gave it; Lightning's own class for "the
+# Trainer's settings do not fit" (accelerator=gpu without a GPU) included.
+CONSTRUCTOR_MISTAKES = (TypeError, ValueError, OSError, MisconfigurationException)
 EXIT_USER_ERROR = 2
 # How torch.utils.data re-raises an exception from a DataLoader worker: its class, then this
 # line, then the worker's traceback ending in "<Class>: <message>".
@@ -41,7 +45,7 @@ def user_mistake(error: BaseException) -> BaseException | None:
     """The user mistake behind `error`: itself, or the cause hydra.utils.instantiate wrapped.
 
     A constructor refusing a keyword is a key the user added (`+data.nmae=x`); a constructor
-    refusing a value (`model.dropout=abc`, `trainer.precision=7`) or a path
+    refusing a value (`model.dropout=abc`, `trainer.accelerator=gpu` on a machine without one) or a path
     (`data.frame_cache=/no/such/folder`) was given it by the config. Both are reported as a
     ConfigError with Hydra's message, which names the class and the config node. An OSError
     (a file that cannot be read or written: `out=/read-only/x.csv`) names the path.
@@ -50,7 +54,7 @@ def user_mistake(error: BaseException) -> BaseException | None:
         cause = error.__cause__
         if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
             return ConfigError(f"{error}\nRemove that key, or check its spelling.")
-        if isinstance(cause, (TypeError, ValueError, OSError)) and not isinstance(
+        if isinstance(cause, CONSTRUCTOR_MISTAKES) and not isinstance(
             cause, InstantiationException
         ):
             return ConfigError(f"{error}\nCheck the values of that config node.")
