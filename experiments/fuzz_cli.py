@@ -1,6 +1,6 @@
 """Fuzz vidlearn's console scripts with generated broken inputs and count how each case ends.
 
-    python experiments/fuzz_cli.py --cases 2000 --seed 0            # ~30-40 min on one core
+    python experiments/fuzz_cli.py --cases 2000 --seed 0            # ~10 min on one quiet core
     python experiments/fuzz_cli.py --cases 100 --subprocess 3       # a quick look
     python experiments/fuzz_cli.py --seed 0 --only 17,42 --keep     # reproduce two cases
 
