@@ -187,3 +187,14 @@ def test_bench_loader_round_on_tiny_videos(experiments_path: Path, tmp_path: Pat
         "vidlearn_cached",
     }
     assert all(rate > 0 for rate in run.values())
+
+
+def test_fuzz_cli_counts_outcomes_of_a_few_cases(experiments_path: Path, tmp_path: Path) -> None:
+    import fuzz_cli
+
+    argv = ["--cases", "4", "--seed", "0", "--work", str(tmp_path / "work")]
+    record = fuzz_cli.main([*argv, "--out", str(tmp_path / "fuzz.json")])
+    assert sum(record["counts"].values()) == record["cases"] == 4
+    assert json.loads((tmp_path / "fuzz.json").read_text())["counts"] == record["counts"]
+    assert fuzz_cli.classify(2, "vidlearn-train: error: x") == "clean_error"
+    assert fuzz_cli.classify(1, "Traceback (most recent call last):") == "traceback"

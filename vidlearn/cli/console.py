@@ -6,7 +6,8 @@ one clean block on stderr and exit code 2, and a bug with its traceback. A mista
 missing weights, too many bad files), a missing mandatory config value, or a config Hydra
 cannot compose (an unknown key or group choice, a malformed override). The block says what is
 wrong and where. `HYDRA_FULL_ERROR=1` shows the full traceback instead, as it does for Hydra's
-own errors.
+own errors. Before the task runs, `vidlearn.cli.schema.validate` checks the types and ranges of
+the keys the script's config has, so every script refuses `data.frames=abc` the same way.
 """
 
 from __future__ import annotations
@@ -18,16 +19,22 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 import hydra
-from hydra.errors import InstantiationException
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, InstantiationException
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
-from vidlearn.cli.config import CONFIG_PATH
+from vidlearn.cli.config import CONF_DIR, CONFIG_PATH
 from vidlearn.cli.quiet import silence_third_party_noise
-from vidlearn.errors import UserError
+from vidlearn.cli.schema import validate
+from vidlearn.errors import ConfigError, UserError
 
 DEBUG_VARIABLE = "HYDRA_FULL_ERROR"
-USER_MISTAKES = (UserError, MissingMandatoryValue, InterpolationResolutionError)
+USER_MISTAKES = (UserError, MissingMandatoryValue, InterpolationResolutionError, OSError)
+# What a constructor raises for a value the config gave it; Lightning's own class for "the
+# Trainer's settings do not fit" (accelerator=gpu without a GPU) included.
+CONSTRUCTOR_MISTAKES = (TypeError, ValueError, OSError, MisconfigurationException)
 EXIT_USER_ERROR = 2
 # How torch.utils.data re-raises an exception from a DataLoader worker: its class, then this
 # line, then the worker's traceback ending in "<Class>: <message>".
@@ -35,10 +42,46 @@ _WORKER_TRACE = "\nOriginal Traceback (most recent call last):\n"
 
 
 def user_mistake(error: BaseException) -> BaseException | None:
-    """The user mistake behind `error`: itself, or the cause hydra.utils.instantiate wrapped."""
+    """The user mistake behind `error`: itself, or the cause hydra.utils.instantiate wrapped.
+
+    A constructor refusing a keyword is a key the user added (`+data.nmae=x`); a constructor
+    refusing a value (`model.dropout=abc`, `trainer.accelerator=gpu` on a machine without one) or a path
+    (`data.frame_cache=/no/such/folder`) was given it by the config. Both are reported as a
+    ConfigError with Hydra's message, which names the class and the config node. An OSError
+    (a file that cannot be read or written: `out=/read-only/x.csv`) names the path.
+    """
     while isinstance(error, InstantiationException) and error.__cause__ is not None:
-        error = error.__cause__
+        cause = error.__cause__
+        if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
+            return ConfigError(f"{error}\nRemove that key, or check its spelling.")
+        if isinstance(cause, CONSTRUCTOR_MISTAKES) and not isinstance(
+            cause, InstantiationException
+        ):
+            return ConfigError(f"{error}\nCheck the values of that config node.")
+        error = cause
     return error if isinstance(error, USER_MISTAKES) else None
+
+
+def group_override_mistake(arguments: list[str]) -> str | None:
+    """Why an override gives a config group something other than a name, or None.
+
+    Hydra answers `augment=null` or `=3` with its own traceback, before any vidlearn code runs.
+    """
+    overrides = [argument for argument in arguments if not argument.startswith("-")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException:
+        return None  # Hydra reports a malformed override itself, without a traceback
+    for override in parsed:
+        group = override.key_or_group
+        is_group = not group or (CONF_DIR / group.split("@")[0]).is_dir()
+        value = override.value()
+        if is_group and not override.is_delete() and not isinstance(value, (str, list)):
+            return (
+                f"{override.input_line!r}: {group or 'an override'} needs the name of a config "
+                f"{'file of conf/' + group if group else 'key before ='}, not {value!r}."
+            )
+    return None
 
 
 def describe(error: BaseException) -> str:
@@ -71,6 +114,7 @@ def console_main(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Ca
             started = True
             silence_third_party_noise()
             try:
+                validate(cfg)  # every script: a mistyped value fails here, naming its key
                 return task(cfg)
             except Exception as error:
                 mistake = user_mistake(error)
@@ -84,6 +128,11 @@ def console_main(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Ca
 
         @functools.wraps(entry)
         def console_entry(*args: Any, **kwargs: Any) -> Any:
+            nonlocal started
+            started = False  # per call: tests and fuzzers call main() more than once
+            mistake = group_override_mistake(sys.argv[1:])
+            if mistake is not None:
+                exit_with(mistake)
             try:
                 return entry(*args, **kwargs)
             except SystemExit as stop:

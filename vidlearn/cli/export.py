@@ -27,6 +27,7 @@ def export(cfg: DictConfig) -> Path:
     check_format(cfg.format)  # before the checkpoint is read: a typo fails at once
     loaded = load_checkpoint(cfg.ckpt)
     out = Path(cfg.out) if cfg.out else loaded.path.with_suffix(SUFFIXES.get(cfg.format, ""))
+    out.open("wb").close()  # a folder or unwritable path: an OSError naming it, not torch's
     difference = export_model(loaded, cfg.format, out, cfg.tolerance, cfg.seed)
     card = out.with_suffix(".json")
     card.write_text(json.dumps(model_card(loaded, cfg.format, out, difference), indent=2))

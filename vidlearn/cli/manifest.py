@@ -116,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ManifestError as error:
         print(f"vidlearn-manifest merge: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # e.g. --out names a folder, or a folder that cannot be written
+        print(f"vidlearn-manifest merge: {error.filename}: {error.strerror}", file=sys.stderr)
+        return 2
     print_summary(report)
     return 1 if args.strict and report.unmatched else 0
 

@@ -15,7 +15,9 @@ from dataclasses import dataclass, fields
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ValidationError
 
+from vidlearn.data.video import BACKENDS
 from vidlearn.errors import ConfigError
+from vidlearn.inference.export import FORMATS
 
 
 @dataclass
@@ -23,10 +25,17 @@ class TopLevel:
     seed: int
     monitor: str | None
     monitor_mode: str | None
+    format: str
     resume: str | None
     test: bool
     channels_last: bool
     compile: bool
+    # the tools' own keys (eval, predict, export, cache)
+    batch_size: int
+    top_k: int
+    tolerance: float
+    workers: int
+    progress: bool
 
 
 @dataclass
@@ -42,6 +51,10 @@ class Data:
     max_bad_fraction: float
     probe: bool
     probe_timeout: float | None
+    backend: str
+    mean: list[float]
+    std: list[float]
+    channels: int | None
 
 
 @dataclass
@@ -52,10 +65,22 @@ class Trainer:
     use_distributed_sampler: bool
 
 
-SECTIONS: dict[str, type] = {"": TopLevel, "data": Data, "trainer": Trainer}
+@dataclass
+class Stats:
+    group_by: list[str]
+    probe: bool
+    max_listed: int
+
+
+SECTIONS: dict[str, type] = {"": TopLevel, "data": Data, "trainer": Trainer, "stats": Stats}
 
 # key -> (is the value allowed, what it must be)
 RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32), the range numpy's seeding accepts"),
+    "batch_size": (lambda v: v >= 1, "at least 1"),
+    "top_k": (lambda v: v >= 1, "at least 1"),
+    "tolerance": (lambda v: v > 0, "a positive difference"),
+    "workers": (lambda v: v >= 0, "0 (decode in this process) or more"),
     "data.batch_size": (lambda v: v >= 1, "at least 1"),
     "data.num_workers": (lambda v: v >= 0, "0 (load in the main process) or more"),
     "data.size": (lambda v: v >= 1, "a frame side in pixels, at least 1"),
@@ -65,9 +90,15 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "data.folds": (lambda v: v >= 2, "at least 2 folds"),
     "data.max_bad_fraction": (lambda v: 0 <= v <= 1, "a fraction in [0, 1]"),
     "data.probe_timeout": (lambda v: v > 0, "seconds above 0 (or null for no deadline)"),
+    "data.mean": (lambda v: len(v) >= 1, "a list of one value per channel (or one for all)"),
+    "data.std": (lambda v: len(v) >= 1 and min(v) > 0, "a list of positive values"),
+    "data.channels": (lambda v: v >= 1, "a channel count, at least 1 (or null: from the files)"),
     "trainer.max_epochs": (lambda v: v >= 1 or v == -1, "at least 1 (or -1 for no limit)"),
     "trainer.num_nodes": (lambda v: v >= 1, "at least 1"),
+    "stats.max_listed": (lambda v: v >= 0, "0 or more rows"),
     "monitor_mode": (lambda v: v in ("min", "max"), "min or max (or null for the task's own)"),
+    "data.backend": (lambda v: v in BACKENDS, f"one of {', '.join(BACKENDS)}"),
+    "format": (lambda v: v in FORMATS, f"one of {', '.join(FORMATS)}"),
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,25 +69,54 @@ def format_problems(source: Path | str, problems: list[Problem], limit: int = 50
 
 
 def read_csv(path: Path, encoding: str = "utf-8-sig") -> pd.DataFrame:
-    """Read a CSV as strings; BOM and CRLF are handled, a wrong encoding is explained."""
+    """Read a CSV as strings; BOM and CRLF are handled, a wrong encoding or shape is explained."""
     if not path.is_file():
         raise ManifestError(
             f"manifest {path} does not exist; set data.manifest to an existing CSV."
         )
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+        with warnings.catch_warnings():
+            # index_col=False: a row with more cells than the header is an error, not an index
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                path, dtype=str, keep_default_na=False, encoding=encoding, index_col=False
+            )
+    except LookupError as error:
+        raise ManifestError(
+            f"{path}: data.encoding={encoding!r} is not a text encoding Python knows; "
+            "use e.g. utf-8-sig, latin-1 or utf-16."
+        ) from error
     except UnicodeDecodeError as error:
         line = path.read_bytes()[: error.start].count(b"\n") + 1
         raise ManifestError(
             f"{path}:{line}: not valid {encoding} text ({error.reason} at byte {error.start}); "
             "save the file as UTF-8, or set data.encoding (e.g. data.encoding=latin-1)."
         ) from error
+    except UnicodeError as error:  # e.g. UTF-16 without a byte order mark
+        raise ManifestError(
+            f"{path}: not valid {encoding} text ({error}); save the file as UTF-8, "
+            "or set data.encoding to the file's encoding."
+        ) from error
     except pd.errors.EmptyDataError as error:
         raise ManifestError(
             f"{path} is empty; it needs a header line and one row per sample."
         ) from error
+    except pd.errors.ParserWarning as error:
+        raise ManifestError(
+            f"{path}: some rows have more cells than the header; quote cells that hold a "
+            'comma ("a,b") or name every column in the header.'
+        ) from error
     except pd.errors.ParserError as error:
         raise ManifestError(f"{path} is not a readable CSV: {error}") from error
+    names = [str(column).strip() for column in frame.columns]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ManifestError(
+            f"{path}: column name(s) {repeated} appear more than once in the header "
+            "(spaces around names are ignored); give every column its own name."
+        )
+    frame.columns = names
+    return frame
 
 
 def read_manifest(
@@ -113,7 +143,11 @@ def read_manifest(
     """
     source = Path(manifest).expanduser().resolve()
     frame = read_csv(source, encoding)
-    frame.columns = [str(column).strip() for column in frame.columns]
+    if "line" in frame.columns:
+        raise ManifestError(
+            f"{source}: the column name 'line' is reserved for the CSV line numbers vidlearn "
+            "reports; rename that column."
+        )
     frame.insert(0, "line", range(2, len(frame) + 2))
     required = [path_column, label_column]
     missing = [column for column in required if column not in frame.columns]

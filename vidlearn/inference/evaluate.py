@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from vidlearn.data.frame_cache import FrameCache
+from vidlearn.errors import UserError
 from vidlearn.inference.checkpoint import LoadedModel
 from vidlearn.inference.predictor import Predictions, ViewSampler, predict_files
 from vidlearn.reports import metrics as M
@@ -71,6 +72,12 @@ def evaluate_predictions(
         )
     )
     files = files[files["error"] == ""].drop(columns=["error"])
+    if files.empty:
+        first = next(iter(unreadable.items()), ("", "no files"))
+        raise UserError(
+            f"none of the {len(unreadable)} file(s) to evaluate could be read (first: "
+            f"{first[1]}); fix or remove them, or try data.backend=pyav."
+        )
     windows = predictions.windows.assign(target=targets[predictions.windows["file"].to_numpy()])
     top = "image" if loaded.modality == "image" else "video"
     levels = {top: _level(loaded, files, predictions.score_names)}

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
-from vidlearn.data.manifest import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from vidlearn.data.manifest import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, read_csv
 from vidlearn.errors import ConfigError
 
 
@@ -30,7 +28,7 @@ def list_inputs(source: str | Path, modality: str, path_column: str = "path") ->
         raise ConfigError(f"input={source}: no such file or folder.")
     if source.suffix.lower() != ".csv":
         return [source]
-    table = pd.read_csv(source, encoding="utf-8-sig")
+    table = read_csv(source)
     if path_column not in table.columns:
         raise ConfigError(
             f"input={source}: the CSV has no {path_column!r} column (columns: "

@@ -24,6 +24,7 @@ from vidlearn.data.datasets import read_image
 from vidlearn.data.frame_cache import FrameCache
 from vidlearn.data.transforms import ClipTransform, ImageTransform
 from vidlearn.data.video import DecodeError, open_video
+from vidlearn.errors import ConfigError
 from vidlearn.inference.checkpoint import LoadedModel
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,25 @@ def resolve_device(device: str) -> torch.device:
     """`auto` -> the GPU when there is one, else the CPU; anything else as torch spells it."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        resolved = None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": _mps_available()}
+    if resolved is None or not available.get(resolved.type, False):
+        raise ConfigError(
+            f"device={device!r} is not a device this machine has; use device=auto, cpu or, "
+            "with a GPU, cuda or cuda:N."
+        )
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(
+            f"device={device}: this machine has {torch.cuda.device_count()} CUDA device(s)."
+        )
+    return resolved
+
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
 
 
 def predict_files(
