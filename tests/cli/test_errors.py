@@ -200,3 +200,20 @@ def test_export_to_an_unknown_format_names_the_key(tmp_path: Path) -> None:
         tmp_path, f"ckpt={tmp_path / 'best.ckpt'}", "format=tflite", script="vidlearn-export"
     )
     assert_clean_user_error(result, "format='tflite'", "torchscript")
+
+
+def test_a_monitor_the_run_never_logs_names_the_key_and_the_logged_metrics(
+    tmp_path: Path, demo_videos: Path
+) -> None:
+    result = run_script(
+        tmp_path,
+        f"data.manifest={demo_videos}",
+        "data.size=32",
+        "data.frames=4",
+        "data.num_workers=0",
+        "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=1",
+        "+trainer.limit_val_batches=1",
+        "monitor=nope/metric",
+    )
+    assert_clean_user_error(result, "monitor=nope/metric", "val/loss")

@@ -43,6 +43,7 @@ from vidlearn.data.datasets import collate
 from vidlearn.data.samplers import balanced_class_weights, positive_weight
 from vidlearn.errors import ConfigError
 from vidlearn.reports.plots import plot_confusion_matrix, plot_training_curves
+from vidlearn.tasks.callbacks import MonitorCheck
 from vidlearn.tasks.preflight import preflight
 
 logger = logging.getLogger(__name__)
@@ -138,7 +139,8 @@ def build_task(
 
 def build_trainer(cfg: DictConfig, run_dir: Path, monitors: list[pl.Callback]) -> pl.Trainer:
     """The trainer with the config's callbacks and loggers, then `monitors` and the run's own."""
-    callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values()]
+    callbacks: list[pl.Callback] = [MonitorCheck(cfg.monitor)]  # before checkpoint/early stop
+    callbacks += [instantiate(node) for node in (cfg.get("callbacks") or {}).values()]
     callbacks += [*monitors, ResumeState(), SigtermCheckpoint(run_dir / "checkpoints")]
     loggers = [instantiate(node) for node in (cfg.get("logger") or {}).values()]
     return instantiate(

@@ -1,4 +1,5 @@
-"""Task-side Lightning callbacks: late backbone unfreezing and stopping on a stuck-at-zero metric."""
+"""Task-side Lightning callbacks: late backbone unfreezing, stopping on a stuck-at-zero metric,
+and checking that the monitored metric is logged."""
 
 from __future__ import annotations
 
@@ -87,3 +88,23 @@ class ZeroMetricStop(pl.Callback):
 
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
         self.zero_count = state_dict["zero_count"]
+
+
+class MonitorCheck(pl.Callback):
+    """Stop at the first validation with a ConfigError when `monitor` was not logged.
+
+    Listed before the checkpoint and early-stopping callbacks, which would otherwise fail on a
+    misspelt `monitor` with a RuntimeError that names no config key.
+    """
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor = monitor
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or self.monitor in trainer.callback_metrics:
+            return
+        logged = ", ".join(sorted(trainer.callback_metrics)) or "none"
+        raise ConfigError(
+            f"monitor={self.monitor} is not a metric this run logs by validation time; "
+            f"logged: {logged}. Set monitor= one of them (or null for the task's own)."
+        )
