@@ -1,5 +1,6 @@
 """VideoDataModule / ImageDataModule: splits, classes, validation and multi-worker loading."""
 
+import os
 from functools import partial
 from pathlib import Path
 
@@ -160,6 +161,21 @@ def test_frame_cache_turns_the_loader_timeout_into_a_stall_limit_on_cache_writes
     datamodule.setup("fit")
     assert datamodule.train_dataloader().timeout == 0
     assert datamodule.frame_cache.stall_s == 7.0
+
+
+def test_a_read_only_frame_cache_keeps_the_loader_timeout(
+    demo_videos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Misses in a read-only cache are decoded without a cache write, so without its stall
+    limit: the loader's own timeout must stay on, or a hung decoder hangs the run for ever."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: real_access(path, mode) and path != folder)
+    datamodule = video_datamodule(demo_videos, frame_cache=str(folder), num_workers=1, timeout=7.0)
+    datamodule.setup("fit")
+    assert datamodule.frame_cache.read_only
+    assert datamodule.train_dataloader().timeout == 7.0
 
 
 def test_training_batches_are_identical_with_0_and_2_workers(demo_videos: Path) -> None:

@@ -511,3 +511,29 @@ def test_loader_worker_whose_slow_write_makes_progress_finishes_it(
     # 5 chunks of 0.3 s: the whole write (1.5 s) is longer than stall_s (0.5 s), no chunk is.
     assert _exit_code_of_fill(tmp_path / "cache", counter_copies[0], 0.3) == 0
     assert FrameCache(tmp_path / "cache", SIZE).entry_path(counter_copies[0]).is_file()
+
+
+def _fill_as_loader_worker_whose_open_hangs(folder: Path, video: Path) -> None:
+    frame_cache._in_loader_worker = lambda: True
+
+    def hanging_open(*args: object, **kwargs: object) -> None:
+        time.sleep(60)  # decord indexes the whole file when it opens it: a corrupt one can hang
+
+    frame_cache.open_video = hanging_open
+    FrameCache(folder, SIZE, stall_s=0.5).fill(video)
+
+
+def test_loader_worker_whose_decoder_hangs_opening_the_video_ends_itself(
+    counter_copies: list[Path], tmp_path: Path
+) -> None:
+    context = multiprocessing.get_context("fork")
+    writer = context.Process(
+        target=_fill_as_loader_worker_whose_open_hangs, args=(tmp_path / "cache", counter_copies[0])
+    )
+    writer.start()
+    writer.join(10)
+    if writer.exitcode is None:
+        writer.kill()
+        writer.join()
+        pytest.fail("the worker was still waiting for the video to open after 10 s")
+    assert writer.exitcode == frame_cache.STALLED_EXIT

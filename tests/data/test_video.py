@@ -237,3 +237,27 @@ def test_pyav_applies_the_display_rotation_as_decord_does(tmp_path: Path, rotati
         == (decord_reader.height, decord_reader.width)
     )
     assert np.abs(turned.astype(int) - decord_reader.read([0, 3])).mean() < 2
+
+
+def test_pyav_read_after_a_read_interrupted_mid_decode_returns_the_frames(
+    counter_video: Path,
+    frame_indices: Callable[[np.ndarray], list[int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An interrupt (Ctrl-C) inside the decoder ends its generator: the next read must not
+    continue the dead decoder and report a corrupt file."""
+    real = video.numbered_frames
+    interrupted = []
+
+    def interrupted_once(*args: object) -> Iterator:
+        for index, frame in real(*args):
+            if index == 5 and not interrupted:
+                interrupted.append(index)
+                raise KeyboardInterrupt
+            yield index, frame
+
+    monkeypatch.setattr(video, "numbered_frames", interrupted_once)
+    reader = video.PyAVReader(str(counter_video))
+    with pytest.raises(KeyboardInterrupt):
+        reader.read(range(10))
+    assert frame_indices(reader.read(range(10, 14))) == [10, 11, 12, 13]

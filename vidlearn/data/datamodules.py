@@ -214,8 +214,9 @@ class ManifestDataModule(pl.LightningDataModule):
                 persistent_workers=self.persistent_workers,
                 prefetch_factor=self.prefetch_factor,
                 # Filling the frame cache can take one batch past any timeout: the cache ends a
-                # worker whose write stalls for data.timeout instead (FrameCache stall_s).
-                timeout=0 if getattr(self, "frame_cache", None) else self.timeout,
+                # worker whose write stalls for data.timeout instead (FrameCache stall_s). A
+                # read-only cache writes nothing, so only the timeout guards its misses.
+                timeout=0 if self._cache_writes() else self.timeout,
             )
         return WatchedDataLoader(  # its timeout names the file a worker is stuck on
             self.datasets[split],
@@ -231,6 +232,10 @@ class ManifestDataModule(pl.LightningDataModule):
             generator=torch.Generator().manual_seed(self.row_options.seed),
             **options,
         )
+
+    def _cache_writes(self) -> bool:
+        cache = getattr(self, "frame_cache", None)
+        return cache is not None and not cache.read_only
 
     def train_dataloader(self) -> DataLoader:
         if self.train_sampler is None:

@@ -129,4 +129,7 @@ def _serve(connection: Connection, function: Callable[[Any], Any]) -> None:
             answer = (True, function(item))
         except Exception:
             answer = (False, traceback.format_exc())
-        connection.send(answer)
+        try:
+            connection.send(answer)
+        except Exception:  # a result that cannot be pickled is a bug too, not a crashed decoder
+            connection.send((False, traceback.format_exc()))

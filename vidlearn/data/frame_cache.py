@@ -275,7 +275,8 @@ class FrameCache:
         process evicts the entry at once. None when the folder turns out read-only.
         """
         before = os.stat(path)
-        reader = open_video(path, backend)
+        with _stall_guard(path, self.stall_s):  # opening can hang too (decord indexes the file)
+            reader = open_video(path, backend)
         temp = self.folder / f"{TEMP_PREFIX}{entry.stem}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             descriptor = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)

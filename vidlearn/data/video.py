@@ -420,6 +420,9 @@ class PyAVReader:
             self._decoding = None
             if not self.strict:  # strict: the DecodeError below says it
                 logger.warning("%s: decoding stopped early (%s)", self.path, error)
+        except BaseException:  # e.g. Ctrl-C: an interrupted decoder cannot be continued
+            self._decoding = None
+            raise
         if not frames:
             raise DecodeError(
                 f"{self.path}: no wanted frame could be decoded; the file is corrupt: re-encode or remove it"
