@@ -29,6 +29,11 @@ from torch import Tensor
 from vidlearn.errors import ConfigError
 
 
+def _check_probability(p: float, name: str) -> None:
+    if not 0.0 <= p <= 1.0:
+        raise ConfigError(f"augment.device: {name} p={p} must be a probability in [0, 1]")
+
+
 def _range(value: float | Sequence[float], name: str, owner: str) -> tuple[float, float]:
     """`x` -> (-x, x); `[low, high]` -> (low, high), checked; `owner` names the class in errors."""
     if isinstance(value, int | float):
@@ -61,8 +66,7 @@ class ClipAffineOnDevice:
         p: float = 1.0,
     ) -> None:
         name = type(self).__name__
-        if not 0.0 <= p <= 1.0:
-            raise ConfigError(f"augment.device: {name} p={p} must be a probability in [0, 1]")
+        _check_probability(p, name)
         self.rotate = _range(rotate, "rotate", name)
         self.translate_x = _range(translate_x, "translate_x", name)
         self.translate_y = _range(translate_y, "translate_y", name)
@@ -154,8 +158,7 @@ class ClipBrightnessContrastOnDevice:
         p: float = 1.0,
     ) -> None:
         name = type(self).__name__
-        if not 0.0 <= p <= 1.0:
-            raise ConfigError(f"augment.device: {name} p={p} must be a probability in [0, 1]")
+        _check_probability(p, name)
         self.brightness = _range(brightness, "brightness", name)
         self.contrast = _range(contrast, "contrast", name)
         self.p = p
