@@ -27,7 +27,9 @@ class MeanLogits(nn.Module):
 
 def _loaded(**preprocessing: object) -> LoadedModel:
     pre = {"size": 8, "mean": [0.5], "std": [0.25], "frames": 4, "modality": "video"}
-    return LoadedModel(Path("x.ckpt"), MeanLogits(), "multiclass", ["a", "b"], {**pre, **preprocessing})
+    return LoadedModel(
+        Path("x.ckpt"), MeanLogits(), "multiclass", ["a", "b"], {**pre, **preprocessing}
+    )
 
 
 def _array(path: Path, frames: int = 16, channels: int | None = 3) -> Path:
@@ -61,9 +63,17 @@ def test_a_grey_array_among_rgb_ones_is_reported_and_the_rest_predicted(tmp_path
 
 def test_binary_top_class_follows_the_checkpoint_threshold() -> None:
     files = pd.DataFrame(
-        {"path": ["x", "y"], "windows": [1, 1], "error": ["", ""], "neg": [0.4, 0.1], "pos": [0.6, 0.9]}
+        {
+            "path": ["x", "y"],
+            "windows": [1, 1],
+            "error": ["", ""],
+            "neg": [0.4, 0.1],
+            "pos": [0.6, 0.9],
+        }
     )
-    table = top_k_table(Predictions(files, pd.DataFrame(), ["neg", "pos"]), "binary", 2, threshold=0.8)
+    table = top_k_table(
+        Predictions(files, pd.DataFrame(), ["neg", "pos"]), "binary", 2, threshold=0.8
+    )
     assert table["class_1"].tolist() == ["neg", "pos"]
     assert table["probability_1"].tolist() == pytest.approx([0.4, 0.9])
     assert table["class_2"].tolist() == ["pos", "neg"]

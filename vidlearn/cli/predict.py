@@ -39,7 +39,9 @@ def predict(cfg: DictConfig) -> list[Path]:
     predictions = predict_files(loaded, paths, views, cfg.batch_size, cfg.progress, cache)
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    top_k_table(predictions, loaded.label_kind, cfg.top_k, loaded.threshold).to_csv(out, index=False)
+    top_k_table(predictions, loaded.label_kind, cfg.top_k, loaded.threshold).to_csv(
+        out, index=False
+    )
     written = [out]
     if loaded.modality == "video":
         windows = out.with_name(f"{out.stem}_windows.csv")

@@ -169,7 +169,12 @@ def _views_of(
     for clip, frames in clips:
         _check_channels(path, frames, pre.get("channels"))
         first, end = int(clip.min()), int(clip.max()) + 1
-        timing = {"start_frame": first, "end_frame": end, "start_s": first / fps, "end_s": end / fps}
+        timing = {
+            "start_frame": first,
+            "end_frame": end,
+            "start_s": first / fps,
+            "end_s": end / fps,
+        }
         yield timing, transform(frames)  # (T, C, H, W)
 
 
