@@ -23,8 +23,8 @@ from rich.console import Console
 import vidlearn.cli.demo  # noqa: F401  (registers the ${demo:...} resolver)
 from vidlearn.cli.console import console_main
 from vidlearn.data.datamodules import VideoDataModule
-from vidlearn.errors import ConfigError
 from vidlearn.data.rows import read_rows
+from vidlearn.errors import ConfigError
 from vidlearn.inference.checkpoint import LoadedModel, load_checkpoint
 from vidlearn.inference.eval_rows import eval_rows
 from vidlearn.inference.evaluate import Evaluation, default_output_dir, evaluate, write_evaluation
