@@ -156,7 +156,9 @@ class SlidingWindowSampler:
         if hop is not None and hop < 1:
             raise ConfigError(f"hop must be >= 1 or null, got {hop}")
         self.clip_length, self.stride, self.short_video = clip_length, stride, short_video
-        self.hop, self.target_fps = hop, target_fps
+        # hop null = the clip's span, known here unless target_fps makes it depend on the fps
+        self.hop = hop if hop or target_fps else (clip_length - 1) * stride + 1
+        self.target_fps = target_fps
 
     def __call__(self, num_frames: int, fps: float, rng: np.random.Generator) -> list[np.ndarray]:
         step = frame_stride(self.stride, self.target_fps, fps)
