@@ -1,6 +1,8 @@
 """vidlearn-eval on a tiny trained model: files written and numbers consistent with the CSVs."""
 
 import json
+import logging
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +12,8 @@ from PIL import Image
 
 from vidlearn.cli.config import CONF_DIR
 from vidlearn.cli.eval import run_eval
+from vidlearn.errors import UserError
+from vidlearn.inference.evaluate import default_output_dir
 
 
 def _eval(video_checkpoint: Path, manifest: Path, *overrides: str):
@@ -29,7 +33,7 @@ def _eval(video_checkpoint: Path, manifest: Path, *overrides: str):
 
 def test_metrics_match_the_per_video_predictions(video_checkpoint: Path, demo_videos: Path) -> None:
     _eval(video_checkpoint, demo_videos, "split=test")
-    out = video_checkpoint.parent.parent / "eval" / "test"  # default: RUN/eval/<split>
+    out = video_checkpoint.parent.parent / "eval" / video_checkpoint.stem / "test"
     report = json.loads((out / "metrics.json").read_text())
     videos = pd.read_csv(out / "video_predictions.csv")
     split = pd.read_csv(demo_videos)
@@ -68,3 +72,70 @@ def test_uniform_views_and_explicit_out(
 def test_image_data_for_a_video_model_is_refused(video_checkpoint: Path, demo_images: Path) -> None:
     with pytest.raises(ValueError, match="data=video_csv"):
         _eval(video_checkpoint, demo_images, "data=image_csv")
+
+
+def _run_with_splits(video_checkpoint: Path, demo_videos: Path, tmp_path: Path, test: int) -> Path:
+    """A copy of the checkpoint in RUN/checkpoints/best.ckpt whose RUN/splits.csv holds the demo
+    rows with the first `test` of them as the test split and the rest as train."""
+    rows = pd.read_csv(demo_videos)
+    rows["path"] = [str((demo_videos.parent / p).resolve()) for p in rows["path"]]
+    rows["split"] = ["test"] * test + ["train"] * (len(rows) - test)
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    rows.assign(line=range(2, len(rows) + 2)).to_csv(tmp_path / "run" / "splits.csv", index=False)
+    return Path(shutil.copy(video_checkpoint, tmp_path / "run" / "checkpoints" / "best.ckpt"))
+
+
+def _scored(evaluation_dir: Path) -> list[str]:
+    return pd.read_csv(evaluation_dir / "video_predictions.csv")["path"].tolist()
+
+
+def test_without_a_manifest_the_runs_own_test_rows_are_scored(
+    video_checkpoint: Path, demo_videos: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    checkpoint = _run_with_splits(video_checkpoint, demo_videos, tmp_path, test=4)
+    with caplog.at_level(logging.INFO), initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        run_eval(compose("eval", overrides=[f"ckpt={checkpoint}", "progress=false"]))
+    splits = pd.read_csv(tmp_path / "run" / "splits.csv")
+    assert _scored(tmp_path / "run" / "eval" / "best" / "test") == splits["path"][:4].tolist()
+    assert "scoring 4 test row(s) from" in caplog.text and "splits.csv" in caplog.text
+
+
+def test_a_manifest_without_a_split_column_is_scored_on_the_runs_rows(
+    video_checkpoint: Path, demo_videos: Path, tmp_path: Path
+) -> None:
+    checkpoint = _run_with_splits(video_checkpoint, demo_videos, tmp_path, test=5)
+    manifest = tmp_path / "no_split.csv"
+    pd.read_csv(demo_videos).drop(columns="split").to_csv(manifest, index=False)
+    _eval(checkpoint, manifest, f"data.root={demo_videos.parent}", f"out={tmp_path / 'out'}")
+    splits = pd.read_csv(tmp_path / "run" / "splits.csv")
+    assert _scored(tmp_path / "out") == splits["path"][:5].tolist()
+
+
+@pytest.mark.parametrize("split", ["test", "all"])
+def test_a_test_only_manifest_of_new_files_is_scored_whole(
+    video_checkpoint: Path, demo_videos: Path, tmp_path: Path, split: str
+) -> None:
+    new = tmp_path / "new"
+    new.mkdir()
+    rows = pd.read_csv(demo_videos).head(6).assign(split="test")
+    for path in rows["path"]:
+        shutil.copy(demo_videos.parent / path, new / Path(path).name)
+    rows.assign(path=[Path(p).name for p in rows["path"]]).to_csv(new / "m.csv", index=False)
+    evaluation = _eval(video_checkpoint, new / "m.csv", f"split={split}", f"out={tmp_path / 'o'}")
+    assert evaluation.metrics()["video"]["count"] == 6
+
+
+def test_a_split_whose_files_are_all_unreadable_is_a_user_error(
+    video_checkpoint: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "a.mp4").write_bytes(b"not a video")
+    (tmp_path / "m.csv").write_text("path,label,split\na.mp4,clockwise,test\n")
+    with pytest.raises(UserError, match="none of the 1 file"):
+        _eval(video_checkpoint, tmp_path / "m.csv", f"out={tmp_path / 'o'}")
+
+
+def test_the_default_output_folder_names_the_checkpoint() -> None:
+    run = Path("/runs/r1")
+    best = default_output_dir(run / "checkpoints" / "best.ckpt", "test")
+    last = default_output_dir(run / "checkpoints" / "last.ckpt", "test")
+    assert best == run / "eval" / "best" / "test" and last == run / "eval" / "last" / "test"

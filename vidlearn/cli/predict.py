@@ -4,7 +4,9 @@
     vidlearn-predict ckpt=RUN/checkpoints/last.ckpt input=clips/ out=preds.csv top_k=2 device=cuda
 
 Writes `out` (one row per file: the top-k classes and probabilities, or the regressed value)
-and, for videos, `<out stem>_windows.csv` (one row per window: start_s, end_s, scores).
+and, for videos, `<out stem>_windows.csv` (one row per window: start_frame, end_frame, start_s,
+end_s, scores; seconds are empty for arrays, which have no frame rate). Binary `class_1` follows
+the checkpoint's threshold, as in vidlearn-eval.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from vidlearn.cli.console import console_main
@@ -24,6 +25,7 @@ from vidlearn.inference.predictor import (
     resolve_device,
     top_k_table,
 )
+from vidlearn.inference.views import build_views
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +34,14 @@ def predict(cfg: DictConfig) -> list[Path]:
     """Run `cfg` (conf/predict.yaml); returns the CSV files written."""
     loaded = load_checkpoint(cfg.ckpt, device=resolve_device(cfg.device))
     paths = list_inputs(cfg.input, loaded.modality, cfg.path_column)
-    views = instantiate(cfg.views, clip_length=int(loaded.preprocessing.get("frames", 1)))
+    views = build_views(cfg.views, loaded.preprocessing) if loaded.modality == "video" else None
     cache = frame_cache_for(loaded, cfg.frame_cache, cfg.frame_cache_max_gb)
     predictions = predict_files(loaded, paths, views, cfg.batch_size, cfg.progress, cache)
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    top_k_table(predictions, loaded.label_kind, cfg.top_k).to_csv(out, index=False)
+    top_k_table(predictions, loaded.label_kind, cfg.top_k, loaded.threshold).to_csv(
+        out, index=False
+    )
     written = [out]
     if loaded.modality == "video":
         windows = out.with_name(f"{out.stem}_windows.csv")

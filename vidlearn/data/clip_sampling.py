@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,7 @@ class ShortVideoError(DecodeError):
     """A video has fewer frames than a clip needs and `short_video="skip"` was asked for."""
 
 
-def _check(
+def check_options(
     clip_length: int, stride: int, short_video: str, target_fps: float | None = None
 ) -> None:
     """Reject impossible settings when the sampler is built, naming the config key."""
@@ -80,7 +81,7 @@ class _ConsecutiveClipSampler(ABC):
         target_fps: float | None = None,
         short_video: str = "loop",
     ) -> None:
-        _check(clip_length, stride, short_video, target_fps)
+        check_options(clip_length, stride, short_video, target_fps)
         self.clip_length, self.stride, self.target_fps, self.short_video = (
             clip_length,
             stride,
@@ -123,7 +124,7 @@ class UniformSegmentSampler:
     """
 
     def __init__(self, clip_length: int, random_offset: bool = True) -> None:
-        _check(clip_length, 1, "loop")
+        check_options(clip_length, 1, "loop")
         self.clip_length, self.random_offset = clip_length, random_offset
 
     def __call__(self, num_frames: int, fps: float, rng: np.random.Generator) -> list[np.ndarray]:
@@ -138,27 +139,36 @@ class UniformSegmentSampler:
 class SlidingWindowSampler:
     """Every clip of `clip_length` frames, `stride` apart, starting each `hop` frames (test-time).
 
-    `hop` defaults to the clip's span (windows touch without overlapping). A last window ending
-    at the final frame is added when the hops leave frames uncovered, so every frame is seen.
+    `target_fps` replaces `stride` by fps / target_fps, as in the training samplers. `hop`
+    defaults to the clip's span (windows touch without overlapping). A last window ending at the
+    final frame is added when the hops leave frames uncovered, so every frame is seen.
     """
 
     def __init__(
-        self, clip_length: int, stride: int = 1, hop: int | None = None, short_video: str = "loop"
+        self,
+        clip_length: int,
+        stride: int = 1,
+        hop: int | None = None,
+        short_video: str = "loop",
+        target_fps: float | None = None,
     ) -> None:
-        _check(clip_length, stride, short_video)
+        check_options(clip_length, stride, short_video, target_fps)
         if hop is not None and hop < 1:
             raise ConfigError(f"hop must be >= 1 or null, got {hop}")
         self.clip_length, self.stride, self.short_video = clip_length, stride, short_video
-        self.span = (clip_length - 1) * stride + 1
-        self.hop = hop or self.span
+        # hop null = the clip's span, known here unless target_fps makes it depend on the fps
+        self.hop = hop if hop or target_fps else (clip_length - 1) * stride + 1
+        self.target_fps = target_fps
 
     def __call__(self, num_frames: int, fps: float, rng: np.random.Generator) -> list[np.ndarray]:
-        offsets = np.arange(self.clip_length, dtype=np.int64) * self.stride
-        if num_frames <= self.span:
+        step = frame_stride(self.stride, self.target_fps, fps)
+        offsets = np.arange(self.clip_length, dtype=np.int64) * step
+        span = int(offsets[-1]) + 1
+        if num_frames <= span:
             return [fit_to_video(offsets, num_frames, self.short_video)]
-        starts = list(range(0, num_frames - self.span + 1, self.hop))
-        if starts[-1] + self.span < num_frames:
-            starts.append(num_frames - self.span)
+        starts = list(range(0, num_frames - span + 1, self.hop or span))
+        if starts[-1] + span < num_frames:
+            starts.append(num_frames - span)
         return [start + offsets for start in starts]
 
 
@@ -174,3 +184,17 @@ class ShuffledFrames:
 
     def __call__(self, num_frames: int, fps: float, rng: np.random.Generator) -> list[np.ndarray]:
         return [rng.permutation(clip) for clip in self.sampler(num_frames, fps, rng)]
+
+
+def temporal_sampling(sampler: ClipSampler) -> dict[str, Any]:
+    """How a (training) clip sampler spaces a clip's frames, for the checkpoint's preprocessing.
+
+    `clip_sampler` (its class name; a ShuffledFrames control names the sampler it shuffles),
+    `stride` and `target_fps`: test-time views read frames with the same spacing.
+    """
+    inner = getattr(sampler, "sampler", sampler)  # ShuffledFrames wraps the sampler that spaces
+    return {
+        "clip_sampler": type(inner).__name__,
+        "stride": int(getattr(inner, "stride", 1)),
+        "target_fps": getattr(inner, "target_fps", None),
+    }

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vidlearn.data.bad_files import WatchedDataLoader
 from vidlearn.data.channels import RGB, fit_statistics, resolve_channels, video_channels
-from vidlearn.data.clip_sampling import ClipSampler
+from vidlearn.data.clip_sampling import ClipSampler, temporal_sampling
 from vidlearn.data.datasets import ImageDataset, VideoClipDataset, collate
 from vidlearn.data.frame_cache import FrameCache
 from vidlearn.data.manifest import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ManifestError
@@ -333,6 +333,7 @@ class VideoDataModule(ManifestDataModule):
             "frames": self.frames,
             "backend": self.backend,
             "per_frame_max_norm": self.per_frame_max_norm,
+            **temporal_sampling(self.train_clip_sampler),  # views space frames as training did
         }
 
     def file_channels(self, path: str) -> int:

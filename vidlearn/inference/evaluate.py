@@ -18,6 +18,7 @@ import pandas as pd
 from vidlearn.data.frame_cache import FrameCache
 from vidlearn.errors import UserError
 from vidlearn.inference.checkpoint import LoadedModel
+from vidlearn.inference.eval_rows import run_directory
 from vidlearn.inference.predictor import Predictions, ViewSampler, predict_files
 from vidlearn.reports import metrics as M
 from vidlearn.reports.plots import plot_confusion_matrix, plot_regression_scatter, plot_roc_pr
@@ -159,6 +160,6 @@ def write_evaluation(evaluation: Evaluation, out: Path, context: dict[str, objec
 
 
 def default_output_dir(checkpoint: Path, split: str) -> Path:
-    """RUN/eval/<split> for RUN/checkpoints/x.ckpt; else <checkpoint folder>/eval/<split>."""
-    run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-    return run / "eval" / split
+    """RUN/eval/<checkpoint stem>/<split> for RUN/checkpoints/<stem>.ckpt (else beside the
+    checkpoint), so evaluations of best and last keep apart."""
+    return run_directory(checkpoint) / "eval" / checkpoint.stem / split

@@ -19,17 +19,19 @@ import torch
 from rich.progress import Progress
 from torch import Tensor
 
-from vidlearn.data.clip_sampling import SlidingWindowSampler
 from vidlearn.data.datasets import read_image
 from vidlearn.data.frame_cache import FrameCache
 from vidlearn.data.transforms import ClipTransform, ImageTransform
 from vidlearn.data.video import DecodeError, open_video
 from vidlearn.errors import ConfigError
 from vidlearn.inference.checkpoint import LoadedModel
+from vidlearn.inference.views import build_views
+from vidlearn.reports.metrics import predict_classes
 
 logger = logging.getLogger(__name__)
 
 ViewSampler = Callable[[int, float, np.random.Generator], list[np.ndarray]]
+WINDOW_TIMES = ("start_frame", "end_frame", "start_s", "end_s")
 
 
 @dataclass
@@ -37,7 +39,9 @@ class Predictions:
     """Scores per file and per window; score columns are `LoadedModel.score_names`.
 
     `files`: path, windows (count), error ("" when read), then one column per score name.
-    `windows`: file (row of `files`), path, window (0-based), start_s, end_s, then the scores.
+    `windows`: file (row of `files`), path, window (0-based), start_frame, end_frame (the first
+    frame read and one past the last), start_s, end_s (the same in seconds; NaN for arrays, which
+    have no frame rate), then the scores.
     Files that could not be read keep a row in `files` with NaN scores and the reason in `error`.
     """
 
@@ -79,12 +83,14 @@ def predict_files(
     progress: bool = True,
     frame_cache: FrameCache | None = None,
 ) -> Predictions:
-    """Score every view of every file in `paths`; `views` defaults to all sliding windows.
+    """Score every view of every file in `paths`; `views` defaults to all sliding windows with
+    the checkpoint's clip length and frame spacing (`vidlearn.inference.views.build_views`).
 
     With a `frame_cache` (see `frame_cache_for`), videos are read from and added to it.
     """
     device = next(loaded.model.parameters()).device
-    views = views or SlidingWindowSampler(int(loaded.preprocessing.get("frames", 1)))
+    if views is None and loaded.modality == "video":
+        views = build_views(None, loaded.preprocessing)
     window_rows: list[dict] = []
     window_scores: list[np.ndarray] = []
     errors = [""] * len(paths)
@@ -102,20 +108,11 @@ def predict_files(
         task = bar.add_task("predicting", total=len(paths))
         for index, path in enumerate(paths):
             try:
-                for window, (start_s, end_s, tensor) in enumerate(
+                for window, (timing, tensor) in enumerate(
                     _views_of(loaded, str(path), views, frame_cache)
                 ):
                     pending.append(
-                        (
-                            {
-                                "file": index,
-                                "path": str(path),
-                                "window": window,
-                                "start_s": start_s,
-                                "end_s": end_s,
-                            },
-                            tensor,
-                        )
+                        ({"file": index, "path": str(path), "window": window, **timing}, tensor)
                     )
                     if len(pending) == batch_size:
                         flush()
@@ -139,15 +136,16 @@ def frame_cache_for(
 
 
 def _views_of(
-    loaded: LoadedModel, path: str, views: ViewSampler, frame_cache: FrameCache | None = None
-) -> Iterator[tuple[float, float, Tensor]]:
-    """(start_s, end_s, input tensor) of each view of one file; images: one view at 0 s."""
+    loaded: LoadedModel, path: str, views: ViewSampler | None, frame_cache: FrameCache | None = None
+) -> Iterator[tuple[dict[str, float], Tensor]]:
+    """(timing, input tensor) of each view of one file (timing: the WINDOW_TIMES columns);
+    images: one view at frame 0. A file with the wrong channel count raises DecodeError."""
     pre = loaded.preprocessing
     if loaded.modality == "image":
         transform = ImageTransform(
             [], pre["size"], pre["mean"], pre["std"], pad_to_square=bool(pre.get("pad_to_square"))
         )
-        yield 0.0, 0.0, transform(read_image(path))  # (C, H, W)
+        yield dict.fromkeys(WINDOW_TIMES, 0.0), transform(read_image(path))  # (C, H, W)
         return
     transform = ClipTransform(
         [],
@@ -161,7 +159,7 @@ def _views_of(
     else:
         reader = open_video(path, backend=pre.get("backend", "decord"))
     try:
-        fps = reader.fps if reader.fps > 0 else 1.0  # arrays without a rate: times in frames
+        fps = reader.fps if reader.fps > 0 else float("nan")  # arrays: frames only
         # Decode every clip before yielding, so a failure mid-video drops the whole file.
         # A fixed generator: a random view sampler still gives every run the same views.
         views_of_file = views(reader.num_frames, reader.fps, np.random.default_rng(0))
@@ -169,11 +167,25 @@ def _views_of(
     finally:
         reader.close()
     for clip, frames in clips:
-        yield (
-            float(clip.min()) / fps,
-            float(clip.max() + 1) / fps,
-            transform(frames),
-        )  # (T, C, H, W)
+        _check_channels(path, frames, pre.get("channels"))
+        first, end = int(clip.min()), int(clip.max()) + 1
+        timing = {
+            "start_frame": first,
+            "end_frame": end,
+            "start_s": first / fps,
+            "end_s": end / fps,
+        }
+        yield timing, transform(frames)  # (T, C, H, W)
+
+
+def _check_channels(path: str, frames: np.ndarray, channels: int | None) -> None:
+    """Frames (T, H, W, C) with another channel count than the model was trained on cannot be
+    batched with the others: the file is reported unreadable instead."""
+    if channels is not None and frames.shape[-1] != int(channels):
+        raise DecodeError(
+            f"{path}: {frames.shape[-1]} channel(s), but the model was trained on {channels}; "
+            "convert the file (e.g. grey to RGB) or predict it with a model of its channels"
+        )
 
 
 def _tables(
@@ -186,7 +198,7 @@ def _tables(
     score_array = np.concatenate(scores) if scores else np.zeros((0, len(names)), dtype=np.float32)
     windows = pd.concat(
         [
-            pd.DataFrame(rows, columns=["file", "path", "window", "start_s", "end_s"]),
+            pd.DataFrame(rows, columns=["file", "path", "window", *WINDOW_TIMES]),
             pd.DataFrame(score_array, columns=names),
         ],
         axis=1,
@@ -198,9 +210,13 @@ def _tables(
     return Predictions(files=files, windows=windows, score_names=names)
 
 
-def top_k_table(predictions: Predictions, label_kind: str, k: int) -> pd.DataFrame:
+def top_k_table(
+    predictions: Predictions, label_kind: str, k: int, threshold: float = 0.5
+) -> pd.DataFrame:
     """One row per file: path, windows, error, then `class_i`/`probability_i` for the k best classes
-    (regression: `prediction`)."""
+    (regression: `prediction`). `class_1` is the predicted class as eval decides it
+    (`vidlearn.reports.metrics.predict_classes`): binary, positive when its probability reaches
+    the checkpoint's `threshold`."""
     files = predictions.files
     table = files[["path", "windows", "error"]].copy()
     if label_kind == "regression":
@@ -208,10 +224,11 @@ def top_k_table(predictions: Predictions, label_kind: str, k: int) -> pd.DataFra
         return table
     names = np.array(predictions.score_names)
     scores = files[predictions.score_names].to_numpy(dtype=float)  # (N, K), NaN rows for errors
-    order = np.argsort(-np.nan_to_num(scores, nan=-1.0), axis=1, kind="stable")[
-        :, : min(k, len(names))
-    ]
     readable = ~np.isnan(scores).any(axis=1)
+    ranked = np.nan_to_num(scores, nan=-1.0)
+    predicted = predict_classes(ranked, threshold)  # (N,)
+    ranked[np.arange(len(scores)), predicted] = np.inf  # the predicted class first, then by score
+    order = np.argsort(-ranked, axis=1, kind="stable")[:, : min(k, len(names))]
     for rank in range(order.shape[1]):
         picked = order[:, rank]
         table[f"class_{rank + 1}"] = np.where(readable, names[picked], "")

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from torch import Tensor
 
 
 def confusion_matrix(true: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
@@ -97,11 +98,14 @@ def classification_metrics(
     return metrics
 
 
-def predict_classes(scores: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Most probable class; for two classes, positive when its probability >= `threshold`."""
-    if scores.shape[1] == 2:
-        return (scores[:, 1] >= threshold).astype(np.int64)
-    return scores.argmax(axis=1).astype(np.int64)
+def predict_classes(scores: np.ndarray | Tensor, threshold: float = 0.5) -> np.ndarray | Tensor:
+    """Most probable class; for two classes, positive when its probability >= `threshold`.
+
+    Scores (N, K) as a NumPy array or a tensor, class indices (N,) int64 of the same kind: the one
+    rule of vidlearn-eval, vidlearn-predict and the binary task's `predict_step`.
+    """
+    predicted = scores[:, 1] >= threshold if scores.shape[1] == 2 else scores.argmax(1)
+    return predicted.astype(np.int64) if isinstance(scores, np.ndarray) else predicted.long()
 
 
 def regression_metrics(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:

@@ -17,6 +17,7 @@ from torchmetrics.classification import (
 )
 
 from vidlearn.errors import ConfigError
+from vidlearn.reports.metrics import predict_classes
 from vidlearn.tasks.base import BatchAugment, ClassificationTask, OptimizerFactory
 from vidlearn.tasks.optim import SchedulerRecipe
 
@@ -129,5 +130,7 @@ class BinaryTask(ClassificationTask):
         probability = logits.squeeze(-1).sigmoid()  # (B,)
         return {
             "probability": probability,
-            "prediction": (probability >= self.hparams.threshold).long(),
+            "prediction": predict_classes(
+                torch.stack([1 - probability, probability], dim=-1), self.hparams.threshold
+            ),
         }
