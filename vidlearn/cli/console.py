@@ -13,7 +13,9 @@ the keys the script's config has, so every script refuses `data.frames=abc` the 
 from __future__ import annotations
 
 import functools
+import inspect
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -32,9 +34,8 @@ from vidlearn.errors import ConfigError, UserError
 
 DEBUG_VARIABLE = "HYDRA_FULL_ERROR"
 USER_MISTAKES = (UserError, MissingMandatoryValue, InterpolationResolutionError, OSError)
-# What a constructor raises for a value the config gave it; Lightning's own class for "the
-# Trainer's settings do not fit" (accelerator=gpu without a GPU) included.
-CONSTRUCTOR_MISTAKES = (TypeError, ValueError, OSError, MisconfigurationException)
+# Python's words when a call is given a keyword its function does not take.
+UNEXPECTED_KEY = re.compile(r"got an unexpected keyword argument '(\w+)'")
 EXIT_USER_ERROR = 2
 # How torch.utils.data re-raises an exception from a DataLoader worker: its class, then this
 # line, then the worker's traceback ending in "<Class>: <message>".
@@ -52,14 +53,42 @@ def user_mistake(error: BaseException) -> BaseException | None:
     """
     while isinstance(error, InstantiationException) and error.__cause__ is not None:
         cause = error.__cause__
-        if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
+        refused = not isinstance(cause, InstantiationException) and config_refused(cause)
+        if refused and isinstance(cause, TypeError) and UNEXPECTED_KEY.search(str(cause)):
             return ConfigError(f"{error}\nRemove that key, or check its spelling.")
-        if isinstance(cause, CONSTRUCTOR_MISTAKES) and not isinstance(
-            cause, InstantiationException
-        ):
+        if refused:
             return ConfigError(f"{error}\nCheck the values of that config node.")
         error = cause
     return error if isinstance(error, USER_MISTAKES) else None
+
+
+def config_refused(cause: BaseException) -> bool:
+    """Whether a constructor's `cause` refuses what the config gave it, rather than being a bug.
+
+    vidlearn's own checks raise ConfigError, so a TypeError or ValueError raised in vidlearn
+    code is a bug (`width + None`, a keyword torch never took), unless it is Python refusing a
+    keyword that the vidlearn function received in its own `**options` and passed on (a
+    DataModule's row keys, given to RowOptions). Raised anywhere else, it is Python binding the
+    config's keys to the target, or a library (torch, Lightning) refusing a value the config
+    passed it. OSError and Lightning's MisconfigurationException name the file or setting
+    wherever they are raised.
+    """
+    if isinstance(cause, OSError | MisconfigurationException):
+        return True
+    if not isinstance(cause, TypeError | ValueError):
+        return False
+    trace = cause.__traceback__
+    while trace is not None and trace.tb_next is not None:
+        trace = trace.tb_next
+    if trace is None or not trace.tb_frame.f_globals.get("__name__", "").startswith("vidlearn."):
+        return True
+    refused = UNEXPECTED_KEY.search(str(cause))
+    code = trace.tb_frame.f_code
+    if refused is None or not code.co_flags & inspect.CO_VARKEYWORDS:
+        return False
+    has_varargs = bool(code.co_flags & inspect.CO_VARARGS)
+    options = code.co_varnames[code.co_argcount + code.co_kwonlyargcount + has_varargs]
+    return refused[1] in trace.tb_frame.f_locals.get(options, {})
 
 
 def group_override_mistake(arguments: list[str]) -> str | None:
