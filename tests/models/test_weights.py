@@ -217,7 +217,20 @@ def test_a_file_that_is_not_a_state_dict_is_named_with_what_it_holds(
     assert "torch.save(model.state_dict(), path)" in message
 
 
-def test_a_legacy_torch_file_still_loads(tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_a_legacy_torch_file_still_loads(tmp_path: Path, protocol: int) -> None:
     state = nn.Linear(2, 3).state_dict()
-    torch.save(state, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
-    assert read_state_dict(tmp_path / "old.pt").keys() == state.keys()
+    path = tmp_path / "old.pt"
+    torch.save(state, path, _use_new_zipfile_serialization=False, pickle_protocol=protocol)
+    assert read_state_dict(path).keys() == state.keys()
+
+
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_a_legacy_torch_file_torch_cannot_read_weights_only_says_so(
+    tmp_path: Path, protocol: int
+) -> None:
+    path = tmp_path / "old.pt"
+    state = nn.Linear(2, 3).state_dict()
+    torch.save(state, path, _use_new_zipfile_serialization=False, pickle_protocol=protocol)
+    with pytest.raises(ConfigError, match=f"before zip with pickle protocol {protocol}"):
+        read_state_dict(path)

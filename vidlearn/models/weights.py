@@ -17,9 +17,11 @@ the mean/std that pretrained weights expect their inputs to be normalised with.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import pickle
+import pickletools
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,8 +44,6 @@ _MAGIC = (
     (b"\x93NUMPY", "a NumPy array (.npy)"),
     (b"\x89HDF\r\n\x1a\n", "an HDF5 file (Keras or h5py weights)"),
 )
-# torch.save's files before the zip format (torch < 1.6) open with this pickled number.
-_TORCH_LEGACY_START = pickle.dumps(torch.serialization.MAGIC_NUMBER, protocol=2)
 
 
 class WeightsDownloadError(UserError, FileNotFoundError):
@@ -152,6 +152,22 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
     return state_dict
 
 
+def _legacy_torch_protocol(head: bytes) -> int | None:
+    """The pickle protocol of a torch.save file in the format before zip (torch < 1.6, or
+    _use_new_zipfile_serialization=False), which opens with a pickled magic number; None when
+    `head` does not open so. Reads opcodes only: nothing of the file is unpickled."""
+    protocol = 0
+    try:
+        for opcode, argument, _ in pickletools.genops(io.BytesIO(head)):
+            if opcode.name == "PROTO":
+                protocol = argument
+            elif opcode.name != "FRAME":
+                return protocol if argument == torch.serialization.MAGIC_NUMBER else None
+    except (ValueError, EOFError):  # the head cuts an opcode short, or is not a pickle
+        pass
+    return None
+
+
 def _kind_of_other_file(path: Path) -> str | None:
     """What `path` holds, by its first bytes, when torch.save plainly did not write it; else None."""
     with path.open("rb") as file:
@@ -170,7 +186,14 @@ def _kind_of_other_file(path: Path) -> str | None:
         if head.startswith(magic):
             return kind
     if head.startswith(b"\x80"):  # a pickle
-        return None if head.startswith(_TORCH_LEGACY_START) else "a Python pickle, not torch.save's"
+        protocol = _legacy_torch_protocol(head)
+        if protocol is None:
+            return "a Python pickle, not torch.save's"
+        if protocol >= 4:  # torch's weights-only unpickler has no FRAME opcode
+            return (
+                f"a torch.save file in the format before zip with pickle protocol {protocol}, "
+                "which torch.load(weights_only=True) cannot read"
+            )
     if head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size:
         return "a safetensors file (read it with safetensors.torch.load_file)"
     if head.lstrip()[:1] in (b"{", b"[") and _is_json(path):
