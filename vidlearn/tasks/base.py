@@ -25,6 +25,7 @@ from torchmetrics import MeanMetric, MetricCollection
 
 from vidlearn.errors import ConfigError
 from vidlearn.tasks.optim import SchedulerRecipe, parameter_groups
+from vidlearn.tasks.split_metrics import ExactSplitMetric
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +142,13 @@ class Task(pl.LightningModule):
         self.normalise = normalise
         self.classes: list[str] = list(self.hparams.classes)
         metrics = self.build_metrics()
+        # why each metric can be NaN, logged once per logged name (see _report_undefined)
+        self.undefined_because = {
+            name: metric.undefined_because
+            for name, metric in metrics.items()
+            if isinstance(metric, ExactSplitMetric)
+        }
+        self.reported_undefined: set[str] = set()
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
@@ -286,6 +294,24 @@ class Task(pl.LightningModule):
         shown = {f"{split}/loss", self.default_monitor[0]}
         for name, value in values.items():
             self.log(name, value, prog_bar=name in shown, sync_dist=True)
+        self._report_undefined(split, values)
+
+    def _report_undefined(self, split: str, values: dict[str, Tensor]) -> None:
+        """Warn once per metric that is NaN because the split leaves it undefined."""
+        for name, reason in self.undefined_because.items():
+            logged = f"{split}/{name}"
+            value = values.get(logged)
+            if value is None or not torch.isnan(value) or logged in self.reported_undefined:
+                continue
+            self.reported_undefined.add(logged)
+            logger.warning(
+                "%s is NaN: %s. A NaN never counts as the best checkpoint nor as an improvement "
+                "for early stopping; if it is the monitor, choose one this split defines "
+                "(e.g. monitor=%s/loss).",
+                logged,
+                reason,
+                split,
+            )
 
 
 class ClassificationTask(Task):
