@@ -93,11 +93,33 @@ def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return summary
 
 
+# metrics whose name ends so are better when lower: losses and errors
+MINIMISED = ("loss", "mae", "mse", "rmse", "error")
+
+
+def monitor_mode(monitor: str) -> str:
+    """'min' for a loss or error metric (`val/loss`, `val/log_loss`, `val/mae`), else 'max'."""
+    return "min" if monitor.rsplit("/", 1)[-1].endswith(MINIMISED) else "max"
+
+
 def set_monitor(cfg: DictConfig, task_class: type) -> None:
-    """Fill `monitor` and `monitor_mode` with the task's own when the config leaves them null."""
+    """Fill `monitor` with the task's own when null, and `monitor_mode` with the metric's.
+
+    A `monitor_mode` against the metric's direction (max of a loss) would keep the worst
+    checkpoint and stop early when the run improves, so it is a ConfigError.
+    """
+    monitor = cfg.monitor or task_class.default_monitor[0]
+    mode = monitor_mode(monitor)
+    if cfg.monitor_mode is not None and cfg.monitor_mode != mode:
+        raise ConfigError(
+            f"monitor_mode={cfg.monitor_mode} contradicts monitor={monitor}, which is better "
+            f"when {'lower' if mode == 'min' else 'higher'} (metrics ending in "
+            f"{', '.join(MINIMISED)} are minimised, others maximised): set monitor_mode={mode} "
+            "or leave it null."
+        )
     with open_dict(cfg):
-        cfg.monitor = cfg.monitor or task_class.default_monitor[0]
-        cfg.monitor_mode = cfg.monitor_mode or task_class.default_monitor[1]
+        cfg.monitor = monitor
+        cfg.monitor_mode = mode
 
 
 def setup_data(cfg: DictConfig, label_kind: str, run_dir: Path) -> ManifestDataModule:

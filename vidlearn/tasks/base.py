@@ -11,6 +11,7 @@ processes in `compute`), never averaged over batches, and logged as `<split>/<na
 from __future__ import annotations
 
 import logging
+import math
 import numbers
 import os
 from abc import abstractmethod
@@ -253,10 +254,18 @@ class Task(pl.LightningModule):
         if self.scheduler_recipe is None:
             return optimizer
         recipe = self.scheduler_recipe
+        steps = self.trainer.estimated_stepping_batches  # inf without an epoch or step limit
+        if not math.isfinite(steps):
+            if recipe.needs_horizon:
+                raise ConfigError(
+                    f"trainer.max_epochs={self.trainer.max_epochs} (no limit) cannot go with "
+                    f"the {type(recipe).__name__} scheduler, which decays over a known number "
+                    "of epochs: set trainer.max_epochs, or choose scheduler=plateau or "
+                    "scheduler=none."
+                )
+            steps = 0
         scheduler = recipe.build(
-            optimizer,
-            total_steps=int(self.trainer.estimated_stepping_batches),
-            total_epochs=self.trainer.max_epochs or 0,
+            optimizer, total_steps=int(steps), total_epochs=max(self.trainer.max_epochs or 0, 0)
         )
         config: dict[str, object] = {"scheduler": scheduler, "interval": recipe.interval}
         if recipe.monitor is not None:
