@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from vidlearn.cli.train import set_monitor, train
+from vidlearn.cli.train import set_monitor, to_channels_last, train
 from vidlearn.errors import ConfigError
 from vidlearn.tasks.multiclass import MulticlassTask
 
@@ -163,3 +163,14 @@ def test_a_monitor_mode_against_the_metric_is_a_config_error() -> None:
     cfg = OmegaConf.create({"monitor": "val/loss", "monitor_mode": "max"})
     with pytest.raises(ConfigError, match=r"monitor_mode=max.*val/loss"):
         set_monitor(cfg, MulticlassTask)
+
+
+def test_channels_last_gives_3d_convolutions_the_3d_layout() -> None:
+    """Issue 21 item 14: channels_last=true failed on every 3D CNN ("required rank 4 tensor")."""
+    model = torch.nn.ModuleDict(
+        {"clip": torch.nn.Conv3d(3, 4, 3), "frame": torch.nn.Conv2d(3, 4, 3)}
+    )
+    to_channels_last(model)
+    assert model["clip"].weight.is_contiguous(memory_format=torch.channels_last_3d)
+    assert model["frame"].weight.is_contiguous(memory_format=torch.channels_last)
+    assert model["clip"](torch.randn(1, 3, 4, 8, 8)).shape == (1, 4, 2, 6, 6)

@@ -140,7 +140,7 @@ def build_task(
     logger.info("model: %s", cfg.model._target_)
     model = instantiate(cfg.model, num_outputs=datamodule.num_outputs)
     if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        to_channels_last(model)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     # _recursive_=False: model_config holds a _target_ that must be stored, not instantiated.
     task = instantiate(
@@ -157,6 +157,15 @@ def build_task(
         **task_statistics(label_kind, cfg.task, datamodule),
     )
     return model, task
+
+
+def to_channels_last(model: torch.nn.Module) -> None:
+    """Channels-last layout in place: channels_last for 4-D (2D conv) weights, channels_last_3d
+    for 5-D (3D conv) ones; `Module.to(memory_format=channels_last)` rejects 5-D weights."""
+    layouts = {4: torch.channels_last, 5: torch.channels_last_3d}
+    for parameter in model.parameters():
+        if parameter.dim() in layouts:
+            parameter.data = parameter.data.contiguous(memory_format=layouts[parameter.dim()])
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, monitors: list[pl.Callback]) -> pl.Trainer:
