@@ -113,3 +113,28 @@ def test_optuna_search_runs_the_requested_trials(tmp_path: Path, demo_videos: Pa
     assert len(table) == 2 and best["best_value"] == pytest.approx(
         table["val/balanced_accuracy"].max()
     )
+
+
+def test_fold_summary_counts_the_folds_behind_each_metric(tmp_path: Path) -> None:
+    """Issue 21 item 22: folds=3 was shown over a mean of the 2 folds that logged the metric."""
+    for fold, metrics in enumerate(
+        [{"val/auroc": 0.6, "test/auroc": 0.5}, {"val/auroc": 0.8, "test/auroc": 0.7}, {}]
+    ):
+        fake_job(tmp_path, fold, [f"data.fold={fold}"], {"val/loss": 0.1 * fold, **metrics})
+    write_sweep_table(tmp_path)
+    folds = pd.read_csv(tmp_path / "sweep_folds.csv")
+    assert folds["folds"].tolist() == [3]
+    assert folds["val/auroc n"].tolist() == [2] and folds["val/loss n"].tolist() == [3]
+    assert folds["val/auroc mean"].tolist() == pytest.approx([0.7])
+
+
+def test_fold_summary_says_what_its_figures_are_and_lists_test_scores_per_fold(
+    tmp_path: Path,
+) -> None:
+    """Issue 21 item 3: the summary did not say whose checkpoint it averaged."""
+    for fold in range(2):
+        fake_job(tmp_path, fold, [f"data.fold={fold}"], {"val/f1": 0.5, "test/f1": 0.25 + fold})
+    write_sweep_table(tmp_path)
+    markdown = (tmp_path / "sweep.md").read_text()
+    assert "selected on its own validation fold" in markdown
+    assert "| data.fold | test/f1 |" in markdown and "| 1 | 1.2500 |" in markdown

@@ -9,10 +9,12 @@ import pandas as pd
 import pytest
 import recording_augment
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from vidlearn.cli.train import train
+from vidlearn.cli.train import set_monitor, to_channels_last, train
+from vidlearn.errors import ConfigError
+from vidlearn.tasks.multiclass import MulticlassTask
 
 
 def test_train_writes_summary_with_metrics_and_counts(
@@ -144,3 +146,31 @@ def test_train_normalises_and_augments_on_the_device(
     assert sum(call.batch_size for call in training) == summary["num_train"]
     assert all(call.dtype == torch.float32 for call in training)
     assert any(call.changed for call in training)
+
+
+@pytest.mark.parametrize(
+    ("monitor", "mode"),
+    [("val/loss", "min"), ("val/mae", "min"), ("val/log_loss", "min"), ("val/f1", "max")],
+)
+def test_monitor_mode_follows_the_monitored_metric(monitor: str, mode: str) -> None:
+    """Issue 21 item 6: monitor=val/loss took the multiclass default "max"."""
+    cfg = OmegaConf.create({"monitor": monitor, "monitor_mode": None})
+    set_monitor(cfg, MulticlassTask)
+    assert cfg.monitor_mode == mode
+
+
+def test_a_monitor_mode_against_the_metric_is_a_config_error() -> None:
+    cfg = OmegaConf.create({"monitor": "val/loss", "monitor_mode": "max"})
+    with pytest.raises(ConfigError, match=r"monitor_mode=max.*val/loss"):
+        set_monitor(cfg, MulticlassTask)
+
+
+def test_channels_last_gives_3d_convolutions_the_3d_layout() -> None:
+    """Issue 21 item 14: channels_last=true failed on every 3D CNN ("required rank 4 tensor")."""
+    model = torch.nn.ModuleDict(
+        {"clip": torch.nn.Conv3d(3, 4, 3), "frame": torch.nn.Conv2d(3, 4, 3)}
+    )
+    to_channels_last(model)
+    assert model["clip"].weight.is_contiguous(memory_format=torch.channels_last_3d)
+    assert model["frame"].weight.is_contiguous(memory_format=torch.channels_last)
+    assert model["clip"](torch.randn(1, 3, 4, 8, 8)).shape == (1, 4, 2, 6, 6)

@@ -138,3 +138,18 @@ def test_the_default_split_is_a_seeded_80_10_10(
     assert {split: len(ids) for split, ids in first.items()} == {"train": 16, "val": 2, "test": 2}
     assert first == again
     assert first != other
+
+
+def test_generated_folds_leave_the_manifests_test_rows_in_the_test_split(
+    cine: Path, cine_datamodule: Callable[..., VideoDataModule]
+) -> None:
+    """Issue 21 item 3: data.folds overrode the split column, 8 of 9 test rows went into folds."""
+    labels = pd.read_csv(cine, dtype=str)
+    labels["split"] = ["test" if i % 5 == 0 else "train" for i in range(len(labels))]
+    labels.to_csv(cine, index=False)
+    held_out = set(labels.loc[labels["split"] == "test", "id"])
+    for fold in range(3):
+        splits = ids_by_split(cine_datamodule(cine, split_column="split", folds=3, fold=fold))
+        assert splits["test"] == held_out
+        assert (splits["train"] | splits["val"]).isdisjoint(held_out)
+        assert len(splits["train"]) + len(splits["val"]) == len(labels) - len(held_out)

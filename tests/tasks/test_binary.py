@@ -97,3 +97,15 @@ def test_pos_weight_scales_the_loss_of_positive_items(tiny_net) -> None:
 def test_binary_task_rejects_a_class_list_that_is_not_two_long(tiny_net) -> None:
     with pytest.raises(ValueError, match="exactly 2 classes"):
         BinaryTask(tiny_net(1), ["a", "b", "c"])
+
+
+def test_auroc_of_a_split_with_one_class_is_nan_and_said_once(validate, caplog) -> None:
+    """Issue 21 item 8: torchmetrics logged 0, which the default monitor then followed."""
+    task = BinaryTask(torch.nn.Linear(1, 1), CLASSES)
+    batch = {"input": torch.randn(3, 1), "target": torch.zeros(3), "index": torch.arange(3)}
+    with caplog.at_level("WARNING", logger="vidlearn.tasks.base"):
+        first = validate(task, batch)
+        validate(task, batch)
+    assert math.isnan(first["val/auroc"]) and math.isnan(first["val/average_precision"])
+    said = [r.getMessage() for r in caplog.records if "val/auroc is NaN" in r.getMessage()]
+    assert len(said) == 1 and "both classes" in said[0]

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from vidlearn.errors import ConfigError
 from vidlearn.tasks.multiclass import MulticlassTask
 from vidlearn.tasks.optim import OneCycle, Plateau, WarmupCosine, warmup_cosine_factor
 
@@ -131,3 +132,15 @@ def test_plateau_recipe_is_handed_to_lightning_with_its_monitor_and_epoch_interv
     config = trainer.lr_scheduler_configs[0]
     assert (config.monitor, config.interval) == ("val/loss", "epoch")
     assert (config.scheduler.factor, config.scheduler.patience) == (0.8, 5)
+
+
+@pytest.mark.parametrize("recipe", [WarmupCosine(), OneCycle()], ids=["cosine", "one_cycle"])
+def test_a_schedule_without_an_epoch_limit_is_a_config_error_naming_both_keys(
+    recipe, tiny_net, make_batch, fit
+) -> None:
+    """Issue 21 item 15: trainer.max_epochs=-1 raised OverflowError (int of infinite steps)."""
+    task = MulticlassTask(
+        tiny_net(2), ["a", "b"], optimizer=partial(torch.optim.SGD, lr=0.1), scheduler=recipe
+    )
+    with pytest.raises(ConfigError, match=r"trainer\.max_epochs=-1.*scheduler"):
+        fit(task, make_batch(torch.tensor([0, 1])), max_epochs=-1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import pytest
@@ -65,3 +66,13 @@ def test_loss_choice_selects_the_formula(loss: str, expected: float) -> None:
 def test_standardize_targets_without_target_stats_is_rejected(tiny_net) -> None:
     with pytest.raises(ValueError, match="target_stats"):
         RegressionTask(tiny_net(1), standardize_targets=True)
+
+
+def test_one_row_validation_split_logs_nan_r2_instead_of_crashing(
+    tiny_net, make_batch, fit
+) -> None:
+    """Issue 21 item 13: torchmetrics' R2Score raised "needs at least two samples"."""
+    task = RegressionTask(tiny_net(1), optimizer=partial(torch.optim.SGD, lr=0.01))
+    trainer = fit(task, make_batch(torch.randn(4)), val_batch=make_batch(torch.tensor([1.5])))
+    assert math.isnan(trainer.callback_metrics["val/r2"])
+    assert math.isfinite(trainer.callback_metrics["val/mae"])

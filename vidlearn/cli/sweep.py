@@ -3,7 +3,8 @@
 `SweepTable` is a Hydra callback registered in conf/train.yaml; when a multirun ends it reads
 every job's `.hydra/overrides.yaml` and `summary.json` under the sweep directory and writes
 `sweep.csv` and `sweep.md` there. When the sweep varies `data.fold`, rows that differ only in
-the fold are also summarised as mean and std of each metric (`sweep_folds.csv` / in sweep.md).
+the fold are also summarised as the count, mean and std of each metric over the folds that logged
+it (`sweep_folds.csv` / in sweep.md), beside each fold's test-split figures.
 """
 
 from __future__ import annotations
@@ -45,12 +46,23 @@ def sweep_table(sweep_dir: Path) -> pd.DataFrame:
     return table.sort_values("run", key=lambda runs: runs.map(_natural_key)) if rows else table
 
 
+FOLD_NOTE = (
+    "Each fold's figures are of the checkpoint it selected on its own validation fold (the "
+    "run's monitor), so val/* means are optimistic; test/* score that checkpoint on the test "
+    "split every fold shares (per fold below). `folds` counts the runs, `<metric> n` the runs "
+    "that logged the metric."
+)
+
+
 def fold_summary(table: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    """Mean and std over folds of each metric, per combination of the other overrides."""
+    """Per combination of the other overrides: the number of fold runs, then for each metric
+    the number of folds that logged it (`<metric> n`), its mean and its std over them."""
     settings = [c for c in table.columns if c not in {"run", "status", FOLD_KEY, *metrics}]
     grouped = table.groupby(settings, dropna=False) if settings else table.groupby(lambda _: "all")
-    summary = grouped[metrics].agg(["mean", "std"])
-    summary.columns = [f"{metric} {stat}" for metric, stat in summary.columns]
+    summary = grouped[metrics].agg(["count", "mean", "std"])
+    summary.columns = [
+        f"{metric} {'n' if stat == 'count' else stat}" for metric, stat in summary.columns
+    ]
     summary.insert(0, "folds", grouped.size())
     return summary.reset_index()
 
@@ -64,7 +76,12 @@ def write_sweep_table(sweep_dir: Path) -> pd.DataFrame:
     if FOLD_KEY in table.columns and metrics:
         folds = fold_summary(table[table["status"] == "ok"], metrics)
         folds.to_csv(sweep_dir / "sweep_folds.csv", index=False)
-        markdown += ["", "## Mean and std over folds", "", _markdown(folds)]
+        markdown += ["", "## Mean and std over folds", "", FOLD_NOTE, "", _markdown(folds)]
+        tests = [metric for metric in metrics if metric.startswith("test/")]
+        if tests:
+            settings = [c for c in table.columns if c not in {"run", "status", *metrics}]
+            per_fold = table[table["status"] == "ok"][[*settings, *tests]]
+            markdown += ["", "## Test split per fold", "", _markdown(per_fold)]
     (sweep_dir / "sweep.md").write_text("\n".join(markdown) + "\n")
     return table
 

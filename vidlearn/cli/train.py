@@ -93,11 +93,33 @@ def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return summary
 
 
+# metrics whose name ends so are better when lower: losses and errors
+MINIMISED = ("loss", "mae", "mse", "rmse", "error")
+
+
+def monitor_mode(monitor: str) -> str:
+    """'min' for a loss or error metric (`val/loss`, `val/log_loss`, `val/mae`), else 'max'."""
+    return "min" if monitor.rsplit("/", 1)[-1].endswith(MINIMISED) else "max"
+
+
 def set_monitor(cfg: DictConfig, task_class: type) -> None:
-    """Fill `monitor` and `monitor_mode` with the task's own when the config leaves them null."""
+    """Fill `monitor` with the task's own when null, and `monitor_mode` with the metric's.
+
+    A `monitor_mode` against the metric's direction (max of a loss) would keep the worst
+    checkpoint and stop early when the run improves, so it is a ConfigError.
+    """
+    monitor = cfg.monitor or task_class.default_monitor[0]
+    mode = monitor_mode(monitor)
+    if cfg.monitor_mode is not None and cfg.monitor_mode != mode:
+        raise ConfigError(
+            f"monitor_mode={cfg.monitor_mode} contradicts monitor={monitor}, which is better "
+            f"when {'lower' if mode == 'min' else 'higher'} (metrics ending in "
+            f"{', '.join(MINIMISED)} are minimised, others maximised): set monitor_mode={mode} "
+            "or leave it null."
+        )
     with open_dict(cfg):
-        cfg.monitor = cfg.monitor or task_class.default_monitor[0]
-        cfg.monitor_mode = cfg.monitor_mode or task_class.default_monitor[1]
+        cfg.monitor = monitor
+        cfg.monitor_mode = mode
 
 
 def setup_data(cfg: DictConfig, label_kind: str, run_dir: Path) -> ManifestDataModule:
@@ -118,7 +140,7 @@ def build_task(
     logger.info("model: %s", cfg.model._target_)
     model = instantiate(cfg.model, num_outputs=datamodule.num_outputs)
     if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        to_channels_last(model)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     # _recursive_=False: model_config holds a _target_ that must be stored, not instantiated.
     task = instantiate(
@@ -135,6 +157,15 @@ def build_task(
         **task_statistics(label_kind, cfg.task, datamodule),
     )
     return model, task
+
+
+def to_channels_last(model: torch.nn.Module) -> None:
+    """Channels-last layout in place: channels_last for 4-D (2D conv) weights, channels_last_3d
+    for 5-D (3D conv) ones; `Module.to(memory_format=channels_last)` rejects 5-D weights."""
+    layouts = {4: torch.channels_last, 5: torch.channels_last_3d}
+    for parameter in model.parameters():
+        if parameter.dim() in layouts:
+            parameter.data = parameter.data.contiguous(memory_format=layouts[parameter.dim()])
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, monitors: list[pl.Callback]) -> pl.Trainer:

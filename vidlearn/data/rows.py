@@ -54,7 +54,8 @@ class RowOptions:
     `folder` (one sub-folder per class, files with `extensions`). Splits, by precedence: fold
     `fold` of prepared `fold_files` (a pattern such as "folds/fold_{fold}_{split}.csv", relative
     to the manifest's folder; rows the files do not list are dropped); fold `fold` of `folds`
-    generated folds (stratified, group-disjoint: the fold is validation, the rest training);
+    generated folds (stratified, group-disjoint: the fold is validation, the rest training; drawn
+    from the rows outside the split column's test rows, which stay the test split);
     the manifest's split column; otherwise a seeded, stratified, group-disjoint split with
     `val_fraction` and `test_fraction`. `classes` fixes the class order (default: the sorted
     labels of the train split). More than `max_bad_fraction` of a split failing the probe is a
@@ -219,13 +220,7 @@ def assign_split_column(options: RowOptions, manifest: Manifest) -> np.ndarray:
     groups = table["group"].tolist() if options.group_column else None
     strata = stratification_labels(table["label"], options)
     if options.folds is not None:
-        fold_of_row = assign_folds(strata, groups, options.folds, options.seed)
-        fold = 0 if options.fold is None else options.fold
-        if not 0 <= fold < options.folds:
-            raise ManifestError(
-                f"data.fold={fold} is outside 0..{options.folds - 1} (data.folds={options.folds})"
-            )
-        return np.where(fold_of_row == fold, "val", "train")
+        return fold_split_column(options, manifest, strata, groups)
     if options.split_column and "split" in table.columns:  # null: a "split" cell is data
         unknown = ~table["split"].isin(SPLITS)
         if unknown.any():
@@ -238,6 +233,34 @@ def assign_split_column(options: RowOptions, manifest: Manifest) -> np.ndarray:
             raise ManifestError(format_problems(manifest.source, problems))
         return table["split"].to_numpy()
     return assign_splits(strata, groups, options.val_fraction, options.test_fraction, options.seed)
+
+
+def fold_split_column(
+    options: RowOptions, manifest: Manifest, strata: list[str], groups: list[str] | None
+) -> np.ndarray:
+    """'train' / 'val' per row by generated fold `fold`; the manifest's test rows stay 'test'.
+
+    Folds are drawn from the rows outside the test split (the split column's "test" cells), so
+    a held-out test set is never trained on by any fold.
+    """
+    fold = 0 if options.fold is None else options.fold
+    if not 0 <= fold < options.folds:
+        raise ManifestError(
+            f"data.fold={fold} is outside 0..{options.folds - 1} (data.folds={options.folds})"
+        )
+    table = manifest.table
+    uses_split = options.split_column and "split" in table.columns
+    test = (table["split"] == "test").to_numpy() if uses_split else np.zeros(len(table), bool)
+    in_folds = np.flatnonzero(~test)
+    fold_of_row = assign_folds(
+        np.asarray(strata)[in_folds],
+        None if groups is None else [groups[i] for i in in_folds],
+        options.folds,
+        options.seed,
+    )
+    splits = np.full(len(table), "test", dtype=object)
+    splits[in_folds] = np.where(fold_of_row == fold, "val", "train")
+    return splits
 
 
 def prepared_fold_splits(options: RowOptions, manifest: Manifest) -> np.ndarray:

@@ -3,7 +3,11 @@
 Classification takes `true` (N,) int class indices and `scores` (N, K) class probabilities
 (binary: K = 2, column 1 the positive class); regression takes `true` and `predicted` (N,).
 Definitions follow scikit-learn (precision/recall of a class with no predictions/items is 0;
-average precision is the step-wise area under the PR curve).
+macro averages run over the classes present in the true or the predicted labels; average
+precision is the step-wise area under the PR curve), and the training tasks use the same ones
+(tests/reports/test_metric_properties.py checks them against scikit-learn). A value with no
+definition on the data (AUROC with one class present, average precision without positives, R2 of
+constant targets or a single row) is NaN, never a fallback number.
 """
 
 from __future__ import annotations
@@ -23,7 +27,11 @@ def confusion_matrix(true: np.ndarray, predicted: np.ndarray, num_classes: int) 
 
 
 def per_class_table(matrix: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:
-    """precision, recall, f1 and support per class, then macro and support-weighted averages."""
+    """precision, recall, f1 and support per class, then macro and support-weighted averages.
+
+    The macro average runs over the classes that occur in the true or the predicted labels, as
+    scikit-learn's: a class absent from both says nothing about the model.
+    """
     hits = np.diag(matrix).astype(float)
     support = matrix.sum(axis=1)
     precision = hits / np.maximum(matrix.sum(axis=0), 1)
@@ -41,16 +49,21 @@ def per_class_table(matrix: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:
         }
     )
     weights = support / max(support.sum(), 1)
+    seen = (support + matrix.sum(axis=0)) > 0
     averages = pd.DataFrame(
         {
             "class": ["macro avg", "weighted avg"],
-            "precision": [precision.mean(), (precision * weights).sum()],
-            "recall": [recall.mean(), (recall * weights).sum()],
-            "f1": [f1.mean(), (f1 * weights).sum()],
+            "precision": [_mean(precision[seen]), (precision * weights).sum()],
+            "recall": [_mean(recall[seen]), (recall * weights).sum()],
+            "f1": [_mean(f1[seen]), (f1 * weights).sum()],
             "support": [support.sum()] * 2,
         }
     )
     return pd.concat([table, averages], ignore_index=True)
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean()) if len(values) else float("nan")
 
 
 def roc_curve(true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -63,6 +76,32 @@ def pr_curve(true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """(recall, precision) at every distinct threshold, from recall 0 (precision 1)."""
     tps, fps = _cumulative_counts(true, score)
     return np.r_[0.0, tps / max(tps[-1], 1)], np.r_[1.0, tps / (tps + fps)]
+
+
+def auroc(true: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve (ties as one threshold); NaN unless both classes are present."""
+    true = np.asarray(true)
+    if len(np.unique(true)) < 2:
+        return float("nan")
+    fpr, tpr = roc_curve(true, score)
+    return float(np.trapezoid(tpr, fpr))
+
+
+def average_precision(true: np.ndarray, score: np.ndarray) -> float:
+    """Sum over thresholds of (recall step) * precision; NaN without positives (no recall)."""
+    if not np.asarray(true).sum() > 0:
+        return float("nan")
+    recall, precision = pr_curve(true, score)
+    return float(np.sum(np.diff(recall) * precision[1:]))
+
+
+def r2_score(true: np.ndarray, predicted: np.ndarray) -> float:
+    """1 - residual / total sum of squares; NaN for constant targets (one row included)."""
+    true, predicted = np.asarray(true, dtype=float), np.asarray(predicted, dtype=float)
+    if len(true) == 0 or np.ptp(true) == 0:
+        return float("nan")
+    total = ((true - true.mean()) ** 2).sum()
+    return float(1 - ((true - predicted) ** 2).sum() / total)
 
 
 def _cumulative_counts(true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -80,21 +119,19 @@ def classification_metrics(
     true = np.asarray(true, dtype=np.int64)
     predicted = predict_classes(scores, threshold)
     matrix = confusion_matrix(true, predicted, len(classes))
-    table = per_class_table(matrix, classes).iloc[: len(classes)]
-    present = table["support"] > 0
+    table = per_class_table(matrix, classes).set_index("class")
+    present = table["support"].iloc[: len(classes)] > 0
     picked = np.clip(scores[np.arange(len(true)), true], 1e-7, 1.0)
     metrics = {
         "accuracy": float((predicted == true).mean()) if len(true) else float("nan"),
-        "balanced_accuracy": float(table.loc[present, "recall"].mean()),
-        "macro_f1": float(table["f1"].mean()),
+        "balanced_accuracy": _mean(table["recall"].iloc[: len(classes)][present].to_numpy()),
+        "macro_f1": float(table["f1"].iloc[len(classes)]),  # the "macro avg" row
         "log_loss": float(-np.log(picked).mean()),
         "count": float(len(true)),
     }
-    if len(classes) == 2 and present.all():
-        fpr, tpr = roc_curve(true, scores[:, 1])
-        recall, precision = pr_curve(true, scores[:, 1])
-        metrics["auroc"] = float(np.trapezoid(tpr, fpr))
-        metrics["average_precision"] = float(np.sum(np.diff(recall) * precision[1:]))
+    if len(classes) == 2:
+        metrics["auroc"] = auroc(true, scores[:, 1])
+        metrics["average_precision"] = average_precision(true, scores[:, 1])
     return metrics
 
 
@@ -112,10 +149,9 @@ def regression_metrics(true: np.ndarray, predicted: np.ndarray) -> dict[str, flo
     """mae, rmse and r2 (1 - residual / total sum of squares)."""
     true, predicted = np.asarray(true, dtype=float), np.asarray(predicted, dtype=float)
     residual = true - predicted
-    total = ((true - true.mean()) ** 2).sum()
     return {
         "mae": float(np.abs(residual).mean()),
         "rmse": float(np.sqrt((residual**2).mean())),
-        "r2": float(1 - (residual**2).sum() / total) if total > 0 else float("nan"),
+        "r2": r2_score(true, predicted),
         "count": float(len(true)),
     }

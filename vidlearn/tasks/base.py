@@ -11,6 +11,7 @@ processes in `compute`), never averaged over batches, and logged as `<split>/<na
 from __future__ import annotations
 
 import logging
+import math
 import numbers
 import os
 from abc import abstractmethod
@@ -25,6 +26,7 @@ from torchmetrics import MeanMetric, MetricCollection
 
 from vidlearn.errors import ConfigError
 from vidlearn.tasks.optim import SchedulerRecipe, parameter_groups
+from vidlearn.tasks.split_metrics import ExactSplitMetric
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +143,13 @@ class Task(pl.LightningModule):
         self.normalise = normalise
         self.classes: list[str] = list(self.hparams.classes)
         metrics = self.build_metrics()
+        # why each metric can be NaN, logged once per logged name (see _report_undefined)
+        self.undefined_because = {
+            name: metric.undefined_because
+            for name, metric in metrics.items()
+            if isinstance(metric, ExactSplitMetric)
+        }
+        self.reported_undefined: set[str] = set()
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
@@ -245,10 +254,18 @@ class Task(pl.LightningModule):
         if self.scheduler_recipe is None:
             return optimizer
         recipe = self.scheduler_recipe
+        steps = self.trainer.estimated_stepping_batches  # inf without an epoch or step limit
+        if not math.isfinite(steps):
+            if recipe.needs_horizon:
+                raise ConfigError(
+                    f"trainer.max_epochs={self.trainer.max_epochs} (no limit) cannot go with "
+                    f"the {type(recipe).__name__} scheduler, which decays over a known number "
+                    "of epochs: set trainer.max_epochs, or choose scheduler=plateau or "
+                    "scheduler=none."
+                )
+            steps = 0
         scheduler = recipe.build(
-            optimizer,
-            total_steps=int(self.trainer.estimated_stepping_batches),
-            total_epochs=self.trainer.max_epochs or 0,
+            optimizer, total_steps=int(steps), total_epochs=max(self.trainer.max_epochs or 0, 0)
         )
         config: dict[str, object] = {"scheduler": scheduler, "interval": recipe.interval}
         if recipe.monitor is not None:
@@ -286,6 +303,24 @@ class Task(pl.LightningModule):
         shown = {f"{split}/loss", self.default_monitor[0]}
         for name, value in values.items():
             self.log(name, value, prog_bar=name in shown, sync_dist=True)
+        self._report_undefined(split, values)
+
+    def _report_undefined(self, split: str, values: dict[str, Tensor]) -> None:
+        """Warn once per metric that is NaN because the split leaves it undefined."""
+        for name, reason in self.undefined_because.items():
+            logged = f"{split}/{name}"
+            value = values.get(logged)
+            if value is None or not torch.isnan(value) or logged in self.reported_undefined:
+                continue
+            self.reported_undefined.add(logged)
+            logger.warning(
+                "%s is NaN: %s. A NaN never counts as the best checkpoint nor as an improvement "
+                "for early stopping; if it is the monitor, choose one this split defines "
+                "(e.g. monitor=%s/loss).",
+                logged,
+                reason,
+                split,
+            )
 
 
 class ClassificationTask(Task):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import (
     BinaryAccuracy,
-    BinaryAUROC,
-    BinaryAveragePrecision,
     BinaryConfusionMatrix,
     BinaryF1Score,
 )
@@ -20,6 +19,7 @@ from vidlearn.errors import ConfigError
 from vidlearn.reports.metrics import predict_classes
 from vidlearn.tasks.base import BatchAugment, ClassificationTask, OptimizerFactory
 from vidlearn.tasks.optim import SchedulerRecipe
+from vidlearn.tasks.split_metrics import binary_auroc, binary_average_precision
 
 
 class BinaryLogLoss(Metric):
@@ -105,13 +105,15 @@ class BinaryTask(ClassificationTask):
         return 1
 
     def build_metrics(self) -> MetricCollection:
-        threshold = self.hparams.threshold
+        # torchmetrics counts p > threshold as positive, predict and eval p >= threshold; the
+        # float32 number just below the threshold makes the two agree at p == threshold.
+        threshold = float(np.nextafter(np.float32(self.hparams.threshold), np.float32(0)))
         return MetricCollection(
             {
                 "accuracy": BinaryAccuracy(threshold),
                 "f1": BinaryF1Score(threshold),
-                "auroc": BinaryAUROC(),
-                "average_precision": BinaryAveragePrecision(),
+                "auroc": binary_auroc(),  # NaN with one class present
+                "average_precision": binary_average_precision(),  # NaN without positives
                 "log_loss": BinaryLogLoss(),
                 "confusion": BinaryConfusionMatrix(threshold),
             }

@@ -71,6 +71,7 @@ class SchedulerRecipe(Protocol):
 
     interval: str  # "epoch" or "step": when Lightning calls scheduler.step()
     monitor: str | None  # the logged metric passed to scheduler.step(), for plateau schedules
+    needs_horizon: bool  # decays over a known number of steps, so needs trainer.max_epochs
 
     def build(
         self, optimizer: Optimizer, total_steps: int, total_epochs: int
@@ -97,6 +98,7 @@ class WarmupCosine:
     """
 
     monitor = None
+    needs_horizon = True
 
     def __init__(
         self,
@@ -145,6 +147,7 @@ class OneCycle:
 
     interval = "step"
     monitor = None
+    needs_horizon = True
 
     def __init__(
         self, pct_start: float = 0.3, div_factor: float = 25.0, final_div_factor: float = 1e4
@@ -169,6 +172,7 @@ class Plateau:
     """torch's ReduceLROnPlateau on a logged metric (`monitor`), checked once per epoch."""
 
     interval = "epoch"
+    needs_horizon = False
 
     def __init__(
         self,

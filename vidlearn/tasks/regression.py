@@ -7,11 +7,12 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 
 from vidlearn.errors import ConfigError
 from vidlearn.tasks.base import BatchAugment, OptimizerFactory, Task
 from vidlearn.tasks.optim import SchedulerRecipe
+from vidlearn.tasks.split_metrics import r2
 
 LOSSES = ("mse", "huber", "rmse")
 
@@ -82,7 +83,7 @@ class RegressionTask(Task):
             {
                 "mae": MeanAbsoluteError(),
                 "rmse": MeanSquaredError(squared=False),
-                "r2": R2Score(),
+                "r2": r2(),  # NaN for one row or constant targets
             }
         )
 
