@@ -61,3 +61,23 @@ def test_probe_timeout_null_means_no_deadline(
 ) -> None:
     cfg = compose_train(f"data.manifest={demo_videos}", "data.probe_timeout=null")
     assert instantiate(cfg.data, label_kind="multiclass").probe_timeout is None
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("optimizer.lr=abc", r"optimizer\.lr='abc' has the wrong type"),
+        ("optimizer.lr=0", r"optimizer\.lr=0 is out of range"),
+        ("optimizer=adamw optimizer.weight_decay=-1", r"optimizer\.weight_decay=-1"),
+        ("data.frames=1000000000000", r"data\.frames=1000000000000 is out of range"),
+    ],
+)
+def test_optimizer_values_and_clip_length_are_checked_at_start(
+    compose_train: Callable[..., DictConfig], demo_videos: Path, override: str, expected: str
+) -> None:
+    """Found by experiments/fuzz_cli.py: a text learning rate failed inside torch's optimiser at
+    the first step, and a trillion-frame clip tried to allocate 7 TiB in the probe."""
+    cfg = compose_train(f"data.manifest={demo_videos}", *override.split())
+    with pytest.raises(ConfigError, match=expected):
+        train(cfg)
+    assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()

@@ -66,13 +66,29 @@ class Trainer:
 
 
 @dataclass
+class Optimizer:
+    lr: float
+    weight_decay: float
+    momentum: float
+
+
+@dataclass
 class Stats:
     group_by: list[str]
     probe: bool
     max_listed: int
 
 
-SECTIONS: dict[str, type] = {"": TopLevel, "data": Data, "trainer": Trainer, "stats": Stats}
+SECTIONS: dict[str, type] = {
+    "": TopLevel,
+    "data": Data,
+    "trainer": Trainer,
+    "optimizer": Optimizer,
+    "stats": Stats,
+}
+
+# A clip this long would not fit in memory anyway (10,000 frames of 112 x 112 RGB: 376 MB).
+MAX_FRAMES = 10_000
 
 # key -> (is the value allowed, what it must be)
 RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
@@ -84,7 +100,10 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "data.batch_size": (lambda v: v >= 1, "at least 1"),
     "data.num_workers": (lambda v: v >= 0, "0 (load in the main process) or more"),
     "data.size": (lambda v: v >= 1, "a frame side in pixels, at least 1"),
-    "data.frames": (lambda v: v >= 1, "a clip length of at least 1 frame"),
+    "data.frames": (
+        lambda v: 1 <= v <= MAX_FRAMES,
+        f"a clip length of 1 to {MAX_FRAMES:,} frames",
+    ),
     "data.val_fraction": (lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
     "data.test_fraction": (lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
     "data.folds": (lambda v: v >= 2, "at least 2 folds"),
@@ -96,6 +115,9 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "trainer.max_epochs": (lambda v: v >= 1 or v == -1, "at least 1 (or -1 for no limit)"),
     "trainer.num_nodes": (lambda v: v >= 1, "at least 1"),
     "stats.max_listed": (lambda v: v >= 0, "0 or more rows"),
+    "optimizer.lr": (lambda v: v > 0, "a positive learning rate"),
+    "optimizer.weight_decay": (lambda v: v >= 0, "0 (none) or more"),
+    "optimizer.momentum": (lambda v: v >= 0, "0 (none) or more"),
     "monitor_mode": (lambda v: v in ("min", "max"), "min or max (or null for the task's own)"),
     "data.backend": (lambda v: v in BACKENDS, f"one of {', '.join(BACKENDS)}"),
     "format": (lambda v: v in FORMATS, f"one of {', '.join(FORMATS)}"),
