@@ -34,7 +34,7 @@ from vidlearn.callbacks import (
     claim_run_dir,
 )
 from vidlearn.cli.console import console_main
-from vidlearn.cli.pretrained import fetch_pretrained
+from vidlearn.cli.pretrained import fetch_pretrained, weights_preprocessing
 from vidlearn.cli.run_files import write_provenance
 from vidlearn.cli.schema import validate
 from vidlearn.data.bad_files import BadFileMonitor
@@ -196,10 +196,15 @@ def data_summary(datamodule: ManifestDataModule) -> dict[str, Any]:
 
 
 def build_datamodule(cfg: DictConfig, label_kind: str) -> ManifestDataModule:
-    """The training DataModule of `cfg`, with its weighted sampler and augmentation (not set up)."""
+    """The training DataModule of `cfg`, with its weighted sampler and augmentation (not set up).
+
+    A null data.mean/data.std takes the statistics the model's pretrained weights expect.
+    """
+    pretrained = weights_preprocessing(cfg.model)
     return instantiate(
         cfg.data,
         label_kind=label_kind,
+        weights_statistics=(pretrained.mean, pretrained.std) if pretrained else None,
         sampler=instantiate(cfg.sampler),
         augment=instantiate(cfg.augment).transforms,
     )
