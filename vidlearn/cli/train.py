@@ -29,6 +29,7 @@ import vidlearn.cli.demo  # noqa: F401  (registers the ${demo:...} resolver)
 from vidlearn.callbacks import (
     AtomicCheckpointIO,
     NonFiniteLossFiles,
+    ResumeCheck,
     ResumeState,
     SigtermCheckpoint,
     claim_run_dir,
@@ -141,7 +142,12 @@ def build_trainer(cfg: DictConfig, run_dir: Path, monitors: list[pl.Callback]) -
     """The trainer with the config's callbacks and loggers, then `monitors` and the run's own."""
     callbacks: list[pl.Callback] = [MonitorCheck(cfg.monitor)]  # before checkpoint/early stop
     callbacks += [instantiate(node) for node in (cfg.get("callbacks") or {}).values()]
-    callbacks += [*monitors, ResumeState(), SigtermCheckpoint(run_dir / "checkpoints")]
+    callbacks += [
+        *monitors,
+        ResumeCheck(resume_checkpoint(cfg.resume)),
+        ResumeState(),
+        SigtermCheckpoint(run_dir / "checkpoints"),
+    ]
     loggers = [instantiate(node) for node in (cfg.get("logger") or {}).values()]
     return instantiate(
         cfg.trainer,
