@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 import torch
 from omegaconf import DictConfig
@@ -230,3 +231,15 @@ def test_a_new_initial_weights_choice_is_no_difference() -> None:
     saved = {"hyper_parameters": {"model_config": {"backbone": {"weights": "imagenet", "x": 1}}}}
     now = {"model_config": {"backbone": {"weights": "none", "x": 1}}}
     assert resume_differences(saved, "t", now) == []
+
+
+def test_resuming_in_place_keeps_the_earlier_epochs_in_metrics_csv(
+    compose_train: Callable[..., DictConfig], demo_videos: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    tiny = [f"data.manifest={demo_videos}", *TINY, f"paths.output_dir={run}"]
+    train(compose_train(*tiny, "trainer.max_epochs=1"))
+    train(compose_train(*tiny, "trainer.max_epochs=2", f"resume={run}"))
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert sorted(metrics.dropna(subset=["train/loss"])["epoch"].unique()) == [0, 1]
+    assert metrics["step"].is_monotonic_increasing
