@@ -52,6 +52,8 @@ def user_mistake(error: BaseException) -> BaseException | None:
     """
     while isinstance(error, InstantiationException) and error.__cause__ is not None:
         cause = error.__cause__
+        if isinstance(cause, UserError):  # the constructor's own message names the key
+            return cause
         if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
             return ConfigError(f"{error}\nRemove that key, or check its spelling.")
         if isinstance(cause, CONSTRUCTOR_MISTAKES) and not isinstance(

@@ -71,10 +71,12 @@ def _export_onnx(
     model: torch.nn.Module, example: torch.Tensor, check: torch.Tensor, out: Path
 ) -> np.ndarray:
     try:
+        import onnx  # noqa: F401  (torch.onnx.export needs it)
         import onnxruntime
     except ImportError as error:
-        raise ImportError(
-            "format=onnx needs onnx and onnxruntime: pip install 'vidlearn[export]'"
+        raise ConfigError(
+            f"format=onnx needs onnx and onnxruntime ({error}): pip install 'vidlearn[export]', "
+            "or use format=torchscript."
         ) from error
     # dynamo=False: the TorchScript-based exporter needs no onnxscript and handles GRUs.
     try:
