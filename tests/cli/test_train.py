@@ -3,16 +3,19 @@
 import json
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 import recording_augment
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from vidlearn.cli.train import train
+from vidlearn.cli.train import task_statistics, train
+from vidlearn.errors import ConfigError
+from vidlearn.tasks.regression import RegressionTask
 
 
 def test_train_writes_summary_with_metrics_and_counts(
@@ -144,3 +147,14 @@ def test_train_normalises_and_augments_on_the_device(
     assert sum(call.batch_size for call in training) == summary["num_train"]
     assert all(call.dtype == torch.float32 for call in training)
     assert any(call.changed for call in training)
+
+
+def test_constant_regression_targets_reach_the_tasks_zero_std_check() -> None:
+    """The training targets' std goes to the task as it is (0 here), so the task's ConfigError
+    'are all targets equal?' can fire instead of a silent std of 1."""
+    datamodule = SimpleNamespace(split_rows=lambda split: pd.DataFrame({"target": [3.0, 3.0]}))
+    task_cfg = OmegaConf.create({"standardize_targets": True})
+    stats = task_statistics("regression", task_cfg, datamodule)
+    assert stats == {"target_stats": (3.0, 0.0)}
+    with pytest.raises(ConfigError, match="are all targets equal"):
+        RegressionTask(torch.nn.Linear(1, 1), optimizer=None, standardize_targets=True, **stats)

@@ -226,7 +226,7 @@ def task_statistics(label_kind: str, task_cfg: DictConfig, datamodule: Any) -> d
     targets = datamodule.split_rows("train")["target"].to_numpy()
     if label_kind == "regression" and task_cfg.get("standardize_targets"):
         values = targets.astype(float)
-        return {"target_stats": (float(values.mean()), float(values.std()) or 1.0)}
+        return {"target_stats": (float(values.mean()), float(values.std()))}  # 0: the task refuses
     if label_kind == "multiclass" and task_cfg.get("class_weights") == "balanced":
         weights = balanced_class_weights(targets.astype(np.int64), len(datamodule.classes))
         return {"class_weights": weights.tolist()}
