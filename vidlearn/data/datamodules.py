@@ -426,13 +426,21 @@ def targets_of(rows: pd.DataFrame) -> np.ndarray:
 
 
 def write_splits(datamodule: ManifestDataModule, folder: Path) -> Path:
-    """Write every row (path, label, split, group, line, the probe's backend) to `folder/splits.csv`."""
+    """Write every row to `folder/splits.csv`: path, label, split, group, line, the probe's backend,
+    and `skipped`: blank for the rows used, the reason for those the probe found unusable."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "splits.csv"
-    columns = [
-        c
-        for c in ("path", "label", "split", "group", "line", "backend")
-        if c in datamodule.table.columns
-    ]
-    datamodule.table[columns].to_csv(target, index=False)
+    names = ("path", "label", "split", "group", "line", "backend")
+    used = datamodule.table[[c for c in names if c in datamodule.table.columns]]
+    report = datamodule.probe_report
+    unusable = (
+        report.skipped.rename(columns={"reason": "skipped"})
+        if report is not None
+        else pd.DataFrame(columns=["skipped"])
+    )
+    rows = pd.concat(
+        [used.assign(skipped=""), unusable[[c for c in (*names, "skipped") if c in unusable]]],
+        ignore_index=True,
+    )
+    rows.to_csv(target, index=False)
     return target

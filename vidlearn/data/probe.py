@@ -52,7 +52,7 @@ class ProbeReport:
     """What probing found.
 
     `table`: the usable rows, with the `backend` each is read with; `skipped`: one row per
-    unusable file (`path`, `line`, `split`, `reason`, `stage` = "probe"); `backends`: usable
+    unusable file (`path`, `label`, `line`, `split`, `reason`, `stage` = "probe"); `backends`: usable
     files per backend; `probed`: (file, backend) probes run now (the rest came from the index).
     """
 
@@ -189,7 +189,7 @@ def probe_rows(
         reasons.append(None if chosen else outcome)
     usable = np.array([chosen is not None for chosen in backends], dtype=bool)
     kept = table.loc[usable].assign(backend=[b for b in backends if b is not None])
-    skipped = table.loc[~usable, ["path", "line", "split"]].assign(
+    skipped = table.loc[~usable, ["path", "label", "line", "split"]].assign(
         reason=[r for r in reasons if r is not None], stage="probe"
     )
     report = ProbeReport(
