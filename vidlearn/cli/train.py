@@ -102,13 +102,15 @@ def set_monitor(cfg: DictConfig, task_class: type) -> None:
 
 
 def setup_data(cfg: DictConfig, label_kind: str, run_dir: Path) -> ManifestDataModule:
-    """The set-up DataModule; writes the run's splits.csv and the channel count into `cfg`."""
+    """The set-up DataModule; writes the run's splits.csv, the channel count and the
+    normalisation it chose (data.mean/std null: see build_datamodule) into `cfg`."""
     logger.info("data: %s", cfg.data._target_)
     datamodule = build_datamodule(cfg, label_kind)
     datamodule.setup("fit")
     write_splits(datamodule, run_dir)
     with open_dict(cfg):
         cfg.data.channels = datamodule.channels  # read from the files; model presets follow it
+        cfg.data.mean, cfg.data.std = datamodule.mean, datamodule.std  # device augment reads them
     return datamodule
 
 
@@ -212,7 +214,7 @@ def build_datamodule(cfg: DictConfig, label_kind: str) -> ManifestDataModule:
         label_kind=label_kind,
         weights_statistics=(pretrained.mean, pretrained.std) if pretrained else None,
         sampler=instantiate(cfg.sampler),
-        augment=instantiate(cfg.augment).transforms,
+        augment=instantiate(cfg.augment, device=None).transforms,  # device: built by build_task
     )
 
 
