@@ -217,3 +217,29 @@ def test_a_monitor_the_run_never_logs_names_the_key_and_the_logged_metrics(
         "monitor=nope/metric",
     )
     assert_clean_user_error(result, "monitor=nope/metric", "val/loss")
+
+
+def test_onnx_export_without_onnxruntime_says_what_to_install(
+    tmp_path: Path, video_checkpoint: Path
+) -> None:
+    fake = tmp_path / "without_onnxruntime"
+    fake.mkdir()
+    (fake / "onnxruntime.py").write_text('raise ImportError("No module named onnxruntime")\n')
+    path = os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")])
+    result = run_script(
+        tmp_path,
+        f"ckpt={video_checkpoint}",
+        "format=onnx",
+        f"out={tmp_path / 'model.onnx'}",
+        script="vidlearn-export",
+        PYTHONPATH=path,
+    )
+    assert_clean_user_error(result, "format=onnx needs onnx and onnxruntime", "vidlearn[export]")
+
+
+def test_a_model_constructors_config_error_is_shown_as_it_is(
+    tmp_path: Path, demo_videos: Path
+) -> None:
+    result = run_script(tmp_path, f"data.manifest={demo_videos}", "model.readout=lst")
+    assert_clean_user_error(result, "model.readout='lst' is not one of last, mean, attention.")
+    assert "Error in call to target" not in result.stderr

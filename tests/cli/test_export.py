@@ -11,6 +11,7 @@ from hydra import compose, initialize_config_dir
 from vidlearn.cli.config import CONF_DIR
 from vidlearn.cli.export import export
 from vidlearn.inference.checkpoint import load_checkpoint
+from vidlearn.inference.export import normalisation
 
 
 def _export(*overrides: str) -> Path:
@@ -43,3 +44,22 @@ def test_onnx_runs_under_onnxruntime_like_pytorch(video_checkpoint: Path, tmp_pa
     (logits,) = session.run(["logits"], {"input": inputs.numpy()})
     with torch.inference_mode():
         assert np.abs(logits - loaded.model(inputs).numpy()).max() < 1e-4
+
+
+def test_the_card_of_last_ckpt_leaves_out_the_best_checkpoints_metrics(
+    video_checkpoint: Path, tmp_path: Path
+) -> None:
+    last = video_checkpoint.parent / "last.ckpt"
+    assert last.is_file() and last.resolve() != video_checkpoint.resolve()
+    out = _export(f"ckpt={last}", f"out={tmp_path / 'model.pt'}")
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["training_metrics"] is None
+    assert card["training_metrics_checkpoint"] == str(video_checkpoint)
+
+
+def test_the_card_states_per_frame_max_normalisation() -> None:
+    pre = {"mean": [0.5], "std": [0.25], "size": 150, "per_frame_max_norm": True}
+    described = normalisation(pre)
+    assert described["per_frame_max_norm"] is True
+    assert described["formula"].startswith("(pixel / frame_max - mean) / std")
+    assert "255" not in described["scale"]

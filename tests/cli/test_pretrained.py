@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig, OmegaConf
 
-from vidlearn.cli.pretrained import fetch_pretrained
-from vidlearn.cli.train import train
+from vidlearn.cli.pretrained import fetch_pretrained, weights_preprocessing
+from vidlearn.cli.train import build_datamodule, train
 
 
 @pytest.fixture
@@ -47,3 +47,50 @@ def test_missing_3d_cnn_weights_stop_the_run_before_the_manifest_is_read(
     cfg = compose_train("model=r3d_18", f"data.manifest={tmp_path / 'absent.csv'}")
     with pytest.raises(FileNotFoundError, match="r3d_18"):
         train(cfg)
+
+
+KINETICS_MEAN = pytest.approx([0.43216, 0.394666, 0.37645], abs=1e-5)
+
+
+def test_pretrained_weights_name_the_statistics_they_were_trained_with() -> None:
+    model = OmegaConf.create(
+        {"_target_": "vidlearn.models.cnn3d.Video3DCNN", "arch": "r3d_18", "weights": "kinetics400"}
+    )
+    assert list(weights_preprocessing(model).mean) == KINETICS_MEAN
+    assert weights_preprocessing(frame_gru_on("none")) is None
+
+
+def test_a_pretrained_preset_normalises_with_its_weights_statistics(
+    compose_train: Callable[..., DictConfig], demo_videos: Path
+) -> None:
+    """model=r3d_18 (Kinetics weights) with data.mean/std left null trains on Kinetics statistics,
+    and the checkpoint's preprocessing (from the DataModule) records them."""
+    cfg = compose_train("model=r3d_18", f"data.manifest={demo_videos}", "data.probe=false")
+    datamodule = build_datamodule(cfg, "multiclass")
+    datamodule.setup("fit")
+    assert datamodule.preprocessing()["mean"] == KINETICS_MEAN
+    assert datamodule.preprocessing()["std"] == pytest.approx([0.22803, 0.22145, 0.216989], 1e-4)
+
+
+def test_data_mean_and_std_set_by_the_user_win_over_the_weights(
+    compose_train: Callable[..., DictConfig], demo_videos: Path
+) -> None:
+    cfg = compose_train(
+        "model=r3d_18",
+        f"data.manifest={demo_videos}",
+        "data.probe=false",
+        "data.mean=[0.5]",
+        "data.std=[0.25]",
+    )
+    datamodule = build_datamodule(cfg, "multiclass")
+    datamodule.setup("fit")
+    assert (datamodule.mean, datamodule.std) == ([0.5] * 3, [0.25] * 3)
+
+
+def test_a_model_trained_from_scratch_takes_the_data_configs_default(
+    compose_train: Callable[..., DictConfig], demo_videos: Path
+) -> None:
+    cfg = compose_train(f"data.manifest={demo_videos}", "data.probe=false")
+    datamodule = build_datamodule(cfg, "multiclass")
+    datamodule.setup("fit")
+    assert (datamodule.mean, datamodule.std) == ([0.5] * 3, [0.25] * 3)

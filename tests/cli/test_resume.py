@@ -9,12 +9,15 @@ from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 import torch
 from omegaconf import DictConfig
 
 from vidlearn.callbacks import AtomicCheckpointIO, ResumeState
+from vidlearn.callbacks.resume_check import resume_differences
 from vidlearn.cli.train import train
+from vidlearn.errors import ConfigError
 
 VIDLEARN_TRAIN = Path(sys.executable).parent / "vidlearn-train"
 # 20 training clips in batches of 4: five optimiser steps per epoch, so a stop can land mid-epoch.
@@ -199,3 +202,44 @@ def test_resume_position_counts_batches_processed_not_indices_prefetched() -> No
 def test_a_checkpoint_at_the_end_of_an_epoch_resumes_at_the_next_one() -> None:
     state = saved_sampler_state({"epoch": 3, "yielded": 0, "world_size": 1}, processed=5)
     assert state == {"epoch": 4, "yielded": 0, "world_size": 1}
+
+
+def test_resume_with_the_classes_permuted_is_refused_naming_data_classes(
+    compose_train: Callable[..., DictConfig], demo_videos: Path, tmp_path: Path
+) -> None:
+    """The checkpoint learnt anticlockwise as class 0; resuming with another order would train
+    on targets that no longer mean what the output units learnt."""
+    run = tmp_path / "run"
+    tiny = [f"data.manifest={demo_videos}", *TINY, f"paths.output_dir={run}"]
+    train(compose_train(*tiny, "trainer.max_epochs=1"))
+    permuted = "data.classes=[clockwise,anticlockwise,erratic]"
+    with pytest.raises(ConfigError, match=r"data\.classes: checkpoint \['anticlockwise'"):
+        train(compose_train(*tiny, permuted, f"resume={run}"))
+
+
+def test_resume_differences_name_the_task_and_the_frame_size() -> None:
+    saved = {
+        "vidlearn_task": "vidlearn.tasks.binary.BinaryTask",
+        "hyper_parameters": {"classes": ["a", "b"], "preprocessing": {"size": 64}},
+    }
+    now = {"classes": ["a", "b"], "preprocessing": {"size": 32}}
+    differences = resume_differences(saved, "vidlearn.tasks.multiclass.MulticlassTask", now)
+    assert [entry.split(":")[0] for entry in differences] == ["task", "data.size"]
+
+
+def test_a_new_initial_weights_choice_is_no_difference() -> None:
+    saved = {"hyper_parameters": {"model_config": {"backbone": {"weights": "imagenet", "x": 1}}}}
+    now = {"model_config": {"backbone": {"weights": "none", "x": 1}}}
+    assert resume_differences(saved, "t", now) == []
+
+
+def test_resuming_in_place_keeps_the_earlier_epochs_in_metrics_csv(
+    compose_train: Callable[..., DictConfig], demo_videos: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    tiny = [f"data.manifest={demo_videos}", *TINY, f"paths.output_dir={run}"]
+    train(compose_train(*tiny, "trainer.max_epochs=1"))
+    train(compose_train(*tiny, "trainer.max_epochs=2", f"resume={run}"))
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert sorted(metrics.dropna(subset=["train/loss"])["epoch"].unique()) == [0, 1]
+    assert metrics["step"].is_monotonic_increasing

@@ -62,3 +62,33 @@ def test_sweep_through_slurm_launcher_runs_both_jobs(tmp_path: Path, demo_videos
     assert list(table["status"]) == ["ok", "ok"]
     assert sorted(table["optimizer.lr"]) == [1e-4, 1e-3]
     assert list(sweep.glob(".submitit/*/*_log.out")), "jobs did not run through submitit"
+
+
+def slurm_script() -> str:
+    """The batch script of docs/scale.md, with `srun` printing the command it would run."""
+    doc = (Path(__file__).parents[2] / "docs" / "scale.md").read_text()
+    script = next(block for block in doc.split("```bash\n")[1:] if "#SBATCH" in block)
+    return 'srun() { echo "$@"; }\n' + script.split("```")[0]
+
+
+@pytest.mark.parametrize("checkpointed", [True, False])
+def test_the_documented_slurm_script_resumes_a_requeued_job_in_place(
+    tmp_path: Path, checkpointed: bool
+) -> None:
+    """A requeued job keeps its id, hence its folder: it resumes there from last.ckpt (and
+    starts fresh when the first attempt saved none), instead of being refused the folder."""
+    run = tmp_path / "outputs" / "train" / "7"
+    (run / "checkpoints").mkdir(parents=True)
+    if checkpointed:
+        (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    environment = {"PATH": os.environ["PATH"], "SLURM_JOB_ID": "7", "SLURM_RESTART_COUNT": "1"}
+    command = subprocess.run(
+        ["bash", "-c", slurm_script()],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    expected = "resume=outputs/train/7" if checkpointed else "resume=null"
+    assert "hydra.run.dir=outputs/train/7" in command and command.split()[-1] == expected

@@ -3,6 +3,7 @@
 import json
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -12,9 +13,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from vidlearn.cli.train import set_monitor, to_channels_last, train
+from vidlearn.cli.train import set_monitor, task_statistics, to_channels_last, train
 from vidlearn.errors import ConfigError
 from vidlearn.tasks.multiclass import MulticlassTask
+from vidlearn.tasks.regression import RegressionTask
 
 
 def test_train_writes_summary_with_metrics_and_counts(
@@ -174,3 +176,14 @@ def test_channels_last_gives_3d_convolutions_the_3d_layout() -> None:
     assert model["clip"].weight.is_contiguous(memory_format=torch.channels_last_3d)
     assert model["frame"].weight.is_contiguous(memory_format=torch.channels_last)
     assert model["clip"](torch.randn(1, 3, 4, 8, 8)).shape == (1, 4, 2, 6, 6)
+
+
+def test_constant_regression_targets_reach_the_tasks_zero_std_check() -> None:
+    """The training targets' std goes to the task as it is (0 here), so the task's ConfigError
+    'are all targets equal?' can fire instead of a silent std of 1."""
+    datamodule = SimpleNamespace(split_rows=lambda split: pd.DataFrame({"target": [3.0, 3.0]}))
+    task_cfg = OmegaConf.create({"standardize_targets": True})
+    stats = task_statistics("regression", task_cfg, datamodule)
+    assert stats == {"target_stats": (3.0, 0.0)}
+    with pytest.raises(ConfigError, match="are all targets equal"):
+        RegressionTask(torch.nn.Linear(1, 1), optimizer=None, standardize_targets=True, **stats)

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from vidlearn.data.channels import fit_statistics, resolve_channels, video_channels
+from vidlearn.data.clip_sampling import CenterClipSampler
+from vidlearn.data.datamodules import VideoDataModule
 from vidlearn.errors import ConfigError, UserError
 
 
@@ -67,3 +69,27 @@ def test_rgb_statistics_for_grey_frames_name_both_keys_and_the_file() -> None:
     message = str(error.value)
     assert "cine/a.npy has 1 channel(s)" in message
     assert "data.mean has 3 values" in message and "data.std has 3 values" in message
+
+
+def test_pretrained_rgb_statistics_for_grey_arrays_are_averaged(tmp_path: Path) -> None:
+    """Grey frames feed a pretrained RGB stem as grey repeated in every channel (summed kernels),
+    so they take one mean and one std: the averages of the weights' three values."""
+    rows = [
+        f"{save_array(tmp_path / f'a{i}.npy', (4, 8, 8))},{label}" for i, label in enumerate("abab")
+    ]
+    (tmp_path / "m.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    datamodule = VideoDataModule(
+        label_kind="multiclass",
+        manifest=str(tmp_path / "m.csv"),
+        frames=4,
+        size=8,
+        num_workers=0,
+        probe=False,
+        val_fraction=0.25,
+        test_fraction=0.0,
+        weights_statistics=((0.4, 0.5, 0.6), (0.1, 0.2, 0.3)),
+        train_clip_sampler=CenterClipSampler(4),
+        eval_clip_sampler=CenterClipSampler(4),
+    )
+    datamodule.setup("fit")
+    assert datamodule.mean == pytest.approx([0.5]) and datamodule.std == pytest.approx([0.2])

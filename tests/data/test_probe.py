@@ -250,3 +250,17 @@ def test_a_file_that_crashes_its_decoder_is_skipped(
         "decoding crashed its process (SIGKILL)"
     )
     assert len(report.table) == 9
+
+
+def test_splits_csv_lists_the_rows_the_probe_dropped_with_their_split_and_reason(
+    probe_set: Path, tmp_path: Path
+) -> None:
+    datamodule = probed_datamodule(
+        probe_set, eval_clip_sampler=CenterClipSampler(6, short_video="skip")
+    )
+    written = pd.read_csv(write_splits(datamodule, tmp_path), keep_default_na=False)
+    rows = written.set_index(written["path"].map(lambda path: Path(path).name))
+    assert len(written) == len(pd.read_csv(probe_set))
+    short = rows.loc["three_frames.mp4"]
+    assert short["split"] == "val" and short["skipped"].startswith("3 frames, but a clip spans 6")
+    assert short["label"] != "" and rows.loc["clip_0.mp4", "skipped"] == ""

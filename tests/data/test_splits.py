@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vidlearn.data.splits import assign_folds, assign_splits
+from vidlearn.data.splits import SPLITS, assign_folds, assign_splits
 
 LABELS = ["a"] * 60 + ["b"] * 30 + ["c"] * 10
 GROUPS = [f"subject{i // 4}" for i in range(100)]
@@ -52,3 +52,14 @@ def test_grouped_folds_keep_groups_together() -> None:
 def test_fractions_must_leave_a_training_share() -> None:
     with pytest.raises(ValueError, match="must be >= 0"):
         assign_splits(LABELS, None, 0.7, 0.5, seed=0)
+
+
+def test_blank_group_cells_are_each_a_group_of_their_own_row() -> None:
+    """60 ungrouped rows are split like rows without groups, not sent to one split together."""
+    labels = ["a", "b"] * 30
+    splits = assign_splits(labels, [""] * 58 + ["  ", ""], 0.2, 0.2, seed=0)
+    assert {split: list(splits).count(split) for split in SPLITS} == {
+        "train": 36,
+        "val": 12,
+        "test": 12,
+    }

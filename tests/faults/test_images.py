@@ -68,3 +68,17 @@ def test_truncated_jpeg_in_a_dataset_is_substituted_and_reported(images: dict[st
     (record,) = item["skipped"]
     assert record.path == str(images["truncated_jpeg"])
     assert record.reason.startswith("not a readable image")
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    """A phone photo stored 40 wide x 20 high, tagged orientation 6 (rotate 90 degrees clockwise
+    to display), is read as it is shown: 20 wide x 40 high, its left edge at the top."""
+    stored = np.zeros((20, 40, 3), dtype=np.uint8)
+    stored[:, :4] = 255  # a white stripe along the stored left edge
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(stored).save(path, format="JPEG", exif=exif, quality=95)
+    image = read_image(str(path))
+    assert image.shape == (40, 20, 3)
+    assert image[:4].mean() > 200 and image[-4:].mean() < 50

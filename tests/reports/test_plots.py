@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vidlearn.reports.plots import epoch_metrics, plot_confusion_matrix, plot_training_curves
+from vidlearn.reports.plots import (
+    epoch_metrics,
+    plot_confusion_matrix,
+    plot_training_curves,
+    training_curves,
+)
 
 METRICS_CSV = """epoch,step,lr-AdamW,train/loss,train/accuracy,val/loss,val/accuracy,val/recall/a
 ,0,0.001,,,,,
@@ -50,3 +55,24 @@ def test_confusion_matrix_png(tmp_path: Path) -> None:
         np.array([[3, 1], [0, 4]]), ["no", "yes"], tmp_path / "confusion.png"
     )
     assert _is_png(out)
+
+
+# A 1-epoch run: epoch 0 of training, then the best checkpoint's validation and test after fit,
+# which Lightning logs under epoch 1.
+ONE_EPOCH_CSV = """epoch,step,train/loss,val/loss,test/loss
+0,4,,1.2,
+0,4,1.1,,
+1,5,,1.0,
+1,5,,,1.3
+"""
+
+
+def test_the_best_checkpoints_evaluation_is_not_drawn_as_an_epoch(tmp_path: Path) -> None:
+    (tmp_path / "metrics.csv").write_text(ONE_EPOCH_CSV)
+    axis = training_curves(tmp_path / "metrics.csv").axes[0]
+    epochs = {line.get_label(): list(line.get_xdata()) for line in axis.lines}
+    assert epochs["train"] == [0] and epochs["val"] == [0]
+    assert list(axis.lines[-1].get_ydata()) == [1.3, 1.3]  # horizontal: test (best checkpoint)
+    assert {"val (best checkpoint)", "test (best checkpoint)"} <= set(epochs)
+    ticks = [tick for tick in axis.get_xticks() if -0.5 <= tick <= 0.5]
+    assert all(float(tick).is_integer() for tick in ticks)

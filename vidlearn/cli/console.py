@@ -53,6 +53,8 @@ def user_mistake(error: BaseException) -> BaseException | None:
     """
     while isinstance(error, InstantiationException) and error.__cause__ is not None:
         cause = error.__cause__
+        if isinstance(cause, UserError):  # the constructor's own message names the key
+            return cause
         refused = not isinstance(cause, InstantiationException) and config_refused(cause)
         if refused and isinstance(cause, TypeError) and UNEXPECTED_KEY.search(str(cause)):
             return ConfigError(f"{error}\nRemove that key, or check its spelling.")

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 
 from hydra.utils import get_class
 from omegaconf import DictConfig
+from torchvision.models import WeightsEnum
 
-from vidlearn.models.weights import cached_pretrained
+from vidlearn.models.weights import Preprocessing, cached_pretrained, preprocessing_of
 
 
 def fetch_pretrained(model_cfg: DictConfig) -> None:
@@ -23,6 +24,22 @@ def fetch_pretrained(model_cfg: DictConfig) -> None:
     Raises the weights module's error (which says where the file goes and how to do without)
     for the first one that is unavailable.
     """
+    for weights in pretrained_weights(model_cfg):
+        cached_pretrained(weights)
+
+
+def weights_preprocessing(model_cfg: DictConfig) -> Preprocessing | None:
+    """The normalisation the first pretrained weights of `model_cfg` were trained with.
+
+    None when the model loads no pretrained weights (random initialisation or a local file).
+    """
+    for weights in pretrained_weights(model_cfg):
+        return preprocessing_of(weights)
+    return None
+
+
+def pretrained_weights(model_cfg: DictConfig) -> Iterator[WeightsEnum]:
+    """The torchvision weights each node of `model_cfg` loads, outermost first."""
     for node in _target_nodes(model_cfg):
         resolve = getattr(get_class(node._target_), "pretrained_weights", None)
         if resolve is None:
@@ -32,7 +49,7 @@ def fetch_pretrained(model_cfg: DictConfig) -> None:
         }
         weights = resolve(**arguments)
         if weights is not None:
-            cached_pretrained(weights)
+            yield weights
 
 
 def _target_nodes(node: DictConfig) -> Iterator[DictConfig]:

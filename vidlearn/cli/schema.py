@@ -52,8 +52,8 @@ class Data:
     probe: bool
     probe_timeout: float | None
     backend: str
-    mean: list[float]
-    std: list[float]
+    mean: list[float] | None
+    std: list[float] | None
     channels: int | None
 
 

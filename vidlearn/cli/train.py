@@ -29,12 +29,13 @@ import vidlearn.cli.demo  # noqa: F401  (registers the ${demo:...} resolver)
 from vidlearn.callbacks import (
     AtomicCheckpointIO,
     NonFiniteLossFiles,
+    ResumeCheck,
     ResumeState,
     SigtermCheckpoint,
     claim_run_dir,
 )
 from vidlearn.cli.console import console_main
-from vidlearn.cli.pretrained import fetch_pretrained
+from vidlearn.cli.pretrained import fetch_pretrained, weights_preprocessing
 from vidlearn.cli.run_files import write_provenance
 from vidlearn.cli.schema import validate
 from vidlearn.data.bad_files import BadFileMonitor
@@ -123,13 +124,15 @@ def set_monitor(cfg: DictConfig, task_class: type) -> None:
 
 
 def setup_data(cfg: DictConfig, label_kind: str, run_dir: Path) -> ManifestDataModule:
-    """The set-up DataModule; writes the run's splits.csv and the channel count into `cfg`."""
+    """The set-up DataModule; writes the run's splits.csv, the channel count and the
+    normalisation it chose (data.mean/std null: see build_datamodule) into `cfg`."""
     logger.info("data: %s", cfg.data._target_)
     datamodule = build_datamodule(cfg, label_kind)
     datamodule.setup("fit")
     write_splits(datamodule, run_dir)
     with open_dict(cfg):
         cfg.data.channels = datamodule.channels  # read from the files; model presets follow it
+        cfg.data.mean, cfg.data.std = datamodule.mean, datamodule.std  # device augment reads them
     return datamodule
 
 
@@ -172,7 +175,12 @@ def build_trainer(cfg: DictConfig, run_dir: Path, monitors: list[pl.Callback]) -
     """The trainer with the config's callbacks and loggers, then `monitors` and the run's own."""
     callbacks: list[pl.Callback] = [MonitorCheck(cfg.monitor)]  # before checkpoint/early stop
     callbacks += [instantiate(node) for node in (cfg.get("callbacks") or {}).values()]
-    callbacks += [*monitors, ResumeState(), SigtermCheckpoint(run_dir / "checkpoints")]
+    callbacks += [
+        *monitors,
+        ResumeCheck(resume_checkpoint(cfg.resume)),
+        ResumeState(),
+        SigtermCheckpoint(run_dir / "checkpoints"),
+    ]
     loggers = [instantiate(node) for node in (cfg.get("logger") or {}).values()]
     return instantiate(
         cfg.trainer,
@@ -227,12 +235,17 @@ def data_summary(datamodule: ManifestDataModule) -> dict[str, Any]:
 
 
 def build_datamodule(cfg: DictConfig, label_kind: str) -> ManifestDataModule:
-    """The training DataModule of `cfg`, with its weighted sampler and augmentation (not set up)."""
+    """The training DataModule of `cfg`, with its weighted sampler and augmentation (not set up).
+
+    A null data.mean/data.std takes the statistics the model's pretrained weights expect.
+    """
+    pretrained = weights_preprocessing(cfg.model)
     return instantiate(
         cfg.data,
         label_kind=label_kind,
+        weights_statistics=(pretrained.mean, pretrained.std) if pretrained else None,
         sampler=instantiate(cfg.sampler),
-        augment=instantiate(cfg.augment).transforms,
+        augment=instantiate(cfg.augment, device=None).transforms,  # device: built by build_task
     )
 
 
@@ -246,7 +259,7 @@ def task_statistics(label_kind: str, task_cfg: DictConfig, datamodule: Any) -> d
     targets = datamodule.split_rows("train")["target"].to_numpy()
     if label_kind == "regression" and task_cfg.get("standardize_targets"):
         values = targets.astype(float)
-        return {"target_stats": (float(values.mean()), float(values.std()) or 1.0)}
+        return {"target_stats": (float(values.mean()), float(values.std()))}  # 0: the task refuses
     if label_kind == "multiclass" and task_cfg.get("class_weights") == "balanced":
         weights = balanced_class_weights(targets.astype(np.int64), len(datamodule.classes))
         return {"class_weights": weights.tolist()}

@@ -48,12 +48,20 @@ class ManifestDataModule(pl.LightningDataModule):
     `channels`: None = read from the first readable training file in `setup`; a number is
     checked against that file. `mean`/`std` then get one value per channel (a single value
     serves every channel), or setup raises ConfigError naming them (see vidlearn/data/channels.py).
+    A `mean`/`std` of None takes `weights_statistics` (the (mean, std) the model's pretrained
+    weights were trained with, averaged to one value when the files have another channel count)
+    or, without pretrained weights, the modality's `default_statistics`; setup logs which.
 
     `normalise_on_device`: loaders yield uint8 inputs, normalised by the task on the device
     with `batch_normalisation()` (a quarter of the bytes through collate and worker transfer).
     """
 
     extensions: tuple[str, ...] = ()
+    # (mean, std) for a model trained from scratch when data.mean/data.std are null.
+    default_statistics: tuple[tuple[float, ...], tuple[float, ...]] = (
+        (0.485, 0.456, 0.406),
+        (0.229, 0.224, 0.225),
+    )
 
     def __init__(
         self,
@@ -61,8 +69,9 @@ class ManifestDataModule(pl.LightningDataModule):
         label_kind: str,
         size: int = 112,
         channels: int | None = None,
-        mean: Sequence[float] = (0.485, 0.456, 0.406),
-        std: Sequence[float] = (0.229, 0.224, 0.225),
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        weights_statistics: tuple[Sequence[float], Sequence[float]] | None = None,
         augment: Sequence[Any] | None = None,
         sampler: SamplerFactory | None = None,
         batch_size: int = 16,
@@ -82,7 +91,8 @@ class ManifestDataModule(pl.LightningDataModule):
         self.row_options = RowOptions(
             label_kind=label_kind, extensions=self.extensions, **row_options
         )
-        self.size, self.mean, self.std = size, list(mean), list(std)
+        self.size, self.mean, self.std = size, mean, std
+        self.weights_statistics = weights_statistics
         self.channels = channels
         self.augment = list(augment or [])
         self.sampler_factory = sampler
@@ -195,7 +205,27 @@ class ManifestDataModule(pl.LightningDataModule):
     def _fit_channels(self, train_paths: list[str]) -> None:
         """Set `channels` from the training files and fit `mean`/`std` to it, before any worker."""
         self.channels, source = resolve_channels(self.channels, train_paths, self.file_channels)
-        self.mean, self.std = fit_statistics(self.mean, self.std, self.channels, source)
+        mean, std, origin = self._chosen_statistics()
+        self.mean, self.std = fit_statistics(mean, std, self.channels, source)
+        logger.info("data: normalisation mean=%s std=%s (%s)", self.mean, self.std, origin)
+
+    def _chosen_statistics(self) -> tuple[Sequence[float], Sequence[float], str]:
+        """data.mean/std where set; a null one from the pretrained weights, else the default."""
+        if self.mean is not None and self.std is not None:
+            return self.mean, self.std, "data.mean and data.std"
+        if self.weights_statistics is None:
+            fallback, origin = self.default_statistics, "the default for training from scratch"
+        else:
+            fallback = tuple(
+                values if len(values) == self.channels else [float(np.mean(values))]
+                for values in self.weights_statistics
+            )
+            origin = "the statistics the pretrained weights were trained with"
+        return (
+            fallback[0] if self.mean is None else self.mean,
+            fallback[1] if self.std is None else self.std,
+            f"{origin}, for data.mean/data.std left null",
+        )
 
     def file_channels(self, path: str) -> int:
         """Channels of one file as its Dataset reads it; raises DecodeError when unreadable."""
@@ -289,6 +319,7 @@ class VideoDataModule(ManifestDataModule):
     """
 
     extensions = VIDEO_EXTENSIONS
+    default_statistics = ((0.5,), (0.25,))
 
     def __init__(
         self,
@@ -401,13 +432,21 @@ def targets_of(rows: pd.DataFrame) -> np.ndarray:
 
 
 def write_splits(datamodule: ManifestDataModule, folder: Path) -> Path:
-    """Write every row (path, label, split, group, line, the probe's backend) to `folder/splits.csv`."""
+    """Write every row to `folder/splits.csv`: path, label, split, group, line, the probe's backend,
+    and `skipped`: blank for the rows used, the reason for those the probe found unusable."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "splits.csv"
-    columns = [
-        c
-        for c in ("path", "label", "split", "group", "line", "backend")
-        if c in datamodule.table.columns
-    ]
-    datamodule.table[columns].to_csv(target, index=False)
+    names = ("path", "label", "split", "group", "line", "backend")
+    used = datamodule.table[[c for c in names if c in datamodule.table.columns]]
+    report = datamodule.probe_report
+    unusable = (
+        report.skipped.rename(columns={"reason": "skipped"})
+        if report is not None
+        else pd.DataFrame(columns=["skipped"])
+    )
+    rows = pd.concat(
+        [used.assign(skipped=""), unusable[[c for c in (*names, "skipped") if c in unusable]]],
+        ignore_index=True,
+    )
+    rows.to_csv(target, index=False)
     return target

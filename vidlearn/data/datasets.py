@@ -18,7 +18,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
@@ -187,10 +187,15 @@ class ImageDataset(SampleDataset):
 
 
 def read_image(path: str) -> np.ndarray:
-    """Decode an image file to (H, W, 3) uint8 RGB, whatever its mode (CMYK, 16-bit, RGBA, L)."""
+    """Decode an image file to (H, W, 3) uint8 RGB, whatever its mode (CMYK, 16-bit, RGBA, L).
+
+    An EXIF orientation tag is applied, so a phone photo is read as it is shown (as the video
+    readers apply a video's display matrix).
+    """
     try:
         with Image.open(path) as image:
             image.load()
+            image = ImageOps.exif_transpose(image)
             if image.mode in ("I;16", "I;16B", "I;16L", "I"):
                 # 16-bit greyscale: map 0..65535 to 0..255 (not clip at 255, nor stretch each
                 # image to its own peak, which would change its brightness).

@@ -142,15 +142,43 @@ def read_manifest(
     outside root.
     """
     source = Path(manifest).expanduser().resolve()
-    frame = read_csv(source, encoding)
+    columns = _Columns(path_column, label_column, split_column, group_column)
+    frame = _numbered_rows(read_csv(source, encoding), source)
+    _require_columns(frame, columns, source)
+    frame, dropped = _drop_unlabelled_rows(frame, label_column, filter, source)
+    base = Path(root).expanduser().resolve() if root else source.parent
+    written = sample_paths(frame, path_column, path_template, source)
+    table = _sample_table(frame, written, base, columns, keep_path_column=path_template is not None)
+    problems = validate_paths(table, written, base, allow_outside_root, check_files)
+    if problems:
+        raise ManifestError(format_problems(source, problems))
+    return Manifest(source=source, table=table.reset_index(drop=True), dropped=dropped, root=base)
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """The manifest columns read_manifest gives a meaning to (split and group: None = off)."""
+
+    path: str
+    label: str
+    split: str | None
+    group: str | None
+
+
+def _numbered_rows(frame: pd.DataFrame, source: Path) -> pd.DataFrame:
+    """`frame` with a first column `line`: each row's CSV line number (header = 1)."""
     if "line" in frame.columns:
         raise ManifestError(
             f"{source}: the column name 'line' is reserved for the CSV line numbers vidlearn "
             "reports; rename that column."
         )
     frame.insert(0, "line", range(2, len(frame) + 2))
-    required = [path_column, label_column]
-    missing = [column for column in required if column not in frame.columns]
+    return frame
+
+
+def _require_columns(frame: pd.DataFrame, columns: _Columns, source: Path) -> None:
+    """Raise ManifestError when a named column is missing or the file has no rows."""
+    missing = [column for column in (columns.path, columns.label) if column not in frame.columns]
     if missing:
         available = ", ".join(c for c in frame.columns if c != "line")
         raise ManifestError(
@@ -159,7 +187,16 @@ def read_manifest(
         )
     if frame.empty:
         raise ManifestError(f"{source} has a header but no rows; add one row per sample.")
+    if columns.group and columns.group not in frame.columns:
+        raise ManifestError(
+            f"{source}: group column {columns.group!r} (data.group_column) not found."
+        )
 
+
+def _drop_unlabelled_rows(
+    frame: pd.DataFrame, label_column: str, filter: str | None, source: Path
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows `filter` keeps that have a label, and the others with a `reason` column."""
     dropped = []
     if filter:
         kept = _apply_filter(frame, filter, source)
@@ -177,37 +214,31 @@ def read_manifest(
             len(dropped_rows),
             ", ".join(f"{n} {r}" for r, n in dropped_rows["reason"].value_counts().items()),
         )
+    return frame, dropped_rows
 
-    base = Path(root).expanduser().resolve() if root else source.parent
-    written = sample_paths(frame, path_column, path_template, source)
+
+def _sample_table(
+    frame: pd.DataFrame, written: list[str], base: Path, columns: _Columns, keep_path_column: bool
+) -> pd.DataFrame:
+    """One row per sample: absolute `path`, `label`, `line`, `split`/`group` when read, then
+    every other column of the CSV (the path column too when a template built the paths)."""
     table = pd.DataFrame(
         {
             "path": [resolve_path(base, p) for p in written],
-            "label": frame[label_column].str.strip().to_numpy(),
+            "label": frame[columns.label].str.strip().to_numpy(),
             "line": frame["line"].to_numpy(),
         }
     )
-    if split_column and split_column in frame.columns:
-        table["split"] = frame[split_column].str.strip().str.lower().to_numpy()
-    if group_column:
-        if group_column not in frame.columns:
-            raise ManifestError(
-                f"{source}: group column {group_column!r} (data.group_column) not found."
-            )
-        table["group"] = frame[group_column].to_numpy()
-    keep_path_column = path_template is not None
+    if columns.split and columns.split in frame.columns:
+        table["split"] = frame[columns.split].str.strip().str.lower().to_numpy()
+    if columns.group:
+        table["group"] = frame[columns.group].to_numpy()
     for column in frame.columns:
-        if column in table.columns or column == label_column:
+        if column in table.columns or column == columns.label:
             continue
-        if column != path_column or keep_path_column:
+        if column != columns.path or keep_path_column:
             table[column] = frame[column].to_numpy()
-
-    problems = validate_paths(table, written, base, allow_outside_root, check_files)
-    if problems:
-        raise ManifestError(format_problems(source, problems))
-    return Manifest(
-        source=source, table=table.reset_index(drop=True), dropped=dropped_rows, root=base
-    )
+    return table
 
 
 def _apply_filter(frame: pd.DataFrame, query: str, source: Path) -> pd.Series:

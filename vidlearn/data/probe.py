@@ -52,8 +52,9 @@ class ProbeReport:
     """What probing found.
 
     `table`: the usable rows, with the `backend` each is read with; `skipped`: one row per
-    unusable file (`path`, `line`, `split`, `reason`, `stage` = "probe"); `backends`: usable
-    files per backend; `probed`: (file, backend) probes run now (the rest came from the index).
+    unusable file (`path`, `label` when the table has one, `line`, `split`, `reason`,
+    `stage` = "probe"); `backends`: usable files per backend; `probed`: (file, backend) probes
+    run now (the rest came from the index).
     """
 
     table: pd.DataFrame
@@ -189,7 +190,8 @@ def probe_rows(
         reasons.append(None if chosen else outcome)
     usable = np.array([chosen is not None for chosen in backends], dtype=bool)
     kept = table.loc[usable].assign(backend=[b for b in backends if b is not None])
-    skipped = table.loc[~usable, ["path", "line", "split"]].assign(
+    named = [c for c in ("path", "label", "line", "split") if c in table.columns]
+    skipped = table.loc[~usable, named].assign(
         reason=[r for r in reasons if r is not None], stage="probe"
     )
     report = ProbeReport(

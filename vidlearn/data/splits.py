@@ -26,7 +26,7 @@ def stratified_groups(
 ) -> np.ndarray:
     """Assign every row to one of `len(fractions)` parts; returns the part index per row.
 
-    Whole groups (each row its own group when `groups` is None) are dealt out in a seeded random
+    Whole groups (each row its own group when `groups` is None or its cell blank) are dealt out in a seeded random
     order, each to the part whose label counts lag furthest behind its target share, so parts are
     stratified and group-disjoint.
     """
@@ -34,11 +34,7 @@ def stratified_groups(
     if np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0):
         raise ValueError(f"split fractions {fractions.tolist()} must be >= 0 and sum to 1")
     label_codes, label_names = pd.factorize(pd.Series(list(labels), dtype=str))
-    group_codes, _ = (
-        pd.factorize(pd.Series(list(groups), dtype=str))
-        if groups is not None
-        else (np.arange(len(label_codes)), None)
-    )
+    group_codes = _group_codes(groups, len(label_codes))
     num_labels, num_groups = len(label_names), int(group_codes.max()) + 1 if len(group_codes) else 0
     # counts[g, l]: rows of label l in group g
     counts = np.zeros((num_groups, num_labels))
@@ -57,6 +53,16 @@ def stratified_groups(
         part_of_group[group] = part
         filled[part] += counts[group]
     return part_of_group[group_codes]
+
+
+def _group_codes(groups: Sequence[str] | None, rows: int) -> np.ndarray:
+    """A group number per row; a blank group cell (or no groups) is a group of its own row."""
+    if groups is None:
+        return np.arange(rows)
+    cells = pd.Series(list(groups), dtype=str).str.strip()
+    blank = cells.eq("").to_numpy()
+    cells[blank] = [f"\0row{index}" for index in np.flatnonzero(blank)]  # not a writable cell
+    return pd.factorize(cells)[0]
 
 
 def assign_splits(

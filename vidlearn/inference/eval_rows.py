@@ -43,11 +43,19 @@ def run_directory(checkpoint: Path) -> Path:
 
 
 def read_run_splits(checkpoint: Path) -> pd.DataFrame | None:
-    """The run's splits.csv (path, label, split, line, ...) as written, or None when absent."""
+    """The rows the run used, from its splits.csv (path, label, split, line, ...), or None when
+    it has none. Rows listed with a `skipped` reason (files the probe found unusable) are left
+    out, as training left them out of its metrics."""
     path = run_directory(checkpoint) / "splits.csv"
     if not path.is_file():
         return None
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
+    rows = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "skipped" in rows.columns:
+        skipped = rows["skipped"] != ""
+        if skipped.any():
+            logger.info("%s: %d row(s) the run skipped are not scored", path, skipped.sum())
+        rows = rows.loc[~skipped].drop(columns="skipped").reset_index(drop=True)
+    return rows
 
 
 def eval_rows(

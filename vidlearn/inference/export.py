@@ -71,10 +71,12 @@ def _export_onnx(
     model: torch.nn.Module, example: torch.Tensor, check: torch.Tensor, out: Path
 ) -> np.ndarray:
     try:
+        import onnx  # noqa: F401  (torch.onnx.export needs it)
         import onnxruntime
     except ImportError as error:
-        raise ImportError(
-            "format=onnx needs onnx and onnxruntime: pip install 'vidlearn[export]'"
+        raise ConfigError(
+            f"format=onnx needs onnx and onnxruntime ({error}): pip install 'vidlearn[export]', "
+            "or use format=torchscript."
         ) from error
     # dynamo=False: the TorchScript-based exporter needs no onnxscript and handles GRUs.
     try:
@@ -122,21 +124,53 @@ def model_card(loaded: LoadedModel, format: str, out: Path, max_abs_diff: float)
             "dtype": "float32",
         },
         "clip_length": pre.get("frames"),
-        "normalisation": {
-            "scale": "pixel / 255",
-            "mean": pre["mean"],
-            "std": pre["std"],
-            "formula": "(pixel / 255 - mean) / std per channel, after resizing to size x size",
-            "size": pre["size"],
-            "pad_to_square": bool(pre.get("pad_to_square", False)),
-        },
+        "normalisation": normalisation(pre),
         "output": {"name": "logits", "meaning": outputs},
         "check": {"max_abs_diff": max_abs_diff, "batch": CHECK_BATCH},
-        "training_metrics": summary.get("metrics") if summary else None,
+        **training_metrics(loaded.path, summary),
     }
     if loaded.label_kind == "regression":
         card["output"]["target_mean"], card["output"]["target_std"] = loaded.target_stats
     return card
+
+
+def normalisation(pre: dict[str, Any]) -> dict[str, Any]:
+    """How pixels become model inputs: the scale, mean/std and the formula that joins them.
+
+    With `per_frame_max_norm` (the cine presets) each frame is divided by its own largest
+    pixel value instead of 255.
+    """
+    per_frame = bool(pre.get("per_frame_max_norm", False))
+    scale = "pixel / frame_max" if per_frame else "pixel / 255"
+    formula = f"({scale} - mean) / std per channel, after resizing to size x size"
+    if per_frame:
+        formula += (
+            "; frame_max = the largest value of that frame over all its pixels and channels "
+            "(1 when it is 0)"
+        )
+    return {
+        "scale": scale,
+        "per_frame_max_norm": per_frame,
+        "mean": pre["mean"],
+        "std": pre["std"],
+        "formula": formula,
+        "size": pre["size"],
+        "pad_to_square": bool(pre.get("pad_to_square", False)),
+    }
+
+
+def training_metrics(checkpoint: Path, summary: dict[str, Any] | None) -> dict[str, Any]:
+    """summary.json's final metrics when they are this checkpoint's (the run's best), else None.
+
+    `training_metrics_checkpoint` names the checkpoint the run's metrics belong to, so a card
+    of last.ckpt says whose metrics it leaves out.
+    """
+    best = str((summary or {}).get("best_checkpoint") or "")
+    same = bool(best) and Path(best).resolve() == Path(checkpoint).resolve()
+    return {
+        "training_metrics": summary.get("metrics") if summary and same else None,
+        "training_metrics_checkpoint": best or None,
+    }
 
 
 def find_summary(checkpoint: Path) -> dict[str, Any] | None:

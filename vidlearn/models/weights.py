@@ -262,6 +262,11 @@ def preprocessing_for(choice: str | Path | None, pretrained: WeightsEnum) -> Pre
     """
     if choice is None or isinstance(choice, Path):
         return None
+    return preprocessing_of(pretrained)
+
+
+def preprocessing_of(pretrained: WeightsEnum) -> Preprocessing:
+    """The mean/std that torchvision's `pretrained` weights were trained with (no download)."""
     transform = pretrained.transforms()
     return Preprocessing(mean=tuple(transform.mean), std=tuple(transform.std))
 

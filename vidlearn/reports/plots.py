@@ -16,11 +16,14 @@ matplotlib.use("Agg")  # headless: runs on servers and in workers without a disp
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from vidlearn.reports.metrics import pr_curve, roc_curve  # noqa: E402
 
 SPLIT_PREFIXES = ("train/", "val/", "test/")
+SPLIT_COLOURS = {"train": "C0", "val": "C1", "test": "C2"}
 
 
 def _save(figure: Figure, out: Path) -> Path:
@@ -51,11 +54,24 @@ def epoch_metrics(metrics_csv: Path) -> pd.DataFrame:
     )
 
 
-def plot_training_curves(metrics_csv: Path, out: Path) -> Path:
-    """One panel per metric (loss first), one line per split, against the epoch."""
-    table = epoch_metrics(metrics_csv)
+def split_best_checkpoint(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series | None]:
+    """Training epochs, and the best checkpoint's evaluation after training, if logged.
+
+    vidlearn-train validates (and tests) the best checkpoint once fit ends; Lightning logs it
+    under the epoch after the last, with no train/ values. That row is not an epoch of training.
+    """
+    train = [column for column in table.columns if column.startswith("train/")]
+    if len(table) > 1 and train and table.iloc[-1][train].isna().all():
+        return table.iloc[:-1], table.iloc[-1]
+    return table, None
+
+
+def training_curves(metrics_csv: Path) -> Figure:
+    """One panel per metric (loss first), one line per split against the epoch (integer ticks),
+    and the best checkpoint's after-training values as dashed horizontal lines."""
+    epochs, best = split_best_checkpoint(epoch_metrics(metrics_csv))
     names: dict[str, list[str]] = {}
-    for column in table.columns:
+    for column in epochs.columns:
         prefix = next((p for p in SPLIT_PREFIXES if column.startswith(p)), None)
         name = column[len(prefix) :] if prefix else column
         if prefix and "/" not in name and not name.endswith("_step"):  # skip per-class recalls
@@ -68,21 +84,34 @@ def plot_training_curves(metrics_csv: Path, out: Path) -> Path:
     figure, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.2 * rows), squeeze=False)
     for axis, name in zip(axes.flat, ordered, strict=False):
         for column in names[name]:
-            values = table[column].dropna()
-            axis.plot(
-                values.index,
-                values.to_numpy(),
-                marker="o",
-                markersize=3,
-                label=column.split("/")[0],
-            )
+            _draw_split(axis, column, epochs[column].dropna(), best)
         axis.set_title(name)
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         axis.legend(fontsize="small")
         axis.grid(alpha=0.3)
     for axis in list(axes.flat)[len(ordered) :]:
         axis.set_visible(False)
-    return _save(figure, out)
+    return figure
+
+
+def _draw_split(axis: Axes, column: str, values: pd.Series, best: pd.Series | None) -> None:
+    """One split's values per epoch, and its best-checkpoint value as a dashed line."""
+    split = column.split("/")[0]
+    color = SPLIT_COLOURS.get(split)
+    if len(values):
+        axis.plot(
+            values.index, values.to_numpy(), marker="o", markersize=3, color=color, label=split
+        )
+    if best is not None and pd.notna(best.get(column)):
+        axis.axhline(
+            float(best[column]), linestyle="--", color=color, label=f"{split} (best checkpoint)"
+        )
+
+
+def plot_training_curves(metrics_csv: Path, out: Path) -> Path:
+    """Write `training_curves(metrics_csv)` to `out`."""
+    return _save(training_curves(metrics_csv), out)
 
 
 def plot_confusion_matrix(

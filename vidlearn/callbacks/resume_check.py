@@ -1,0 +1,90 @@
+"""A resumed run must be the run it continues: same task, classes, preprocessing and model.
+
+Lightning restores the weights and optimiser of any checkpoint whose tensors fit, so a resume
+with the classes permuted, another frame size or normalisation, or another task would train on
+silently, its targets or inputs no longer meaning what the weights learnt. `ResumeCheck` records
+the task class in every checkpoint and, when fit starts from one (before Lightning restores it),
+compares the checkpoint's stored task, classes, preprocessing and model config with the run's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from vidlearn.errors import ConfigError
+
+TASK_KEY = "vidlearn_task"
+# Preprocessing entries that change what the weights see (the decoding backend does not).
+COMPARED_PREPROCESSING = (
+    "modality",
+    "size",
+    "frames",
+    "channels",
+    "mean",
+    "std",
+    "per_frame_max_norm",
+    "pad_to_square",
+)
+
+
+def task_name(module: pl.LightningModule) -> str:
+    """The import path of a task's class, as `task._target_` names it."""
+    return f"{type(module).__module__}.{type(module).__qualname__}"
+
+
+class ResumeCheck(pl.Callback):
+    """Store the task class in checkpoints; refuse to resume from one of another run's setup.
+
+    `checkpoint`: the file fit resumes from (None: a new run, nothing to compare).
+    """
+
+    def __init__(self, checkpoint: str | None = None) -> None:
+        self.checkpoint = checkpoint
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        checkpoint[TASK_KEY] = task_name(pl_module)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit" or not self.checkpoint:
+            return
+        saved = torch.load(self.checkpoint, map_location="cpu", weights_only=True, mmap=True)
+        differences = resume_differences(saved, task_name(pl_module), dict(pl_module.hparams))
+        if differences:
+            raise ConfigError(
+                f"resume: {self.checkpoint} was trained with another setup: "
+                f"{'; '.join(differences)}. Resume with the checkpoint's values, or start a "
+                "new run (without resume=) for the new ones."
+            )
+
+
+def resume_differences(checkpoint: dict[str, Any], task: str, hparams: dict[str, Any]) -> list[str]:
+    """One 'key: checkpoint X, now Y' entry per setting in which `checkpoint` and the run differ."""
+    saved = checkpoint.get("hyper_parameters", {})
+    pairs = [("task", checkpoint.get(TASK_KEY, task), task)]
+    pairs.append(("data.classes", list(saved.get("classes", [])), list(hparams.get("classes", []))))
+    saved_pre, pre = saved.get("preprocessing") or {}, hparams.get("preprocessing") or {}
+    pairs += [(f"data.{k}", saved_pre.get(k), pre.get(k)) for k in COMPARED_PREPROCESSING]
+    saved_model = _flat(saved.get("model_config") or {}, "model.")
+    model = _flat(hparams.get("model_config") or {}, "model.")
+    pairs += [
+        (key, saved_model.get(key), model.get(key))
+        for key in sorted({*saved_model, *model})
+        if not key.endswith("weights")  # the initial weights: the checkpoint's replace them
+    ]
+    return [f"{key}: checkpoint {old!r}, now {new!r}" for key, old, new in pairs if old != new]
+
+
+def _flat(config: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """Nested config entries under dotted keys: {"backbone": {"name": n}} -> {"backbone.name": n}."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
