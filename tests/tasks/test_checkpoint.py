@@ -45,8 +45,8 @@ def test_checkpoint_loads_with_weights_only(scheduler, tiny_net, make_batch, fit
     task = MulticlassTask(
         tiny_net(3),
         CLASSES,
-        ADAM,
-        scheduler,
+        optimizer=ADAM,
+        scheduler=scheduler,
         preprocessing=PREPROCESSING,
         model_config=MODEL_CONFIG,
     )
@@ -67,7 +67,7 @@ def test_checkpoint_loads_with_weights_only(scheduler, tiny_net, make_batch, fit
 def test_checkpoint_restores_identical_predictions_into_a_fresh_model(
     tiny_net, make_batch, fit, tmp_path
 ) -> None:
-    task = MulticlassTask(tiny_net(3), CLASSES, ADAM, preprocessing=PREPROCESSING)
+    task = MulticlassTask(tiny_net(3), CLASSES, optimizer=ADAM, preprocessing=PREPROCESSING)
     path = _train_and_checkpoint(task, make_batch, fit, tmp_path)
     restored = MulticlassTask.load_from_checkpoint(path, model=tiny_net(3), weights_only=True)
     batch = make_batch(torch.tensor([0, 1, 2]), seed=1)
