@@ -16,7 +16,7 @@ CLASSES = ["a", "b", "c"]
 
 
 def _fit_with_unfreeze(tiny_net, make_batch, fit, max_epochs: int) -> tuple[MulticlassTask, dict]:
-    task = MulticlassTask(tiny_net(3), CLASSES, ADAM)
+    task = MulticlassTask(tiny_net(3), CLASSES, optimizer=ADAM)
     before = {name: p.detach().clone() for name, p in task.model.named_parameters()}
     batch = make_batch(torch.tensor([0, 1, 2, 0]))
     fit(task, batch, repeats=2, max_epochs=max_epochs, callbacks=[BackboneUnfreeze(2)])

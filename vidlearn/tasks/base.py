@@ -88,7 +88,10 @@ def to_plain(value: object, key: str = "hparams") -> PlainValue:
 class Task(pl.LightningModule):
     """Base of the vidlearn tasks; see the module docstring for the batch contract.
 
-    `optimizer` is a partial optimiser (Hydra `_partial_: true`) called with parameter groups;
+    The arguments below are shared by every task; subclasses take their own explicitly and
+    forward these by keyword (`**options`), so conf/task/*.yaml keys and checkpoint hparams
+    stay flat. `model` maps inputs to (B, num_outputs); `classes` names the targets (empty for
+    regression). `optimizer` is a partial optimiser (Hydra `_partial_: true`) called with parameter groups;
     None is allowed for inference (e.g. `load_from_checkpoint(path, model=model)`).
     `scheduler` is a recipe from `vidlearn.tasks.optim`, or None for a constant rate.
     `classes`, `preprocessing` and `model_config` are stored in the checkpoint's hparams (as
@@ -97,6 +100,9 @@ class Task(pl.LightningModule):
     batches once they are on the device, one draw per item from `batch["seed"]`; it is not
     stored (inference never augments). `normalise` (the DataModule's `batch_normalisation()`)
     turns uint8 batches into model inputs on the device, in every stage, before augmentation.
+    `backbone_lr_scale` scales the learning rate of `model.backbone`; `conv_weight_decay`
+    replaces the optimiser's weight decay on convolution weights (None keeps it);
+    `on_nonfinite_loss` ("raise" or "skip") says what a NaN/inf training loss does.
     """
 
     label_kind: ClassVar[str]  # which targets the datamodule must produce
@@ -105,14 +111,15 @@ class Task(pl.LightningModule):
     def __init__(
         self,
         model: nn.Module,
-        classes: Sequence[str],
-        optimizer: OptimizerFactory | None,
-        scheduler: SchedulerRecipe | None,
-        backbone_lr_scale: float,
-        conv_weight_decay: float | None,
-        on_nonfinite_loss: str,
-        preprocessing: Mapping[str, object] | None,
-        model_config: Mapping[str, object] | None,
+        classes: Sequence[str] = (),
+        *,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerRecipe | None = None,
+        backbone_lr_scale: float = 1.0,
+        conv_weight_decay: float | None = None,
+        on_nonfinite_loss: str = "raise",
+        preprocessing: Mapping[str, object] | None = None,
+        model_config: Mapping[str, object] | None = None,
         batch_augment: BatchAugment | None = None,
         normalise: Callable[[Tensor], Tensor] | None = None,
     ) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,8 +18,7 @@ from torchmetrics.classification import (
 
 from vidlearn.errors import ConfigError
 from vidlearn.reports.metrics import predict_classes
-from vidlearn.tasks.base import BatchAugment, ClassificationTask, OptimizerFactory
-from vidlearn.tasks.optim import SchedulerRecipe
+from vidlearn.tasks.base import ClassificationTask
 from vidlearn.tasks.split_metrics import binary_auroc, binary_average_precision
 
 
@@ -53,7 +53,8 @@ class BinaryTask(ClassificationTask):
     Logs loss, accuracy, balanced_accuracy, f1, auroc, average_precision, log_loss and
     recall/<class> (specificity and sensitivity) per split. `threshold` turns probabilities
     into predicted labels for accuracy, f1, recalls and `predict`. `pos_weight` multiplies the
-    loss of positive items, e.g. negatives / positives for a rare positive class.
+    loss of positive items, e.g. negatives / positives for a rare positive class. `options`
+    are `Task`'s shared keyword arguments (optimizer, scheduler, backbone_lr_scale, ...).
     """
 
     label_kind = "binary"
@@ -63,17 +64,10 @@ class BinaryTask(ClassificationTask):
         self,
         model: nn.Module,
         classes: Sequence[str],
-        optimizer: OptimizerFactory | None = None,
-        scheduler: SchedulerRecipe | None = None,
+        *,
         pos_weight: float | None = None,
         threshold: float = 0.5,
-        backbone_lr_scale: float = 1.0,
-        conv_weight_decay: float | None = None,
-        on_nonfinite_loss: str = "raise",
-        preprocessing: Mapping[str, object] | None = None,
-        model_config: Mapping[str, object] | None = None,
-        batch_augment: BatchAugment | None = None,
-        normalise: Callable[[Tensor], Tensor] | None = None,
+        **options: Any,
     ) -> None:
         if len(classes) != 2:
             raise ConfigError(
@@ -83,19 +77,7 @@ class BinaryTask(ClassificationTask):
             raise ConfigError(f"task.threshold={threshold} must be strictly between 0 and 1.")
         if pos_weight is not None and pos_weight <= 0:
             raise ConfigError(f"task.pos_weight={pos_weight} must be > 0 (or null for 1).")
-        super().__init__(
-            model,
-            classes,
-            optimizer,
-            scheduler,
-            backbone_lr_scale,
-            conv_weight_decay,
-            on_nonfinite_loss,
-            preprocessing,
-            model_config,
-            batch_augment,
-            normalise,
-        )
+        super().__init__(model, classes, **options)
         weight = None if pos_weight is None else torch.tensor([float(pos_weight)])
         self.criterion = nn.BCEWithLogitsLoss(pos_weight=weight)
         self.confusion: dict[str, Tensor] = {}

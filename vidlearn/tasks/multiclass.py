@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -14,8 +15,7 @@ from torchmetrics.classification import (
 )
 
 from vidlearn.errors import ConfigError
-from vidlearn.tasks.base import BatchAugment, ClassificationTask, OptimizerFactory
-from vidlearn.tasks.optim import SchedulerRecipe
+from vidlearn.tasks.base import ClassificationTask
 
 
 class MulticlassTask(ClassificationTask):
@@ -23,7 +23,8 @@ class MulticlassTask(ClassificationTask):
 
     Logs loss, accuracy, balanced_accuracy, f1 (macro) and recall/<class> per split.
     `class_weights` (one per class, in `classes` order) weight the loss, e.g. inverse class
-    frequencies; `label_smoothing` as in torch's CrossEntropyLoss.
+    frequencies; `label_smoothing` as in torch's CrossEntropyLoss. `options` are `Task`'s
+    shared keyword arguments (optimizer, scheduler, backbone_lr_scale, ...).
     """
 
     label_kind = "multiclass"
@@ -33,17 +34,10 @@ class MulticlassTask(ClassificationTask):
         self,
         model: nn.Module,
         classes: Sequence[str],
-        optimizer: OptimizerFactory | None = None,
-        scheduler: SchedulerRecipe | None = None,
+        *,
         label_smoothing: float = 0.0,
         class_weights: Sequence[float] | None = None,
-        backbone_lr_scale: float = 1.0,
-        conv_weight_decay: float | None = None,
-        on_nonfinite_loss: str = "raise",
-        preprocessing: Mapping[str, object] | None = None,
-        model_config: Mapping[str, object] | None = None,
-        batch_augment: BatchAugment | None = None,
-        normalise: Callable[[Tensor], Tensor] | None = None,
+        **options: Any,
     ) -> None:
         if len(classes) < 2:
             raise ConfigError(f"a multiclass task needs at least 2 classes; got {list(classes)}.")
@@ -56,19 +50,7 @@ class MulticlassTask(ClassificationTask):
             )
         if not 0.0 <= label_smoothing < 1.0:
             raise ConfigError(f"task.label_smoothing={label_smoothing} must be in [0, 1).")
-        super().__init__(
-            model,
-            classes,
-            optimizer,
-            scheduler,
-            backbone_lr_scale,
-            conv_weight_decay,
-            on_nonfinite_loss,
-            preprocessing,
-            model_config,
-            batch_augment,
-            normalise,
-        )
+        super().__init__(model, classes, **options)
         weight = None if class_weights is None else torch.tensor(list(class_weights))
         self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
         self.confusion: dict[str, Tensor] = {}

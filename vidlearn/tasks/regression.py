@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -10,8 +11,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 
 from vidlearn.errors import ConfigError
-from vidlearn.tasks.base import BatchAugment, OptimizerFactory, Task
-from vidlearn.tasks.optim import SchedulerRecipe
+from vidlearn.tasks.base import Task
 from vidlearn.tasks.split_metrics import r2
 
 LOSSES = ("mse", "huber", "rmse")
@@ -23,6 +23,7 @@ class RegressionTask(Task):
     With `standardize_targets`, the model learns `(target - mean) / std`, where
     `target_stats = (mean, std)` of the training targets is passed in by the CLI; the loss is
     in those standardised units, while mae, rmse, r2 and predictions are in the targets' own.
+    `options` are `Task`'s shared keyword arguments (classes, optimizer, scheduler, ...).
     """
 
     label_kind = "regression"
@@ -31,19 +32,11 @@ class RegressionTask(Task):
     def __init__(
         self,
         model: nn.Module,
-        classes: Sequence[str] = (),
-        optimizer: OptimizerFactory | None = None,
-        scheduler: SchedulerRecipe | None = None,
+        *,
         loss: str = "mse",
         standardize_targets: bool = False,
         target_stats: Sequence[float] | None = None,
-        backbone_lr_scale: float = 1.0,
-        conv_weight_decay: float | None = None,
-        on_nonfinite_loss: str = "raise",
-        preprocessing: Mapping[str, object] | None = None,
-        model_config: Mapping[str, object] | None = None,
-        batch_augment: BatchAugment | None = None,
-        normalise: Callable[[Tensor], Tensor] | None = None,
+        **options: Any,
     ) -> None:
         if loss not in LOSSES:
             raise ConfigError(f"task.loss={loss!r} is not one of {', '.join(LOSSES)}.")
@@ -57,19 +50,7 @@ class RegressionTask(Task):
                 f"the training targets have std {target_stats[1]}; standardising needs std > 0 "
                 "(are all targets equal?). Set task.standardize_targets=false."
             )
-        super().__init__(
-            model,
-            classes,
-            optimizer,
-            scheduler,
-            backbone_lr_scale,
-            conv_weight_decay,
-            on_nonfinite_loss,
-            preprocessing,
-            model_config,
-            batch_augment,
-            normalise,
-        )
+        super().__init__(model, **options)
         mean, std = target_stats if standardize_targets else (0.0, 1.0)
         self.target_mean = float(mean)
         self.target_std = float(std)
