@@ -67,7 +67,7 @@ def test_probe_timeout_null_means_no_deadline(
     ("override", "expected"),
     [
         ("optimizer.lr=abc", r"optimizer\.lr='abc' has the wrong type"),
-        ("optimizer.lr=0", r"optimizer\.lr=0 is out of range"),
+        ("optimizer.lr=-0.1", r"optimizer\.lr=-0\.1 is out of range"),
         ("optimizer=adamw optimizer.weight_decay=-1", r"optimizer\.weight_decay=-1"),
         ("data.frames=1000000000000", r"data\.frames=1000000000000 is out of range"),
     ],

@@ -115,7 +115,7 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "trainer.max_epochs": (lambda v: v >= 1 or v == -1, "at least 1 (or -1 for no limit)"),
     "trainer.num_nodes": (lambda v: v >= 1, "at least 1"),
     "stats.max_listed": (lambda v: v >= 0, "0 or more rows"),
-    "optimizer.lr": (lambda v: v > 0, "a positive learning rate"),
+    "optimizer.lr": (lambda v: v >= 0, "a learning rate of 0 (weights stay) or more"),
     "optimizer.weight_decay": (lambda v: v >= 0, "0 (none) or more"),
     "optimizer.momentum": (lambda v: v >= 0, "0 (none) or more"),
     "monitor_mode": (lambda v: v in ("min", "max"), "min or max (or null for the task's own)"),
