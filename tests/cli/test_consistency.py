@@ -39,7 +39,7 @@ CINE = (
     "data.fold=null",
     "data.test_fraction=0.3",
     "data.frames=4",
-    "data.size=16",
+    "data.size=64",  # the least hms_cnn_rnn takes
     "data.batch_size=4",
 )
 
@@ -114,9 +114,9 @@ class Run:
 
 @pytest.fixture(scope="module")
 def cine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """labels.csv of 30 demo cine arrays (6 x 16 x 16 uint8): id, age, sex."""
+    """labels.csv of 30 demo cine arrays (6 x 32 x 32 uint8): id, age, sex."""
     return make_cine(
-        tmp_path_factory.mktemp("cine"), seed=0, num_samples=30, frames=6, size=16, folds=5
+        tmp_path_factory.mktemp("cine"), seed=0, num_samples=30, frames=6, size=32, folds=5
     )
 
 
