@@ -65,6 +65,7 @@ class Kind:
     views: tuple[str, ...]
     metrics: dict[str, str]
     column: str = "class_1"
+    clip_span: int | None = None  # end_frame - start_frame of every test clip (videos, arrays)
 
 
 KINDS = {
@@ -81,10 +82,11 @@ KINDS = {
         ),
         ("~views", CENTER),
         MULTICLASS,
+        clip_span=7,  # 4 frames 2 apart
     ),
     # grey arrays, one frame per segment, each frame divided by its own maximum
     "binary-arrays": Kind(
-        "cine", ("experiment=hms_cine_binary", *CINE), ("~views", SEGMENTS), BINARY
+        "cine", ("experiment=hms_cine_binary", *CINE), ("~views", SEGMENTS), BINARY, clip_span=6
     ),
     "regression-arrays": Kind(
         "cine",
@@ -92,6 +94,7 @@ KINDS = {
         ("~views", SEGMENTS),
         {name: name for name in ("mae", "rmse", "r2")},
         column="prediction",
+        clip_span=6,  # frames 0, 2, 3, 5 of 6: one per segment, not a 4-frame window
     ),
     "multiclass-images": Kind(
         "demo_images",
@@ -152,6 +155,14 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 def test_eval_scores_exactly_the_run_test_rows(run: Run) -> None:
     assert len(run.predictions) > 0
     assert run.predictions["path"].tolist() == run.test_rows()["path"].tolist()
+
+
+def test_eval_reads_clips_spaced_as_in_training(run: Run) -> None:
+    if run.kind.clip_span is None:
+        pytest.skip("images have no clips")
+    out = run.folder / "eval" / run.checkpoint.stem / "test"
+    clips = pd.read_csv(out / "clip_predictions.csv")
+    assert (clips["end_frame"] - clips["start_frame"]).eq(run.kind.clip_span).all()
 
 
 def test_eval_metrics_equal_training_test_metrics(run: Run) -> None:
