@@ -17,6 +17,7 @@ from hydra.errors import InstantiationException
 
 from vidlearn.cli import cache, export, manifest, stats, train
 from vidlearn.cli.console import user_mistake
+from vidlearn.data.clip_sampling import SlidingWindowSampler
 from vidlearn.data.manifest import ManifestError, read_manifest
 from vidlearn.data.transforms import normalise_tensor
 from vidlearn.errors import ConfigError, UserError
@@ -248,3 +249,24 @@ def test_train_asking_for_a_gpu_the_machine_lacks_exits_2(
         "trainer.accelerator=gpu",
     )
     assert code == 2 and "No supported gpu backend found" in err and "Traceback" not in err
+
+
+def test_cache_refuses_splits_that_are_not_a_list_of_split_names(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
+    """Seed 2, case 390: splits=null ended in "'NoneType' object is not iterable"."""
+    monkeypatch.chdir(tmp_path)
+    for value in ("null", "[train,dev]"):
+        code, err = run_main(
+            monkeypatch, capsys, cache.main, f"data.frame_cache={tmp_path}/c", f"splits={value}"
+        )
+        assert code == 2 and "splits=" in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("key", ["hop", "stride", "clip_length", "target_fps"])
+def test_a_sliding_window_option_that_is_not_a_number_names_its_key(key: str) -> None:
+    """Seed 2, case 311: views.hop=abc failed comparing a str inside the sampler (a TypeError,
+    which now counts as a bug and keeps its traceback), instead of naming the key."""
+    options = {"clip_length": 4, key: "abc"}
+    with pytest.raises(ConfigError, match=f"{key} must be"):
+        SlidingWindowSampler(**options)

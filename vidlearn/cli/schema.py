@@ -36,6 +36,7 @@ class TopLevel:
     tolerance: float
     workers: int
     progress: bool
+    splits: list[str]
 
 
 @dataclass
@@ -121,6 +122,10 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "monitor_mode": (lambda v: v in ("min", "max"), "min or max (or null for the task's own)"),
     "data.backend": (lambda v: v in BACKENDS, f"one of {', '.join(BACKENDS)}"),
     "format": (lambda v: v in FORMATS, f"one of {', '.join(FORMATS)}"),
+    "splits": (
+        lambda v: len(v) >= 1 and set(v) <= {"train", "val", "test"},
+        "a list of train, val and/or test",
+    ),
 }
 
 

@@ -33,14 +33,35 @@ def check_options(
     clip_length: int, stride: int, short_video: str, target_fps: float | None = None
 ) -> None:
     """Reject impossible settings when the sampler is built, naming the config key."""
-    if clip_length < 1:
-        raise ConfigError(f"clip_length must be >= 1, got {clip_length}")
-    if stride < 1:
-        raise ConfigError(f"stride must be >= 1, got {stride}")
+    check_number("clip_length", clip_length, minimum=1)
+    check_number("stride", stride, minimum=1)
     if short_video not in SHORT_VIDEO_MODES:
         raise ConfigError(f"short_video must be one of {SHORT_VIDEO_MODES}, got {short_video!r}")
-    if target_fps is not None and target_fps <= 0:
-        raise ConfigError(f"target_fps must be > 0 or null, got {target_fps}")
+    if target_fps is not None:
+        check_number("target_fps", target_fps, above=0, integer=False, nullable=True)
+
+
+def check_number(
+    key: str,
+    value: object,
+    *,
+    minimum: float | None = None,
+    above: float | None = None,
+    integer: bool = True,
+    nullable: bool = False,
+) -> None:
+    """ConfigError naming `key` unless `value` is a number (a whole one when `integer`) of at
+    least `minimum` / above `above`: config values arrive as whatever the user typed."""
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        what = "a whole number" if integer else "a number"
+        raise ConfigError(f"{key} must be {what}{' or null' if nullable else ''}, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(
+            f"{key} must be >= {minimum}{' or null' if nullable else ''}, got {value}"
+        )
+    if above is not None and value <= above:
+        raise ConfigError(f"{key} must be > {above}{' or null' if nullable else ''}, got {value}")
 
 
 def frame_stride(stride: int, target_fps: float | None, fps: float) -> int:
@@ -153,8 +174,8 @@ class SlidingWindowSampler:
         target_fps: float | None = None,
     ) -> None:
         check_options(clip_length, stride, short_video, target_fps)
-        if hop is not None and hop < 1:
-            raise ConfigError(f"hop must be >= 1 or null, got {hop}")
+        if hop is not None:
+            check_number("hop", hop, minimum=1, nullable=True)
         self.clip_length, self.stride, self.short_video = clip_length, stride, short_video
         # hop null = the clip's span, known here unless target_fps makes it depend on the fps
         self.hop = hop if hop or target_fps else (clip_length - 1) * stride + 1

@@ -19,6 +19,7 @@ from hydra.utils import get_class, instantiate
 from vidlearn.data.clip_sampling import (
     ClipSampler,
     SlidingWindowSampler,
+    check_number,
     check_options,
     fit_to_video,
     frame_stride,
@@ -42,8 +43,7 @@ class UniformClipsSampler:
         target_fps: float | None = None,
     ) -> None:
         check_options(clip_length, stride, short_video, target_fps)
-        if num_clips < 1:
-            raise ValueError(f"num_clips must be >= 1, got {num_clips}")
+        check_number("num_clips", num_clips, minimum=1)
         self.clip_length, self.num_clips, self.stride = clip_length, num_clips, stride
         self.short_video, self.target_fps = short_video, target_fps
 
