@@ -22,7 +22,9 @@ def _groups_by_parameter(optimizer: torch.optim.Optimizer) -> dict[int, dict]:
 
 def test_biases_and_norm_parameters_get_no_weight_decay(tiny_net) -> None:
     model = tiny_net(3)
-    groups = _groups_by_parameter(MulticlassTask(model, CLASSES, optimizer=ADAMW).configure_optimizers())
+    groups = _groups_by_parameter(
+        MulticlassTask(model, CLASSES, optimizer=ADAMW).configure_optimizers()
+    )
     layer_norm = model.backbone[2]
     for parameter in (model.head.bias, layer_norm.weight, layer_norm.bias, model.backbone[1].bias):
         assert groups[id(parameter)]["weight_decay"] == 0.0
@@ -41,7 +43,9 @@ def test_backbone_parameters_get_the_scaled_learning_rate(tiny_net) -> None:
 def test_frozen_backbone_parameters_stay_in_the_optimizer_for_later_unfreezing(tiny_net) -> None:
     model = tiny_net(3)
     model.backbone.requires_grad_(False)
-    groups = _groups_by_parameter(MulticlassTask(model, CLASSES, optimizer=ADAMW).configure_optimizers())
+    groups = _groups_by_parameter(
+        MulticlassTask(model, CLASSES, optimizer=ADAMW).configure_optimizers()
+    )
     assert id(model.backbone[1].weight) in groups
 
 
@@ -109,7 +113,9 @@ def test_warmup_cosine_per_step_warms_up_over_the_steps_of_the_warmup_epochs() -
 
 def test_one_cycle_peaks_at_each_group_learning_rate(tiny_net) -> None:
     model = tiny_net(3)
-    optimizer = MulticlassTask(model, CLASSES, optimizer=ADAMW, backbone_lr_scale=0.1).configure_optimizers()
+    optimizer = MulticlassTask(
+        model, CLASSES, optimizer=ADAMW, backbone_lr_scale=0.1
+    ).configure_optimizers()
     scheduler = OneCycle(pct_start=0.5).build(optimizer, total_steps=10, total_epochs=1)
     peaks = {group["name"]: 0.0 for group in optimizer.param_groups}
     for _ in range(10):
@@ -125,7 +131,10 @@ def test_plateau_recipe_is_handed_to_lightning_with_its_monitor_and_epoch_interv
     tiny_net, make_batch, fit
 ) -> None:
     task = MulticlassTask(
-        tiny_net(3), CLASSES, optimizer=ADAMW, scheduler=Plateau(monitor="val/loss", factor=0.8, patience=5)
+        tiny_net(3),
+        CLASSES,
+        optimizer=ADAMW,
+        scheduler=Plateau(monitor="val/loss", factor=0.8, patience=5),
     )
     batch = make_batch(torch.tensor([0, 1, 2, 0]))
     trainer = fit(task, batch, val_batch=batch)
