@@ -161,6 +161,19 @@ def test_monitor_mode_follows_the_monitored_metric(monitor: str, mode: str) -> N
     assert cfg.monitor_mode == mode
 
 
+@pytest.mark.parametrize(
+    ("monitor", "mode"),
+    [("val/recall/loss", "max"), ("val/recall/error", "max"), ("train/loss_step", "min")],
+)
+def test_monitor_mode_reads_the_metric_not_a_class_name(monitor: str, mode: str) -> None:
+    """The metric is the name after the split: the recall of a class named 'loss' is maximised
+    (the last segment, the class name, made it 'min'); train/loss_step (shown in the progress
+    bar) is a loss (its '_step' suffix made it 'max')."""
+    cfg = OmegaConf.create({"monitor": monitor, "monitor_mode": None})
+    set_monitor(cfg, MulticlassTask)
+    assert cfg.monitor_mode == mode
+
+
 def test_a_monitor_mode_against_the_metric_is_a_config_error() -> None:
     cfg = OmegaConf.create({"monitor": "val/loss", "monitor_mode": "max"})
     with pytest.raises(ConfigError, match=r"monitor_mode=max.*val/loss"):

@@ -42,6 +42,13 @@ def test_a_stride_set_in_the_views_config_wins() -> None:
     assert clips[0].tolist() == [6, 7, 8, 9]
 
 
+def test_a_stride_set_in_the_views_config_wins_over_a_trained_target_fps() -> None:
+    """The trained target_fps was passed beside the configured stride and overrode it."""
+    config = {"_target_": "vidlearn.data.clip_sampling.CenterClipSampler", "stride": 1}
+    clips = build_views(config, {"frames": 4, "stride": 1, "target_fps": 10})(16, 30.0, RNG)
+    assert clips[0].tolist() == [6, 7, 8, 9]
+
+
 def test_an_older_checkpoint_reads_consecutive_frames_and_says_so(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -99,8 +99,13 @@ MINIMISED = ("loss", "mae", "mse", "rmse", "error")
 
 
 def monitor_mode(monitor: str) -> str:
-    """'min' for a loss or error metric (`val/loss`, `val/log_loss`, `val/mae`), else 'max'."""
-    return "min" if monitor.rsplit("/", 1)[-1].endswith(MINIMISED) else "max"
+    """'min' for a loss or error metric (`val/loss`, `val/log_loss`, `train/loss_step`), else 'max'.
+
+    The metric is the name after the split; what follows it (`val/recall/<class>`) is a class name.
+    """
+    parts = monitor.split("/")
+    metric = parts[1] if len(parts) > 1 else parts[0]
+    return "min" if any(word.endswith(MINIMISED) for word in metric.split("_")) else "max"
 
 
 def set_monitor(cfg: DictConfig, task_class: type) -> None:

@@ -123,5 +123,13 @@ def _with_run_splits(
             splits_csv,
         )
     known = int(run.notna().sum())
+    if known == 0:
+        logger.warning(
+            "none of the %d row(s) of %s is a file the run lists in %s (did the data move, or "
+            "data.root change?): every row keeps the manifest's own split column",
+            len(rows),
+            manifest,
+            splits_csv,
+        )
     logger.info("%d of %d row(s) of %s are files of the run", known, len(rows), manifest)
     return rows.assign(split=run.fillna(own).to_numpy()), f"{manifest} (splits: {splits_csv})"

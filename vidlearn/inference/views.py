@@ -87,8 +87,8 @@ def build_views(config: Mapping[str, Any] | None, preprocessing: Mapping[str, An
     extra = {
         key: value
         for key, value in sampling.items()
-        if key in accepted and key not in chosen and key != "clip_length"
-    }
+        if key in accepted and key != "clip_length" and not (chosen and key in TEMPORAL_KEYS)
+    }  # a spacing set in the config replaces the trained one whole (a trained fps would win)
     if preprocessing.get("clip_sampler") == "UniformSegmentSampler":
         logger.warning(
             "the model was trained on UniformSegmentSampler clips (one frame per segment); for "
