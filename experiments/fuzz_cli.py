@@ -432,7 +432,9 @@ TRAIN_OVERRIDES: dict[str, list[str]] = {
     "trainer.max_epochs": ["0", "-5", "1.5", "abc", "null"],
     "trainer.precision": ["7", "abc", "null", "16"],
     "trainer.accelerator": ["gpu", "foo", "null"],
-    "trainer.devices": ["0", "-3", "99", "abc", "null"],
+    # No count above 1: Lightning would launch DDP, whose workers re-run sys.argv[0], which an
+    # in-process case does not have (DDP runs are tested through the real script in test_ddp).
+    "trainer.devices": ["0", "-3", "abc", "null"],
     "seed": ["abc", "-1", "1.5", "2**70", "null", "99999999999999999999"],
     "monitor": ["nope/metric", "''", "1"],
     "monitor_mode": ["up", "1", "''"],
