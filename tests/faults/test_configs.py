@@ -70,13 +70,16 @@ def test_probe_timeout_null_means_no_deadline(
         ("optimizer.lr=-0.1", r"optimizer\.lr=-0\.1 is out of range"),
         ("optimizer=adamw optimizer.weight_decay=-1", r"optimizer\.weight_decay=-1"),
         ("data.frames=1000000000000", r"data\.frames=1000000000000 is out of range"),
+        ("data.size=1000000000000", r"data\.size=1000000000000 is out of range"),
+        ("monitor=1", r"monitor=1 is not a metric this run logs"),
     ],
 )
-def test_optimizer_values_and_clip_length_are_checked_at_start(
+def test_optimizer_values_clip_size_and_monitor_are_checked_at_start(
     compose_train: Callable[..., DictConfig], demo_videos: Path, override: str, expected: str
 ) -> None:
     """Found by experiments/fuzz_cli.py: a text learning rate failed inside torch's optimiser at
-    the first step, and a trillion-frame clip tried to allocate 7 TiB in the probe."""
+    the first step, a trillion-frame clip tried to allocate 7 TiB in the probe, a trillion-pixel
+    side failed inside OpenCV, and monitor=1 (an int) failed reading its name."""
     cfg = compose_train(f"data.manifest={demo_videos}", *override.split())
     with pytest.raises(ConfigError, match=expected):
         train(cfg)

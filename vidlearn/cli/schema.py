@@ -90,6 +90,8 @@ SECTIONS: dict[str, type] = {
 
 # A clip this long would not fit in memory anyway (10,000 frames of 112 x 112 RGB: 376 MB).
 MAX_FRAMES = 10_000
+# OpenCV's resize takes sides below 2**31; no model here wants frames beyond 8K.
+MAX_SIZE = 8192
 
 # key -> (is the value allowed, what it must be)
 RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
@@ -100,7 +102,7 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "workers": (lambda v: v >= 0, "0 (decode in this process) or more"),
     "data.batch_size": (lambda v: v >= 1, "at least 1"),
     "data.num_workers": (lambda v: v >= 0, "0 (load in the main process) or more"),
-    "data.size": (lambda v: v >= 1, "a frame side in pixels, at least 1"),
+    "data.size": (lambda v: 1 <= v <= MAX_SIZE, f"a frame side in pixels, 1 to {MAX_SIZE:,}"),
     "data.frames": (
         lambda v: 1 <= v <= MAX_FRAMES,
         f"a clip length of 1 to {MAX_FRAMES:,} frames",

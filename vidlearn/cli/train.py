@@ -114,7 +114,8 @@ def set_monitor(cfg: DictConfig, task_class: type) -> None:
     A `monitor_mode` against the metric's direction (max of a loss) would keep the worst
     checkpoint and stop early when the run improves, so it is a ConfigError.
     """
-    monitor = cfg.monitor or task_class.default_monitor[0]
+    # str(): a bare number on the command line (monitor=1) arrives as an int
+    monitor = str(cfg.monitor) if cfg.monitor is not None else task_class.default_monitor[0]
     mode = monitor_mode(monitor)
     if cfg.monitor_mode is not None and cfg.monitor_mode != mode:
         raise ConfigError(
