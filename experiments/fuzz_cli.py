@@ -461,6 +461,19 @@ TRAIN_OVERRIDES: dict[str, list[str]] = {
 MALFORMED = ["data.size=[", "=3", "data..size=1", "data.size", "+data.size=4", "~data.nope"]
 
 
+def some_overrides(
+    rng: np.random.Generator, table: dict[str, list[str]], chance: float
+) -> tuple[list[str], list[str]]:
+    """Each key of `table` with probability `chance`, set to one of its values; (overrides,
+    faults)."""
+    overrides, faults = [], []
+    for key, values in table.items():
+        if rng.random() < chance:
+            overrides.append(f"{key}={pick(rng, values)}")
+            faults.append(f"config:{key}")
+    return overrides, faults
+
+
 def config_faults(
     rng: np.random.Generator, table: dict[str, list[str]]
 ) -> tuple[list[str], list[str]]:
@@ -594,15 +607,18 @@ def eval_case(rng, world, folder, cache):
     if rng.random() < 0.3:
         extra.append(f"split={pick(rng, ['train', 'val', 'foo', '', 'null'])}")
         faults.append("config:split")
-    for key, values in {
-        "batch_size": ["0", "-1", "abc", "null", "1000000000000"],
-        "views.hop": ["0", "-1", "abc", "1.5"],
-        "device": ["foo", "cuda", "cuda:7", "mps"],
-        "out": [str(world.videos[0]), "/proc/nope", "''"],
-    }.items():
-        if rng.random() < 0.12:
-            extra.append(f"{key}={pick(rng, values)}")
-            faults.append(f"config:{key}")
+    drawn, drawn_faults = some_overrides(
+        rng,
+        {
+            "batch_size": ["0", "-1", "abc", "null", "1000000000000"],
+            "views.hop": ["0", "-1", "abc", "1.5"],
+            "device": ["foo", "cuda", "cuda:7", "mps"],
+            "out": [str(world.videos[0]), "/proc/nope", "''"],
+        },
+        0.12,
+    )
+    extra += drawn
+    faults += drawn_faults
     head = [a for a in args if a.startswith("data=")]
     rest = [a for a in args if not a.startswith("data=")]
     tiny = [t for t in TINY if not (head and t.startswith("data.frames="))]
@@ -645,17 +661,20 @@ def predict_case(rng, world, folder, cache):
         faults += manifest_faults
         target = str(manifest)
     extra = []
-    for key, values in {
-        "top_k": ["0", "-1", "100", "abc", "null"],
-        "batch_size": ["0", "-1", "abc", "null"],
-        "views.hop": ["0", "-1", "abc"],
-        "path_column": ["nope", "label", "''"],
-        "out": [str(world.videos[0] / "x.csv"), str(folder), "/proc/nope.csv"],
-        "device": ["foo", "cuda"],
-    }.items():
-        if rng.random() < 0.12:
-            extra.append(f"{key}={pick(rng, values)}")
-            faults.append(f"config:{key}")
+    drawn, drawn_faults = some_overrides(
+        rng,
+        {
+            "top_k": ["0", "-1", "100", "abc", "null"],
+            "batch_size": ["0", "-1", "abc", "null"],
+            "views.hop": ["0", "-1", "abc"],
+            "path_column": ["nope", "label", "''"],
+            "out": [str(world.videos[0] / "x.csv"), str(folder), "/proc/nope.csv"],
+            "device": ["foo", "cuda"],
+        },
+        0.12,
+    )
+    extra += drawn
+    faults += drawn_faults
     return [
         f"ckpt={ckpt}",
         f"input={target}",
@@ -669,15 +688,18 @@ def export_case(rng, world, folder, cache):
     faults: list[str] = []
     ckpt = checkpoint_arg(rng, world, faults)
     extra = [f"out={folder / 'model.pt'}"]
-    for key, values in {
-        "format": ["onnx", "foo", "''", "null", "TORCHSCRIPT"],
-        "tolerance": ["-1", "0", "abc", "null", "nan"],
-        "out": [str(folder / "missing_dir" / "m.pt"), str(folder), "/proc/m.pt", "''"],
-        "seed": ["abc", "-1", "1.5"],
-    }.items():
-        if rng.random() < 0.2:
-            extra.append(f"{key}={pick(rng, values)}")
-            faults.append(f"config:{key}")
+    drawn, drawn_faults = some_overrides(
+        rng,
+        {
+            "format": ["onnx", "foo", "''", "null", "TORCHSCRIPT"],
+            "tolerance": ["-1", "0", "abc", "null", "nan"],
+            "out": [str(folder / "missing_dir" / "m.pt"), str(folder), "/proc/m.pt", "''"],
+            "seed": ["abc", "-1", "1.5"],
+        },
+        0.2,
+    )
+    extra += drawn
+    faults += drawn_faults
     return [f"ckpt={ckpt}", *extra], faults
 
 
