@@ -22,7 +22,17 @@ DATA_SHAPES = {
     "r2plus1d_18": (4, 32),
     "s3d": (8, 32),
     "hms_cnn_rnn": (6, 64),
+    "videomae": (4, 32),
+    "timesformer": (4, 32),
 }
+# Presets whose default size is too large for a quick test, shrunk (architecture keys only).
+TINY_TRANSFORMER = (
+    "model.hidden_size=32",
+    "model.num_hidden_layers=1",
+    "model.num_attention_heads=2",
+    "model.intermediate_size=64",
+)
+SHRINK = {"videomae": TINY_TRANSFORMER, "timesformer": TINY_TRANSFORMER}
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
 
 
@@ -36,7 +46,7 @@ def compose_model(compose_train: Callable[..., DictConfig]) -> Callable[..., Dic
             if "weights" in OmegaConf.load(CONFIG_DIR / f"{name}.yaml")
             else []
         )
-        return compose_train(f"model={name}", *weights, *overrides).model
+        return compose_train(f"model={name}", *weights, *SHRINK.get(name, ()), *overrides).model
 
     return compose
 

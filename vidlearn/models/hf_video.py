@@ -20,6 +20,7 @@ at run time), and another channel count adapts the patch-embedding conv.
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from types import ModuleType
@@ -69,7 +70,7 @@ def resolve_weights(weights: str | Path | None) -> Path | None:
         )
     import_transformers()
     from huggingface_hub import constants, snapshot_download
-    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+    from huggingface_hub.utils import HFValidationError, LocalEntryNotFoundError
 
     try:
         return Path(snapshot_download(str(weights), local_files_only=True))
@@ -170,6 +171,22 @@ class _HFVideoClassifier(nn.Module):
 
     model_type: str
     exposed: tuple[str, ...]
+    # The mean/std constants of transformers.image_utils that the family's image processor uses
+    statistics: tuple[str, str]
+
+    @classmethod
+    def pretrained_preprocessing(cls, weights: str | None) -> Preprocessing | None:
+        """The mean/std `weights` were trained with; None for none. Raises when the weights
+        cannot be had (missing folder, hub id not cached, another model type), before any data
+        is read (`vidlearn.cli.pretrained`)."""
+        folder = resolve_weights(weights)
+        if folder is None:
+            return None
+        read_folder_config(folder, cls.model_type)
+        import_transformers()
+        image_utils = importlib.import_module("transformers.image_utils")
+        mean, std = (tuple(getattr(image_utils, name)) for name in cls.statistics)
+        return folder_preprocessing(folder, mean, std)
 
     def _build(
         self,
@@ -220,6 +237,7 @@ class VideoMAE(_HFVideoClassifier):
     """
 
     model_type = "videomae"
+    statistics = ("IMAGENET_STANDARD_MEAN", "IMAGENET_STANDARD_STD")  # VideoMAE's processor
     exposed = (
         "patch_size",
         "tubelet_size",
@@ -258,8 +276,6 @@ class VideoMAE(_HFVideoClassifier):
         if problems:  # a table of no patches cannot even be built
             raise ConfigError("; ".join(problems) + ".")
         transformers = import_transformers()
-        from transformers.image_utils import IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD
-
         architecture = {
             "patch_size": patch_size,
             "tubelet_size": tubelet_size,
@@ -285,11 +301,7 @@ class VideoMAE(_HFVideoClassifier):
         self.norm = nn.LayerNorm(hidden_size) if use_mean_pooling else nn.Identity()
         self.use_mean_pooling = use_mean_pooling
         self.head = nn.Linear(hidden_size, num_outputs)
-        self.preprocessing = (
-            folder_preprocessing(folder, IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD)
-            if folder
-            else None
-        )
+        self.preprocessing = self.pretrained_preprocessing(str(folder) if folder else None)
 
     def features(self, clips: Tensor) -> Tensor:  # (B, T, C, H, W)
         """The pooled backbone features `(B, hidden_size)` the head classifies."""
@@ -313,6 +325,7 @@ class TimeSformer(_HFVideoClassifier):
     """
 
     model_type = "timesformer"
+    statistics = ("IMAGENET_DEFAULT_MEAN", "IMAGENET_DEFAULT_STD")  # TimeSformer's processor
     exposed = (
         "patch_size",
         "hidden_size",
@@ -340,7 +353,6 @@ class TimeSformer(_HFVideoClassifier):
             raise ConfigError(f"model.drop_path={drop_path} must be in [0, 1).")
         self.input_limits = InputLimits("model=timesformer", min_size=patch_size)
         transformers = import_transformers()
-        from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
         from transformers.models.timesformer.modeling_timesformer import TimesformerDropPath
 
         architecture = {
@@ -369,11 +381,7 @@ class TimeSformer(_HFVideoClassifier):
         for layer, rate in zip(self.backbone.encoder.layer, rates, strict=True):
             layer.drop_path = TimesformerDropPath(rate) if rate > 0 else nn.Identity()
         self.head = nn.Linear(hidden_size, num_outputs)
-        self.preprocessing = (
-            folder_preprocessing(folder, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
-            if folder
-            else None
-        )
+        self.preprocessing = self.pretrained_preprocessing(str(folder) if folder else None)
 
     def resize_tables(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
         return resample_tables(state, self.backbone.state_dict())
