@@ -13,9 +13,13 @@ checkpoint treats them as any other `(B, T, C, H, W) -> (B, num_outputs)` model.
 
 The architecture arguments must equal the weights' config.json, so that a checkpoint, which
 vidlearn rebuilds with `weights="none"` (`vidlearn.inference.checkpoint`), gets the same network.
-Clip length, frame size and channels are the data's: VideoMAE's sinusoid position table is
-recomputed for them, TimeSformer's learned tables are resampled (nearest, as transformers does
-at run time), and another channel count adapts the patch-embedding conv.
+Both families take clips of exactly `num_frames` x `size` x `size` (`input_limits`; the presets
+interpolate the data's): VideoMAE's sinusoid position table is computed for them, and
+TimeSformer's blocks reshape tokens by the config's num_frames and image_size (its embeddings'
+own run-time resize of the tables does not reach the blocks, so another clip size would be
+mis-grouped silently). With weights, VideoMAE's table is recomputed and TimeSformer's learned
+tables are resampled (nearest, as transformers resizes them) to the data's clip size; another
+channel count adapts the patch-embedding conv.
 """
 
 from __future__ import annotations
@@ -146,8 +150,7 @@ def check_architecture(
 def resample_tables(state: dict[str, Tensor], target: dict[str, Tensor]) -> dict[str, Tensor]:
     """TimeSformer's learned position and time tables of `state` resized to `target`'s shapes.
 
-    Nearest-neighbour, as `TimesformerEmbeddings.forward` resizes them at run time, so the
-    resized model computes what the pretrained one computes on the new clip size.
+    Nearest-neighbour, the mode `TimesformerEmbeddings.forward` resizes them with at run time.
     """
     resized = dict(state)
     key = "embeddings.position_embeddings"  # (1, 1 + g * g, D): CLS then a g x g grid
@@ -317,11 +320,10 @@ class TimeSformer(_HFVideoClassifier):
     """TimeSformer (Bertasius et al. 2021) video classifier `(B, T, C, H, W) -> (B, num_outputs)`.
 
     Features are the CLS token's last hidden state (after the backbone's LayerNorm, as
-    `TimesformerForVideoClassification`), then a new linear layer. The learned position and
-    time tables are built for `num_frames` x `size`; transformers resizes them (nearest) for
-    other inputs, so any clip length and a frame size of at least one patch train
-    (`input_limits`). `drop_path` is the stochastic depth of the last block, rising linearly
-    from 0 at the first (the config's drop_path_rate).
+    `TimesformerForVideoClassification`), then a new linear layer. Clips must have exactly
+    `num_frames` frames of `size` x `size` (`input_limits`): the blocks reshape tokens by the
+    config's sizes. `drop_path` is the stochastic depth of the last block, rising linearly from
+    0 at the first (the config's drop_path_rate).
     """
 
     model_type = "timesformer"
@@ -351,7 +353,13 @@ class TimeSformer(_HFVideoClassifier):
         super().__init__()
         if not 0.0 <= drop_path < 1.0:
             raise ConfigError(f"model.drop_path={drop_path} must be in [0, 1).")
-        self.input_limits = InputLimits("model=timesformer", min_size=patch_size)
+        self.input_limits = InputLimits(
+            "model=timesformer",
+            min_size=patch_size,
+            frames=num_frames,
+            size=size,
+            hint="(TimeSformer's blocks are built for model.num_frames and model.size)",
+        )
         transformers = import_transformers()
         from transformers.models.timesformer.modeling_timesformer import TimesformerDropPath
 
