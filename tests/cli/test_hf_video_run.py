@@ -107,3 +107,23 @@ def test_torchscript_export_matches_the_checkpoint(hf_checkpoint: Path, tmp_path
     inputs = torch.randn(loaded.input_shape(3))
     with torch.no_grad():
         assert torch.allclose(torch.jit.load(str(out))(inputs), loaded.model(inputs), atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "frames"), [("videomae", 2), ("timesformer", 1)])
+def test_each_backbone_trains_from_random_weights_at_its_smallest_clip(
+    name: str, frames: int, tmp_path: Path, demo_videos: Path
+) -> None:
+    """The smallest clip `input_limits` allows: one tubelet / one frame of one 16-pixel patch."""
+    cfg = compose_small_train(
+        tmp_path,
+        f"data.manifest={demo_videos}",
+        "data.size=16",
+        f"data.frames={frames}",
+        f"model={name}",
+        "model.weights=none",
+        *(f"model.{key}={value}" for key, value in TINY.items()),
+    )
+    summary = train(cfg)
+    assert torch.isfinite(torch.tensor(summary["metrics"]["val/loss"]))
+    assert Path(summary["best_checkpoint"]).is_file()

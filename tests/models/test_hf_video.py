@@ -14,6 +14,7 @@ from vidlearn.errors import ConfigError, UserError
 from vidlearn.tasks.preflight import check_input_limits
 
 pytest.importorskip("transformers", reason="the Hugging Face video models need vidlearn[hf]")
+from vidlearn.models import hf_video  # noqa: E402
 from vidlearn.models.hf_video import TimeSformer, VideoMAE  # noqa: E402
 
 # Tiny architectures: 32-wide, 16-pixel patches; clips of 4 frames of 32x32 unless a test says.
@@ -61,14 +62,12 @@ def test_a_save_pretrained_folder_gives_the_saved_backbone(cls: type, tmp_path: 
 def test_a_hub_id_is_read_from_the_local_cache(
     cls: type, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from huggingface_hub import constants
-
     # The cache's own layout: refs/main names the snapshot folder holding the files.
     repo = tmp_path / "hub" / "models--someone--tiny"
     saved_model = saved(cls, repo / "snapshots" / "0123abcd")
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text("0123abcd")
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(hf_video, "hub_cache", lambda: str(tmp_path / "hub"))
     loaded = tiny(cls, weights="someone/tiny")
     with torch.no_grad():
         assert torch.equal(loaded.features(clips()), saved_model.features(clips()))
@@ -77,9 +76,7 @@ def test_a_hub_id_is_read_from_the_local_cache(
 def test_a_hub_id_missing_from_the_cache_names_it_the_cache_and_the_download(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(hf_video, "hub_cache", lambda: str(tmp_path / "hub"))
     with pytest.raises(UserError) as caught:
         tiny(VideoMAE, weights="MCG-NJU/videomae-base")
     message = str(caught.value)
@@ -149,7 +146,7 @@ def test_preprocessing_is_the_processors_else_the_familys(
 def test_timesformer_drop_path_rises_linearly_to_the_last_block() -> None:
     model = tiny(TimeSformer, drop_path=0.2)
     first, last = (layer.drop_path for layer in model.backbone.encoder.layer)
-    assert isinstance(first, torch.nn.Identity) and last.drop_prob == pytest.approx(0.2)
+    assert isinstance(first, torch.nn.Identity) and last.p == pytest.approx(0.2)
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda cls: cls.__name__)

@@ -32,6 +32,7 @@ from types import ModuleType
 import torch
 from torch import Tensor, nn
 from torch.nn import functional
+from torchvision.ops import StochasticDepth
 
 from vidlearn.errors import ConfigError, UserError
 from vidlearn.models.input_conv import adapt_first_conv
@@ -73,25 +74,35 @@ def resolve_weights(weights: str | Path | None) -> Path | None:
             "Face cache, or none."
         )
     import_transformers()
-    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub import snapshot_download
     from huggingface_hub.utils import HFValidationError, LocalEntryNotFoundError
 
+    cache = hub_cache()
     try:
-        return Path(snapshot_download(str(weights), local_files_only=True))
+        return Path(snapshot_download(str(weights), cache_dir=cache, local_files_only=True))
     except HFValidationError as error:
         raise ConfigError(
             f"model.weights={weights!r} is neither an existing folder nor a Hugging Face hub id "
             f"({error}); pass a folder written by save_pretrained, a hub id such as "
             "MCG-NJU/videomae-base, or none."
         ) from error
-    except LocalEntryNotFoundError as error:
+    # FileNotFoundError: huggingface_hub before 0.13 for a repo missing from the cache
+    except (LocalEntryNotFoundError, FileNotFoundError) as error:
         raise UserError(
             f"model.weights={weights!r}: this Hugging Face hub id is not in the local Hugging "
-            f"Face cache ({constants.HF_HUB_CACHE}), and vidlearn never downloads from the hub. "
+            f"Face cache ({cache}), and vidlearn never downloads from the hub. "
             f"On a machine with network run `hf download {weights}` (huggingface-cli download "
             "in older huggingface_hub) and copy the cache folder here, or point HF_HOME at a "
             "cache that holds it, or pass a folder written by save_pretrained, or none."
         ) from error
+
+
+def hub_cache() -> str:
+    """The Hugging Face hub cache folder (HF_HUB_CACHE, or HF_HOME/hub)."""
+    from huggingface_hub import constants
+
+    # HUGGINGFACE_HUB_CACHE: the name before huggingface_hub 0.16
+    return getattr(constants, "HF_HUB_CACHE", None) or constants.HUGGINGFACE_HUB_CACHE
 
 
 def read_folder_config(folder: Path, model_type: str) -> dict[str, object]:
@@ -361,7 +372,6 @@ class TimeSformer(_HFVideoClassifier):
             hint="(TimeSformer's blocks are built for model.num_frames and model.size)",
         )
         transformers = import_transformers()
-        from transformers.models.timesformer.modeling_timesformer import TimesformerDropPath
 
         architecture = {
             "patch_size": patch_size,
@@ -384,10 +394,11 @@ class TimeSformer(_HFVideoClassifier):
             in_channels,
         )
         # Set on the built layers: transformers 5.24's config types drop_path_rate as int and
-        # refuses 0.1. The rates are TimesformerLayer's own rule, linspace(0, rate, layers).
+        # refuses 0.1. The rates are TimesformerLayer's own rule, linspace(0, rate, layers);
+        # torchvision's row-mode StochasticDepth is the same per-sample drop as its DropPath.
         rates = torch.linspace(0, drop_path, num_hidden_layers).tolist()
         for layer, rate in zip(self.backbone.encoder.layer, rates, strict=True):
-            layer.drop_path = TimesformerDropPath(rate) if rate > 0 else nn.Identity()
+            layer.drop_path = StochasticDepth(rate, mode="row") if rate > 0 else nn.Identity()
         self.head = nn.Linear(hidden_size, num_outputs)
         self.preprocessing = self.pretrained_preprocessing(str(folder) if folder else None)
 
