@@ -171,3 +171,40 @@ def test_preflight_refuses_frames_smaller_than_a_patch() -> None:
 def test_videomae_refuses_a_clip_shorter_than_a_tubelet() -> None:
     with pytest.raises(ConfigError, match="model=videomae needs data.frames >= 2"):
         tiny(VideoMAE, num_frames=1)
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda cls: cls.__name__)
+def test_a_folder_saved_by_transformers_classifier_gives_its_backbone(
+    cls: type, tmp_path: Path
+) -> None:
+    import transformers
+
+    family = {VideoMAE: "VideoMAE", TimeSformer: "Timesformer"}[cls]
+    config = getattr(transformers, f"{family}Config")(num_frames=4, image_size=32, **TINY)
+    source = getattr(transformers, f"{family}ForVideoClassification")(config).eval()
+    source.save_pretrained(tmp_path)  # keys under "videomae." / "timesformer.", plus its head
+    loaded = tiny(cls, weights=str(tmp_path))
+    with torch.no_grad():
+        expected = getattr(source, cls.model_type)(clips()).last_hidden_state
+        assert torch.equal(loaded.backbone(pixel_values=clips()).last_hidden_state, expected)
+
+
+def test_a_folder_lacking_backbone_tensors_is_refused(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    saved(VideoMAE, tmp_path)
+    state = load_file(tmp_path / "model.safetensors")
+    save_file(
+        {k: v for k, v in state.items() if "layer.1." not in k}, tmp_path / "model.safetensors"
+    )
+    with pytest.raises(ConfigError, match="lack or misfit .* tensors of the videomae backbone"):
+        tiny(VideoMAE, weights=str(tmp_path))
+
+
+def test_an_older_configs_qkv_bias_counts_as_videomaes_qv_bias(tmp_path: Path) -> None:
+    saved(VideoMAE, tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["qkv_bias"] = config.pop("qv_bias") and False  # as transformers 4 saved it
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="qv_bias=False in config.json, True here"):
+        tiny(VideoMAE, weights=str(tmp_path))

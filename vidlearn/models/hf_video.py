@@ -40,6 +40,8 @@ from vidlearn.models.limits import InputLimits
 from vidlearn.models.weights import NO_WEIGHTS, Preprocessing, load_checked
 
 INSTALL = "pip install 'vidlearn[hf]'"
+# Config keys saved under another name by older transformers: VideoMAE's qv_bias was qkv_bias.
+ALIASES = {"qv_bias": "qkv_bias"}
 # The image processor's settings file: image processors (transformers 4) and video processors (5).
 PROCESSOR_FILES = ("preprocessor_config.json", "video_preprocessor_config.json")
 
@@ -145,7 +147,7 @@ def check_architecture(
     """Refuse weights whose config.json differs from `wanted` in any architecture key."""
     problems = []
     for key, value in wanted.items():
-        found = config.get(key, value)
+        found = config.get(key, config.get(ALIASES.get(key, key), value))
         if isinstance(found, list):  # patch_size may be saved as [16, 16]
             found = found[0] if len(set(found)) == 1 else tuple(found)
         if found != value:
@@ -222,7 +224,16 @@ class _HFVideoClassifier(nn.Module):
             return None
         saved = read_folder_config(folder, self.model_type)
         check_architecture(folder, saved, architecture, self.exposed)
-        pretrained = model_class.from_pretrained(str(folder), local_files_only=True)
+        pretrained, loading = model_class.from_pretrained(
+            str(folder), local_files_only=True, output_loading_info=True
+        )
+        lacking = [*loading["missing_keys"], *loading.get("mismatched_keys", [])]
+        if lacking:  # transformers would leave them randomly initialised, with a warning only
+            raise ConfigError(
+                f"model.weights={str(folder)!r}: the weights lack or misfit {len(lacking)} "
+                f"tensors of the {self.model_type} backbone ({', '.join(map(str, lacking[:5]))}"
+                f"{', ...' if len(lacking) > 5 else ''}); pass a complete save_pretrained folder."
+            )
         config.num_channels = int(saved.get("num_channels", 3))
         self.backbone = model_class(config)
         state = {key: value.float() for key, value in pretrained.state_dict().items()}
