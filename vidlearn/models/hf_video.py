@@ -52,8 +52,9 @@ def import_transformers() -> ModuleType:
         import transformers
     except ImportError as error:
         raise UserError(
-            f"model.weights / model._target_: the Hugging Face video models need the transformers "
-            f"package, which is not installed ({error}); install it with {INSTALL}."
+            "The Hugging Face video models (model=videomae, model=timesformer) need the "
+            f"transformers package, which is not installed ({error}); install it with {INSTALL}, "
+            "or pick another model."
         ) from error
     return transformers
 
