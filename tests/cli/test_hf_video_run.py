@@ -16,7 +16,9 @@ from vidlearn.cli.config import CONF_DIR
 from vidlearn.cli.eval import run_eval
 from vidlearn.cli.export import export
 from vidlearn.cli.predict import predict
+from vidlearn.cli.pretrained import fetch_pretrained
 from vidlearn.cli.train import train
+from vidlearn.errors import UserError
 from vidlearn.inference.checkpoint import load_checkpoint
 
 pytest.importorskip("transformers", reason="the Hugging Face video models need vidlearn[hf]")
@@ -127,3 +129,14 @@ def test_each_backbone_trains_from_random_weights_at_its_smallest_clip(
     summary = train(cfg)
     assert torch.isfinite(torch.tensor(summary["metrics"]["val/loss"]))
     assert Path(summary["best_checkpoint"]).is_file()
+
+
+def test_a_hub_id_missing_from_the_cache_fails_before_the_data_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vidlearn.models import hf_video
+
+    monkeypatch.setattr(hf_video, "hub_cache", lambda: str(tmp_path / "hub"))
+    cfg = compose_small_train(tmp_path, "model=videomae", "model.weights=someone/absent")
+    with pytest.raises(UserError, match="'someone/absent': this Hugging Face hub id is not in"):
+        fetch_pretrained(cfg.model)
