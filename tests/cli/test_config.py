@@ -15,6 +15,8 @@ from vidlearn.cli.schema import validate
 GROUPS = [
     "data",
     "augment",
+    "erasing",
+    "mix",
     "sampler",
     "model",
     "task",

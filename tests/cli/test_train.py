@@ -13,7 +13,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from vidlearn.cli.train import set_monitor, task_statistics, to_channels_last, train
+from vidlearn.cli.train import (
+    batch_augment,
+    set_monitor,
+    task_statistics,
+    to_channels_last,
+    train,
+)
 from vidlearn.errors import ConfigError
 from vidlearn.tasks.multiclass import MulticlassTask
 from vidlearn.tasks.regression import RegressionTask
@@ -148,6 +154,39 @@ def test_train_normalises_and_augments_on_the_device(
     assert sum(call.batch_size for call in training) == summary["num_train"]
     assert all(call.dtype == torch.float32 for call in training)
     assert any(call.changed for call in training)
+
+
+def test_erasing_runs_after_the_augment_presets_device_steps(
+    compose_train: Callable[..., DictConfig],
+) -> None:
+    cfg = compose_train(
+        "augment=light_device", "erasing=random", "data.mean=[0.5]", "data.std=[0.25]"
+    )
+    steps = [type(step).__name__ for step in batch_augment(cfg).steps]
+    assert steps == ["DeviceAugmentations", "ClipRandomErasingOnDevice"]
+
+
+def test_the_default_run_augments_nothing_on_the_device(
+    compose_train: Callable[..., DictConfig],
+) -> None:
+    assert batch_augment(compose_train()) is None
+
+
+@pytest.mark.slow
+def test_train_mixes_and_erases_training_batches(
+    compose_train: Callable[..., DictConfig], demo_videos: Path
+) -> None:
+    cfg = compose_train(
+        f"data.manifest={demo_videos}",
+        "data.size=32",
+        "data.frames=6",
+        "data.batch_size=4",
+        "mix=mixup_cutmix",
+        "erasing=random",
+        "task.label_smoothing=0.1",
+    )
+    summary = train(cfg)
+    assert summary["status"] == "ok" and np.isfinite(summary["metrics"]["val/loss"])
 
 
 @pytest.mark.parametrize(

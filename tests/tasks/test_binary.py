@@ -8,6 +8,7 @@ from functools import partial
 import pytest
 import torch
 
+from vidlearn.errors import ConfigError
 from vidlearn.tasks.binary import BinaryTask
 
 ADAM = partial(torch.optim.Adam, lr=0.02)
@@ -25,7 +26,7 @@ def test_binary_task_overfits_one_batch(tiny_net, make_batch, fit, validate) -> 
 
 
 def _validate_fixed_probabilities(
-    validate, probabilities: list[float], target: list[float]
+    validate, probabilities: list[float], target: list[float], **options: object
 ) -> dict:
     """Validate a task whose model outputs the logits of `probabilities`; returns the metrics."""
     logits = torch.logit(torch.tensor(probabilities)).unsqueeze(1)  # (B, 1)
@@ -34,7 +35,7 @@ def _validate_fixed_probabilities(
         def forward(self, inputs: torch.Tensor) -> torch.Tensor:
             return logits
 
-    task = BinaryTask(FixedLogits(), CLASSES, threshold=0.5)
+    task = BinaryTask(FixedLogits(), CLASSES, threshold=0.5, **options)
     batch = {
         "input": torch.zeros(len(target), 1),
         "target": torch.tensor(target),
@@ -109,3 +110,28 @@ def test_auroc_of_a_split_with_one_class_is_nan_and_said_once(validate, caplog) 
     assert math.isnan(first["val/auroc"]) and math.isnan(first["val/average_precision"])
     said = [r.getMessage() for r in caplog.records if "val/auroc is NaN" in r.getMessage()]
     assert len(said) == 1 and "both classes" in said[0]
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.5])
+def test_label_smoothing_trains_on_targets_pulled_towards_one_half(tiny_net, smoothing) -> None:
+    task = BinaryTask(tiny_net(1), CLASSES, label_smoothing=smoothing)
+    logits = torch.tensor([[2.0], [-1.0], [0.5]])
+    target = torch.tensor([1.0, 0.0, 1.0])
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits.squeeze(-1), target * (1 - smoothing) + smoothing / 2
+    )
+    assert task.compute_loss(logits, target) == pytest.approx(expected.item())
+
+
+def test_label_smoothing_leaves_the_metrics_on_the_0_1_targets(validate) -> None:
+    plain = _validate_fixed_probabilities(validate, PROBABILITIES, TARGET)
+    smoothed = _validate_fixed_probabilities(validate, PROBABILITIES, TARGET, label_smoothing=0.2)
+    assert smoothed["val/loss"] != pytest.approx(plain["val/loss"])
+    assert {k: v for k, v in smoothed.items() if k != "val/loss"} == {
+        k: v for k, v in plain.items() if k != "val/loss"
+    }
+
+
+def test_label_smoothing_of_1_is_a_config_error(tiny_net) -> None:
+    with pytest.raises(ConfigError, match="task.label_smoothing"):
+        BinaryTask(tiny_net(1), CLASSES, label_smoothing=1.0)

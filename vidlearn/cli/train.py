@@ -41,6 +41,7 @@ from vidlearn.cli.schema import validate
 from vidlearn.data.bad_files import BadFileMonitor
 from vidlearn.data.datamodules import ManifestDataModule, write_splits
 from vidlearn.data.datasets import collate
+from vidlearn.data.device_augment import DeviceAugmentations
 from vidlearn.data.samplers import balanced_class_weights, positive_weight
 from vidlearn.errors import ConfigError
 from vidlearn.reports.plots import plot_confusion_matrix, plot_training_curves
@@ -160,12 +161,21 @@ def build_task(
         classes=datamodule.classes,
         preprocessing=datamodule.preprocessing(),
         model_config=OmegaConf.to_container(cfg.model, resolve=True),
-        batch_augment=instantiate(cfg.augment.get("device")),  # augment=*_device: on the device
+        batch_augment=batch_augment(cfg),
         normalise=datamodule.batch_normalisation(),  # data.normalise_on_device: uint8 batches
+        mix=instantiate(cfg.mix) if cfg.get("mix") else None,  # mix=mixup, cutmix, ...
         _recursive_=False,
         **task_statistics(label_kind, cfg.task, datamodule),
     )
     return model, task
+
+
+def batch_augment(cfg: DictConfig) -> DeviceAugmentations | None:
+    """The augmentation the task runs on training batches on the device: augment=*_device's
+    `device` node, then erasing=random; None when neither is chosen."""
+    nodes = [cfg.augment.get("device"), cfg.get("erasing")]
+    steps = [instantiate(node) for node in nodes if node]
+    return DeviceAugmentations(steps) if steps else None
 
 
 def to_channels_last(model: torch.nn.Module) -> None:

@@ -1,5 +1,5 @@
-"""Clip augmentation on the accelerator: one affine warp and one brightness/contrast change per
-clip, for a whole batch at once.
+"""Clip augmentation on the accelerator: one affine warp, one brightness/contrast change and one
+erased box per clip, for a whole batch at once.
 
 The LightningModule calls it after the batch reaches the device (`on_after_batch_transfer`,
 training only), so workers only decode, resize and normalise. Each clip's parameters come from
@@ -12,7 +12,8 @@ The parameters mirror albumentations' `Affine` as the worker path uses it (rotat
 about the centre, positive = counter-clockwise as in OpenCV; translation as a fraction of the
 width and height, applied in whole pixels; isotropic scale), with bilinear sampling and black outside the frame, so the
 two paths agree in distribution (tested). `ClipBrightnessContrastOnDevice` is albumentations'
-`RandomBrightnessContrast` (brightness_by_max) with the same ranges; `DeviceAugmentations` runs
+`RandomBrightnessContrast` (brightness_by_max) with the same ranges; `ClipRandomErasingOnDevice`
+is timm's `RandomErasing` with one box (and one noise patch) for every frame; `DeviceAugmentations` runs
 several in order, each from its own stream of the clip's seed. This module imports torch (and vidlearn.errors) only: the task receives it
 as a callable and never imports `vidlearn.data`.
 """
@@ -182,6 +183,91 @@ class ClipBrightnessContrastOnDevice:
         std = torch.tensor(self.std, dtype=clips.dtype, device=clips.device).view(channels)
         pixels = (clips * std + mean) * alpha + beta  # in [0, 1] units
         return (pixels.clamp(0.0, 1.0) - mean) / std
+
+
+ERASING_VALUES = ("zero", "random")
+
+
+class ClipRandomErasingOnDevice:
+    """Erase one box of every clip of a batch on its device, the same box on every frame.
+
+    As timm's `RandomErasing` on normalised inputs: with probability `p`, up to `attempts` boxes
+    of a random fraction `area` of the frame and a log-uniform `aspect` (height / width) are
+    tried until one fits inside the frame (none fits: the clip is left as it is); the box is set
+    to 0 (`value="zero"`, the mean colour) or to standard normal noise (`value="random"`), the
+    same patch on every frame, so the erased object stays still rather than flickering.
+    `clips` `(B, T, C, H, W)` or images `(B, C, H, W)`, float, normalised; `seeds` `(B,)` int64.
+    """
+
+    # Its generator is seeded with seed + STREAM, so its draws are independent of the others'.
+    STREAM = 2
+
+    def __init__(
+        self,
+        p: float = 0.25,
+        area: Sequence[float] = (0.02, 1 / 3),
+        aspect: Sequence[float] = (0.3, 1 / 0.3),
+        value: str = "zero",
+        attempts: int = 10,
+    ) -> None:
+        name = type(self).__name__
+        _check_probability(p, name)
+        self.area = _range(area, "area", name)
+        self.aspect = _range(aspect, "aspect", name)
+        if self.area[0] <= 0.0 or self.area[1] > 1.0:
+            raise ConfigError(
+                f"erasing.area={list(self.area)} must lie in (0, 1]: fractions of the frame's area"
+            )
+        if not self.aspect[0] > 0.0:
+            raise ConfigError(f"erasing.aspect={list(self.aspect)} must be > 0 (height / width)")
+        if value not in ERASING_VALUES:
+            raise ConfigError(f"erasing.value={value!r} must be one of {ERASING_VALUES}")
+        if attempts < 1:
+            raise ConfigError(f"erasing.attempts={attempts} must be >= 1")
+        self.p = p
+        self.value = value
+        self.attempts = attempts
+
+    def draw(self, seed: int, height: int, width: int) -> tuple[int, int, int, int] | None:
+        """(top, left, box height, box width) of one clip's box, or None: not erased."""
+        return self._box(torch.Generator().manual_seed(seed + self.STREAM), height, width)
+
+    def _box(
+        self, generator: torch.Generator, height: int, width: int
+    ) -> tuple[int, int, int, int] | None:
+        # a fixed number of draws whatever the outcome, so the noise after them is reproducible
+        uniform = torch.rand(1 + 4 * self.attempts, generator=generator, dtype=torch.float64)
+        if uniform[0] >= self.p:
+            return None
+        (low_area, high_area), (low_aspect, high_aspect) = self.area, self.aspect
+        log_low, log_high = math.log(low_aspect), math.log(high_aspect)
+        for u_area, u_aspect, u_top, u_left in uniform[1:].view(-1, 4).tolist():
+            target = (low_area + (high_area - low_area) * u_area) * height * width
+            aspect = math.exp(log_low + (log_high - log_low) * u_aspect)
+            box_h, box_w = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
+            if 0 < box_h < height and 0 < box_w < width:  # timm's rule: strictly inside
+                top = math.floor(u_top * (height - box_h + 1))
+                left = math.floor(u_left * (width - box_w + 1))
+                return top, left, box_h, box_w
+        return None
+
+    def __call__(self, clips: Tensor, seeds: Tensor) -> Tensor:
+        height, width = clips.shape[-2:]
+        channels = clips.shape[-3]
+        out = clips.clone()
+        for item, seed in enumerate(seeds.tolist()):
+            generator = torch.Generator().manual_seed(int(seed) + self.STREAM)
+            box = self._box(generator, height, width)
+            if box is None:
+                continue
+            top, left, box_h, box_w = box
+            if self.value == "zero":
+                fill = torch.zeros((), dtype=clips.dtype, device=clips.device)
+            else:  # one noise patch (C, h, w), broadcast over the frames
+                noise = torch.randn(channels, box_h, box_w, generator=generator)
+                fill = noise.to(device=clips.device, dtype=clips.dtype)
+            out[item, ..., top : top + box_h, left : left + box_w] = fill
+        return out
 
 
 class DeviceAugmentations:

@@ -34,6 +34,8 @@ Batch = Mapping[str, Tensor | list[str]]
 OptimizerFactory = Callable[[Iterable[dict[str, object]]], Optimizer]
 # (inputs (B, ...) on the device, seeds (B,) int64) -> augmented inputs of the same shape
 BatchAugment = Callable[[Tensor, Tensor], Tensor]
+# (inputs, float targets (B, ...), seeds (B,)) -> mixed inputs and targets (vidlearn.tasks.mix)
+BatchMix = Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
 PlainValue = None | bool | int | float | str | list["PlainValue"] | dict[str, "PlainValue"]
 NONFINITE_MODES = ("raise", "skip")
 
@@ -100,6 +102,9 @@ class Task(pl.LightningModule):
     batches once they are on the device, one draw per item from `batch["seed"]`; it is not
     stored (inference never augments). `normalise` (the DataModule's `batch_normalisation()`)
     turns uint8 batches into model inputs on the device, in every stage, before augmentation.
+    `mix` (`vidlearn.tasks.mix.MixUpCutMix`) mixes training batches after `batch_augment`,
+    inputs and labels alike (classification tasks only; not stored either): the loss takes the
+    mixed labels, the training metrics each item's dominant label (the argmax of its mix).
     `backbone_lr_scale` scales the learning rate of `model.backbone`; `conv_weight_decay`
     replaces the optimiser's weight decay on convolution weights (None keeps it);
     `on_nonfinite_loss` ("raise" or "skip") says what a NaN/inf training loss does.
@@ -122,8 +127,14 @@ class Task(pl.LightningModule):
         model_config: Mapping[str, object] | None = None,
         batch_augment: BatchAugment | None = None,
         normalise: Callable[[Tensor], Tensor] | None = None,
+        mix: BatchMix | None = None,
     ) -> None:
         super().__init__()
+        if mix is not None and not isinstance(self, ClassificationTask):
+            raise ConfigError(
+                f"mix={type(mix).__name__} mixes class labels, and the {self.label_kind} task "
+                "has none to mix: use mix=none."
+            )
         if on_nonfinite_loss not in NONFINITE_MODES:
             raise ConfigError(
                 f"task.on_nonfinite_loss={on_nonfinite_loss!r} must be one of {NONFINITE_MODES}."
@@ -139,7 +150,7 @@ class Task(pl.LightningModule):
                 f"submodule, and {type(model).__name__} has none; set task.backbone_lr_scale=1."
             )
         self.save_hyperparameters(
-            ignore=["model", "optimizer", "scheduler", "batch_augment", "normalise"]
+            ignore=["model", "optimizer", "scheduler", "batch_augment", "normalise", "mix"]
         )
         # Hydra hands lists and dicts over as OmegaConf containers: store plain copies instead.
         self.save_hyperparameters(to_plain(dict(self.hparams)))
@@ -148,6 +159,7 @@ class Task(pl.LightningModule):
         self.scheduler_recipe = scheduler
         self.batch_augment = batch_augment
         self.normalise = normalise
+        self.mix = mix
         self.classes: list[str] = list(self.hparams.classes)
         metrics = self.build_metrics()
         # why each metric can be NaN, logged once per logged name (see _report_undefined)
@@ -198,11 +210,20 @@ class Task(pl.LightningModule):
         return self.prepare_batch(batch, training=self.trainer.training)
 
     def prepare_batch(self, batch: Batch, training: bool) -> Batch:
-        """Normalise uint8 batches, then augment training batches, on the device, if asked."""
+        """Normalise uint8 batches, then augment and mix training batches, on the device, if asked.
+
+        Mixing puts the mixed float targets in `mixed_target` and each item's dominant label in
+        `target` (see `ClassificationTask.soft_targets`).
+        """
         if self.normalise is not None:
             batch = {**batch, "input": self.normalise(batch["input"])}
         if self.batch_augment is not None and training:
             batch = {**batch, "input": self.batch_augment(batch["input"], batch["seed"])}
+        if self.mix is not None and training:
+            soft = self.soft_targets(batch["target"])  # type: ignore[attr-defined]
+            inputs, mixed = self.mix(batch["input"], soft, batch["seed"])
+            dominant = self.hard_targets(mixed)  # type: ignore[attr-defined]
+            batch = {**batch, "input": inputs, "mixed_target": mixed, "target": dominant}
         return batch
 
     def setup(self, stage: str) -> None:
@@ -215,7 +236,7 @@ class Task(pl.LightningModule):
 
     def training_step(self, batch: Batch, batch_index: int) -> Tensor | None:
         logits = self._logits(batch)  # (B, num_outputs)
-        loss = self.compute_loss(logits, batch["target"])
+        loss = self.compute_loss(logits, batch.get("mixed_target", batch["target"]))
         if not torch.isfinite(loss):
             error = NonFiniteLossError(loss.item(), batch["index"].tolist())
             if self.hparams.on_nonfinite_loss == "raise":
@@ -336,7 +357,17 @@ class ClassificationTask(Task):
     At each epoch end the matrix of each split is kept in `self.confusion[split]`, a (K, K)
     int64 tensor for plotting (subclasses create the empty dict), and turned into `balanced_accuracy` (the mean recall over classes
     present in the split, as sklearn's balanced_accuracy_score) and `recall/<class name>`.
+    Its labels can be mixed (`mix`): `soft_targets` turns them into float rows that mix
+    linearly, and `compute_loss` takes those rows as well as the labels.
     """
+
+    @abstractmethod
+    def soft_targets(self, target: Tensor) -> Tensor:
+        """The labels (B,) as float targets (B, ...) that mixing blends linearly."""
+
+    @abstractmethod
+    def hard_targets(self, soft: Tensor) -> Tensor:
+        """The dominant label (B,) of each mixed target, in the dtype of the task's labels."""
 
     def summarize(self, split: str, values: dict[str, Tensor]) -> dict[str, Tensor]:
         confusion = values.pop(f"{split}/confusion")  # (K, K): [true, predicted]

@@ -53,8 +53,10 @@ class BinaryTask(ClassificationTask):
     Logs loss, accuracy, balanced_accuracy, f1, auroc, average_precision, log_loss and
     recall/<class> (specificity and sensitivity) per split. `threshold` turns probabilities
     into predicted labels for accuracy, f1, recalls and `predict`. `pos_weight` multiplies the
-    loss of positive items, e.g. negatives / positives for a rare positive class. `options`
-    are `Task`'s shared keyword arguments (optimizer, scheduler, backbone_lr_scale, ...).
+    loss of positive items, e.g. negatives / positives for a rare positive class.
+    `label_smoothing` eps trains on targets y (1 - eps) + eps / 2, as multiclass does with two
+    classes; the metrics keep the 0/1 targets. The loss also takes mixed (`mix`) float targets.
+    `options` are `Task`'s shared keyword arguments (optimizer, scheduler, backbone_lr_scale, ...).
     """
 
     label_kind = "binary"
@@ -67,6 +69,7 @@ class BinaryTask(ClassificationTask):
         *,
         pos_weight: float | None = None,
         threshold: float = 0.5,
+        label_smoothing: float = 0.0,
         **options: Any,
     ) -> None:
         if len(classes) != 2:
@@ -77,6 +80,8 @@ class BinaryTask(ClassificationTask):
             raise ConfigError(f"task.threshold={threshold} must be strictly between 0 and 1.")
         if pos_weight is not None and pos_weight <= 0:
             raise ConfigError(f"task.pos_weight={pos_weight} must be > 0 (or null for 1).")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ConfigError(f"task.label_smoothing={label_smoothing} must be in [0, 1).")
         super().__init__(model, classes, **options)
         weight = None if pos_weight is None else torch.tensor([float(pos_weight)])
         self.criterion = nn.BCEWithLogitsLoss(pos_weight=weight)
@@ -102,7 +107,14 @@ class BinaryTask(ClassificationTask):
         )
 
     def compute_loss(self, logits: Tensor, target: Tensor) -> Tensor:
-        return self.criterion(logits.squeeze(-1), target.float())
+        smoothing = self.hparams.label_smoothing
+        return self.criterion(logits.squeeze(-1), target.float() * (1 - smoothing) + smoothing / 2)
+
+    def soft_targets(self, target: Tensor) -> Tensor:
+        return target.float()  # (B,) 0/1
+
+    def hard_targets(self, soft: Tensor) -> Tensor:
+        return (soft >= 0.5).float()  # (B,) 0/1: the label with the larger weight
 
     def metric_inputs(self, logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         # probabilities, not logits: torchmetrics would take logits that happen to lie in [0, 1]

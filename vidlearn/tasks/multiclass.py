@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
@@ -23,8 +24,9 @@ class MulticlassTask(ClassificationTask):
 
     Logs loss, accuracy, balanced_accuracy, f1 (macro) and recall/<class> per split.
     `class_weights` (one per class, in `classes` order) weight the loss, e.g. inverse class
-    frequencies; `label_smoothing` as in torch's CrossEntropyLoss. `options` are `Task`'s
-    shared keyword arguments (optimizer, scheduler, backbone_lr_scale, ...).
+    frequencies; `label_smoothing` as in torch's CrossEntropyLoss. The loss also takes mixed
+    (`mix`) targets, rows of class probabilities (B, K). `options` are `Task`'s shared keyword
+    arguments (optimizer, scheduler, backbone_lr_scale, ...).
     """
 
     label_kind = "multiclass"
@@ -70,7 +72,13 @@ class MulticlassTask(ClassificationTask):
         )
 
     def compute_loss(self, logits: Tensor, target: Tensor) -> Tensor:
-        return self.criterion(logits, target)
+        return self.criterion(logits, target)  # target (B,) indices or (B, K) probabilities
+
+    def soft_targets(self, target: Tensor) -> Tensor:
+        return F.one_hot(target, len(self.classes)).float()  # (B, K)
+
+    def hard_targets(self, soft: Tensor) -> Tensor:
+        return soft.argmax(dim=-1)  # (B,) int64: the class with the largest weight
 
     def metric_inputs(self, logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         return logits.softmax(dim=-1), target  # (B, K), (B,)
