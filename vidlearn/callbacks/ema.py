@@ -41,9 +41,7 @@ class ExponentialMovingAverage(EMAWeightAveraging):
         super().__init__(*args, **kwargs)
         self._swapped = False  # the module holds the average (inside a validation epoch)
 
-    def on_validation_epoch_start(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule
-    ) -> None:
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_validation_epoch_start(trainer, pl_module)
         self._swapped = self._average_model is not None
 

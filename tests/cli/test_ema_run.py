@@ -1,0 +1,152 @@
+"""vidlearn-train callbacks=ema end to end: the run's checkpoints hold the average as their
+weights, the summary says so, and vidlearn-eval, -predict and -export use the average.
+
+Each tool is run on the run's best checkpoint, on a copy that holds only the average (no trace
+of averaging) and on a copy that holds only the trained weights: its output must equal the
+first copy's and differ from the second's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import compose_small_train
+from hydra import compose, initialize_config_dir
+
+from vidlearn.cli.config import CONF_DIR
+from vidlearn.cli.eval import run_eval
+from vidlearn.cli.export import export
+from vidlearn.cli.predict import predict
+from vidlearn.cli.train import train, weight_averaging
+from vidlearn.inference.checkpoint import load_checkpoint
+
+EMA_KEYS = ("current_model_state", "averaging_state")
+
+
+@pytest.fixture(scope="module")
+def ema_run(tmp_path_factory: pytest.TempPathFactory, demo_videos: Path) -> dict[str, Any]:
+    """One epoch of 5 steps (batches of 4) with decay 0.5, so the average is not the weights."""
+    folder = tmp_path_factory.mktemp("ema_run")
+    cfg = compose_small_train(
+        folder,
+        f"data.manifest={demo_videos}",
+        "data.size=32",
+        "data.frames=6",
+        "data.batch_size=4",
+        "callbacks=ema",
+        "callbacks.ema.decay=0.5",
+    )
+    return train(cfg)
+
+
+@pytest.fixture(scope="module")
+def variants(ema_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The best checkpoint, a copy with the average alone and a copy with the trained weights."""
+    best = Path(ema_run["best_checkpoint"])
+    contents = torch.load(best, map_location="cpu", weights_only=True)
+    folder = tmp_path_factory.mktemp("variants")
+    plain = {k: v for k, v in contents.items() if k not in EMA_KEYS}
+    torch.save(plain, folder / "average.ckpt")
+    torch.save({**plain, "state_dict": contents["current_model_state"]}, folder / "trained.ckpt")
+    return {"ema": best, "average": folder / "average.ckpt", "trained": folder / "trained.ckpt"}
+
+
+def test_the_summary_records_the_averaging(ema_run: dict[str, Any]) -> None:
+    averaging = ema_run["averaged_weights"]
+    assert averaging["_target_"] == "vidlearn.callbacks.ema.ExponentialMovingAverage"
+    assert averaging["decay"] == 0.5
+
+
+def test_a_run_without_ema_records_none(
+    compose_train: Callable[..., Any], demo_videos: Path
+) -> None:
+    assert weight_averaging(compose_train(f"data.manifest={demo_videos}")) is None
+
+
+def test_the_checkpoint_loads_the_average_not_the_trained_weights(
+    variants: dict[str, Path],
+) -> None:
+    contents = torch.load(variants["ema"], map_location="cpu", weights_only=True)
+    loaded = load_checkpoint(variants["ema"])
+    assert loaded.averaged_weights and not load_checkpoint(variants["average"]).averaged_weights
+    weights = loaded.model.state_dict()
+    for name, value in weights.items():
+        assert torch.equal(value, contents["state_dict"][f"model.{name}"])
+    trained = contents["current_model_state"]
+    assert any(not torch.equal(value, trained[f"model.{name}"]) for name, value in weights.items())
+
+
+def _compose(name: str, *overrides: str) -> Any:
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(name, overrides=list(overrides))
+
+
+# Each tool: (its scores or outputs, the averaged_weights it records; None where it records none).
+Outputs = tuple[np.ndarray, bool | None]
+
+
+def eval_scores(ckpt: Path, demo_videos: Path, out: Path) -> Outputs:
+    evaluation = run_eval(
+        _compose(
+            "eval",
+            f"ckpt={ckpt}",
+            f"data.manifest={demo_videos}",
+            "data.num_workers=0",
+            "progress=false",
+            f"out={out}",
+        )
+    )
+    recorded = json.loads((out / "metrics.json").read_text())["averaged_weights"]
+    return evaluation.levels["video"].items[evaluation.classes].to_numpy(), recorded
+
+
+def predict_scores(ckpt: Path, demo_videos: Path, out: Path) -> Outputs:
+    test_files = pd.read_csv(demo_videos).query("split == 'test'")
+    manifest = out / "files.csv"
+    out.mkdir()
+    test_files.assign(path=[str(demo_videos.parent / p) for p in test_files["path"]]).to_csv(
+        manifest, index=False
+    )
+    files, _ = predict(
+        _compose(
+            "predict",
+            f"ckpt={ckpt}",
+            f"input={manifest}",
+            f"out={out / 'p.csv'}",
+            "progress=false",
+            "device=cpu",
+        )
+    )
+    table = pd.read_csv(files)
+    return table[[c for c in table.columns if c.startswith("prob")]].to_numpy(), None
+
+
+def export_outputs(ckpt: Path, demo_videos: Path, out: Path) -> Outputs:
+    exported = export(_compose("export", f"ckpt={ckpt}", f"out={out}.pt"))
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(load_checkpoint(ckpt).input_shape(2), generator=generator)
+    card = json.loads(exported.with_suffix(".json").read_text())
+    return torch.jit.load(str(exported))(inputs).detach().numpy(), card["averaged_weights"]
+
+
+@pytest.mark.parametrize("tool", [eval_scores, predict_scores, export_outputs])
+def test_the_tools_use_the_average(
+    tool: Callable[[Path, Path, Path], Outputs],
+    variants: dict[str, Path],
+    demo_videos: Path,
+    tmp_path: Path,
+) -> None:
+    runs = {name: tool(ckpt, demo_videos, tmp_path / name) for name, ckpt in variants.items()}
+    outputs = {name: values for name, (values, _) in runs.items()}
+    assert outputs["ema"].size > 0
+    np.testing.assert_allclose(outputs["ema"], outputs["average"], atol=1e-6)
+    assert not np.allclose(outputs["ema"], outputs["trained"], atol=1e-4)
+    recorded = {name: flag for name, (_, flag) in runs.items()}
+    assert recorded in ({"ema": True, "average": False, "trained": False}, dict.fromkeys(runs))
