@@ -150,3 +150,46 @@ def test_the_tools_use_the_average(
     assert not np.allclose(outputs["ema"], outputs["trained"], atol=1e-4)
     recorded = {name: flag for name, (_, flag) in runs.items()}
     assert recorded in ({"ema": True, "average": False, "trained": False}, dict.fromkeys(runs))
+
+
+EMA_TINY = (
+    "data.size=32",
+    "data.frames=6",
+    "data.batch_size=4",
+    "trainer.max_epochs=2",
+    "trainer.deterministic=true",
+    "augment=none",
+    "callbacks=ema",
+    "callbacks.ema.decay=0.5",
+)
+
+
+def last_checkpoint(summary: dict[str, Any]) -> dict[str, Any]:
+    path = Path(summary["best_checkpoint"]).parent / "last.ckpt"
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@pytest.mark.slow
+def test_resume_continues_the_trained_weights_and_the_average(
+    compose_train: Callable[..., Any], demo_videos: Path, tmp_path: Path
+) -> None:
+    manifest = f"data.manifest={demo_videos}"
+    straight = train(compose_train(manifest, *EMA_TINY, f"paths.output_dir={tmp_path / 'a'}"))
+    stop_after_first_epoch = (  # any finite loss is below the threshold
+        "+callbacks.stop._target_=pytorch_lightning.callbacks.EarlyStopping",
+        "+callbacks.stop.monitor=val/loss",
+        "+callbacks.stop.stopping_threshold=1e9",
+    )
+    first = tmp_path / "first"
+    summary = train(
+        compose_train(manifest, *EMA_TINY, *stop_after_first_epoch, f"paths.output_dir={first}")
+    )
+    assert summary["epochs"] == 1
+    resumed = train(
+        compose_train(manifest, *EMA_TINY, f"resume={first}", f"paths.output_dir={tmp_path / 'b'}")
+    )
+    expected, actual = last_checkpoint(straight), last_checkpoint(resumed)
+    for key in ("state_dict", "current_model_state", "averaging_state"):
+        assert expected[key].keys() == actual[key].keys()
+        for name, value in expected[key].items():
+            assert torch.equal(value, actual[key][name]), f"{key} {name} differs after resume"
