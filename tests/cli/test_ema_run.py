@@ -9,6 +9,9 @@ first copy's and differ from the second's.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,9 +19,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import pytorch_lightning as pl
 import torch
 from conftest import compose_small_train
 from hydra import compose, initialize_config_dir
+from hydra.utils import get_class, instantiate
+from omegaconf import OmegaConf
 
 from vidlearn.cli.config import CONF_DIR
 from vidlearn.cli.eval import run_eval
@@ -193,3 +199,50 @@ def test_resume_continues_the_trained_weights_and_the_average(
         assert expected[key].keys() == actual[key].keys()
         for name, value in expected[key].items():
             assert torch.equal(value, actual[key][name]), f"{key} {name} differs after resume"
+
+
+@pytest.mark.slow
+def test_two_process_ddp_checkpoints_and_scores_the_average(
+    tmp_path: Path, demo_videos: Path
+) -> None:
+    """Each rank averages its own weights; the final val metrics are those of rank 0's average,
+    the checkpoint's state_dict, scored here again in one process."""
+    run = tmp_path / "run"
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "vidlearn-train"),
+            "trainer=ddp_cpu",
+            f"data.manifest={demo_videos}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            *EMA_TINY,
+            "trainer.max_epochs=1",
+            "data.num_workers=0",
+            "~callbacks.progress_bar",
+            f"hydra.run.dir={run}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    best = torch.load(summary["best_checkpoint"], map_location="cpu", weights_only=True)
+    assert int(best["averaging_state"]["n_averaged"]) > 1
+    cfg = OmegaConf.load(run / "config.yaml")
+    task_class = get_class(cfg.task._target_)
+    datamodule = instantiate(
+        cfg.data, label_kind=task_class.label_kind, sampler=instantiate(cfg.sampler), augment=[]
+    )
+    datamodule.setup("fit")
+    task = task_class.load_from_checkpoint(
+        summary["best_checkpoint"],
+        model=instantiate(cfg.model, num_outputs=datamodule.num_outputs),
+        optimizer=None,
+        scheduler=None,
+        map_location="cpu",
+    )
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    single = trainer.validate(task, datamodule=datamodule, verbose=False)[0]
+    for name in ("val/loss", "val/accuracy"):
+        assert summary["metrics"][name] == pytest.approx(float(single[name]), abs=1e-6), name
