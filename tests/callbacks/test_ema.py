@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from vidlearn.callbacks.ema import ExponentialMovingAverage
+from vidlearn.inference.checkpoint import averaged
 
 DECAY = 0.5  # far from 1, so a few steps move the average well away from the trained weights
 STEPS_PER_EPOCH = 4
@@ -99,7 +100,11 @@ def differ(a: dict[str, Tensor], b: dict[str, Tensor]) -> bool:
 
 
 def fit(
-    folder: Path, epochs: int, *extra: pl.Callback, resume: str | None = None
+    folder: Path,
+    epochs: int,
+    *extra: pl.Callback,
+    resume: str | None = None,
+    ema: ExponentialMovingAverage | None = None,
 ) -> tuple[pl.Trainer, TinyTask, Recorder]:
     recorder = Recorder()
     task = TinyTask()
@@ -111,7 +116,7 @@ def fit(
         enable_model_summary=False,
         num_sanity_val_steps=0,
         callbacks=[
-            ExponentialMovingAverage(decay=DECAY),
+            ema or ExponentialMovingAverage(decay=DECAY),
             recorder,
             *extra,
             ModelCheckpoint(dirpath=folder, monitor="val/loss", filename="best"),
@@ -147,6 +152,7 @@ def test_the_checkpoint_state_dict_is_the_average_and_keeps_the_trained_weights(
     assert_close(expected, strip(checkpoint["state_dict"]))
     assert_close(recorder.trained[-1], strip(checkpoint["current_model_state"]))
     assert differ(expected, recorder.trained[-1])
+    assert averaged(checkpoint)  # what the tools report as averaged_weights
 
 
 def test_validation_runs_on_the_average(two_epochs: tuple[Path, TinyTask, Recorder]) -> None:
@@ -223,3 +229,30 @@ def test_a_checkpoint_saved_during_validation_keeps_the_two_apart(tmp_path: Path
     checkpoint = read(tmp_path / "during.ckpt")
     assert_close(reference_ema(recorder.trained), strip(checkpoint["state_dict"]))
     assert_close(recorder.trained[-1], strip(checkpoint["current_model_state"]))
+
+
+def test_before_averaging_starts_the_trained_weights_stand_in(tmp_path: Path) -> None:
+    """update_starting_at_step past the run: validated, checkpointed and final weights are the
+    trained ones. Lightning's own callback used the initial weights, the copy it averages into."""
+    late = ExponentialMovingAverage(decay=DECAY, update_starting_at_step=100)
+    _, task, recorder = fit(tmp_path, 1, ema=late)
+    trained = recorder.trained[-1]
+    assert_close(trained, recorder.validated[0])
+    checkpoint = read(tmp_path / "last.ckpt")
+    assert_close(trained, strip(checkpoint["state_dict"]))
+    assert not averaged(checkpoint)
+    assert_close(trained, floats(task))
+
+
+def test_resume_before_averaging_starts_averages_from_the_start_step(tmp_path: Path) -> None:
+    """The first update after the resume copies the weights, as in one uninterrupted run."""
+    starting_at = STEPS_PER_EPOCH + 1  # in the second epoch
+
+    def late() -> ExponentialMovingAverage:
+        return ExponentialMovingAverage(decay=DECAY, update_starting_at_step=starting_at)
+
+    _, _, straight = fit(tmp_path / "straight", 2, ema=late())
+    fit(tmp_path / "first", 1, ema=late())
+    fit(tmp_path / "resumed", 2, ema=late(), resume=str(tmp_path / "first" / "last.ckpt"))
+    expected = reference_ema(straight.trained[starting_at:])
+    assert_close(expected, strip(read(tmp_path / "resumed" / "last.ckpt")["state_dict"]))

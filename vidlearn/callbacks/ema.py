@@ -14,7 +14,7 @@ What Lightning's callback does (2.6), and vidlearn relies on:
   load), the trained weights as `current_model_state` and the average's count as
   `averaging_state`; resuming fit restores both. At the end of fit the module gets the average.
 
-Two gaps this subclass closes:
+Three gaps this subclass closes:
 
 - After fit, vidlearn-train validates and tests the best checkpoint with the same trainer.
   Lightning's callback keeps its averaged model then, so loading that checkpoint put its
@@ -23,6 +23,9 @@ Two gaps this subclass closes:
   to the checkpoint's `state_dict`, the average.
 - A checkpoint saved during validation (SIGTERM there) found the two sets swapped and stored the
   average as the trained weights; it is stored the right way round here.
+- Before the first update (`update_starting_at_step` not reached) the "average" is the copy of
+  the initial weights: Lightning validated, checkpointed and ended fit with those. Until there
+  is an average, the trained weights stand in for it.
 """
 
 from __future__ import annotations
@@ -41,13 +44,23 @@ class ExponentialMovingAverage(EMAWeightAveraging):
         super().__init__(*args, **kwargs)
         self._swapped = False  # the module holds the average (inside a validation epoch)
 
+    def _averaging(self) -> bool:
+        """Fit is running and the average has had its first update."""
+        return self._average_model is not None and int(self._average_model.n_averaged) > 0
+
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        super().on_validation_epoch_start(trainer, pl_module)
-        self._swapped = self._average_model is not None
+        if self._averaging():
+            super().on_validation_epoch_start(trainer, pl_module)
+            self._swapped = True
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        super().on_validation_epoch_end(trainer, pl_module)
-        self._swapped = False
+        if self._swapped:
+            super().on_validation_epoch_end(trainer, pl_module)
+            self._swapped = False
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._averaging():
+            super().on_train_end(trainer, pl_module)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":
@@ -59,11 +72,17 @@ class ExponentialMovingAverage(EMAWeightAveraging):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         super().on_save_checkpoint(trainer, pl_module, checkpoint)
-        if self._swapped and "current_model_state" in checkpoint:
+        if "current_model_state" not in checkpoint:
+            return  # outside fit: the module already holds the average
+        if self._swapped:
             checkpoint["state_dict"], checkpoint["current_model_state"] = (
                 checkpoint["current_model_state"],
                 checkpoint["state_dict"],
             )
+        elif not self._averaging():
+            # no average yet: the trained weights, also as the average that resume loads
+            # (its first update copies the weights anyway)
+            checkpoint["state_dict"] = checkpoint["current_model_state"]
 
     def on_load_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]

@@ -188,5 +188,12 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         classes=classes,
         preprocessing=dict(hparams["preprocessing"]),
         hparams=dict(hparams),
-        averaged_weights="averaging_state" in contents,  # written by Lightning's WeightAveraging
+        averaged_weights=averaged(contents),
     )
+
+
+def averaged(contents: Mapping[str, Any]) -> bool:
+    """The state_dict is an average of the weights: Lightning's WeightAveraging (callbacks=ema)
+    wrote the checkpoint after its first update (before it, the state_dict is the trained one)."""
+    count = (contents.get("averaging_state") or {}).get("n_averaged")
+    return count is not None and int(count) > 0
