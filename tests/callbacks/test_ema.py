@@ -17,7 +17,9 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from vidlearn.callbacks import ResumeCheck
 from vidlearn.callbacks.ema import ExponentialMovingAverage
+from vidlearn.errors import ConfigError
 from vidlearn.inference.checkpoint import averaged
 
 DECAY = 0.5  # far from 1, so a few steps move the average well away from the trained weights
@@ -104,7 +106,7 @@ def fit(
     epochs: int,
     *extra: pl.Callback,
     resume: str | None = None,
-    ema: ExponentialMovingAverage | None = None,
+    ema: pl.Callback | None = None,
 ) -> tuple[pl.Trainer, TinyTask, Recorder]:
     recorder = Recorder()
     task = TinyTask()
@@ -256,3 +258,15 @@ def test_resume_before_averaging_starts_averages_from_the_start_step(tmp_path: P
     fit(tmp_path / "resumed", 2, ema=late(), resume=str(tmp_path / "first" / "last.ckpt"))
     expected = reference_ema(straight.trained[starting_at:])
     assert_close(expected, strip(read(tmp_path / "resumed" / "last.ckpt")["state_dict"]))
+
+
+@pytest.mark.parametrize("averaging_then", [True, False], ids=["ema-then", "ema-now"])
+def test_resume_refuses_to_switch_averaging_on_or_off(tmp_path: Path, averaging_then: bool) -> None:
+    """Without the callback, resuming an averaged run would train on from the average (its
+    state_dict); with it, from a run that never averaged, the average would start mid-run."""
+    first = ExponentialMovingAverage(decay=DECAY) if averaging_then else pl.Callback()
+    fit(tmp_path / "first", 1, ema=first)
+    resume = str(tmp_path / "first" / "last.ckpt")
+    now = pl.Callback() if averaging_then else ExponentialMovingAverage(decay=DECAY)
+    with pytest.raises(ConfigError, match="callbacks=ema"):
+        fit(tmp_path / "resumed", 2, ResumeCheck(resume), ema=now, resume=resume)
