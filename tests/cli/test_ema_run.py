@@ -38,7 +38,8 @@ EMA_KEYS = ("current_model_state", "averaging_state")
 
 @pytest.fixture(scope="module")
 def ema_run(tmp_path_factory: pytest.TempPathFactory, demo_videos: Path) -> dict[str, Any]:
-    """One epoch of 5 steps (batches of 4) with decay 0.5, so the average is not the weights."""
+    """One epoch of 5 steps (batches of 4) at a high learning rate, with decay 0.5: the average
+    is far from the trained weights."""
     folder = tmp_path_factory.mktemp("ema_run")
     cfg = compose_small_train(
         folder,
@@ -48,6 +49,7 @@ def ema_run(tmp_path_factory: pytest.TempPathFactory, demo_videos: Path) -> dict
         "data.batch_size=4",
         "callbacks=ema",
         "callbacks.ema.decay=0.5",
+        "optimizer.lr=0.01",
     )
     return train(cfg)
 
@@ -74,6 +76,39 @@ def test_a_run_without_ema_records_none(
     compose_train: Callable[..., Any], demo_videos: Path
 ) -> None:
     assert weight_averaging(compose_train(f"data.manifest={demo_videos}")) is None
+
+
+def scored(run: Path, checkpoint: Path, stage: str) -> dict[str, float]:
+    """The metrics of `checkpoint` on the run's val ("validate") or test ("test") split, with
+    the run's resolved config, in this process."""
+    cfg = OmegaConf.load(run / "config.yaml")
+    task_class = get_class(cfg.task._target_)
+    datamodule = instantiate(
+        cfg.data, label_kind=task_class.label_kind, sampler=instantiate(cfg.sampler), augment=[]
+    )
+    datamodule.setup("fit" if stage == "validate" else "test")
+    task = task_class.load_from_checkpoint(
+        checkpoint,
+        model=instantiate(cfg.model, num_outputs=datamodule.num_outputs),
+        optimizer=None,
+        scheduler=None,
+        map_location="cpu",
+    )
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    metrics = getattr(trainer, stage)(task, datamodule=datamodule, verbose=False)[0]
+    return {name: float(value) for name, value in metrics.items()}
+
+
+def test_the_final_test_scores_the_average(
+    ema_run: dict[str, Any], variants: dict[str, Path]
+) -> None:
+    """vidlearn-train's test metrics are the best checkpoint's average's. Lightning's own
+    EMAWeightAveraging (as callbacks.ema._target_) failed it: the test ran on the trained weights."""
+    run = Path(ema_run["best_checkpoint"]).parent.parent
+    average = scored(run, variants["average"], "test")["test/loss"]
+    trained = scored(run, variants["trained"], "test")["test/loss"]
+    assert ema_run["metrics"]["test/loss"] == pytest.approx(average, abs=1e-6)
+    assert average != pytest.approx(trained, abs=1e-3)
 
 
 def test_the_checkpoint_loads_the_average_not_the_trained_weights(
@@ -229,20 +264,6 @@ def test_two_process_ddp_checkpoints_and_scores_the_average(
     summary = json.loads((run / "summary.json").read_text())
     best = torch.load(summary["best_checkpoint"], map_location="cpu", weights_only=True)
     assert int(best["averaging_state"]["n_averaged"]) > 1
-    cfg = OmegaConf.load(run / "config.yaml")
-    task_class = get_class(cfg.task._target_)
-    datamodule = instantiate(
-        cfg.data, label_kind=task_class.label_kind, sampler=instantiate(cfg.sampler), augment=[]
-    )
-    datamodule.setup("fit")
-    task = task_class.load_from_checkpoint(
-        summary["best_checkpoint"],
-        model=instantiate(cfg.model, num_outputs=datamodule.num_outputs),
-        optimizer=None,
-        scheduler=None,
-        map_location="cpu",
-    )
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
-    single = trainer.validate(task, datamodule=datamodule, verbose=False)[0]
+    single = scored(run, Path(summary["best_checkpoint"]), "validate")
     for name in ("val/loss", "val/accuracy"):
-        assert summary["metrics"][name] == pytest.approx(float(single[name]), abs=1e-6), name
+        assert summary["metrics"][name] == pytest.approx(single[name], abs=1e-6), name
