@@ -13,6 +13,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import WeightAveraging
 
 from vidlearn.errors import ConfigError
 
@@ -53,7 +54,10 @@ class ResumeCheck(pl.Callback):
         if stage != "fit" or not self.checkpoint:
             return
         saved = torch.load(self.checkpoint, map_location="cpu", weights_only=True, mmap=True)
-        differences = resume_differences(saved, task_name(pl_module), dict(pl_module.hparams))
+        averaging = any(isinstance(callback, WeightAveraging) for callback in trainer.callbacks)
+        differences = resume_differences(
+            saved, task_name(pl_module), dict(pl_module.hparams), averaging
+        )
         if differences:
             raise ConfigError(
                 f"resume: {self.checkpoint} was trained with another setup: "
@@ -62,10 +66,17 @@ class ResumeCheck(pl.Callback):
             )
 
 
-def resume_differences(checkpoint: dict[str, Any], task: str, hparams: dict[str, Any]) -> list[str]:
-    """One 'key: checkpoint X, now Y' entry per setting in which `checkpoint` and the run differ."""
+def resume_differences(
+    checkpoint: dict[str, Any], task: str, hparams: dict[str, Any], averaging: bool = False
+) -> list[str]:
+    """One 'key: checkpoint X, now Y' entry per setting in which `checkpoint` and the run differ.
+
+    `averaging`: the run averages its weights (callbacks=ema). Switched on or off by a resume, the
+    run would train on from the checkpoint's average, or start averaging mid-run.
+    """
     saved = checkpoint.get("hyper_parameters", {})
     pairs = [("task", checkpoint.get(TASK_KEY, task), task)]
+    pairs.append(("callbacks=ema (averaged weights)", "averaging_state" in checkpoint, averaging))
     pairs.append(("data.classes", list(saved.get("classes", [])), list(hparams.get("classes", []))))
     saved_pre, pre = saved.get("preprocessing") or {}, hparams.get("preprocessing") or {}
     pairs += [(f"data.{k}", saved_pre.get(k), pre.get(k)) for k in COMPARED_PREPROCESSING]

@@ -67,6 +67,7 @@ def run_eval(cfg: DictConfig) -> Evaluation:
             "split": cfg.split,
             "rows": rows.source,
             "num_rows": len(rows.table),
+            "averaged_weights": loaded.averaged_weights,
         },
     )
     console = Console()

@@ -22,6 +22,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.callbacks import WeightAveraging
 from rich.console import Console
 from rich.table import Table
 
@@ -81,6 +82,7 @@ def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     summary = {
         "status": "ok",
         "monitor": cfg.monitor,
+        "averaged_weights": weight_averaging(cfg),  # callbacks=ema: metrics are the average's
         "metrics": metrics,
         "best_checkpoint": best,
         "epochs": trainer.current_epoch,
@@ -205,6 +207,14 @@ def build_trainer(cfg: DictConfig, run_dir: Path, monitors: list[pl.Callback]) -
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(run_dir),
     )
+
+
+def weight_averaging(cfg: DictConfig) -> dict[str, Any] | None:
+    """The callbacks node that averages the weights (callbacks=ema), resolved; None without one."""
+    for node in (cfg.get("callbacks") or {}).values():
+        if node and issubclass(get_class(node._target_), WeightAveraging):
+            return OmegaConf.to_container(node, resolve=True)
+    return None
 
 
 def fit(

@@ -34,6 +34,8 @@ class LoadedModel:
 
     `preprocessing` holds `size`, `mean`, `std`, `modality` ("video"/"image") and, for videos,
     `frames` and `backend`. `scores` turns logits into what is averaged and reported.
+    `averaged_weights`: the run averaged its weights (callbacks=ema) and `model` holds the
+    average, the checkpoint's state_dict (the trained weights are its `current_model_state`).
     """
 
     path: Path
@@ -42,6 +44,7 @@ class LoadedModel:
     classes: list[str]
     preprocessing: dict[str, Any]
     hparams: dict[str, Any] = field(default_factory=dict)
+    averaged_weights: bool = False
 
     @property
     def modality(self) -> str:
@@ -185,4 +188,12 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         classes=classes,
         preprocessing=dict(hparams["preprocessing"]),
         hparams=dict(hparams),
+        averaged_weights=averaged(contents),
     )
+
+
+def averaged(contents: Mapping[str, Any]) -> bool:
+    """The state_dict is an average of the weights: Lightning's WeightAveraging (callbacks=ema)
+    wrote the checkpoint after its first update (before it, the state_dict is the trained one)."""
+    count = (contents.get("averaging_state") or {}).get("n_averaged")
+    return count is not None and int(count) > 0

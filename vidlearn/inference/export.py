@@ -115,6 +115,7 @@ def model_card(loaded: LoadedModel, format: str, out: Path, max_abs_diff: float)
         "file": out.name,
         "format": format,
         "checkpoint": str(loaded.path),
+        "averaged_weights": loaded.averaged_weights,  # callbacks=ema: the exported weights
         "task": loaded.label_kind,
         "classes": loaded.classes,
         "input": {
