@@ -98,13 +98,12 @@ def evaluate_predictions(
         )
     windows = predictions.windows.assign(target=targets[predictions.windows["file"].to_numpy()])
     names = predictions.score_names
-    levels = {}
+    levels = {"image" if loaded.modality == "image" else "video": _level(loaded, files, names)}
     if predictions.windows["single_view"].any():
         single = predictions.single_view_files().loc[files.index].assign(target=files["target"])
         levels["single_view"] = _level(loaded, single.drop(columns=["error"]), names)
-    levels["image" if loaded.modality == "image" else "video"] = _level(loaded, files, names)
     if loaded.modality == "video":
-        views = windows[windows["averaged"]].drop(columns=["file", "averaged", "single_view"])
+        views = windows[windows["averaged"]].drop(columns=["file", "averaged"])
         levels["clip"] = _level(loaded, views, names)
     return Evaluation(loaded.label_kind, loaded.classes, levels, unreadable, view_counts(files))
 
@@ -145,7 +144,7 @@ def _level(loaded: LoadedModel, items: pd.DataFrame, names: list[str]) -> LevelR
 
 def write_evaluation(evaluation: Evaluation, out: Path, context: dict[str, object]) -> list[Path]:
     """Write metrics.json (with `context`; `views` counts the views per file, `metrics` has one
-    entry per level: single_view beside video or image), `<level>_predictions.csv`, `<level>_per_class.md`
+    entry per level: video or image (the views averaged), single_view beside it, clip), `<level>_predictions.csv`, `<level>_per_class.md`
     and the plots of each level to `out`; returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "metrics.json"]
