@@ -5,6 +5,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from hypothesis import given, settings
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from torch import nn
 
+from vidlearn.data.frame_cache import FrameCache
 from vidlearn.data.transforms import ClipTransform, ImageTransform
 from vidlearn.inference.checkpoint import LoadedModel
 from vidlearn.inference.predictor import predict_files
@@ -174,3 +176,19 @@ def test_an_image_gives_three_crops_averaged_and_the_centre_one_as_single_view(
     assert predictions.files.loc[0, ["a", "b", "c"]].to_numpy(float) == pytest.approx(
         expected.mean(axis=0), abs=1e-6
     )
+
+
+@pytest.mark.parametrize(("crops", "cached"), [(1, True), (3, False)])
+def test_three_crops_decode_without_the_frame_cache_which_holds_squashed_frames(
+    demo_videos: Path, tmp_path: Path, crops: int, cached: bool
+) -> None:
+    video = demo_videos.parent / pd.read_csv(demo_videos)["path"][0]
+    views = build_views({"_target_": UNIFORM, "num_clips": 2, "crops": crops}, PRE)
+    cache = FrameCache(tmp_path / "cache", SIZE, "pyav")
+    loaded = _loaded()
+    loaded.preprocessing["backend"] = "pyav"
+    with_cache = predict_files(loaded, [video], views, progress=False, frame_cache=cache)
+    without = predict_files(loaded, [video], views, progress=False)
+    assert any((tmp_path / "cache").glob("*.frames")) == cached
+    if not cached:
+        assert with_cache.windows.equals(without.windows)
