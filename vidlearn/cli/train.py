@@ -263,7 +263,7 @@ def test_views(
         loaded,
         rows["path"].tolist(),
         rows["target"].tolist(),
-        build_views(cfg.views, loaded.preprocessing),
+        build_views(cfg.get("views"), loaded.preprocessing),  # none: sliding windows
         cfg.data.batch_size,
         progress=False,
         frame_cache=getattr(datamodule, "frame_cache", None),
