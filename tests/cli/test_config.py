@@ -26,6 +26,7 @@ GROUPS = [
     "callbacks",
     "logger",
     "clip_sampler",
+    "views",
 ]
 CHOICES = [
     f"{group}={path.stem}" for group in GROUPS for path in sorted((CONF_DIR / group).glob("*.yaml"))

@@ -53,17 +53,27 @@ def test_metrics_match_the_per_video_predictions(video_checkpoint: Path, demo_vi
         assert image.format == "PNG" and image.width > 0
 
 
-def test_uniform_views_and_explicit_out(
+def test_metrics_json_gives_single_and_multi_view_figures_with_the_view_count(
     video_checkpoint: Path, demo_videos: Path, tmp_path: Path
 ) -> None:
-    views = "+views={_target_: vidlearn.inference.views.UniformClipsSampler, num_clips: 3}"
-    evaluation = _eval(
-        video_checkpoint, demo_videos, "split=val", f"out={tmp_path}", "~views", views
-    )
+    views = ("views=uniform", "views.num_clips=3", "views.crops=3")
+    evaluation = _eval(video_checkpoint, demo_videos, "split=val", f"out={tmp_path}", *views)
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    # 12-frame videos, clips of 6: 3 distinct starts, times 3 crops
+    assert report["views"] == {
+        "crops": 3,
+        "clips": {"min": 3, "max": 3, "mean": 3.0},
+        "views": {"min": 9, "max": 9, "mean": 9.0},
+    }
+    assert list(report["metrics"]) == ["video", "single_view", "clip"]
+    single = pd.read_csv(tmp_path / "single_view_predictions.csv")
+    assert report["metrics"]["single_view"]["accuracy"] == pytest.approx(single["correct"].mean())
     clips = pd.read_csv(tmp_path / "clip_predictions.csv")
-    assert (
-        clips.groupby("path").size().eq(3).all()
-    )  # 12-frame videos, clips of 6: 3 distinct starts
+    assert clips.groupby("path").size().eq(9).all()
+    centre = clips[clips["single_view"]].set_index("path").loc[single["path"]]
+    assert (centre["crop"] == "centre").all() and (centre["start_frame"] == 3).all()
+    classes = report["classes"]
+    assert single[classes].to_numpy() == pytest.approx(centre[classes].to_numpy(), abs=1e-6)
     assert (
         evaluation.metrics()["video"]["count"] == (pd.read_csv(demo_videos)["split"] == "val").sum()
     )

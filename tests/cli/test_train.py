@@ -40,6 +40,20 @@ def test_train_writes_summary_with_metrics_and_counts(
     assert (run / "config.yaml").is_file() and (run / "splits.csv").is_file()
 
 
+def test_summary_gives_the_final_tests_single_and_multi_view_figures(
+    video_checkpoint: Path,
+) -> None:
+    """The default views (uniform, 5 clips x 1 crop) of 12-frame videos read in 6-frame clips:
+    starts 0, 2, 3, 4 and 6, the centre clip (start 3) among them."""
+    summary = json.loads((video_checkpoint.parent.parent / "summary.json").read_text())
+    views = summary["test_views"]
+    assert views["views"]["crops"] == 1 and views["views"]["views"]["mean"] == 5.0
+    assert views["single_view"]["count"] == views["multi_view"]["count"] == summary["num_test"]
+    # the single view is the one centre clip that trainer.test scores through the DataModule
+    assert views["single_view"]["accuracy"] == pytest.approx(summary["metrics"]["test/accuracy"])
+    assert 0.0 <= views["multi_view"]["accuracy"] <= 1.0
+
+
 def test_checkpoint_carries_classes_and_preprocessing(
     compose_train: Callable[..., DictConfig], demo_videos: Path
 ) -> None:

@@ -66,6 +66,7 @@ def test_binary_top_class_follows_the_checkpoint_threshold() -> None:
         {
             "path": ["x", "y"],
             "windows": [1, 1],
+            "views": [1, 1],
             "error": ["", ""],
             "neg": [0.4, 0.1],
             "pos": [0.6, 0.9],

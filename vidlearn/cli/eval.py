@@ -1,11 +1,12 @@
-"""`vidlearn-eval`: evaluate a checkpoint on a split, video level (views averaged) and clip level.
+"""`vidlearn-eval`: evaluate a checkpoint on a split: single view, views averaged, each view.
 
     vidlearn-eval ckpt=RUN/checkpoints/best.ckpt                 # the run's own test rows
     vidlearn-eval ckpt=RUN/checkpoints/best.ckpt split=val
     vidlearn-eval ckpt=RUN/checkpoints/best.ckpt data.manifest=new.csv split=all
 
 The rows and their splits are the run's (RUN/splits.csv, see vidlearn/inference/eval_rows.py);
-views read frames as training did (the checkpoint's clip length, stride, target fps). Writes to
+views (the `views` group: clips x crops) read frames as training did (the checkpoint's clip
+length, stride, target fps); images have crops only. Writes to
 `out` (default RUN/eval/<checkpoint stem>/<split>): metrics.json, <level>_predictions.csv,
 <level>_per_class.md, <level>_confusion.png, and <level>_roc_pr.png (binary) or
 <level>_scatter.png (regression); prints the metrics and the per-class table."""
@@ -47,7 +48,7 @@ def run_eval(cfg: DictConfig) -> Evaluation:
         str(cfg.data.get("manifest") or ""),
     )
     logger.info("scoring %s", rows.describe(cfg.split))
-    views = build_views(cfg.views, loaded.preprocessing) if loaded.modality == "video" else None
+    views = build_views(cfg.views, loaded.preprocessing)
     cache = frame_cache_for(loaded, cfg.data.get("frame_cache"), cfg.data.get("frame_cache_max_gb"))
     evaluation = evaluate(
         loaded,
@@ -68,6 +69,7 @@ def run_eval(cfg: DictConfig) -> Evaluation:
             "rows": rows.source,
             "num_rows": len(rows.table),
             "averaged_weights": loaded.averaged_weights,
+            "views_config": OmegaConf.to_container(cfg.views, resolve=True),
         },
     )
     console = Console()

@@ -34,7 +34,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     """Run `cfg` (conf/predict.yaml); returns the CSV files written."""
     loaded = load_checkpoint(cfg.ckpt, device=resolve_device(cfg.device))
     paths = list_inputs(cfg.input, loaded.modality, cfg.path_column)
-    views = build_views(cfg.views, loaded.preprocessing) if loaded.modality == "video" else None
+    views = build_views(cfg.views, loaded.preprocessing)
     cache = frame_cache_for(loaded, cfg.frame_cache, cfg.frame_cache_max_gb)
     predictions = predict_files(loaded, paths, views, cfg.batch_size, cfg.progress, cache)
     out = Path(cfg.out)

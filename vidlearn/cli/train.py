@@ -45,6 +45,9 @@ from vidlearn.data.datasets import collate
 from vidlearn.data.device_augment import DeviceAugmentations
 from vidlearn.data.samplers import balanced_class_weights, positive_weight
 from vidlearn.errors import ConfigError
+from vidlearn.inference.checkpoint import LoadedModel, load_checkpoint
+from vidlearn.inference.evaluate import evaluate as evaluate_views
+from vidlearn.inference.views import build_views
 from vidlearn.reports.plots import plot_confusion_matrix, plot_training_curves
 from vidlearn.tasks.callbacks import MonitorCheck
 from vidlearn.tasks.preflight import preflight
@@ -79,11 +82,13 @@ def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     fit(cfg, trainer, model, task, datamodule)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     metrics = evaluate(trainer, task, datamodule, best or None, cfg.test)
+    views = test_views(cfg, trainer, task, datamodule, best) if trainer.is_global_zero else None
     summary = {
         "status": "ok",
         "monitor": cfg.monitor,
         "averaged_weights": weight_averaging(cfg),  # callbacks=ema: metrics are the average's
         "metrics": metrics,
+        **({"test_views": views} if views else {}),
         "best_checkpoint": best,
         "epochs": trainer.current_epoch,
         **data_summary(datamodule),
@@ -245,6 +250,45 @@ def evaluate(
     if test and "test" in datamodule.datasets:
         metrics.update(_scalars(trainer.test(task, **run)[0]))
     return metrics
+
+
+def test_views(
+    cfg: DictConfig,
+    trainer: pl.Trainer,
+    task: pl.LightningModule,
+    datamodule: ManifestDataModule,
+    best: str,
+) -> dict[str, Any] | None:
+    """The test split under `cfg.views` (conf/views/), as vidlearn-eval scores it: the view
+    counts, the single view's metrics (centre clip, centre crop) and the views averaged; None
+    without a test split or with `test: false`. The best checkpoint is reloaded as the tools
+    load it (the last weights when checkpointing is off)."""
+    if not cfg.test or not len(datamodule.datasets.get("test", [])):
+        return None
+    device = trainer.strategy.root_device
+    if best:
+        loaded = load_checkpoint(best, device=device)
+    else:
+        hparams = dict(task.hparams)
+        loaded = LoadedModel(
+            Path(cfg.paths.output_dir),
+            task.model.to(device).eval(),
+            task.label_kind,
+            list(hparams.get("classes") or []),
+            dict(hparams["preprocessing"]),
+            hparams,
+        )
+    rows = datamodule.split_rows("test")
+    evaluation = evaluate_views(
+        loaded,
+        rows["path"].tolist(),
+        rows["target"].tolist(),
+        build_views(cfg.get("views"), loaded.preprocessing),  # none: sliding windows
+        cfg.data.batch_size,
+        progress=False,
+        frame_cache=getattr(datamodule, "frame_cache", None),
+    )
+    return evaluation.side_by_side()
 
 
 def data_summary(datamodule: ManifestDataModule) -> dict[str, Any]:

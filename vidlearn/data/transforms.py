@@ -132,19 +132,24 @@ _MAX_CHANNELS = 128
 
 def resize(image: np.ndarray, size: int) -> np.ndarray:
     """`(H, W, K)` -> `(size, size, K)` bilinear, any K (a clip stacked as channels); no copy if sized."""
-    if image.shape[:2] == (size, size):
+    return resize_to(image, size, size)
+
+
+def resize_to(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """`(H, W, K)` -> `(height, width, K)` bilinear, any K; no copy if already that size."""
+    if image.shape[:2] == (height, width):
         return image
     channels = image.shape[2]
     if channels > _MAX_CHANNELS:
         return np.concatenate(
             [
-                resize(np.ascontiguousarray(image[..., i : i + _MAX_CHANNELS]), size)
+                resize_to(np.ascontiguousarray(image[..., i : i + _MAX_CHANNELS]), height, width)
                 for i in range(0, channels, _MAX_CHANNELS)
             ],
             axis=2,
         )
-    out = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
-    return out.reshape(size, size, channels)  # cv2 drops a single channel's axis
+    out = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    return out.reshape(height, width, channels)  # cv2 drops a single channel's axis
 
 
 class Augmentation:

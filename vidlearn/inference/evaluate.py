@@ -1,7 +1,9 @@
-"""Evaluate a loaded model on labelled files: video-level (views averaged) and clip-level metrics.
+"""Evaluate a loaded model on labelled files: single-view, multi-view and per-view metrics.
 
-Each video's prediction is the mean of its views' scores (multi-view testing); each view is
-also scored on its own against the video's label (clip level). Images have one level, "image".
+Each video's prediction is the mean of its views' scores (multi-view testing, level "video";
+"image" for images, whose views are crops); the single view, the centre clip's centre crop, is
+scored beside it (level "single_view"), from the views already decoded where it is one of them;
+each view is also scored on its own against the video's label (level "clip", videos only).
 `write_evaluation` writes metrics.json, per-item CSVs, the per-class table and the plots.
 """
 
@@ -19,7 +21,8 @@ from vidlearn.data.frame_cache import FrameCache
 from vidlearn.errors import UserError
 from vidlearn.inference.checkpoint import LoadedModel
 from vidlearn.inference.eval_rows import run_directory
-from vidlearn.inference.predictor import Predictions, ViewSampler, predict_files
+from vidlearn.inference.predictor import Predictions, predict_files
+from vidlearn.inference.views import Views
 from vidlearn.reports import metrics as M
 from vidlearn.reports.plots import plot_confusion_matrix, plot_regression_scatter, plot_roc_pr
 from vidlearn.reports.tables import markdown_table
@@ -41,29 +44,43 @@ class Evaluation:
     classes: list[str]
     levels: dict[str, LevelResult]
     unreadable: dict[str, str] = field(default_factory=dict)
+    views: dict[str, object] = field(default_factory=dict)  # see `view_counts`
 
     def metrics(self) -> dict[str, dict[str, float]]:
         return {level: result.metrics for level, result in self.levels.items()}
+
+    def side_by_side(self) -> dict[str, object]:
+        """The view counts, the single view's metrics and the views averaged (summary.json)."""
+        multi = "image" if "image" in self.levels else "video"
+        single = self.levels.get("single_view", self.levels[multi])
+        return {
+            "views": self.views,
+            "single_view": single.metrics,
+            "multi_view": self.levels[multi].metrics,
+        }
 
 
 def evaluate(
     loaded: LoadedModel,
     paths: Sequence[str],
     targets: Sequence[float],
-    views: ViewSampler | None = None,
+    views: Views | None = None,
     batch_size: int = 16,
     progress: bool = True,
     frame_cache: FrameCache | None = None,
 ) -> Evaluation:
     """Score `paths` and compare with `targets` (class indices, 0/1, or values)."""
-    predictions = predict_files(loaded, paths, views, batch_size, progress, frame_cache)
+    predictions = predict_files(
+        loaded, paths, views, batch_size, progress, frame_cache, single_view=True
+    )
     return evaluate_predictions(loaded, predictions, np.asarray(targets, dtype=float))
 
 
 def evaluate_predictions(
     loaded: LoadedModel, predictions: Predictions, targets: np.ndarray
 ) -> Evaluation:
-    """Metrics of already computed `predictions` against `targets` (one per file)."""
+    """Metrics of already computed `predictions` against `targets` (one per file); the
+    single-view level when `predictions` mark single views (`predict_files(single_view=True)`)."""
     files = predictions.files.assign(target=targets)
     unreadable = dict(
         zip(
@@ -80,11 +97,29 @@ def evaluate_predictions(
             f"{first[1]}); fix or remove them, or try data.backend=pyav."
         )
     windows = predictions.windows.assign(target=targets[predictions.windows["file"].to_numpy()])
-    top = "image" if loaded.modality == "image" else "video"
-    levels = {top: _level(loaded, files, predictions.score_names)}
+    names = predictions.score_names
+    levels = {"image" if loaded.modality == "image" else "video": _level(loaded, files, names)}
+    if predictions.windows["single_view"].any():
+        single = predictions.single_view_files().loc[files.index].assign(target=files["target"])
+        levels["single_view"] = _level(loaded, single.drop(columns=["error"]), names)
     if loaded.modality == "video":
-        levels["clip"] = _level(loaded, windows.drop(columns=["file"]), predictions.score_names)
-    return Evaluation(loaded.label_kind, loaded.classes, levels, unreadable)
+        views = windows[windows["averaged"]].drop(columns=["file", "averaged"])
+        levels["clip"] = _level(loaded, views, names)
+    return Evaluation(loaded.label_kind, loaded.classes, levels, unreadable, view_counts(files))
+
+
+def view_counts(files: pd.DataFrame) -> dict[str, object]:
+    """The views averaged per readable file: `crops`, and the min, max and mean of `clips` and of
+    `views` (clips x crops; sliding windows give long videos more clips)."""
+
+    def spread(counts: pd.Series) -> dict[str, float]:
+        return {"min": int(counts.min()), "max": int(counts.max()), "mean": float(counts.mean())}
+
+    return {
+        "crops": int((files["views"] // files["windows"]).max()),
+        "clips": spread(files["windows"]),
+        "views": spread(files["views"]),
+    }
 
 
 def _level(loaded: LoadedModel, items: pd.DataFrame, names: list[str]) -> LevelResult:
@@ -108,7 +143,8 @@ def _level(loaded: LoadedModel, items: pd.DataFrame, names: list[str]) -> LevelR
 
 
 def write_evaluation(evaluation: Evaluation, out: Path, context: dict[str, object]) -> list[Path]:
-    """Write metrics.json (with `context`), `<level>_predictions.csv`, `<level>_per_class.md`
+    """Write metrics.json (with `context`; `views` counts the views per file, `metrics` has one
+    entry per level: video or image (the views averaged), single_view beside it, clip), `<level>_predictions.csv`, `<level>_per_class.md`
     and the plots of each level to `out`; returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "metrics.json"]
@@ -118,6 +154,7 @@ def write_evaluation(evaluation: Evaluation, out: Path, context: dict[str, objec
                 **context,
                 "task": evaluation.label_kind,
                 "classes": evaluation.classes,
+                "views": evaluation.views,
                 "metrics": evaluation.metrics(),
                 "unreadable": evaluation.unreadable,
             },

@@ -1,15 +1,16 @@
-"""Run a loaded model on files: every view (window) of each video, batched, then averaged.
+"""Run a loaded model on files: every view (clip x crop) of each video, batched, then averaged.
 
-`predict_files` reads each file in turn, transforms each of its clips exactly as evaluation
-did during training (resize, normalise; no augmentation), runs the clips in batches of
-`batch_size` and returns per-window scores and per-file scores (the mean over the file's
-windows). Images have one "window" each. Unreadable files are reported, not skipped silently.
+`predict_files` reads each file in turn, transforms each view exactly as evaluation did during
+training (resize, normalise; no augmentation), runs the views in batches of `batch_size` and
+returns per-view scores and per-file scores: the mean of the views' scores (class probabilities
+after softmax or sigmoid, or regressed values; never logits). Images have one clip each and
+`views.crops` crops. Unreadable files are reported, not skipped silently.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,33 +22,43 @@ from torch import Tensor
 
 from vidlearn.data.datasets import read_image
 from vidlearn.data.frame_cache import FrameCache
-from vidlearn.data.transforms import ClipTransform, ImageTransform
+from vidlearn.data.transforms import ClipTransform, ImageTransform, PadToSquare
 from vidlearn.data.video import DecodeError, open_video
 from vidlearn.errors import ConfigError
 from vidlearn.inference.checkpoint import LoadedModel
-from vidlearn.inference.views import build_views
+from vidlearn.inference.views import Views, build_views
 from vidlearn.reports.metrics import predict_classes
 
 logger = logging.getLogger(__name__)
 
-ViewSampler = Callable[[int, float, np.random.Generator], list[np.ndarray]]
 WINDOW_TIMES = ("start_frame", "end_frame", "start_s", "end_s")
+VIEW_COLUMNS = ("file", "path", "window", "crop", *WINDOW_TIMES, "averaged", "single_view")
 
 
 @dataclass
 class Predictions:
     """Scores per file and per window; score columns are `LoadedModel.score_names`.
 
-    `files`: path, windows (count), error ("" when read), then one column per score name.
-    `windows`: file (row of `files`), path, window (0-based), start_frame, end_frame (the first
-    frame read and one past the last), start_s, end_s (the same in seconds; NaN for arrays, which
-    have no frame rate), then the scores.
+    `files`: path, error ("" when read), windows (clips averaged), views (clips x crops
+    averaged), then one column per score name: the mean over the file's averaged views.
+    `windows`: one row per view: file (row of `files`), path, window (the clip, 0-based), crop
+    (`full`, or left/centre/right, top/centre/bottom), start_frame, end_frame (the first frame
+    read and one past the last), start_s, end_s (the same in seconds; NaN for arrays, which have
+    no frame rate), averaged (part of the file's mean), single_view (the centre clip's centre
+    crop, asked for by `predict_files(single_view=True)`; it may be a clip outside the views,
+    then not averaged), then the scores.
     Files that could not be read keep a row in `files` with NaN scores and the reason in `error`.
     """
 
     files: pd.DataFrame
     windows: pd.DataFrame
     score_names: list[str]
+
+    def single_view_files(self) -> pd.DataFrame:
+        """`files` with the single view's scores instead of the mean (NaN where none)."""
+        single = self.windows[self.windows["single_view"]].set_index("file")[self.score_names]
+        files = self.files.drop(columns=self.score_names)
+        return pd.concat([files, single.reindex(files.index)], axis=1)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -78,21 +89,27 @@ def _mps_available() -> bool:
 def predict_files(
     loaded: LoadedModel,
     paths: Sequence[str | Path],
-    views: ViewSampler | None = None,
+    views: Views | None = None,
     batch_size: int = 16,
     progress: bool = True,
     frame_cache: FrameCache | None = None,
+    single_view: bool = False,
 ) -> Predictions:
     """Score every view of every file in `paths`; `views` defaults to all sliding windows with
-    the checkpoint's clip length and frame spacing (`vidlearn.inference.views.build_views`).
+    the checkpoint's clip length and frame spacing, one crop (`build_views(None, ...)`).
 
-    With a `frame_cache` (see `frame_cache_for`), videos are read from and added to it.
+    With `single_view`, each file's single view (`Views.centre`'s clip, centre crop) is marked
+    in `windows`, scored once more only when it is not one of the views. With a `frame_cache`
+    (see `frame_cache_for`), videos are read from and added to it; not with three crops, whose
+    frames must keep their aspect ratio (the cache holds them squashed to the model's size).
     """
     device = next(loaded.model.parameters()).device
-    if views is None and loaded.modality == "video":
-        views = build_views(None, loaded.preprocessing)
-    window_rows: list[dict] = []
-    window_scores: list[np.ndarray] = []
+    views = views or build_views(None, loaded.preprocessing)
+    if frame_cache is not None and views.crops > 1:
+        logger.info("views.crops=%d: videos are decoded without the frame cache", views.crops)
+        frame_cache = None
+    view_rows: list[dict] = []
+    view_scores: list[np.ndarray] = []
     errors = [""] * len(paths)
     pending: list[tuple[dict, Tensor]] = []
 
@@ -100,20 +117,16 @@ def predict_files(
         inputs = torch.stack([tensor for _, tensor in pending]).to(device)
         with torch.inference_mode():
             scores = loaded.scores(loaded.model(inputs)).float().cpu().numpy()  # (B, S)
-        window_rows.extend(row for row, _ in pending)
-        window_scores.append(scores)
+        view_rows.extend(row for row, _ in pending)
+        view_scores.append(scores)
         pending.clear()
 
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("predicting", total=len(paths))
         for index, path in enumerate(paths):
             try:
-                for window, (timing, tensor) in enumerate(
-                    _views_of(loaded, str(path), views, frame_cache)
-                ):
-                    pending.append(
-                        ({"file": index, "path": str(path), "window": window, **timing}, tensor)
-                    )
+                for row, tensor in _views_of(loaded, str(path), views, frame_cache, single_view):
+                    pending.append(({"file": index, "path": str(path), **row}, tensor))
                     if len(pending) == batch_size:
                         flush()
             except DecodeError as error:
@@ -122,7 +135,7 @@ def predict_files(
             bar.advance(task)
         if pending:
             flush()
-    return _tables(paths, errors, window_rows, window_scores, loaded.score_names)
+    return _tables(paths, errors, view_rows, view_scores, loaded.score_names)
 
 
 def frame_cache_for(
@@ -136,23 +149,28 @@ def frame_cache_for(
 
 
 def _views_of(
-    loaded: LoadedModel, path: str, views: ViewSampler | None, frame_cache: FrameCache | None = None
-) -> Iterator[tuple[dict[str, float], Tensor]]:
-    """(timing, input tensor) of each view of one file (timing: the WINDOW_TIMES columns);
-    images: one view at frame 0. A file with the wrong channel count raises DecodeError."""
+    loaded: LoadedModel,
+    path: str,
+    views: Views,
+    frame_cache: FrameCache | None = None,
+    single_view: bool = False,
+) -> Iterator[tuple[dict, Tensor]]:
+    """(row, input tensor) of each view of one file (row: the `windows` columns after path);
+    images: one clip at frame 0. A file with the wrong channel count raises DecodeError."""
     pre = loaded.preprocessing
+    size = int(pre["size"])
     if loaded.modality == "image":
-        transform = ImageTransform(
-            [], pre["size"], pre["mean"], pre["std"], pad_to_square=bool(pre.get("pad_to_square"))
-        )
-        yield dict.fromkeys(WINDOW_TIMES, 0.0), transform(read_image(path))  # (C, H, W)
+        pad = bool(pre.get("pad_to_square"))
+        transform = ImageTransform([], size, pre["mean"], pre["std"], pad_to_square=pad)
+        image = read_image(path)
+        image = PadToSquare().apply(image) if pad else image  # crop the image the model saw
+        for crop, pixels in views.crop(image, size):
+            single = single_view and crop == views.single_crop
+            row = {"window": 0, "crop": crop, **dict.fromkeys(WINDOW_TIMES, 0.0)}
+            yield {**row, "averaged": True, "single_view": single}, transform(pixels)  # (C, H, W)
         return
     transform = ClipTransform(
-        [],
-        pre["size"],
-        pre["mean"],
-        pre["std"],
-        per_frame_max_norm=pre.get("per_frame_max_norm", False),
+        [], size, pre["mean"], pre["std"], per_frame_max_norm=pre.get("per_frame_max_norm", False)
     )
     if frame_cache is not None:
         reader = frame_cache.open(path)
@@ -160,13 +178,21 @@ def _views_of(
         reader = open_video(path, backend=pre.get("backend", "decord"))
     try:
         fps = reader.fps if reader.fps > 0 else float("nan")  # arrays: frames only
-        # Decode every clip before yielding, so a failure mid-video drops the whole file.
         # A fixed generator: a random view sampler still gives every run the same views.
-        views_of_file = views(reader.num_frames, reader.fps, np.random.default_rng(0))
-        clips = [(clip, reader.read(clip)) for clip in views_of_file]
+        clips = views.clips(reader.num_frames, reader.fps, np.random.default_rng(0))
+        averaged = len(clips)
+        centre = -1
+        if single_view:
+            sampler = views.centre or views.clips
+            middle = sampler(reader.num_frames, reader.fps, np.random.default_rng(0))[0]
+            found = [i for i, clip in enumerate(clips) if np.array_equal(clip, middle)]
+            centre = found[0] if found else len(clips)
+            clips = clips if found else [*clips, middle]  # read once more only when not a view
+        # Decode every clip before yielding, so a failure mid-video drops the whole file.
+        decoded = [(clip, reader.read(clip)) for clip in clips]
     finally:
         reader.close()
-    for clip, frames in clips:
+    for window, (clip, frames) in enumerate(decoded):
         _check_channels(path, frames, pre.get("channels"))
         first, end = int(clip.min()), int(clip.max()) + 1
         timing = {
@@ -175,7 +201,11 @@ def _views_of(
             "start_s": first / fps,
             "end_s": end / fps,
         }
-        yield timing, transform(frames)  # (T, C, H, W)
+        for crop, pixels in views.crop(frames, size):
+            single = window == centre and crop == views.single_crop
+            if window < averaged or single:
+                row = {"window": window, "crop": crop, **timing, "averaged": window < averaged}
+                yield {**row, "single_view": single}, transform(pixels)  # (T, C, H, W)
 
 
 def _check_channels(path: str, frames: np.ndarray, channels: int | None) -> None:
@@ -197,15 +227,14 @@ def _tables(
 ) -> Predictions:
     score_array = np.concatenate(scores) if scores else np.zeros((0, len(names)), dtype=np.float32)
     windows = pd.concat(
-        [
-            pd.DataFrame(rows, columns=["file", "path", "window", *WINDOW_TIMES]),
-            pd.DataFrame(score_array, columns=names),
-        ],
+        [pd.DataFrame(rows, columns=list(VIEW_COLUMNS)), pd.DataFrame(score_array, columns=names)],
         axis=1,
     )
+    windows[["averaged", "single_view"]] = windows[["averaged", "single_view"]].astype(bool)
     files = pd.DataFrame({"path": [str(p) for p in paths], "error": errors})
-    grouped = windows.groupby("file")
-    files["windows"] = grouped.size().reindex(files.index, fill_value=0)
+    grouped = windows[windows["averaged"]].groupby("file")
+    files["windows"] = grouped["window"].nunique().reindex(files.index, fill_value=0)
+    files["views"] = grouped.size().reindex(files.index, fill_value=0)
     files = pd.concat([files, grouped[names].mean().reindex(files.index)], axis=1)
     return Predictions(files=files, windows=windows, score_names=names)
 
@@ -213,12 +242,12 @@ def _tables(
 def top_k_table(
     predictions: Predictions, label_kind: str, k: int, threshold: float = 0.5
 ) -> pd.DataFrame:
-    """One row per file: path, windows, error, then `class_i`/`probability_i` for the k best classes
+    """One row per file: path, windows, views, error, then `class_i`/`probability_i` for the k best classes
     (regression: `prediction`). `class_1` is the predicted class as eval decides it
     (`vidlearn.reports.metrics.predict_classes`): binary, positive when its probability reaches
     the checkpoint's `threshold`."""
     files = predictions.files
-    table = files[["path", "windows", "error"]].copy()
+    table = files[["path", "windows", "views", "error"]].copy()
     if label_kind == "regression":
         table["prediction"] = files["prediction"]
         return table

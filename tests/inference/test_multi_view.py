@@ -1,0 +1,194 @@
+"""Multi-view prediction: each file's scores are the mean of its views' class probabilities
+(clips x crops), and the single view (centre clip, centre crop) is scored beside them."""
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from torch import nn
+
+from vidlearn.data.frame_cache import FrameCache
+from vidlearn.data.transforms import ClipTransform, ImageTransform
+from vidlearn.inference.checkpoint import LoadedModel
+from vidlearn.inference.predictor import predict_files
+from vidlearn.inference.views import build_views, three_crops
+
+SIZE, FRAMES = 6, 3
+PRE = {"size": SIZE, "mean": [0.5], "std": [0.25], "frames": FRAMES, "stride": 1}
+UNIFORM = "vidlearn.inference.views.UniformClipsSampler"
+SLIDING = "vidlearn.data.clip_sampling.SlidingWindowSampler"
+
+
+class CornerLogits(nn.Module):
+    """(B, [T,] C, H, W) -> (B, 3): non-linear in the input and sensitive to where a crop lies
+    (its top-left pixel), so averaging logits or mixing up views changes the result."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 1, 1)  # only read for the channel count
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        mean = inputs.flatten(1).mean(dim=1)  # (B,)
+        corner = inputs[..., 0, 0].flatten(1).mean(dim=1)  # (B,)
+        return torch.stack([3 * mean, 5 * corner, -mean * corner], dim=1)
+
+
+def _loaded(modality: str = "video") -> LoadedModel:
+    return LoadedModel(
+        Path("x.ckpt"), CornerLogits(), "multiclass", ["a", "b", "c"], {**PRE, "modality": modality}
+    )
+
+
+def _one_by_one(video: np.ndarray, clips: list[np.ndarray], crops: int) -> np.ndarray:
+    """(views, 3) probabilities of each view, each scored alone, clip-major then crop order."""
+    transform, model = ClipTransform([], SIZE, PRE["mean"], PRE["std"]), CornerLogits()
+    scores = []
+    for clip in clips:
+        frames = video[clip]
+        for crop in [frames] if crops == 1 else three_crops(frames, SIZE):
+            with torch.no_grad():
+                scores.append(model(transform(crop)[None]).softmax(dim=-1)[0].numpy())
+    return np.stack(scores)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    num_frames=st.integers(1, 20),
+    shape=st.sampled_from([(8, 13), (13, 8), (9, 9)]),
+    sampler=st.sampled_from(["uniform", "sliding"]),
+    num_clips=st.integers(1, 4),
+    hop=st.none() | st.integers(1, 5),
+    crops=st.sampled_from([1, 3]),
+    batch_size=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+)
+def test_the_multi_view_prediction_is_the_mean_of_its_views_scored_one_by_one(
+    num_frames: int,
+    shape: tuple[int, int],
+    sampler: str,
+    num_clips: int,
+    hop: int | None,
+    crops: int,
+    batch_size: int,
+    seed: int,
+) -> None:
+    """Caught planted bugs: logits averaged instead of probabilities; the last clip of each
+    file left out of the views; the crops of every clip cut from the first clip's frames."""
+    video = np.random.default_rng(seed).integers(0, 256, (num_frames, *shape, 3), dtype=np.uint8)
+    config = (
+        {"_target_": UNIFORM, "num_clips": num_clips}
+        if sampler == "uniform"
+        else {
+            "_target_": SLIDING,
+            "hop": hop,
+        }
+    )
+    views = build_views({**config, "crops": crops}, PRE)
+    with tempfile.TemporaryDirectory() as folder:
+        np.save(Path(folder) / "v.npy", video)
+        predictions = predict_files(
+            _loaded(), [Path(folder) / "v.npy"], views, batch_size, progress=False
+        )
+    expected = _one_by_one(video, views.clips(num_frames, 0.0, np.random.default_rng(0)), crops)
+    windows = predictions.windows
+    assert windows[["a", "b", "c"]].to_numpy() == pytest.approx(expected, abs=1e-6)
+    assert predictions.files.loc[0, ["a", "b", "c"]].to_numpy(float) == pytest.approx(
+        expected.mean(axis=0), abs=1e-6
+    )
+    assert predictions.files.loc[0, "views"] == len(expected) == windows["averaged"].sum()
+
+
+def _video(tmp_path: Path, num_frames: int) -> tuple[Path, np.ndarray]:
+    video = np.random.default_rng(0).integers(0, 256, (num_frames, 8, 12, 3), dtype=np.uint8)
+    np.save(tmp_path / "v.npy", video)
+    return tmp_path / "v.npy", video
+
+
+def test_the_single_view_is_the_centre_clip_centre_crop_already_among_the_views(
+    tmp_path: Path,
+) -> None:
+    path, video = _video(tmp_path, 11)  # uniform 3 clips of 3 frames: starts 0, 4, 8
+    views = build_views({"_target_": UNIFORM, "num_clips": 3, "crops": 3}, PRE)
+    predictions = predict_files(_loaded(), [path], views, progress=False, single_view=True)
+    windows = predictions.windows
+    assert len(windows) == 9 and windows["averaged"].all()  # no view scored twice
+    [single] = windows.index[windows["single_view"]]
+    assert windows.loc[single, ["window", "crop", "start_frame"]].tolist() == [1, "centre", 4]
+    expected = _one_by_one(video, [np.arange(4, 7)], 3)[1]  # the centre crop of frames 4-6
+    assert predictions.single_view_files().loc[0, ["a", "b", "c"]].to_numpy(float) == (
+        pytest.approx(expected, abs=1e-6)
+    )
+
+
+def test_a_centre_clip_outside_the_views_is_scored_once_more_and_not_averaged(
+    tmp_path: Path,
+) -> None:
+    path, video = _video(tmp_path, 10)  # the centre clip of 3 frames starts at 3
+    views = build_views({"_target_": SLIDING, "hop": 2, "crops": 1}, PRE)  # 0, 2, 4, 6, 7
+    predictions = predict_files(_loaded(), [path], views, progress=False, single_view=True)
+    windows = predictions.windows
+    extra = windows[~windows["averaged"]]
+    assert extra["start_frame"].tolist() == [3] and extra["single_view"].tolist() == [True]
+    assert extra[["a", "b", "c"]].to_numpy() == pytest.approx(
+        _one_by_one(video, [np.arange(3, 6)], 1), abs=1e-6
+    )
+    averaged = windows[windows["averaged"]]
+    assert averaged["start_frame"].tolist() == [0, 2, 4, 6, 7]
+    assert predictions.files.loc[0, ["a", "b", "c"]].to_numpy(float) == pytest.approx(
+        averaged[["a", "b", "c"]].mean().to_numpy(), abs=1e-6
+    )
+
+
+def test_predict_marks_no_single_view(tmp_path: Path) -> None:
+    path, _ = _video(tmp_path, 10)
+    views = build_views({"_target_": SLIDING, "hop": 2, "crops": 1}, PRE)
+    windows = predict_files(_loaded(), [path], views, progress=False).windows
+    assert windows["averaged"].all() and not windows["single_view"].any()
+
+
+def test_an_image_gives_three_crops_averaged_and_the_centre_one_as_single_view(
+    tmp_path: Path,
+) -> None:
+    image = np.random.default_rng(0).integers(0, 256, (8, 12, 3), dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / "i.png")
+    views = build_views({"_target_": UNIFORM, "crops": 3}, {"modality": "image"})
+    predictions = predict_files(
+        _loaded("image"), [tmp_path / "i.png"], views, progress=False, single_view=True
+    )
+    windows = predictions.windows
+    assert windows["crop"].tolist() == ["left", "centre", "right"]
+    assert windows["single_view"].tolist() == [False, True, False]
+    transform = ImageTransform([], SIZE, PRE["mean"], PRE["std"])
+    with torch.no_grad():
+        expected = np.stack(
+            [
+                CornerLogits()(transform(crop)[None]).softmax(dim=-1)[0].numpy()
+                for crop in three_crops(image, SIZE)
+            ]
+        )
+    assert windows[["a", "b", "c"]].to_numpy() == pytest.approx(expected, abs=1e-6)
+    assert predictions.files.loc[0, ["a", "b", "c"]].to_numpy(float) == pytest.approx(
+        expected.mean(axis=0), abs=1e-6
+    )
+
+
+@pytest.mark.parametrize(("crops", "cached"), [(1, True), (3, False)])
+def test_three_crops_decode_without_the_frame_cache_which_holds_squashed_frames(
+    demo_videos: Path, tmp_path: Path, crops: int, cached: bool
+) -> None:
+    video = demo_videos.parent / pd.read_csv(demo_videos)["path"][0]
+    views = build_views({"_target_": UNIFORM, "num_clips": 2, "crops": crops}, PRE)
+    cache = FrameCache(tmp_path / "cache", SIZE, "pyav")
+    loaded = _loaded()
+    loaded.preprocessing["backend"] = "pyav"
+    with_cache = predict_files(loaded, [video], views, progress=False, frame_cache=cache)
+    without = predict_files(loaded, [video], views, progress=False)
+    assert any((tmp_path / "cache").glob("*.frames")) == cached
+    if not cached:
+        assert with_cache.windows.equals(without.windows)
