@@ -149,7 +149,7 @@ def test_scales_rise_from_stem_to_head_which_keeps_its_rate(
 def test_layer_decay_1_gives_exactly_the_groups_of_no_layer_decay(
     num_blocks: int, backbone_scale: float, tied: bool
 ) -> None:
-    """Caught planted bug: only None meaning off (1.0 then split the groups by layer)."""
+    """Caught planted bug: only None meaning off (1.0 was then refused as outside (0, 1))."""
     model = EncoderClassifier(num_blocks, tied=tied)
     assert _structure(parameter_groups(model, backbone_scale, layer_decay=1.0)) == _structure(
         parameter_groups(model, backbone_scale, layer_decay=None)
@@ -271,9 +271,15 @@ def test_learning_rate_monitor_logs_each_layer_group_and_the_schedule_keeps_thei
     assert [s / h for s, h in zip(stem, head, strict=True)] == pytest.approx([0.5**3] * len(head))
 
 
-def test_backbone_unfreeze_trains_every_decayed_layer_once_unfrozen(make_batch, fit) -> None:
+def test_backbone_frozen_at_the_start_trains_at_its_decayed_rates_once_unfrozen(
+    make_batch, fit
+) -> None:
+    """Caught planted bug: leaving parameters with requires_grad False out of the groups (the
+    unfrozen stem then never trained)."""
     model = EncoderClassifier(num_blocks=2)
+    model.backbone.requires_grad_(False)
     task = MulticlassTask(model, CLASSES, optimizer=ADAMW, layer_decay=0.5)
     stem_before = model.backbone.embeddings.projection.weight.detach().clone()
-    fit(task, make_batch(torch.tensor([0, 1, 2, 0])), max_epochs=2, callbacks=[BackboneUnfreeze(1)])
+    batch = make_batch(torch.tensor([0, 1, 2, 0]))
+    fit(task, batch, max_epochs=2, callbacks=[BackboneUnfreeze(1)])
     assert not torch.equal(model.backbone.embeddings.projection.weight, stem_before)
