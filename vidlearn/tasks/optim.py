@@ -100,7 +100,9 @@ def parameter_groups(
                 layer = layering.layer_of[id(parameter)]
                 lr_scale *= layer_decay_scale(layer, layering.num_layers, layer_decay)
                 # a model without a backbone has no backbone/head split to show
-                segments = [part] * bool(backbone_ids) + [f"layer{layer}", kind]
+                segments = (
+                    [part, f"layer{layer}", kind] if backbone_ids else [f"layer{layer}", kind]
+                )
             name = "/".join(segments)
             group = groups.setdefault(
                 name, {"name": name, "params": [], "lr_scale": lr_scale, **decay}
