@@ -77,6 +77,22 @@ def test_schema_rejects_a_wrong_type_naming_the_key(
 @pytest.mark.parametrize(
     ("override", "message"),
     [
+        ("task.layer_decay=abc", r"task\.layer_decay='abc' has the wrong type"),
+        ("task.layer_decay=1.5", r"task\.layer_decay=1\.5 is out of range: it must be in \(0, 1\]"),
+        ("task.layer_decay=0", r"task\.layer_decay=0 is out of range"),
+    ],
+)
+def test_schema_checks_the_layer_decay_range(
+    compose_train: Callable[..., DictConfig], override: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        validate(compose_train(override))
+    validate(compose_train("task.layer_decay=0.75"))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
         ("data.bacth_size=3", "data.bacth_size"),
         ("data.batch_size=abc", "data.batch_size='abc' has the wrong type"),
     ],

@@ -108,8 +108,9 @@ EARLIER_HPARAMS = {
         "target_stats": [50.0, 10.0],
     },
 }
-# arguments added since, which such a checkpoint gets with their defaults
+# arguments added since, which such a checkpoint gets with their defaults: per task and shared
 ADDED_SINCE = {BinaryTask: {"label_smoothing": 0.0}}
+ADDED_DEFAULTS = {"layer_decay": None}
 # (attribute, value) that shows the task's own argument took effect
 OWN_EFFECT = {
     MulticlassTask: ("criterion.label_smoothing", 0.1),
@@ -125,7 +126,7 @@ def test_a_task_stores_its_own_and_the_shared_arguments_as_flat_hparams(
     expected = EARLIER_HPARAMS[task_class]
     task = task_class(tiny_net(3), optimizer=ADAM, **expected)
     # the optimizer is not stored
-    assert dict(task.hparams) == {**expected, **ADDED_SINCE.get(task_class, {})}
+    assert dict(task.hparams) == {**expected, **ADDED_DEFAULTS, **ADDED_SINCE.get(task_class, {})}
     assert task.optimizer_factory is ADAM  # but reached Task
 
 
@@ -151,7 +152,7 @@ def test_a_checkpoint_with_earlier_hparams_loads_with_every_argument_applied(
     restored = task_class.load_from_checkpoint(
         path, model=tiny_net(3), optimizer=ADAM, weights_only=True
     )
-    expected = {**EARLIER_HPARAMS[task_class], **ADDED_SINCE.get(task_class, {})}
+    expected = {**EARLIER_HPARAMS[task_class], **ADDED_DEFAULTS, **ADDED_SINCE.get(task_class, {})}
     assert dict(restored.hparams) == expected
     assert restored.optimizer_factory is ADAM
     attribute, value = OWN_EFFECT[task_class]

@@ -74,6 +74,11 @@ class Optimizer:
 
 
 @dataclass
+class Task:
+    layer_decay: float | None
+
+
+@dataclass
 class Stats:
     group_by: list[str]
     probe: bool
@@ -85,6 +90,7 @@ SECTIONS: dict[str, type] = {
     "data": Data,
     "trainer": Trainer,
     "optimizer": Optimizer,
+    "task": Task,
     "stats": Stats,
 }
 
@@ -121,6 +127,7 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "optimizer.lr": (lambda v: v >= 0, "a learning rate of 0 (weights stay) or more"),
     "optimizer.weight_decay": (lambda v: v >= 0, "0 (none) or more"),
     "optimizer.momentum": (lambda v: v >= 0, "0 (none) or more"),
+    "task.layer_decay": (lambda v: 0 < v <= 1, "in (0, 1], e.g. 0.75 (or null for none)"),
     "monitor_mode": (lambda v: v in ("min", "max"), "min or max (or null for the task's own)"),
     "data.backend": (lambda v: v in BACKENDS, f"one of {', '.join(BACKENDS)}"),
     "format": (lambda v: v in FORMATS, f"one of {', '.join(FORMATS)}"),

@@ -25,7 +25,7 @@ from torch.optim import Optimizer
 from torchmetrics import MeanMetric, MetricCollection
 
 from vidlearn.errors import ConfigError
-from vidlearn.tasks.optim import SchedulerRecipe, parameter_groups
+from vidlearn.tasks.optim import SchedulerRecipe, check_layer_decay, parameter_groups
 from vidlearn.tasks.split_metrics import ExactSplitMetric
 
 logger = logging.getLogger(__name__)
@@ -106,7 +106,9 @@ class Task(pl.LightningModule):
     inputs and labels alike (classification tasks only; not stored either): the loss takes the
     mixed labels, the training metrics each item's dominant label (the argmax of its mix).
     `backbone_lr_scale` scales the learning rate of `model.backbone`; `conv_weight_decay`
-    replaces the optimiser's weight decay on convolution weights (None keeps it);
+    replaces the optimiser's weight decay on convolution weights (None keeps it); `layer_decay`
+    (0 < d <= 1, None or 1 = off) scales each layer's rate by d per layer from the head down
+    (`vidlearn.tasks.optim.parameter_groups`);
     `on_nonfinite_loss` ("raise" or "skip") says what a NaN/inf training loss does.
     """
 
@@ -122,6 +124,7 @@ class Task(pl.LightningModule):
         scheduler: SchedulerRecipe | None = None,
         backbone_lr_scale: float = 1.0,
         conv_weight_decay: float | None = None,
+        layer_decay: float | None = None,
         on_nonfinite_loss: str = "raise",
         preprocessing: Mapping[str, object] | None = None,
         model_config: Mapping[str, object] | None = None,
@@ -149,6 +152,7 @@ class Task(pl.LightningModule):
                 f"task.backbone_lr_scale={backbone_lr_scale} needs a model with a `backbone` "
                 f"submodule, and {type(model).__name__} has none; set task.backbone_lr_scale=1."
             )
+        check_layer_decay(model, layer_decay)
         self.save_hyperparameters(
             ignore=["model", "optimizer", "scheduler", "batch_augment", "normalise", "mix"]
         )
@@ -274,7 +278,10 @@ class Task(pl.LightningModule):
                 "(conf/optimizer) to train it."
             )
         groups = parameter_groups(
-            self.model, self.hparams.backbone_lr_scale, self.hparams.conv_weight_decay
+            self.model,
+            self.hparams.backbone_lr_scale,
+            self.hparams.conv_weight_decay,
+            self.hparams.layer_decay,
         )
         optimizer = self.optimizer_factory(groups)
         for group in optimizer.param_groups:

@@ -19,7 +19,7 @@ class BackboneUnfreeze(pl.Callback):
     While frozen, the backbone gets no gradients and stays in eval mode, so its BatchNorm
     running statistics keep their pretrained values. The task's optimiser already holds the
     backbone parameters (see `vidlearn.tasks.optim.parameter_groups`), at `backbone_lr_scale`
-    times the base rate once they train. Models with a `freeze_backbone` flag (FrameGRU) have
+    times the base rate (times the layer decay, if set) once they train. Models with a `freeze_backbone` flag (FrameGRU) have
     it kept in step, because their `train()` reads it.
     """
 

@@ -18,21 +18,50 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR, ReduceLROnPlateau
 
 from vidlearn.errors import ConfigError
+from vidlearn.models.layers import Layering, layer_ids
 
 INTERVALS = ("epoch", "step")
 
 
+# Words in a parameter's own name that mark a position table or a learned token (class, mask):
+# Swin `relative_position_bias_table`, MViT `class_token` / `spatial_pos` / `rel_pos_h`, Hugging
+# Face `cls_token` / `position_embeddings` / `time_embeddings`, timm `pos_embed`. Only parameters
+# registered directly under such a name carry it: a conv or linear weight is named `weight`.
+TABLE_WORDS = frozenset({"pos", "position", "embed", "embeddings", "token"})
+
+
+def is_table(name: str, owner: nn.Module) -> bool:
+    """Whether the parameter `name` of module `owner` is an embedding, position table or token.
+
+    Such tables are looked up or added, not multiplied: weight decay only pulls them to zero
+    (BEiT, MAE and timm exclude them likewise). `name` is the attribute name within `owner`.
+    """
+    return isinstance(owner, nn.Embedding) or not TABLE_WORDS.isdisjoint(name.split("_"))
+
+
+def layer_decay_scale(layer: int, num_layers: int, decay: float) -> float:
+    """Learning-rate factor of layer `layer` of `num_layers`: decay ** (num_layers - layer)."""
+    return decay ** (num_layers - layer)
+
+
 def parameter_groups(
-    model: nn.Module, backbone_lr_scale: float = 1.0, conv_weight_decay: float | None = None
+    model: nn.Module,
+    backbone_lr_scale: float = 1.0,
+    conv_weight_decay: float | None = None,
+    layer_decay: float | None = None,
 ) -> list[dict[str, object]]:
     """Group `model`'s parameters for the optimiser; each group has `name`, `params`, `lr_scale`.
 
-    - Vectors (biases, norm scales and shifts: every parameter with ndim <= 1) get
-      `weight_decay=0`: decaying them only shrinks the model's freedom to shift and scale.
+    - Vectors (biases, norm scales and shifts: every parameter with ndim <= 1) and embedding,
+      position and token tables (`is_table`) get `weight_decay=0`: decaying them only shrinks
+      the model's freedom to shift and scale, or pulls lookups towards zero.
     - With `conv_weight_decay` set, convolution weights get that decay and other matrices keep
       the optimiser's default (the cardiac recipe: L2 1e-3 on convolution weights only).
     - Parameters under `model.backbone` get `lr_scale=backbone_lr_scale`; the task multiplies
       each group's learning rate by its `lr_scale` after building the optimiser.
+    - `layer_decay` d in (0, 1) multiplies the scale of a parameter at layer k of L by
+      d ** (L - k) (`vidlearn.models.layers.layer_ids`: stem 0, head L); None or 1 is off.
+      Groups are then split by layer too, e.g. "backbone/layer3/no_decay".
 
     Frozen parameters (requires_grad False) are included so that unfreezing the backbone later
     needs no new groups; the optimiser skips them while they have no gradient.
@@ -48,22 +77,62 @@ def parameter_groups(
             for module in model.modules()
             if isinstance(module, nn.modules.conv._ConvNd)
         }
+    layering = check_layer_decay(model, layer_decay)
 
     groups: dict[str, dict[str, object]] = {}
-    for parameter in model.parameters():
-        part, lr_scale = (
-            ("backbone", backbone_lr_scale) if id(parameter) in backbone_ids else ("head", 1.0)
-        )
-        if parameter.ndim <= 1:
-            kind, decay = "no_decay", {"weight_decay": 0.0}
-        elif id(parameter) in conv_ids:
-            kind, decay = "conv", {"weight_decay": conv_weight_decay}
-        else:
-            kind, decay = "default", {}
-        name = f"{part}/{kind}"
-        group = groups.setdefault(name, {"name": name, "params": [], "lr_scale": lr_scale, **decay})
-        group["params"].append(parameter)
+    seen: set[int] = set()
+    for owner in model.modules():
+        for attribute, parameter in owner.named_parameters(recurse=False):
+            if id(parameter) in seen:  # shared between modules: one group only
+                continue
+            seen.add(id(parameter))
+            part, lr_scale = (
+                ("backbone", backbone_lr_scale) if id(parameter) in backbone_ids else ("head", 1.0)
+            )
+            if parameter.ndim <= 1 or is_table(attribute, owner):
+                kind, decay = "no_decay", {"weight_decay": 0.0}
+            elif id(parameter) in conv_ids:
+                kind, decay = "conv", {"weight_decay": conv_weight_decay}
+            else:
+                kind, decay = "default", {}
+            segments = [part, kind]
+            if layering is not None:
+                layer = layering.layer_of[id(parameter)]
+                lr_scale *= layer_decay_scale(layer, layering.num_layers, layer_decay)
+                # a model without a backbone has no backbone/head split to show
+                segments = (
+                    [part, f"layer{layer}", kind] if backbone_ids else [f"layer{layer}", kind]
+                )
+            name = "/".join(segments)
+            group = groups.setdefault(
+                name, {"name": name, "params": [], "lr_scale": lr_scale, **decay}
+            )
+            group["params"].append(parameter)
     return list(groups.values())
+
+
+def check_layer_decay(model: nn.Module, layer_decay: float | None) -> Layering | None:
+    """The model's layer ids when `layer_decay` is on (None when off, i.e. None or 1).
+
+    Raises ConfigError, naming task.layer_decay, for a value outside (0, 1] or a model whose
+    layers `vidlearn.models.layers.layer_ids` cannot order.
+    """
+    if layer_decay is None or layer_decay == 1:
+        return None
+    if not 0 < layer_decay < 1:
+        raise ConfigError(
+            f"task.layer_decay={layer_decay} must be in (0, 1] (e.g. 0.75; each layer's rate "
+            "is that times the next one's), or null for no layer decay."
+        )
+    layering = layer_ids(model)
+    if layering is None:
+        raise ConfigError(
+            f"task.layer_decay={layer_decay} needs a model whose layers vidlearn can order "
+            "(ResNet stages, MobileNetV2 blocks, Swin, MViT or Hugging Face encoder blocks), "
+            f"and {type(model).__name__} has none of them; set task.layer_decay=null, or pick "
+            "such a model (e.g. model=r3d_18)."
+        )
+    return layering
 
 
 class SchedulerRecipe(Protocol):
