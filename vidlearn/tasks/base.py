@@ -99,7 +99,8 @@ class Task(pl.LightningModule):
     `batch_augment` (e.g. `vidlearn.data.device_augment.ClipAffineOnDevice`) augments training
     batches once they are on the device, one draw per item from `batch["seed"]`; it is not
     stored (inference never augments). `normalise` (the DataModule's `batch_normalisation()`)
-    turns uint8 batches into model inputs on the device, in every stage, before augmentation.
+    turns uint8 batches (and their `peak`, if any) into model inputs on the device, in every
+    stage, before augmentation.
     `backbone_lr_scale` scales the learning rate of `model.backbone`; `conv_weight_decay`
     replaces the optimiser's weight decay on convolution weights (None keeps it);
     `on_nonfinite_loss` ("raise" or "skip") says what a NaN/inf training loss does.
@@ -121,7 +122,7 @@ class Task(pl.LightningModule):
         preprocessing: Mapping[str, object] | None = None,
         model_config: Mapping[str, object] | None = None,
         batch_augment: BatchAugment | None = None,
-        normalise: Callable[[Tensor], Tensor] | None = None,
+        normalise: Callable[[Tensor, Tensor | None], Tensor] | None = None,
     ) -> None:
         super().__init__()
         if on_nonfinite_loss not in NONFINITE_MODES:
@@ -200,7 +201,8 @@ class Task(pl.LightningModule):
     def prepare_batch(self, batch: Batch, training: bool) -> Batch:
         """Normalise uint8 batches, then augment training batches, on the device, if asked."""
         if self.normalise is not None:
-            batch = {**batch, "input": self.normalise(batch["input"])}
+            # `peak` (B, T): per-frame maxima, with per-frame max normalisation
+            batch = {**batch, "input": self.normalise(batch["input"], batch.get("peak"))}
         if self.batch_augment is not None and training:
             batch = {**batch, "input": self.batch_augment(batch["input"], batch["seed"])}
         return batch
