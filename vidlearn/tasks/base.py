@@ -1,7 +1,8 @@
 """Shared LightningModule logic: steps, per-epoch metrics, optimiser wiring, checkpoint hparams.
 
 A batch is a dict: `input` (B, T, C, H, W) or (B, C, H, W) float, `target` (B,), `index` (B,)
-int64 rows of the split, `skipped` (ignored here). The model maps `input` to (B, num_outputs).
+int64 rows of the split, `skipped` (ignored here); uint8 inputs normalised on the device may
+come with `peak` (B, T), each frame's maximum. The model maps `input` to (B, num_outputs).
 Subclasses say what the loss is, which torchmetrics to keep and how logits become predictions.
 
 Every metric is computed over the whole split at epoch end (torchmetrics syncs its state across
