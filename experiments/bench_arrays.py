@@ -9,9 +9,14 @@ Every path runs in this one process (0 workers: one core each), side by side, on
 - `original`: a re-implementation of the cine recipe's Keras generator: `np.load` per sample,
   float64, per-frame max normalisation, `scipy.ndimage.rotate` (+-25 degrees) and `shift`
   (+-15 px horizontally) of every frame with the clip's draw, float64 batches of 16;
+  `original_none`: the same generator without the rotation and shift;
 - `vidlearn_augment` / `vidlearn_none`: the training loader of `VideoDataModule` (sampler,
   dataset, clip transform with `conf/augment/hms_cine.yaml` or no augmentation, per-frame max
-  normalisation, normalisation, collate), batches of 16;
+  normalisation, normalisation, collate), batches of 16, float32 (normalised in the worker);
+- `vidlearn_augment_uint8` / `vidlearn_none_uint8`: the same with `data.normalise_on_device`
+  (what the hms_cine presets set): uint8 batches and each frame's peak (`peak`), normalised
+  later on the accelerator; `vidlearn_none_uint8_normalised` adds that normalisation
+  (`BatchNormalisation`) here on the CPU, for reference;
 - `vidlearn_device_cpu`: the loader without augmentation, then `augment=hms_cine_device`'s
   warp (`ClipAffineOnDevice`) over each batch, here on the CPU (no accelerator): the cost of
   the on-device path when the device is the CPU, for reference, not a target;
@@ -21,8 +26,10 @@ Every path runs in this one process (0 workers: one core each), side by side, on
 - `video_light` / `video_none`: the same loader on H.264 videos, 16x112x112 clips, with
   `augment=light` and `augment=none`.
 
-Targets (issue 17): vidlearn_augment >= 100 x original and >= 450 samples/s per core;
-vidlearn_none >= 1.0 x plain; video_light >= 0.9 x video_none. Writes
+Targets (issue 23): the recipe's path (uint8 batches) with augmentation >= 100 x original and
+>= 450 samples/s per core; without augmentation, vidlearn_none >= 1.0 x original_none (both
+max-normalise each frame) and vidlearn_none_uint8 >= 0.5 x plain; video_light >= 0.9 x
+video_none (issue 17). Each path runs on one core: torch and OpenCV use 1 thread. Writes
 experiments/results/bench_arrays.json and .md.
 """
 
@@ -36,6 +43,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from common import environment, markdown_table, write_result
@@ -45,6 +53,7 @@ from scipy import ndimage
 
 from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler, UniformSegmentSampler
 from vidlearn.data.datamodules import VideoDataModule
+from vidlearn.data.transforms import BatchNormalisation
 from vidlearn.demo.videos import write_mp4
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,8 +96,11 @@ def augment(name: str) -> list[Any]:
     return instantiate(OmegaConf.load(ROOT / "conf" / "augment" / f"{name}.yaml")).transforms
 
 
-def original_batches(paths: list[Path], rng: np.random.Generator) -> Iterable[np.ndarray]:
-    """The recipe's generator: float64 clips, max-normalised and warped frame by frame."""
+def original_batches(
+    paths: list[Path], rng: np.random.Generator, augment: bool = True
+) -> Iterable[np.ndarray]:
+    """The recipe's generator: float64 clips, max-normalised and (if `augment`) warped frame by
+    frame."""
     for start in range(0, len(paths), BATCH):
         batch = []
         for path in paths[start : start + BATCH]:
@@ -97,10 +109,18 @@ def original_batches(paths: list[Path], rng: np.random.Generator) -> Iterable[np
             frames = []
             for frame in clip:
                 frame = frame / max(frame.max(), 1.0)
-                frame = ndimage.rotate(frame, angle, reshape=False)
-                frames.append(ndimage.shift(frame, (0, dx)))
+                if augment:
+                    frame = ndimage.rotate(frame, angle, reshape=False)
+                    frame = ndimage.shift(frame, (0, dx))
+                frames.append(frame)
             batch.append(np.stack(frames)[..., None])
         yield np.stack(batch)  # (B, T, H, W, 1) float64
+
+
+def normalised(batches: Iterable[dict], normalise: BatchNormalisation) -> Iterable[dict]:
+    """Each uint8 batch normalised with its peaks, as the task does on the device."""
+    for batch in batches:
+        yield {**batch, "input": normalise(batch["input"], batch["peak"])}
 
 
 def warped(batches: Iterable[dict], device_augment: Callable) -> Iterable[dict]:
@@ -170,6 +190,7 @@ def main() -> None:
     if args.quick:
         args.arrays, args.original, args.videos, frames, size = 16, 2, 4, 5, 32
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)  # one core per path: OpenCV would otherwise warp on every core
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         arrays = write_arrays(folder, args.arrays, frames, size)
@@ -186,10 +207,26 @@ def main() -> None:
             "original": samples_per_second(
                 lambda: original_batches(paths[: args.original], np.random.default_rng(0)), len
             ),
+            "original_none": samples_per_second(
+                lambda: original_batches(paths, np.random.default_rng(0), augment=False), len
+            ),
         }
         for name, transforms in (("vidlearn_augment", augment("hms_cine")), ("vidlearn_none", [])):
-            batches = loader(arrays, frames, size, transforms, **array_options)
-            rate[name] = samples_per_second(partial(iter, batches), lambda b: len(b["input"]))
+            for suffix, on_device in (("", False), ("_uint8", True)):
+                batches = loader(
+                    arrays, frames, size, transforms, normalise_on_device=on_device, **array_options
+                )
+                rate[name + suffix] = samples_per_second(
+                    partial(iter, batches), lambda b: len(b["input"])
+                )
+        rate["vidlearn_none_uint8_normalised"] = samples_per_second(
+            partial(
+                normalised,
+                loader(arrays, frames, size, [], normalise_on_device=True, **array_options),
+                BatchNormalisation(array_options["mean"], array_options["std"]),
+            ),
+            lambda b: len(b["input"]),
+        )
         # Without per-frame max norm, normalised in the worker (float32 batches) or left to the
         # device (uint8 batches): what `data.normalise_on_device` saves the loader.
         plain_options = {**array_options, "per_frame_max_norm": False}
@@ -220,15 +257,20 @@ def main() -> None:
             partial(iter, light), partial(iter, none)
         )
     ratios = {
-        "augment_vs_original": rate["vidlearn_augment"] / rate["original"],
+        "augment_uint8_vs_original": rate["vidlearn_augment_uint8"] / rate["original"],
+        "augment_float32_vs_original": rate["vidlearn_augment"] / rate["original"],
+        "none_vs_original_none": rate["vidlearn_none"] / rate["original_none"],
+        "none_uint8_vs_original_none": rate["vidlearn_none_uint8"] / rate["original_none"],
+        "none_uint8_vs_plain": rate["vidlearn_none_uint8"] / rate["plain"],
         "none_vs_plain": rate["vidlearn_none"] / rate["plain"],
         "video_light_vs_none": rate["video_light"] / rate["video_none"],
         "uint8_batches_vs_plain": rate["arrays_uint8_batches"] / rate["plain"],
     }
     targets = {
-        "augment_vs_original >= 100": ratios["augment_vs_original"] >= 100,
-        "vidlearn_augment >= 450 samples/s per core": rate["vidlearn_augment"] >= 450,
-        "none_vs_plain >= 1.0": ratios["none_vs_plain"] >= 1.0,
+        "augment_uint8_vs_original >= 100": ratios["augment_uint8_vs_original"] >= 100,
+        "vidlearn_augment_uint8 >= 450 samples/s per core": rate["vidlearn_augment_uint8"] >= 450,
+        "none_vs_original_none >= 1.0": ratios["none_vs_original_none"] >= 1.0,
+        "none_uint8_vs_plain >= 0.5": ratios["none_uint8_vs_plain"] >= 0.5,
         "video_light_vs_none >= 0.9": ratios["video_light_vs_none"] >= 0.9,
     }
     rows = [[name, f"{value:.1f}"] for name, value in rate.items()]

@@ -310,6 +310,10 @@ def test_uint8_images_normalised_per_batch_equal_the_formula_and_the_worker_path
     assert torch.equal(device, worker)
 
 
-def test_normalising_on_the_device_refuses_per_frame_max_norm_naming_both_keys() -> None:
+def test_per_frame_max_norm_on_the_device_refuses_photometric_augmentation_naming_the_keys() -> (
+    None
+):
+    # A photometric step must see max-normalised frames, which only the worker path makes.
+    photometric = [A.RandomBrightnessContrast(p=1.0)]
     with pytest.raises(ConfigError, match="data.normalise_on_device.*data.per_frame_max_norm"):
-        ClipTransform([], 8, [0.5], [0.25], per_frame_max_norm=True, normalise=False)
+        ClipTransform(photometric, 8, [0.5], [0.25], per_frame_max_norm=True, normalise=False)

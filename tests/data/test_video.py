@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from counter_videos import write_video
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vidlearn.data import video
 from vidlearn.data.video import DecodeError, open_video, probe_video
@@ -124,10 +126,42 @@ def test_float_array_is_read_as_float32(tmp_path: Path) -> None:
     assert frames.dtype == np.float32 and frames.shape == (1, 4, 4, 2) and frames.max() == 1234.5
 
 
-def test_npy_is_memory_mapped(tmp_path: Path) -> None:
+@settings(max_examples=30, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 7), st.integers(1, 5), st.integers(1, 5), st.integers(0, 3)),
+    dtype=st.sampled_from(["u1", "<u2", ">f4", "f8", "?"]),
+    fortran=st.booleans(),
+    data=st.data(),
+)
+def test_any_frames_of_an_npy_read_as_indexing_the_array(
+    tmp_path_factory: pytest.TempPathFactory, shape: tuple, dtype: str, fortran: bool, data
+) -> None:
+    """Any indices (repeated, reversed, in runs) of any stored array give `array[indices]` as
+    (T, H, W, C), uint8 kept and the rest float32 (Fortran order is memory-mapped instead).
+
+    Caught (planted): the second and later runs of consecutive indices read from the first run's
+    offset (`wanted[0]` for `wanted[run_start]`)."""
+    frames, height, width, views = shape
+    array = np.arange(frames * height * width * max(views, 1)) % 251
+    array = array.reshape((frames, height, width, views) if views else (frames, height, width))
+    array = array.astype(dtype)
+    path = tmp_path_factory.mktemp("npy") / "clip.npy"
+    np.save(path, np.asfortranarray(array) if fortran else array)
+    indices = data.draw(st.lists(st.integers(0, frames - 1), min_size=1, max_size=10))
+    reader = open_video(path)
+    out = reader.read(indices)
+    reader.close()
+    expected = (array if views else array[..., None])[indices]
+    assert out.dtype == (np.uint8 if dtype == "u1" else np.float32)
+    np.testing.assert_array_equal(out, expected.astype(out.dtype))
+
+
+def test_a_truncated_npy_is_a_decode_error_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "clip.npy"
-    np.save(path, np.zeros((5, 2, 2), dtype=np.uint8))
-    assert isinstance(open_video(path).array.base, np.memmap)
+    np.save(path, np.zeros((5, 8, 8), dtype=np.uint8))
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(DecodeError, match=rf"{path}: not a readable NumPy array.*truncated"):
+        open_video(path)
 
 
 def test_npz_with_one_array_reads_it(tmp_path: Path) -> None:

@@ -164,7 +164,11 @@ def test_bench_arrays_quick(experiments_path: Path, tmp_path: Path, monkeypatch)
     run_script(monkeypatch, "bench_arrays.py", "--quick", "--out", str(tmp_path))
     record = json.loads((tmp_path / "bench_arrays.json").read_text())
     assert set(record["ratios"]) == {
-        "augment_vs_original",
+        "augment_uint8_vs_original",
+        "augment_float32_vs_original",
+        "none_vs_original_none",
+        "none_uint8_vs_original_none",
+        "none_uint8_vs_plain",
         "none_vs_plain",
         "video_light_vs_none",
         "uint8_batches_vs_plain",

@@ -157,6 +157,7 @@ def test_the_model_follows_the_data_clip_length_and_size(preset: Callable, name:
 def test_the_recipe_augments_and_max_normalises_the_cine_folds(preset: Callable, name: str) -> None:
     cfg = preset(name)
     assert cfg.data.per_frame_max_norm and cfg.data.fold_files == "folds/fold_{fold}_{split}.csv"
+    assert cfg.data.normalise_on_device  # uint8 batches with their peaks
     (affine,) = instantiate(cfg.augment).transforms
     assert affine.rotate == (-25, 25)
     assert cfg.data.label_column == {"hms_cine_regression": "age", "hms_cine_binary": "sex"}[name]
@@ -174,9 +175,12 @@ def test_regression_preset_trains_one_epoch_with_r2_over_the_whole_validation_se
     datamodule = instantiate(cfg.data, label_kind="regression")
     datamodule.setup("fit")
     batches = list(datamodule.val_dataloader())
+    normalise = datamodule.batch_normalisation()  # uint8 clips and their peaks -> model inputs
     with torch.no_grad():
         # scores: predictions in years (the preset standardises the targets)
-        predictions = torch.cat([loaded.scores(loaded.model(b["input"]))[:, 0] for b in batches])
+        predictions = torch.cat(
+            [loaded.scores(loaded.model(normalise(b["input"], b["peak"])))[:, 0] for b in batches]
+        )
     target = torch.cat([batch["target"] for batch in batches])
     r2 = 1 - ((target - predictions) ** 2).sum() / ((target - target.mean()) ** 2).sum()
     assert summary["metrics"]["val/r2"] == pytest.approx(r2.item(), rel=1e-4, abs=1e-4)

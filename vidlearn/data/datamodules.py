@@ -53,7 +53,8 @@ class ManifestDataModule(pl.LightningDataModule):
     or, without pretrained weights, the modality's `default_statistics`; setup logs which.
 
     `normalise_on_device`: loaders yield uint8 inputs, normalised by the task on the device
-    with `batch_normalisation()` (a quarter of the bytes through collate and worker transfer).
+    with `batch_normalisation()` (a quarter of the bytes through collate and worker transfer);
+    with `per_frame_max_norm`, batches carry each frame's peak as `peak` (B, T) float32.
     """
 
     extensions: tuple[str, ...] = ()

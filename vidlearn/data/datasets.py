@@ -65,9 +65,15 @@ class ReadingBoard:
 
 
 class Transform(Protocol):
-    """`transform(array, rng) -> Tensor`: a clip (T, H, W, C) or an image (H, W, C), one draw."""
+    """`transform(array, rng) -> Tensor`: a clip (T, H, W, C) or an image (H, W, C), one draw.
 
-    def __call__(self, array: np.ndarray, rng: np.random.Generator) -> Tensor: ...
+    A transform may return a dict instead: `input` and further per-item tensors that travel
+    with it (`peak` (T,), see `ClipTransform`).
+    """
+
+    def __call__(
+        self, array: np.ndarray, rng: np.random.Generator
+    ) -> Tensor | dict[str, Tensor]: ...
 
 
 class SampleDataset(Dataset, ABC):
@@ -85,8 +91,9 @@ class SampleDataset(Dataset, ABC):
         return len(self.paths)
 
     @abstractmethod
-    def load(self, index: int, rng: np.random.Generator) -> Tensor:
-        """Read and transform the sample at `index`; raises DecodeError when it cannot be read."""
+    def load(self, index: int, rng: np.random.Generator) -> Tensor | dict[str, Tensor]:
+        """Read and transform the sample at `index` (the transform's output: the input, or a dict
+        of `input` and what travels with it); raises DecodeError when it cannot be read."""
 
     def __getitem__(self, key: SampleKey | int) -> dict:
         index = key_index(key)
@@ -108,8 +115,9 @@ class SampleDataset(Dataset, ABC):
                 continue
             if self.board is not None:
                 self.board.mark(-1)
+            fields = sample if isinstance(sample, dict) else {"input": sample}
             return {
-                "input": sample,
+                **fields,
                 "target": torch.as_tensor(self.targets[candidate]),
                 "index": candidate,
                 # drawn last, from the same key: seeds augmentation on the device, if any
@@ -124,7 +132,9 @@ class SampleDataset(Dataset, ABC):
 
 
 class VideoClipDataset(SampleDataset):
-    """Videos or frame arrays -> one clip each: `input` (T, C, H, W) float32.
+    """Videos or frame arrays -> one clip each: `input` (T, C, H, W) float32 (in the frames'
+    dtype when the transform leaves normalising to the device, then with `peak` (T,) float32
+    under per-frame max normalisation).
 
     `backends`, one per path, overrides `backend` (the probe's decision per file).
 
@@ -155,7 +165,7 @@ class VideoClipDataset(SampleDataset):
         self.backends = list(backends) if backends is not None else None
         self.frame_cache = frame_cache
 
-    def load(self, index: int, rng: np.random.Generator) -> Tensor:
+    def load(self, index: int, rng: np.random.Generator) -> Tensor | dict[str, Tensor]:
         backend = self.backends[index] if self.backends is not None else self.backend
         if self.frame_cache is not None:
             reader = self.frame_cache.open(self.paths[index], backend)
@@ -166,7 +176,7 @@ class VideoClipDataset(SampleDataset):
             frames = reader.read(clip)  # (T, H, W, C)
         finally:
             reader.close()
-        return self.transform(frames, rng)  # (T, C, H, W)
+        return self.transform(frames, rng)  # (T, C, H, W), or a dict with it as `input`
 
 
 class ImageDataset(SampleDataset):
@@ -182,7 +192,7 @@ class ImageDataset(SampleDataset):
         super().__init__(paths, targets, max_attempts)
         self.transform = transform
 
-    def load(self, index: int, rng: np.random.Generator) -> Tensor:
+    def load(self, index: int, rng: np.random.Generator) -> Tensor | dict[str, Tensor]:
         return self.transform(read_image(self.paths[index]), rng)  # (C, H, W)
 
 

@@ -8,10 +8,11 @@ clip: uint8 frames are divided by 255, float frames are taken to be in [0, 1] al
 Resizing a clip that already has the size (a frame cache's frames) costs nothing.
 
 `per_frame_max_norm` divides each frame by its own maximum (the cardiac cine recipe), in training
-and evaluation alike. The peaks are read from the input frames; the division is folded into the
-final pass when every augmentation is geometric (warps and flips are linear in pixel values, so
-dividing first or last gives the same clip), and done first otherwise, so photometric
-augmentations see frames in [0, 1] as they always did.
+and evaluation alike. The peaks are read from the input frames (before resizing); the division is
+folded into the final pass when every augmentation is geometric (warps and flips are linear in
+pixel values, so dividing first or last gives the same clip), and done first otherwise, so
+photometric augmentations see frames in [0, 1] as they always did. With normalisation on the
+device the peaks travel with the clip (`peak`) and the device divides by them in its one pass.
 
 The random draws come from the item's generator `rng` (see `vidlearn.data.sample_keys`), never
 from the worker's own streams.
@@ -55,8 +56,8 @@ def normalise(
 ) -> Tensor:
     """`(..., H, W, C)` uint8 or float in [0, 1] -> `(..., C, H, W)` float32, `(x - mean) / std`.
 
-    `frame_peaks` `(T,)`, for a clip `(T, H, W, C)`, divides each frame by its peak first, in
-    the same pass (one float32 copy of the clip, then in-place arithmetic).
+    `frame_peaks` `(T,)`, for a clip `(T, H, W, C)`, divides each frame by its peak in the
+    same pass (one float32 copy of the clip, then in-place arithmetic).
     """
     if min(frames.strides) < 0:  # a flip's view: torch cannot wrap negative strides
         frames = np.ascontiguousarray(frames)
@@ -84,14 +85,17 @@ def normalise_tensor(
     std_array = np.asarray(std, dtype=np.float32) * scale  # (C,) or (1,)
     multiplier = np.broadcast_to(1.0 / std_array, (channels,)).astype(np.float32)
     offset = np.broadcast_to(np.asarray(mean, np.float32) * scale / std_array, (channels,))
-    out = torch.empty(inputs.shape, dtype=torch.float32, device=inputs.device).copy_(inputs)
     factor = torch.from_numpy(multiplier).to(inputs.device).view(-1, 1, 1)  # (C, 1, 1)
     if frame_peaks is not None:
-        factor = factor / frame_peaks.to(inputs.device).view(-1, 1, 1, 1)  # (T, C, 1, 1)
-    out.mul_(factor).sub_(
+        # (T,) for a clip, (B, T) for a batch -> (..., T, C, 1, 1)
+        peaks = frame_peaks.to(device=inputs.device, dtype=torch.float32)
+        factor = factor / peaks.view(*peaks.shape, 1, 1, 1)
+    # One float32 copy, then in place. (torch.mul(uint8, float32, out=...) in one pass was
+    # measured 2x slower on the CPU: its mixed-dtype loop is not vectorised.)
+    out = torch.empty(inputs.shape, dtype=torch.float32, device=inputs.device).copy_(inputs)
+    return out.mul_(factor).sub_(
         torch.from_numpy(offset.astype(np.float32)).to(inputs.device).view(-1, 1, 1)
     )
-    return out
 
 
 class BatchNormalisation:
@@ -99,13 +103,15 @@ class BatchNormalisation:
 
     Given to the task (`normalise`) when `data.normalise_on_device` is set: workers then collate
     uint8, a quarter of the float32 bytes, and the float conversion happens once per batch.
+    `frame_peaks` `(B, T)` float32 (the batch's `peak`, with `per_frame_max_norm`) divides each
+    frame by its own peak in the same pass, as the worker path does.
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         self.mean, self.std = list(mean), list(std)
 
-    def __call__(self, inputs: Tensor) -> Tensor:
-        return normalise_tensor(inputs, self.mean, self.std)
+    def __call__(self, inputs: Tensor, frame_peaks: Tensor | None = None) -> Tensor:
+        return normalise_tensor(inputs, self.mean, self.std, frame_peaks)
 
 
 def _channels_first(ndim: int) -> tuple[int, ...]:
@@ -171,11 +177,13 @@ class Augmentation:
             return self.pipeline(image=image)["image"]
         # More channels than OpenCV takes (a long clip): slices with the same seed draw the
         # same parameters (they depend on the image size only), so every frame still moves alike.
+        # Equal slices: a last one of 4 channels or fewer would take OpenCV's other warp, which
+        # rounds differently (vidlearn.data.clip_affine).
         slices = []
-        for first in range(0, channels, _MAX_CHANNELS):
+        for part in np.array_split(np.arange(channels), -(-channels // _MAX_CHANNELS)):
             self.pipeline.set_random_seed(seed)
-            part = np.ascontiguousarray(image[..., first : first + _MAX_CHANNELS])
-            slices.append(self.pipeline(image=part)["image"])
+            sliced = np.ascontiguousarray(image[..., part[0] : part[-1] + 1])
+            slices.append(self.pipeline(image=sliced)["image"])
         return np.concatenate(slices, axis=2)
 
 
@@ -188,9 +196,11 @@ def _require_rng(rng: np.random.Generator | None, name: str) -> np.random.Genera
 class ClipTransform:
     """Resize, augment and normalise a clip with ONE random draw and one call per operation.
 
-    `(T, H, W, C)` uint8 (or float in [0, 1]) -> `(T, C, size, size)` float32, C = 1, 3 or V;
-    with `normalise=False`, in the input's dtype (normalised later by `BatchNormalisation`).
-    `rng` is needed only when `augment` is not empty (training).
+    `(T, H, W, C)` uint8 (or float) -> `(T, C, size, size)` float32, C = 1, 3 or V. With
+    `normalise=False`, the clip stays in the input's dtype (normalised later by
+    `BatchNormalisation`), and with `per_frame_max_norm` too the call returns
+    `{"input": clip, "peak": (T,) float32}`: each frame's peak, read before resizing as on the
+    worker path, travels with the clip. `rng` is needed only when `augment` is not empty.
     """
 
     def __init__(
@@ -202,35 +212,46 @@ class ClipTransform:
         per_frame_max_norm: bool = False,
         normalise: bool = True,
     ) -> None:
-        if per_frame_max_norm and not normalise:
-            raise ConfigError(
-                "data.normalise_on_device=true needs data.per_frame_max_norm=false: each frame's "
-                "peak is read before resizing, in the worker; set one of them to false"
-            )
         self.size, self.mean, self.std = size, list(mean), list(std)
         self.per_frame_max_norm, self.normalise = per_frame_max_norm, normalise
         self.augmentation = Augmentation(augment) if augment else None
         # Peaks divide last only when no photometric op would see un-normalised frames.
         self.divide_last = self.augmentation is None or self.augmentation.geometric
+        if per_frame_max_norm and not normalise and not self.divide_last:
+            raise ConfigError(
+                "data.normalise_on_device=true with data.per_frame_max_norm=true needs geometric "
+                "augmentations only (the augment config has a photometric one, which must see "
+                "max-normalised frames in the worker); set data.normalise_on_device=false, or "
+                "pick an augment config of warps and flips (e.g. augment=hms_cine)"
+            )
 
-    def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None) -> Tensor:
+    def __call__(
+        self, frames: np.ndarray, rng: np.random.Generator | None = None
+    ) -> Tensor | dict[str, Tensor]:
         if frames.ndim != 4:
             raise ValueError(f"ClipTransform expects frames (T, H, W, C), got shape {frames.shape}")
         peaks = None
         if self.per_frame_max_norm:
-            if self.divide_last and frames.dtype == np.uint8:
+            if self.divide_last:
                 peaks = peaks_of(frames)  # (T,)
             else:
                 frames = max_normalise(frames)
+        clip = self._resized_augmented(frames, rng)  # (T, size, size, C), any strides
+        if not self.normalise:  # (T, C, size, size) in the array's dtype, for BatchNormalisation
+            inputs = torch.from_numpy(np.ascontiguousarray(clip.transpose(0, 3, 1, 2)))
+            return inputs if peaks is None else {"input": inputs, "peak": torch.from_numpy(peaks)}
+        return normalise(clip, self.mean, self.std, peaks)  # (T, C, size, size)
+
+    def _resized_augmented(self, frames: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+        """`(T, H, W, C)` -> `(T, size, size, C)`, a view where nothing had to be done."""
         length, height, width, channels = frames.shape
+        if self.augmentation is None and (height, width) == (self.size, self.size):
+            return frames  # no (H, W, T*C) round trip: the clip is copied once, by the caller
         stacked = frames.transpose(1, 2, 0, 3).reshape(height, width, length * channels)
         stacked = resize(stacked, self.size)  # (size, size, T*C)
         if self.augmentation is not None:
             stacked = self.augmentation(stacked, _require_rng(rng, "ClipTransform"))
-        clip = stacked.reshape(self.size, self.size, length, channels).transpose(2, 0, 1, 3)
-        if not self.normalise:  # (T, C, size, size) in the array's dtype, for BatchNormalisation
-            return torch.from_numpy(np.ascontiguousarray(clip.transpose(0, 3, 1, 2)))
-        return normalise(clip, self.mean, self.std, peaks)  # (T, C, size, size)
+        return stacked.reshape(self.size, self.size, length, channels).transpose(2, 0, 1, 3)
 
 
 class ImageTransform:

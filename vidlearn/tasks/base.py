@@ -1,7 +1,8 @@
 """Shared LightningModule logic: steps, per-epoch metrics, optimiser wiring, checkpoint hparams.
 
 A batch is a dict: `input` (B, T, C, H, W) or (B, C, H, W) float, `target` (B,), `index` (B,)
-int64 rows of the split, `skipped` (ignored here). The model maps `input` to (B, num_outputs).
+int64 rows of the split, `skipped` (ignored here); uint8 inputs normalised on the device may
+come with `peak` (B, T), each frame's maximum. The model maps `input` to (B, num_outputs).
 Subclasses say what the loss is, which torchmetrics to keep and how logits become predictions.
 
 Every metric is computed over the whole split at epoch end (torchmetrics syncs its state across
@@ -101,7 +102,8 @@ class Task(pl.LightningModule):
     `batch_augment` (e.g. `vidlearn.data.device_augment.ClipAffineOnDevice`) augments training
     batches once they are on the device, one draw per item from `batch["seed"]`; it is not
     stored (inference never augments). `normalise` (the DataModule's `batch_normalisation()`)
-    turns uint8 batches into model inputs on the device, in every stage, before augmentation.
+    turns uint8 batches (and their `peak`, if any) into model inputs on the device, in every
+    stage, before augmentation.
     `mix` (`vidlearn.tasks.mix.MixUpCutMix`) mixes training batches after `batch_augment`,
     inputs and labels alike (classification tasks only; not stored either): the loss takes the
     mixed labels, the training metrics each item's dominant label (the argmax of its mix).
@@ -129,7 +131,7 @@ class Task(pl.LightningModule):
         preprocessing: Mapping[str, object] | None = None,
         model_config: Mapping[str, object] | None = None,
         batch_augment: BatchAugment | None = None,
-        normalise: Callable[[Tensor], Tensor] | None = None,
+        normalise: Callable[[Tensor, Tensor | None], Tensor] | None = None,
         mix: BatchMix | None = None,
     ) -> None:
         super().__init__()
@@ -220,7 +222,8 @@ class Task(pl.LightningModule):
         `target` (see `ClassificationTask.soft_targets`).
         """
         if self.normalise is not None:
-            batch = {**batch, "input": self.normalise(batch["input"])}
+            # `peak` (B, T): per-frame maxima, with per-frame max normalisation
+            batch = {**batch, "input": self.normalise(batch["input"], batch.get("peak"))}
         if self.batch_augment is not None and training:
             batch = {**batch, "input": self.batch_augment(batch["input"], batch["seed"])}
         if self.mix is not None and training:
