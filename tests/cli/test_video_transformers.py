@@ -4,6 +4,7 @@ limits allow, are refused by the pre-flight outside those limits, and export."""
 from __future__ import annotations
 
 import math
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,9 +14,11 @@ from omegaconf import DictConfig
 
 from vidlearn.cli.config import CONF_DIR
 from vidlearn.cli.export import export
+from vidlearn.cli.pretrained import weights_preprocessing
 from vidlearn.cli.train import train
 from vidlearn.demo.videos import make_videos
 from vidlearn.errors import ConfigError
+from vidlearn.models.weights import WeightsDownloadError
 
 # The smallest clip each preset's input_limits allow: Swin any (1 frame of 1 pixel); MViT 16 x 224.
 SMALLEST = {
@@ -65,6 +68,31 @@ def smallest_clip_run(
         "data.batch_size=2",
         *overrides,
     )
+
+
+def _no_network(*args: object, **kwargs: object) -> socket.socket:
+    raise OSError("network is unreachable (test without network)")
+
+
+def test_kinetics400_offline_stops_the_run_before_the_data_naming_the_file(
+    compose_train: Callable[..., DictConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(socket, "create_connection", _no_network)
+    cfg = compose_train("model=swin3d_t", f"data.manifest={tmp_path / 'absent.csv'}")
+    with pytest.raises(
+        WeightsDownloadError, match=r"swin3d_t-7615ae03\.pth in .*model\.weights=none"
+    ):
+        train(cfg)
+
+
+@pytest.mark.parametrize(("arch", "mean"), [("swin3d_b", 0.406), ("mvit_v1_b", 0.45)])
+def test_a_kinetics_preset_normalises_with_its_weights_statistics(
+    compose_train: Callable[..., DictConfig], arch: str, mean: float
+) -> None:
+    """Left null, data.mean takes the weights' own: ImageNet's for Swin, 0.45 for MViT."""
+    preprocessing = weights_preprocessing(compose_train(f"model={arch}").model)
+    assert preprocessing.mean[-1] == pytest.approx(mean)
 
 
 @pytest.mark.slow
