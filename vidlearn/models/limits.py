@@ -16,8 +16,10 @@ class InputLimits:
     """Clip length and frame size a model can take; `None` frames for image models.
 
     `frames` / `size` are fixed values (a model whose flatten width depends on them), the `min_`
-    values lower bounds (downsampling that runs out of input). `hint` is appended to a refusal,
-    e.g. a model without the limit to pick instead.
+    values lower bounds (downsampling that runs out of input). Fixed values follow the model's
+    `model.num_frames` / `model.size` keys, unless `fixed_by` says what else fixes them (e.g.
+    pretrained position tables): then only the data keys can change. `hint` is appended to a
+    refusal, e.g. a model without the limit to pick instead.
     """
 
     name: str
@@ -26,17 +28,20 @@ class InputLimits:
     frames: int | None = None
     size: int | None = None
     hint: str = ""
+    fixed_by: str = ""
 
     def problems(self, frames: int | None, size: int) -> list[str]:
         """What is wrong with clips of `frames` x `size` x `size` for this model; empty if fine."""
         found = []
-        if self.frames is not None and frames is not None and frames != self.frames:
+        if self.fixed_by:
+            found += self._fixed_problems(frames, size)
+        elif self.frames is not None and frames is not None and frames != self.frames:
             found.append(
                 f"{self.name} was built for model.num_frames={self.frames} frames but the clips "
                 f"have data.frames={frames}; set model.num_frames=${{data.frames}} (the preset's "
                 "default) or data.frames to match"
             )
-        if self.size is not None and size != self.size:
+        if not self.fixed_by and self.size is not None and size != self.size:
             found.append(
                 f"{self.name} was built for model.size={self.size} but the frames have "
                 f"data.size={size}; set model.size=${{data.size}} (the preset's default) or "
@@ -55,3 +60,19 @@ class InputLimits:
         if found and self.hint:
             found[-1] += f" {self.hint}"
         return found
+
+    def _fixed_problems(self, frames: int | None, size: int) -> list[str]:
+        """Clip length and size that differ from values no model key changes (`fixed_by`)."""
+        wrong = [
+            (key, wanted, got)
+            for key, wanted, got in (
+                ("data.frames", self.frames, frames),
+                ("data.size", self.size, size),
+            )
+            if wanted is not None and got is not None and got != wanted
+        ]
+        return [
+            f"{self.name} takes only {key}={wanted} ({self.fixed_by}; got {key}={got}); "
+            f"set {key}={wanted}"
+            for key, wanted, got in wrong
+        ]
