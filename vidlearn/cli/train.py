@@ -32,6 +32,7 @@ from vidlearn.callbacks import (
     ResumeCheck,
     ResumeState,
     SigtermCheckpoint,
+    Tracker,
     claim_run_dir,
 )
 from vidlearn.cli.console import console_main
@@ -71,9 +72,12 @@ def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     bad_files = BadFileMonitor(cfg.data.max_bad_fraction, datamodule.probe_skipped)
     nonfinite = NonFiniteLossFiles()
     trainer = build_trainer(cfg, run_dir, [bad_files, nonfinite])
+    trackers = [each for each in trainer.loggers if isinstance(each, Tracker)]  # logger=mlflow...
     if trainer.is_global_zero:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
         write_provenance(run_dir)
+        for tracker in trackers:
+            tracker.log_config(OmegaConf.to_container(cfg, resolve=True))
     fit(cfg, trainer, model, task, datamodule)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     metrics = evaluate(trainer, task, datamodule, best or None, cfg.test)
@@ -90,6 +94,8 @@ def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if trainer.is_global_zero:
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         write_plots(task, datamodule.classes, run_dir)
+        for tracker in trackers:
+            tracker.log_outcome(run_dir, summary)
         print_metrics(metrics, run_dir)
     return summary
 
