@@ -74,9 +74,7 @@ def test_summary_figures_are_metrics(logged: tuple[Path, Run]) -> None:
     assert run.data.metrics["summary/num_train"] == summary["num_train"]
 
 
-def test_summary_config_and_plots_are_artifacts(
-    logged: tuple[Path, Run], tmp_path: Path
-) -> None:
+def test_summary_config_and_plots_are_artifacts(logged: tuple[Path, Run], tmp_path: Path) -> None:
     run_dir, run = logged
     client = client_of(run_dir)
     assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {
