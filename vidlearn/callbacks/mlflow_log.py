@@ -9,6 +9,7 @@ with `mlflow ui --backend-store-uri sqlite:///outputs/mlflow.db`; artifacts are 
 from __future__ import annotations
 
 import fcntl
+import logging
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -25,6 +26,8 @@ from vidlearn.callbacks.tracker import (
     summary_figures,
     sweep_group,
 )
+
+logger = logging.getLogger(__name__)
 
 SQLITE_PREFIX = "sqlite:///"
 # The run's files kept as artifacts, beside the plots.
@@ -62,6 +65,13 @@ class MLflowTracker(MLFlowLogger, Tracker):
                 artifact_location=Path(artifact_location).expanduser().resolve().as_uri(),
             )
             self._experiment_id = self._experiment_by_name()
+        logger.info(
+            "mlflow: run %s in experiment %s of %s (mlflow ui --backend-store-uri %s)",
+            self._run_name,
+            experiment_name,
+            tracking_uri,
+            tracking_uri,
+        )
 
     def _experiment_by_name(self) -> str:
         """The id of the experiment `experiment_name`, created when missing (Lightning's own

@@ -8,6 +8,7 @@ Runs of a multirun share the group `<sweep directory name>`.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ class WandbTracker(WandbLogger, Tracker):
             group=group,
             mode=mode,
         )
+        # Lightning passes anonymous=None, which wandb 0.31 answers with a deprecation warning.
+        self._wandb_init.pop("anonymous", None)
 
     def log_outcome(self, run_dir: Path, summary: Mapping[str, Any]) -> None:
         """Summary figures into the run's summary, summary.json as a run file (config.yaml is
@@ -47,7 +50,10 @@ class WandbTracker(WandbLogger, Tracker):
         run = self.experiment
         run.summary.update(summary_figures(summary))
         if (run_dir / "summary.json").is_file():
-            run.save(str(run_dir / "summary.json"), base_path=str(run_dir), policy="now")
+            # a copy in the run's files/ (wandb.save of the file where it is symlinks it, saying so)
+            copy = Path(run.dir) / "summary.json"
+            shutil.copyfile(run_dir / "summary.json", copy)
+            run.save(str(copy), base_path=run.dir, policy="now")
         images = {f"plots/{plot.stem}": wandb.Image(str(plot)) for plot in plot_files(run_dir)}
         if images:
             run.log(images)
