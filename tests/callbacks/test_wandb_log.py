@@ -98,3 +98,14 @@ def test_a_missing_wandb_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_pa
     monkeypatch.setitem(sys.modules, "wandb", None)  # find_spec then reports it missing
     with pytest.raises(ConfigError, match=r"logger=wandb .*pip install 'vidlearn\[loggers\]'"):
         WandbTracker(str(tmp_path))
+
+
+def test_a_disabled_run_takes_the_outcome_without_files(
+    tmp_path: Path, offline: pytest.MonkeyPatch
+) -> None:
+    """WANDB_MODE=disabled: W&B keeps no run folder, so there is nowhere to copy files to."""
+    (tmp_path / "summary.json").write_text(json.dumps({"metrics": {"val/loss": 0.5}}))
+    tracker = WandbTracker(str(tmp_path), mode="disabled")
+    tracker.log_config({"data": {"size": 32}})
+    tracker.log_outcome(tmp_path, {"metrics": {"val/loss": 0.5}})
+    assert not (tmp_path / "wandb").exists()

@@ -49,7 +49,8 @@ class WandbTracker(WandbLogger, Tracker):
 
         run = self.experiment
         run.summary.update(summary_figures(summary))
-        if (run_dir / "summary.json").is_file():
+        # WANDB_MODE=disabled keeps no run folder, hence no files
+        if (run_dir / "summary.json").is_file() and Path(run.dir).is_dir():
             # a copy in the run's files/ (wandb.save of the file where it is symlinks it, saying so)
             copy = Path(run.dir) / "summary.json"
             shutil.copyfile(run_dir / "summary.json", copy)
