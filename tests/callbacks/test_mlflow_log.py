@@ -13,6 +13,7 @@ from conftest import compose_small_train
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+import vidlearn.cli.train
 from vidlearn.callbacks.mlflow_log import MLflowTracker
 from vidlearn.cli.train import train
 from vidlearn.errors import ConfigError
@@ -93,6 +94,22 @@ def test_artifacts_lie_under_the_log_directory(logged: tuple[Path, Run]) -> None
     )
 
 
+def test_a_run_the_preflight_refuses_leaves_no_run_open(
+    tmp_path: Path, demo_videos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object) -> None:
+        raise ConfigError("model=x needs data.frames >= 8")
+
+    monkeypatch.setattr(vidlearn.cli.train, "preflight", refuse)
+    cfg = compose_small_train(
+        tmp_path, f"data.manifest={demo_videos}", "logger=mlflow", f"paths.log_dir={tmp_path}"
+    )
+    with pytest.raises(ConfigError, match="needs data.frames"):
+        train(cfg)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    assert client.search_runs([client.get_experiment_by_name("vidlearn").experiment_id]) == []
+
+
 def test_a_missing_mlflow_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "mlflow", None)  # find_spec then reports it missing
     with pytest.raises(ConfigError, match=r"logger=mlflow .*pip install 'vidlearn\[loggers\]'"):
@@ -101,6 +118,7 @@ def test_a_missing_mlflow_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_p
 
 WRITER = """
 import sys
+import vidlearn.cli.train
 from vidlearn.callbacks.mlflow_log import MLflowTracker
 logs = sys.argv[1]
 tracker = MLflowTracker(logs + "/" + sys.argv[2], f"sqlite:///{logs}/mlflow.db", logs + "/art")

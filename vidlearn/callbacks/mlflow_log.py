@@ -66,11 +66,7 @@ class MLflowTracker(MLFlowLogger, Tracker):
             )
             self._experiment_id = self._experiment_by_name()
         logger.info(
-            "mlflow: run %s in experiment %s of %s (mlflow ui --backend-store-uri %s)",
-            self._run_name,
-            experiment_name,
-            tracking_uri,
-            tracking_uri,
+            "mlflow: run %s, experiment %s, store %s", self._run_name, experiment_name, tracking_uri
         )
 
     def _experiment_by_name(self) -> str:

@@ -72,12 +72,9 @@ def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     bad_files = BadFileMonitor(cfg.data.max_bad_fraction, datamodule.probe_skipped)
     nonfinite = NonFiniteLossFiles()
     trainer = build_trainer(cfg, run_dir, [bad_files, nonfinite])
-    trackers = [each for each in trainer.loggers if isinstance(each, Tracker)]  # logger=mlflow...
     if trainer.is_global_zero:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
         write_provenance(run_dir)
-        for tracker in trackers:
-            tracker.log_config(OmegaConf.to_container(cfg, resolve=True))
     fit(cfg, trainer, model, task, datamodule)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     metrics = evaluate(trainer, task, datamodule, best or None, cfg.test)
@@ -94,7 +91,7 @@ def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if trainer.is_global_zero:
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         write_plots(task, datamodule.classes, run_dir)
-        for tracker in trackers:
+        for tracker in trackers(trainer):
             tracker.log_outcome(run_dir, summary)
         print_metrics(metrics, run_dir)
     return summary
@@ -210,12 +207,21 @@ def fit(
     task: pl.LightningModule,
     datamodule: ManifestDataModule,
 ) -> None:
-    """Preflight one batch, compile when asked, then fit (resuming when `cfg.resume` says so)."""
+    """Preflight one batch, compile when asked, record the config in the trackers, then fit
+    (resuming when `cfg.resume` says so)."""
     example = preflight(task, datamodule.datasets["train"], collate, trainer.strategy.root_device)
     task.example_input_array = example[:1]  # the model summary then shows real FLOPs and shapes
     if cfg.compile:
         model.compile()  # in place: parameter names, hence checkpoints, are unchanged
+    # after the preflight, so that a refused run leaves no tracker run open (rank zero logs)
+    for tracker in trackers(trainer):
+        tracker.log_config(OmegaConf.to_container(cfg, resolve=True))
     trainer.fit(task, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg.resume))
+
+
+def trackers(trainer: pl.Trainer) -> list[Tracker]:
+    """The trainer's loggers that also record config, summary and plots (logger=mlflow, wandb)."""
+    return [each for each in trainer.loggers if isinstance(each, Tracker)]
 
 
 def evaluate(
