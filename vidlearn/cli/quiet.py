@@ -43,3 +43,7 @@ def silence_third_party_noise() -> None:
     )
     # Lightning 2.6 calls a torch pytree API that torch 2.10+ deprecates; nothing to do on our side.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # On a SLURM login node Lightning suggests prepending `srun`; vidlearn reaches SLURM through
+    # `hydra/launcher=slurm` (submitit submits each job itself, see docs/scale.md), so the hint
+    # points the wrong way.
+    warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system")

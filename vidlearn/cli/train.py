@@ -33,6 +33,7 @@ from vidlearn.callbacks import (
     ResumeCheck,
     ResumeState,
     SigtermCheckpoint,
+    Tracker,
     claim_run_dir,
 )
 from vidlearn.cli.console import console_main
@@ -98,6 +99,8 @@ def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if trainer.is_global_zero:
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         write_plots(task, datamodule.classes, run_dir)
+        for tracker in trackers(trainer):
+            tracker.log_outcome(run_dir, summary)
         print_metrics(metrics, run_dir)
     return summary
 
@@ -229,12 +232,21 @@ def fit(
     task: pl.LightningModule,
     datamodule: ManifestDataModule,
 ) -> None:
-    """Preflight one batch, compile when asked, then fit (resuming when `cfg.resume` says so)."""
+    """Preflight one batch, compile when asked, record the config in the trackers, then fit
+    (resuming when `cfg.resume` says so)."""
     example = preflight(task, datamodule.datasets["train"], collate, trainer.strategy.root_device)
     task.example_input_array = example[:1]  # the model summary then shows real FLOPs and shapes
     if cfg.compile:
         model.compile()  # in place: parameter names, hence checkpoints, are unchanged
+    # after the preflight, so that a refused run leaves no tracker run open (rank zero logs)
+    for tracker in trackers(trainer):
+        tracker.log_config(OmegaConf.to_container(cfg, resolve=True))
     trainer.fit(task, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg.resume))
+
+
+def trackers(trainer: pl.Trainer) -> list[Tracker]:
+    """The trainer's loggers that also record config, summary and plots (logger=mlflow, wandb)."""
+    return [each for each in trainer.loggers if isinstance(each, Tracker)]
 
 
 def evaluate(

@@ -1,0 +1,147 @@
+"""logger=mlflow: a training run lands in a SQLite store, read back with MLflow's own client."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import compose_small_train
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+import vidlearn.cli.train
+from vidlearn.callbacks.mlflow_log import MLflowTracker
+from vidlearn.cli.train import train
+from vidlearn.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory: pytest.TempPathFactory, demo_videos: Path) -> tuple[Path, Run]:
+    """A two-epoch run with logger=mlflow: its run directory and the MLflow run in the store."""
+    logs = tmp_path_factory.mktemp("mlflow_logs")
+    cfg = compose_small_train(
+        logs,
+        f"data.manifest={demo_videos}",
+        "data.size=32",
+        "data.frames=6",
+        "trainer.max_epochs=2",
+        "logger=mlflow",
+        f"paths.log_dir={logs}",
+    )
+    train(cfg)
+    client = MlflowClient(tracking_uri=f"sqlite:///{logs}/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("vidlearn").experiment_id])
+    return Path(cfg.paths.output_dir), run
+
+
+def client_of(run_dir: Path) -> MlflowClient:
+    return MlflowClient(tracking_uri=f"sqlite:///{run_dir.parent}/mlflow.db")
+
+
+def test_the_run_is_named_after_its_directory_and_finished(logged: tuple[Path, Run]) -> None:
+    run_dir, run = logged
+    assert run.info.run_name == run_dir.name
+    assert run.info.status == "FINISHED"
+
+
+def test_params_hold_the_resolved_config_under_override_keys(logged: tuple[Path, Run]) -> None:
+    _, run = logged
+    assert run.data.params["data.size"] == "32"
+    assert run.data.params["trainer.max_epochs"] == "2"
+    assert run.data.params["model._target_"] == "vidlearn.models.frame_gru.FrameGRU"
+    assert run.data.params["augment.transforms.0._target_"] == "albumentations.Affine"
+
+
+def test_validation_metrics_are_logged_every_epoch(logged: tuple[Path, Run]) -> None:
+    run_dir, run = logged
+    history = client_of(run_dir).get_metric_history(run.info.run_id, "val/loss")
+    # the CSV log beside it: one row per epoch, then the best checkpoint's final validation
+    per_epoch = pd.read_csv(run_dir / "metrics.csv")["val/loss"].dropna().tolist()
+    assert len(per_epoch) == 3
+    assert [m.value for m in history] == pytest.approx(per_epoch)
+
+
+def test_summary_figures_are_metrics(logged: tuple[Path, Run]) -> None:
+    run_dir, run = logged
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert run.data.metrics["summary/val/loss"] == pytest.approx(summary["metrics"]["val/loss"])
+    assert run.data.metrics["summary/test/accuracy"] == pytest.approx(
+        summary["metrics"]["test/accuracy"]
+    )
+    assert run.data.metrics["summary/num_train"] == summary["num_train"]
+
+
+def test_summary_config_and_plots_are_artifacts(logged: tuple[Path, Run], tmp_path: Path) -> None:
+    run_dir, run = logged
+    client = client_of(run_dir)
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {
+        "plots/training_curves.png",
+        "plots/val_confusion.png",
+    }
+    summary = client.download_artifacts(run.info.run_id, "summary.json", str(tmp_path))
+    assert Path(summary).read_text() == (run_dir / "summary.json").read_text()
+    assert "config.yaml" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+
+def test_artifacts_lie_under_the_log_directory(logged: tuple[Path, Run]) -> None:
+    run_dir, run = logged
+    assert run.info.artifact_uri == (run_dir.parent / "mlartifacts").as_uri() + (
+        f"/{run.info.run_id}/artifacts"
+    )
+
+
+def test_a_run_the_preflight_refuses_leaves_no_run_open(
+    tmp_path: Path, demo_videos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object) -> None:
+        raise ConfigError("model=x needs data.frames >= 8")
+
+    monkeypatch.setattr(vidlearn.cli.train, "preflight", refuse)
+    cfg = compose_small_train(
+        tmp_path, f"data.manifest={demo_videos}", "logger=mlflow", f"paths.log_dir={tmp_path}"
+    )
+    with pytest.raises(ConfigError, match="needs data.frames"):
+        train(cfg)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    assert client.search_runs([client.get_experiment_by_name("vidlearn").experiment_id]) == []
+
+
+def test_a_missing_mlflow_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # find_spec then reports it missing
+    with pytest.raises(ConfigError, match=r"logger=mlflow .*pip install 'vidlearn\[loggers\]'"):
+        MLflowTracker(str(tmp_path), f"sqlite:///{tmp_path}/mlflow.db", str(tmp_path))
+
+
+WRITER = """
+import sys
+import vidlearn.cli.train
+from vidlearn.callbacks.mlflow_log import MLflowTracker
+logs = sys.argv[1]
+tracker = MLflowTracker(logs + "/" + sys.argv[2], f"sqlite:///{logs}/mlflow.db", logs + "/art")
+for step in range(20):
+    tracker.log_metrics({"val/loss": float(step)}, step=step)
+tracker.finalize("success")
+"""
+
+
+@pytest.mark.slow
+def test_runs_started_at_once_share_a_new_store(tmp_path: Path) -> None:
+    """Three processes open one new SQLite store together (as the runs of a parallel sweep do):
+    without the store lock, MLflow's table creation in one fails on the others' columns."""
+    runs = ["a", "b", "c"]
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(tmp_path), name], stderr=subprocess.PIPE, text=True
+        )
+        for name in runs
+    ]
+    errors = [writer.communicate(timeout=300)[1] for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0, 0], errors
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    found = client.search_runs([client.get_experiment_by_name("vidlearn").experiment_id])
+    assert sorted(run.info.run_name for run in found) == runs
+    assert all(len(client.get_metric_history(r.info.run_id, "val/loss")) == 20 for r in found)

@@ -1,0 +1,100 @@
+"""What every tracker logger records beyond Lightning's metrics: flat config keys, summary
+figures, run names and groups; and the tracker libraries stay unimported by runs without them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from omegaconf import DictConfig, OmegaConf
+
+from vidlearn.callbacks.tracker import flatten, run_name, summary_figures, sweep_group
+
+KEYS = st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=6)
+LEAVES = st.none() | st.booleans() | st.integers() | st.text(max_size=5)
+CONFIGS = st.recursive(
+    st.dictionaries(KEYS, LEAVES, max_size=3),
+    lambda children: st.dictionaries(KEYS, children | st.lists(children, max_size=2), max_size=3),
+    max_leaves=12,
+)
+
+
+def test_flatten_gives_the_keys_of_overrides() -> None:
+    config = {"data": {"size": 32, "mean": [0.5, 0.5]}, "augment": {"transforms": [{"p": 0.5}]}}
+    assert flatten(config) == {
+        "data.size": 32,
+        "data.mean": [0.5, 0.5],
+        "augment.transforms.0.p": 0.5,
+    }
+
+
+@given(CONFIGS)
+def test_every_flat_key_selects_its_value_in_the_config(config: dict) -> None:
+    """Planted bug caught: every list item flattened under index 0 (`a.0.p` for `a.1.p`)."""
+    nested = OmegaConf.create(config)
+    for key, value in flatten(config).items():
+        assert OmegaConf.select(nested, key) == value
+
+
+def test_summary_figures_are_the_metrics_and_counts_under_summary() -> None:
+    summary = {
+        "status": "ok",
+        "metrics": {"val/loss": 0.5, "test/accuracy": 1.0},
+        "epochs": 3,
+        "num_train": 20,
+        "classes": ["a", "b"],
+        "skipped": [],
+        "has_test": True,
+    }
+    assert summary_figures(summary) == {
+        "summary/val/loss": 0.5,
+        "summary/test/accuracy": 1.0,
+        "summary/epochs": 3.0,
+        "summary/num_train": 20.0,
+    }
+
+
+def test_outside_a_multirun_there_is_no_group_and_the_run_keeps_its_name() -> None:
+    assert sweep_group() is None
+    assert run_name(Path("/logs/train/2026-01-01_10-00-00"), None) == "2026-01-01_10-00-00"
+    assert run_name(Path("/logs/multirun/2026-01-01_10-00-00/3"), "2026-01-01_10-00-00") == (
+        "2026-01-01_10-00-00/3"
+    )
+
+
+def test_wandb_runs_offline_unless_wandb_mode_says_otherwise(
+    compose_train: Callable[..., DictConfig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    assert compose_train("logger=wandb").logger.wandb.mode == "offline"
+    monkeypatch.setenv("WANDB_MODE", "online")
+    assert compose_train("logger=wandb").logger.wandb.mode == "online"
+
+
+def test_mlflow_stores_in_sqlite_under_the_log_dir_beside_the_csv_log(
+    compose_train: Callable[..., DictConfig],
+) -> None:
+    cfg = compose_train("logger=mlflow", "paths.log_dir=/logs")
+    assert cfg.logger.mlflow.tracking_uri == "sqlite:////logs/mlflow.db"
+    assert "csv" in cfg.logger  # metrics.csv draws the training curves
+
+
+@pytest.mark.slow  # a fresh interpreter importing torch and Lightning
+def test_training_imports_no_tracker_library() -> None:
+    """mlflow and wandb take seconds to import; a run that logs to neither never pays it."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, vidlearn.cli.train; print(*sorted({'mlflow', 'wandb'} & set(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == ""

@@ -1,0 +1,111 @@
+"""logger=wandb: an offline training run, read back from the run file W&B writes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import compose_small_train
+from wandb_records import OfflineRun, read_run
+
+from vidlearn.callbacks.wandb_log import WandbTracker
+from vidlearn.cli.train import train
+from vidlearn.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pytest.MonkeyPatch]:
+    """W&B offline and quiet, its settings and caches in a temporary folder: no network, no
+    files outside the test's folders."""
+    home = tmp_path_factory.mktemp("wandb_home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WANDB_MODE", "offline")
+        patch.setenv("WANDB_SILENT", "true")
+        for variable in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
+            patch.setenv(variable, str(home))
+        yield patch
+
+
+@pytest.fixture(scope="module")
+def logged(
+    tmp_path_factory: pytest.TempPathFactory, demo_videos: Path, offline: pytest.MonkeyPatch
+) -> tuple[Path, Path, OfflineRun]:
+    """A two-epoch run with logger=wandb: its run directory, W&B's run folder and record."""
+    logs = tmp_path_factory.mktemp("wandb_logs")
+    cfg = compose_small_train(
+        logs,
+        f"data.manifest={demo_videos}",
+        "data.size=32",
+        "data.frames=6",
+        "trainer.max_epochs=2",
+        "logger=wandb",
+    )
+    train(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    (folder,) = (run_dir / "wandb").glob("offline-run-*")
+    return run_dir, folder, read_run(folder)
+
+
+def test_the_run_is_saved_in_its_directory_and_named_after_it(
+    logged: tuple[Path, Path, OfflineRun],
+) -> None:
+    run_dir, _, run = logged
+    assert run.name == run_dir.name
+    assert run.project == "vidlearn"
+
+
+def test_the_config_holds_the_resolved_config_under_override_keys(
+    logged: tuple[Path, Path, OfflineRun],
+) -> None:
+    _, _, run = logged
+    assert run.config["data.size"] == 32
+    assert run.config["trainer.max_epochs"] == 2
+    assert run.config["model._target_"] == "vidlearn.models.frame_gru.FrameGRU"
+
+
+def test_validation_metrics_are_logged_every_epoch(logged: tuple[Path, Path, OfflineRun]) -> None:
+    run_dir, _, run = logged
+    logged_losses = [row["val/loss"] for row in run.history if "val/loss" in row]
+    # the CSV log beside it: one row per epoch, then the best checkpoint's final validation
+    per_epoch = pd.read_csv(run_dir / "metrics.csv")["val/loss"].dropna().tolist()
+    assert len(per_epoch) == 3
+    assert logged_losses == pytest.approx(per_epoch)
+
+
+def test_the_summary_holds_the_final_figures_and_file(
+    logged: tuple[Path, Path, OfflineRun],
+) -> None:
+    run_dir, folder, run = logged
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert run.summary["summary/val/loss"] == pytest.approx(summary["metrics"]["val/loss"])
+    assert run.summary["summary/num_train"] == summary["num_train"]
+    assert (folder / "files" / "summary.json").read_text() == (run_dir / "summary.json").read_text()
+
+
+def test_the_plots_are_logged_as_images(logged: tuple[Path, Path, OfflineRun]) -> None:
+    _, folder, run = logged
+    for plot in ("training_curves", "val_confusion"):
+        assert run.summary[f"plots/{plot}/_type"] == "image-file"
+        (image,) = (folder / "files" / "media" / "images" / "plots").glob(f"{plot}_*.png")
+        assert image.stat().st_size > 1000
+
+
+def test_a_missing_wandb_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "wandb", None)  # find_spec then reports it missing
+    with pytest.raises(ConfigError, match=r"logger=wandb .*pip install 'vidlearn\[loggers\]'"):
+        WandbTracker(str(tmp_path))
+
+
+def test_a_disabled_run_takes_the_outcome_without_files(
+    tmp_path: Path, offline: pytest.MonkeyPatch
+) -> None:
+    """WANDB_MODE=disabled: W&B keeps no run folder, so there is nowhere to copy files to."""
+    (tmp_path / "summary.json").write_text(json.dumps({"metrics": {"val/loss": 0.5}}))
+    tracker = WandbTracker(str(tmp_path), mode="disabled")
+    tracker.log_config({"data": {"size": 32}})
+    tracker.log_outcome(tmp_path, {"metrics": {"val/loss": 0.5}})
+    assert not (tmp_path / "wandb").exists()

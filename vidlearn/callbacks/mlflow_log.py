@@ -1,0 +1,113 @@
+"""logger=mlflow: Lightning's MLflow logger writing to a local SQLite store, with the run's
+config, summary, files and plots (vidlearn.callbacks.tracker).
+
+The store is a SQLite database (`sqlite:///<paths.log_dir>/mlflow.db` by default), browsable
+with `mlflow ui --backend-store-uri sqlite:///outputs/mlflow.db`; artifacts are files under
+`artifact_location`. Runs of a multirun carry the tag `sweep=<sweep directory name>`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pytorch_lightning.loggers import MLFlowLogger
+
+from vidlearn.callbacks.tracker import (
+    Tracker,
+    plot_files,
+    require,
+    run_name,
+    summary_figures,
+    sweep_group,
+)
+
+logger = logging.getLogger(__name__)
+
+SQLITE_PREFIX = "sqlite:///"
+# The run's files kept as artifacts, beside the plots.
+RUN_FILES = ("config.yaml", "summary.json")
+
+
+class MLflowTracker(MLFlowLogger, Tracker):
+    """An MLflow run named after `run_dir` in the experiment `experiment_name`.
+
+    `artifact_location` (a folder) holds the artifacts of the runs of an experiment this logger
+    creates; an experiment that exists keeps its own.
+    """
+
+    def __init__(
+        self,
+        run_dir: str,
+        tracking_uri: str,
+        artifact_location: str,
+        experiment_name: str = "vidlearn",
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        require("mlflow", "mlflow")
+        group = sweep_group()
+        database = sqlite_file(tracking_uri)
+        if database is not None:
+            database.parent.mkdir(parents=True, exist_ok=True)
+        with store_lock(database), warnings.catch_warnings():
+            # SQLAlchemy 2 deprecates a loader option that MLflow's store sets up with.
+            warnings.filterwarnings("ignore", message=r"The ``noload`` loader strategy")
+            super().__init__(
+                experiment_name=experiment_name,
+                run_name=run_name(Path(run_dir), group),
+                tracking_uri=tracking_uri,
+                tags={**(tags or {}), **({"sweep": group} if group else {})},
+                artifact_location=Path(artifact_location).expanduser().resolve().as_uri(),
+            )
+            self._experiment_id = self._experiment_by_name()
+        logger.info(
+            "mlflow: run %s, experiment %s, store %s", self._run_name, experiment_name, tracking_uri
+        )
+
+    def _experiment_by_name(self) -> str:
+        """The id of the experiment `experiment_name`, created when missing (Lightning's own
+        lookup says so with a warning on every first run)."""
+        found = self._mlflow_client.get_experiment_by_name(self._experiment_name)
+        if found is not None and found.lifecycle_stage != "deleted":
+            return found.experiment_id
+        return self._mlflow_client.create_experiment(
+            self._experiment_name, artifact_location=self._artifact_location
+        )
+
+    def log_outcome(self, run_dir: Path, summary: Mapping[str, Any]) -> None:
+        """Summary figures as metrics, config.yaml, summary.json and plots/ as artifacts."""
+        self.log_metrics(summary_figures(summary))
+        for name in RUN_FILES:
+            if (run_dir / name).is_file():
+                self.experiment.log_artifact(self.run_id, str(run_dir / name))
+        for plot in plot_files(run_dir):
+            self.experiment.log_artifact(self.run_id, str(plot), "plots")
+        self.finalize("success")
+
+
+def sqlite_file(tracking_uri: str) -> Path | None:
+    """The database file of a `sqlite:///<path>` tracking URI; None for other stores."""
+    if not tracking_uri.startswith(SQLITE_PREFIX):
+        return None
+    return Path(tracking_uri[len(SQLITE_PREFIX) :])
+
+
+@contextmanager
+def store_lock(database: Path | None) -> Iterator[None]:
+    """Hold `<database>.lock` while the store is opened: MLflow creates a new database's
+    tables and an experiment on first use, and two runs of a sweep doing so at once fail
+    (duplicate column, experiment exists). No lock for other stores."""
+    if database is None:
+        yield
+        return
+    with open(database.with_name(database.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
