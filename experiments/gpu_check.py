@@ -229,7 +229,7 @@ def run_sections(
             except BudgetExceeded:
                 status = f"stopped: budget (share of {section.seconds:.0f} s used up)"
                 if section.current:
-                    section.skipped[section.current] = f"stopped: budget ({status})"
+                    section.skipped[section.current] = status
             except Exception as error:  # noqa: BLE001 (isolation: record it, run the next section)
                 section.errors["section"] = describe(error)
         if status == "ok" and section.errors:
@@ -495,12 +495,13 @@ def cnn3d_section(ctx: Context, section: Section) -> None:
     )
 
 
-def transformer_presets() -> list[str]:
-    """The video transformer presets in conf/model, by their _target_'s module."""
+def transformer_presets(folder: Path = ROOT / "conf" / "model") -> list[str]:
+    """The video transformer presets in `folder`, by their _target_'s module, read at run time
+    so that presets added later are measured too."""
     from omegaconf import OmegaConf
 
     names = []
-    for path in sorted((ROOT / "conf" / "model").glob("*.yaml")):
+    for path in sorted(folder.glob("*.yaml")):
         target = str(OmegaConf.load(path).get("_target_", ""))
         if target.rsplit(".", 1)[0] in TRANSFORMER_MODULES:
             names.append(path.stem)
