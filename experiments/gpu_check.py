@@ -53,7 +53,6 @@ import torch.nn.functional as F
 from common import ROOT, compose_train, environment, markdown_table, write_result
 
 BUDGET_S = 450.0
-NO_GPU_EXIT = 2
 # Relative shares of the budget; the transformers, last, get what the others leave as well.
 WEIGHTS = {
     "bench_train": 1.0,
@@ -101,14 +100,41 @@ class Sizes:
 
     @classmethod
     def gpu(cls) -> Sizes:
-        workers = min(8, max(2, len(os.sched_getaffinity(0)) - 2))
         return cls(
-            16, 8, 64, workers, 2, None, 40, 10, 3, 15, 5, "r3d_18", (8, 16, 112), (4, 16, 224)
+            batch_size=16,
+            frames=8,
+            size=64,
+            workers=min(8, max(2, len(os.sched_getaffinity(0)) - 2)),
+            train_epochs=2,
+            limit_batches=None,
+            bench_steps=40,
+            bench_warmup=10,
+            bench_repeats=3,
+            model_steps=15,
+            model_warmup=5,  # compile traces and generates code in the first two
+            cnn3d_model="r3d_18",
+            cnn3d_clip=(8, 16, 112),
+            transformer_clip=(4, 16, 224),
         )
 
     @classmethod
     def dry(cls) -> Sizes:
-        return cls(2, 4, 32, 2, 2, 2, 2, 1, 1, 1, 1, "mc3_18", (2, 4, 32), (1, 4, 32))
+        return cls(
+            batch_size=2,
+            frames=4,
+            size=32,
+            workers=2,
+            train_epochs=2,
+            limit_batches=2,
+            bench_steps=2,
+            bench_warmup=1,
+            bench_repeats=1,
+            model_steps=1,
+            model_warmup=1,
+            cnn3d_model="mc3_18",  # a third of r3d_18's weights: the same code, less CPU
+            cnn3d_clip=(2, 4, 32),
+            transformer_clip=(1, 4, 32),
+        )
 
 
 @dataclass
@@ -140,7 +166,7 @@ class Section:
     skipped: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     current: str = ""
-    longest: float = 0.0
+    longest: dict[str, float] = field(default_factory=dict)  # seconds, by kind of item
 
     def __post_init__(self) -> None:
         self.deadline = time.perf_counter() + self.seconds
@@ -148,14 +174,21 @@ class Section:
     def left(self) -> float:
         return self.deadline - time.perf_counter()
 
-    def measure(self, item: str, run: Callable[[], Any], estimate: float | None = None) -> Any:
-        """`run()` recorded as figure `item`; skipped when its estimate (default: the longest
-        item so far) passes the share; an Exception is recorded under `errors`, not raised."""
-        needed = self.longest if estimate is None else estimate
-        if self.left() < needed:
+    def measure(
+        self, item: str, run: Callable[[], Any], kind: str = "", estimate: float | None = None
+    ) -> Any:
+        """`run()` recorded as figure `item`; skipped when its estimate passes the share; an
+        Exception is recorded under `errors`, not raised.
+
+        The estimate defaults to the longest item of the same `kind` so far (e.g. a compiled
+        variant), else the longest of any kind.
+        """
+        if estimate is None:
+            estimate = self.longest.get(kind, max(self.longest.values(), default=0.0))
+        if self.left() < estimate:
             self.skipped[item] = (
                 f"skipped: budget ({max(self.left(), 0):.0f} s left of the section's "
-                f"{self.seconds:.0f} s, about {needed:.0f} s needed)"
+                f"{self.seconds:.0f} s, about {estimate:.0f} s needed)"
             )
             return None
         self.current = item
@@ -164,7 +197,7 @@ class Section:
             self.figures[item] = run()
         except Exception as error:  # noqa: BLE001 (isolation: record it, run the next item)
             self.errors[item] = describe(error)
-        self.longest = max(self.longest, time.perf_counter() - start)
+        self.longest[kind] = max(self.longest.get(kind, 0.0), time.perf_counter() - start)
         self.current = ""
         return self.figures.get(item)
 
@@ -489,6 +522,7 @@ def cnn3d_section(ctx: Context, section: Section) -> None:
         section.measure(
             variant,
             lambda p=precision, o=options: variant_rate(ctx, ctx.sizes.cnn3d_model, clip, o, p),
+            kind="compile" if "compile" in options else "eager",
         )
     section.figures["setup"] = (
         f"{ctx.sizes.cnn3d_model} (conf/model, random weights), steps/s of batch {clip[0]} of "
@@ -550,6 +584,7 @@ def transformers_section(ctx: Context, section: Section) -> None:
             section.measure(
                 f"{name}/{variant}",
                 lambda n=name, c=clip, o=options: variant_rate(ctx, n, c, o, "bf16-mixed"),
+                kind=variant,
             )
     section.figures["setup"] = (
         f"random weights, batch {ctx.sizes.transformer_clip[0]} of "
