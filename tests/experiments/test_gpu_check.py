@@ -39,7 +39,8 @@ def test_dry_run_gives_every_section_a_figure_or_a_skip_reason_and_no_error(
     for variant in ("uncached", "frame_cache"):
         assert sections["loader"]["figures"][variant]["epoch_2_steps_per_s"] > 0
     assert sections["ddp"]["figures"]["trainer=ddp_cpu (gloo)"]["summary_json"] is True
-    assert sections["cnn3d"]["figures"]["bf16+channels_last_3d+compile"] > 0
+    assert sections["cnn3d"]["figures"]["bf16+channels_last_3d"] > 0
+    assert sections["transformers"]["figures"]["videomae/bf16+channels_last_3d+compile"] > 0
     assert record["environment"]["gpu"] is None
     assert "| ddp | trainer=ddp_cpu (gloo) |" in (tmp_path / "gpu_check_dry.md").read_text()
 
