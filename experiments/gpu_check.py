@@ -576,6 +576,9 @@ TRANSFORMER_PASSES = {
 def transformers_section(ctx: Context, section: Section) -> None:
     presets = transformer_presets()
     section.figures["presets"] = presets
+    if not presets:
+        section.skipped["presets"] = "skipped: no video transformer preset in conf/model"
+        return
     if ctx.dry:
         stand_in = "videomae" if "videomae" in presets else presets[0]
         for name in presets:
@@ -584,7 +587,11 @@ def transformers_section(ctx: Context, section: Section) -> None:
         presets = [stand_in]
     clips = {}
     for name in presets:
-        clip = transformer_clip(name, ctx.sizes.transformer_clip, ctx.dry)
+        try:
+            clip = transformer_clip(name, ctx.sizes.transformer_clip, ctx.dry)
+        except Exception as error:  # noqa: BLE001 (isolation: one preset, not the section)
+            section.errors[name] = describe(error)
+            continue
         if ctx.dry and clip != ctx.sizes.transformer_clip:
             section.skipped[name] = f"skipped: dry (its fixed clip {clip[1:]} is a GPU's size)"
             continue
