@@ -614,8 +614,8 @@ def transformers_section(ctx: Context, section: Section) -> None:
 # ---- ddp: a 1-device DDP smoke run of the real console script ---------------------------------
 
 
-# --dry: the run's start-up is the cost; skip the probe and the test split, validate one batch.
-DRY_DDP = ("data.probe=false", "test=false", "++trainer.limit_val_batches=1")
+# --dry: the run's start-up is the cost; no workers, no probe, no test split, one val batch.
+DRY_DDP = ("data.num_workers=0", "data.probe=false", "test=false", "++trainer.limit_val_batches=1")
 
 
 def ddp_command(ctx: Context, run_dir: Path) -> list[str]:
@@ -634,7 +634,6 @@ def ddp_command(ctx: Context, run_dir: Path) -> list[str]:
         f"data.batch_size={sizes.batch_size}",
         f"data.frames={sizes.frames}",
         f"data.size={sizes.size}",
-        "data.num_workers=0",
         "~callbacks.progress_bar",
         f"hydra.run.dir={run_dir}",
         *DRY_DDP * ctx.dry,
