@@ -11,8 +11,8 @@ once through the VideoDataModule train loader into memory (on the device for --d
 data loading is out of the comparison. The Lightning side is what `vidlearn-train` runs: the
 MulticlassTask (cross-entropy, torchmetrics accuracy / F1 / confusion updated every step) in a
 pytorch_lightning.Trainer without logger, checkpoints, progress bar or validation. The plain
-side is forward, cross-entropy, zero_grad, backward, step (with torch.autocast + GradScaler
-under 16-mixed). Steps after `--warmup` warm-up steps are timed; the two sides alternate for
+side is forward, cross-entropy, zero_grad, backward, step (under torch.autocast to float16 with
+a GradScaler for 16-mixed, to bfloat16 for bf16-mixed, as the Trainer does). Steps after `--warmup` warm-up steps are timed; the two sides alternate for
 `--repeats` repetitions and the ratio is taken per repetition (median reported).
 Steps/s are reported per wall-clock second and per CPU second of the process (time.process_time;
 with one torch thread it is much less disturbed by other jobs on a shared machine).
@@ -41,6 +41,8 @@ from vidlearn.tasks.multiclass import MulticlassTask
 from vidlearn.tasks.optim import parameter_groups
 
 TARGET_RATIO = 0.95
+# Autocast dtype of each mixed precision; 16-mixed also scales the loss (GradScaler).
+AUTOCAST = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}
 
 
 def build_batches(
@@ -87,15 +89,15 @@ def plain_loop(batches, classes, steps: int, warmup: int, device, precision: str
     model = new_model(len(classes)).to(device).train()
     optimizer = optimizer_factory()(parameter_groups(model))
     criterion = nn.CrossEntropyLoss()
-    mixed = precision == "16-mixed"
-    scaler = torch.amp.GradScaler(device.type, enabled=mixed)
+    dtype = AUTOCAST.get(precision)  # as the Trainer's precision plugin autocasts
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "16-mixed")
     start = cpu_start = 0.0
     for step in range(warmup + steps):
         if step == warmup:
             sync(device)
             start, cpu_start = time.perf_counter(), time.process_time()
         batch = batches[step % len(batches)]
-        with torch.autocast(device.type, dtype=torch.float16, enabled=mixed):
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=bool(dtype)):
             loss = criterion(model(batch["input"]), batch["target"])
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()

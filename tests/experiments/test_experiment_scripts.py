@@ -202,3 +202,30 @@ def test_fuzz_cli_counts_outcomes_of_a_few_cases(experiments_path: Path, tmp_pat
     assert json.loads((tmp_path / "fuzz.json").read_text())["counts"] == record["counts"]
     assert fuzz_cli.classify(2, "vidlearn-train: error: x") == "clean_error"
     assert fuzz_cli.classify(1, "Traceback (most recent call last):") == "traceback"
+
+
+def test_bench_train_plain_loop_autocasts_to_bf16_as_lightning_does(
+    experiments_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under bf16-mixed both sides must run the model in bfloat16 autocast, or the ratio
+    compares fp32 with bf16 (the plain loop once autocast only for 16-mixed)."""
+    import bench_train
+    import torch
+    from torch import nn
+
+    dtypes = []
+
+    class AutocastProbe(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(4, 3)
+
+        def forward(self, inputs: torch.Tensor) -> torch.Tensor:  # (B, 4) -> (B, 3)
+            enabled = torch.is_autocast_enabled("cpu")
+            dtypes.append(torch.get_autocast_dtype("cpu") if enabled else None)
+            return self.linear(inputs)
+
+    monkeypatch.setattr(bench_train, "new_model", lambda num_classes: AutocastProbe())
+    batches = [{"input": torch.randn(2, 4), "target": torch.tensor([0, 1])}]
+    bench_train.plain_loop(batches, ["a", "b", "c"], 1, 0, torch.device("cpu"), "bf16-mixed")
+    assert dtypes == [torch.bfloat16]
