@@ -192,3 +192,32 @@ def test_three_crops_decode_without_the_frame_cache_which_holds_squashed_frames(
     assert any((tmp_path / "cache").glob("*.frames")) == cached
     if not cached:
         assert with_cache.windows.equals(without.windows)
+
+
+class LargestInput(nn.Module):
+    """(B, T, C, H, W) -> (B, 1): the largest model input, to read what normalisation gave."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 1)  # only read for the channel count
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return inputs.flatten(1).amax(dim=1, keepdim=True)
+
+
+def test_three_crops_divide_by_the_whole_frames_peaks_as_training_did(tmp_path: Path) -> None:
+    """Training reads each frame's peak from the whole frame; a crop away from the brightest
+    pixels is divided by that peak too, not by its own (which would brighten it to 1).
+    Failed before the fix: the right crop of a frame bright only on its left read 1.0."""
+    video = np.full((FRAMES, 6, 18, 1), 50, dtype=np.uint8)
+    video[:, :, :2] = 200  # bright only at the left edge
+    np.save(tmp_path / "v.npy", video)
+    pre = {**PRE, "mean": [0.0], "std": [1.0], "per_frame_max_norm": True}
+    model = LoadedModel(
+        Path("x.ckpt"), LargestInput(), "regression", [], {**pre, "modality": "video"}
+    )
+    views = build_views({"_target_": UNIFORM, "num_clips": 1, "crops": 3}, pre)
+    windows = predict_files(model, [tmp_path / "v.npy"], views, progress=False).windows
+    assert windows.set_index("crop")["prediction"].to_dict() == pytest.approx(
+        {"left": 1.0, "centre": 0.25, "right": 0.25}
+    )
