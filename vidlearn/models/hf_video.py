@@ -296,6 +296,8 @@ class VideoMAE(_HFVideoClassifier):
             min_size=patch_size,
             frames=num_frames,
             size=size,
+            frames_multiple=tubelet_size,
+            size_multiple=patch_size,
             hint="(VideoMAE's position table is fixed by model.num_frames and model.size)",
         )
         problems = self.input_limits.problems(num_frames, size)
@@ -381,6 +383,7 @@ class TimeSformer(_HFVideoClassifier):
             min_size=patch_size,
             frames=num_frames,
             size=size,
+            size_multiple=patch_size,
             hint="(TimeSformer's blocks are built for model.num_frames and model.size)",
         )
         transformers = import_transformers()
