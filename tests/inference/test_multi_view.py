@@ -221,3 +221,12 @@ def test_three_crops_divide_by_the_whole_frames_peaks_as_training_did(tmp_path: 
     assert windows.set_index("crop")["prediction"].to_dict() == pytest.approx(
         {"left": 1.0, "centre": 0.25, "right": 0.25}
     )
+
+
+def test_a_video_too_short_to_skip_is_reported_by_its_path(tmp_path: Path) -> None:
+    """The sampler's ShortVideoError does not know the file: the warning read "cannot read 1
+    frames, but a clip spans 3" (before the fix), naming no file."""
+    path, _ = _video(tmp_path, 1)
+    views = build_views({"_target_": UNIFORM, "short_video": "skip", "crops": 1}, PRE)
+    files = predict_files(_loaded(), [path], views, progress=False).files
+    assert files.loc[0, "error"].startswith(f"{path}: 1 frames, but a clip spans 3")

@@ -130,8 +130,10 @@ def predict_files(
                     if len(pending) == batch_size:
                         flush()
             except DecodeError as error:
-                logger.warning("cannot read %s", error)
-                errors[index] = str(error)
+                # readers name the file; a sampler's ShortVideoError does not know it
+                named = str(error) if str(path) in str(error) else f"{path}: {error}"
+                logger.warning("cannot read %s", named)
+                errors[index] = named
             bar.advance(task)
         if pending:
             flush()
