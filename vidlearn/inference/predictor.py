@@ -245,8 +245,8 @@ def _tables(
 def top_k_table(
     predictions: Predictions, label_kind: str, k: int, threshold: float = 0.5
 ) -> pd.DataFrame:
-    """One row per file: path, windows, views, error, then `class_i`/`probability_i` for the k best classes
-    (regression: `prediction`). `class_1` is the predicted class as eval decides it
+    """One row per file: path, windows, views, error, then `class_i`/`probability_i` for the k
+    best classes (regression: `prediction`). `class_1` is the predicted class as eval decides it
     (`vidlearn.reports.metrics.predict_classes`): binary, positive when its probability reaches
     the checkpoint's `threshold`."""
     files = predictions.files
