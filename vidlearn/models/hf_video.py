@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from abc import ABC, abstractmethod
 from pathlib import Path
 from types import ModuleType
 
@@ -183,7 +184,7 @@ def resample_tables(state: dict[str, Tensor], target: dict[str, Tensor]) -> dict
     return resized
 
 
-class _HFVideoClassifier(nn.Module):
+class _HFVideoClassifier(nn.Module, ABC):
     """The shared body: a transformers backbone, pooled features, a new linear output layer."""
 
     model_type: str
@@ -250,6 +251,13 @@ class _HFVideoClassifier(nn.Module):
     def resize_tables(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
         """`state` with its position tables fitted to this backbone (learned tables only)."""
         return state
+
+    @abstractmethod
+    def features(self, clips: Tensor) -> Tensor:  # (B, T, C, H, W)
+        """The pooled backbone features `(B, hidden_size)` the head classifies."""
+
+    def forward(self, clips: Tensor) -> Tensor:  # (B, T, C, H, W)
+        return self.head(self.features(clips))  # (B, num_outputs)
 
 
 class VideoMAE(_HFVideoClassifier):
@@ -337,9 +345,6 @@ class VideoMAE(_HFVideoClassifier):
         pooled = states.mean(dim=1) if self.use_mean_pooling else states[:, 0]  # (B, hidden)
         return self.norm(pooled)
 
-    def forward(self, clips: Tensor) -> Tensor:  # (B, T, C, H, W)
-        return self.head(self.features(clips))  # (B, num_outputs)
-
 
 class TimeSformer(_HFVideoClassifier):
     """TimeSformer (Bertasius et al. 2021) video classifier `(B, T, C, H, W) -> (B, num_outputs)`.
@@ -424,6 +429,3 @@ class TimeSformer(_HFVideoClassifier):
         """The CLS token's features `(B, hidden_size)` the head classifies."""
         states = self.backbone(pixel_values=clips).last_hidden_state  # (B, 1 + patches, hidden)
         return states[:, 0]
-
-    def forward(self, clips: Tensor) -> Tensor:  # (B, T, C, H, W)
-        return self.head(self.features(clips))  # (B, num_outputs)
