@@ -8,7 +8,8 @@ model's size (as validation did during training); 3 = the short side resized to 
 and three square crops of that size along the long side (left, centre, right; or top, centre,
 bottom), the "K clips x 3 crops" protocol of SlowFast and X3D. `build_views` reads the `views`
 config group (conf/views/) and gives its clip sampler the clip length and frame spacing (stride,
-target fps) the model was trained with.
+target fps) the model was trained with; a model trained on UniformSegmentSampler clips is viewed
+on its one segment clip per video.
 """
 
 from __future__ import annotations
