@@ -11,7 +11,9 @@ exact to rounding (0.5). So |ClipAffine - Affine| <= 1 + D/16 everywhere.
 from __future__ import annotations
 
 import albumentations as A
+import cv2
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -84,3 +86,18 @@ def test_clips_wider_than_opencvs_128_channels_are_warped_alike_in_every_slice(
     pipeline.set_random_seed(seed)
     out = pipeline(image=image)["image"]
     assert out.shape == image.shape and (out == out[..., :1]).all()
+
+
+@pytest.mark.parametrize("interpolation", [cv2.INTER_CUBIC, cv2.INTER_LANCZOS4])
+def test_interpolations_opencv_warps_in_4_channels_only_keep_albumentations_warp(
+    interpolation: int,
+) -> None:
+    """OpenCV refuses bicubic and Lanczos warps of over 4 channels in one call: ClipAffine
+    failed with an assertion on a 25-frame clip (before the fix) where Affine warps in chunks."""
+    image = np.random.default_rng(0).integers(0, 256, (12, 14, 25), dtype=np.uint8)
+    arguments = {"rotate": (-30, 30), "interpolation": interpolation, "p": 1.0}
+    pipelines = [A.Compose([A.Affine(**arguments)]), A.Compose([ClipAffine(**arguments)])]
+    for pipeline in pipelines:
+        pipeline.set_random_seed(1)
+    expected, ours = (pipeline(image=image)["image"] for pipeline in pipelines)
+    assert np.array_equal(ours, expected)

@@ -192,3 +192,95 @@ def test_three_crops_decode_without_the_frame_cache_which_holds_squashed_frames(
     assert any((tmp_path / "cache").glob("*.frames")) == cached
     if not cached:
         assert with_cache.windows.equals(without.windows)
+
+
+class LargestInput(nn.Module):
+    """(B, T, C, H, W) -> (B, 1): the largest model input, to read what normalisation gave."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 1)  # only read for the channel count
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return inputs.flatten(1).amax(dim=1, keepdim=True)
+
+
+def test_three_crops_divide_by_the_whole_frames_peaks_as_training_did(tmp_path: Path) -> None:
+    """Training reads each frame's peak from the whole frame; a crop away from the brightest
+    pixels is divided by that peak too, not by its own (which would brighten it to 1).
+    Failed before the fix: the right crop of a frame bright only on its left read 1.0."""
+    video = np.full((FRAMES, 6, 18, 1), 50, dtype=np.uint8)
+    video[:, :, :2] = 200  # bright only at the left edge
+    np.save(tmp_path / "v.npy", video)
+    pre = {**PRE, "mean": [0.0], "std": [1.0], "per_frame_max_norm": True}
+    model = LoadedModel(
+        Path("x.ckpt"), LargestInput(), "regression", [], {**pre, "modality": "video"}
+    )
+    views = build_views({"_target_": UNIFORM, "num_clips": 1, "crops": 3}, pre)
+    windows = predict_files(model, [tmp_path / "v.npy"], views, progress=False).windows
+    assert windows.set_index("crop")["prediction"].to_dict() == pytest.approx(
+        {"left": 1.0, "centre": 0.25, "right": 0.25}
+    )
+
+
+def test_a_video_too_short_to_skip_is_reported_by_its_path(tmp_path: Path) -> None:
+    """The sampler's ShortVideoError does not know the file: the warning read "cannot read 1
+    frames, but a clip spans 3" (before the fix), naming no file."""
+    path, _ = _video(tmp_path, 1)
+    views = build_views({"_target_": UNIFORM, "short_video": "skip", "crops": 1}, PRE)
+    files = predict_files(_loaded(), [path], views, progress=False).files
+    assert files.loc[0, "error"].startswith(f"{path}: 1 frames, but a clip spans 3")
+
+
+SAMPLERS = {
+    "center": {"_target_": "vidlearn.data.clip_sampling.CenterClipSampler"},
+    "uniform": {"_target_": UNIFORM},
+    "sliding": {"_target_": SLIDING},
+}
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    sampler=st.sampled_from(sorted(SAMPLERS)),
+    short_video=st.sampled_from(["loop", "repeat_last", "skip"]),
+    crops=st.sampled_from([1, 3]),
+    label_kind=st.sampled_from(["multiclass", "binary", "regression"]),
+    max_norm=st.booleans(),
+    shapes=st.lists(
+        st.tuples(st.integers(1, 8), st.integers(1, 9), st.integers(1, 9)), min_size=1, max_size=3
+    ),
+    dtype=st.sampled_from([np.uint8, np.uint16, np.float32]),
+)
+def test_every_file_is_scored_on_clips_times_crops_views_or_reported(
+    sampler: str,
+    short_video: str,
+    crops: int,
+    label_kind: str,
+    max_norm: bool,
+    shapes: list[tuple[int, int, int]],
+    dtype: type,
+) -> None:
+    """Any videos (1 frame, shorter than a clip, 1 pixel wide, black, uint16 or float) under any
+    views preset and task: each file is either reported unreadable (only when too short to
+    skip) or averaged over windows x crops views, one of which is its single view.
+    Caught (planted): three crops cut as two (left and centre only)."""
+    classes = {"multiclass": ["a", "b", "c"], "binary": ["n", "p"], "regression": []}
+    pre = {**PRE, "channels": 3, "modality": "video", "per_frame_max_norm": max_norm}
+    model = LoadedModel(Path("x.ckpt"), CornerLogits(), label_kind, classes[label_kind], pre)
+    config = {**SAMPLERS[sampler], "short_video": short_video, "crops": crops}
+    views = build_views(config, pre)
+    with tempfile.TemporaryDirectory() as folder:
+        paths = [Path(folder) / f"{index}.npy" for index in range(len(shapes))]
+        for path, (frames, height, width) in zip(paths, shapes, strict=True):
+            np.save(path, np.full((frames, height, width, 3), 7, dtype=dtype))
+        predictions = predict_files(model, paths, views, 4, progress=False, single_view=True)
+    names = predictions.score_names
+    for index, file in predictions.files.iterrows():
+        views_of_file = predictions.windows[predictions.windows["file"] == index]
+        if file["error"]:
+            assert short_video == "skip" and shapes[index][0] < FRAMES
+            continue
+        averaged = views_of_file[views_of_file["averaged"]]
+        assert file["views"] == len(averaged) == file["windows"] * crops
+        assert file[names].to_numpy(float) == pytest.approx(averaged[names].mean().to_numpy())
+        assert views_of_file["single_view"].sum() == 1

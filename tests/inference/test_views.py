@@ -159,3 +159,18 @@ def test_the_old_views_override_still_composes() -> None:
 def test_images_take_the_crops_of_the_views_and_ignore_their_clips() -> None:
     views = build_views({"_target_": "no.such.Sampler", "crops": 3}, {"modality": "image"})
     assert views.crops == 3 and views.clips(1, 0.0, RNG)[0].tolist() == [0]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [None, {"_target_": "vidlearn.inference.views.UniformClipsSampler", "num_clips": 5}],
+    ids=["sliding", "uniform"],
+)
+def test_a_model_trained_on_segments_is_viewed_on_its_segments(config: dict | None) -> None:
+    """A TSN model (frames spread over the whole video) was scored on windows of consecutive
+    frames, another input than it was trained and tested on (before the fix: a warning only);
+    the crops still come from the views."""
+    pre = {"frames": 4, "stride": 1, "clip_sampler": "UniformSegmentSampler"}
+    views = build_views(None if config is None else {**config, "crops": 3}, pre)
+    assert [clip.tolist() for clip in views.clips(40, 0.0, RNG)] == [[5, 15, 25, 35]]
+    assert views.crops == (1 if config is None else 3)

@@ -207,3 +207,16 @@ def test_an_older_configs_qkv_bias_counts_as_videomaes_qv_bias(tmp_path: Path) -
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ConfigError, match="qv_bias=False in config.json, True here"):
         tiny(VideoMAE, weights=str(tmp_path))
+
+
+def test_videomae_refuses_clips_that_are_not_whole_tubelets() -> None:
+    """A 5-frame clip in 2-frame tubelets left its last frame unseen without a word."""
+    with pytest.raises(ConfigError, match="data.frames=5 in steps of 2 .* a multiple of 2"):
+        tiny(VideoMAE, num_frames=5)
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda cls: cls.__name__)
+def test_frames_that_are_not_whole_patches_are_refused_naming_the_sizes(cls: type) -> None:
+    """40-pixel frames in 16-pixel patches left an 8-pixel border unseen without a word."""
+    with pytest.raises(ConfigError, match="data.size=40 in 16-pixel .* multiple of 16 .32 or 48"):
+        check_input_limits(tiny(cls, size=40), (4, 3, 40, 40))

@@ -98,7 +98,7 @@ def test_model_preset_follows_data_channels_frames_and_size(
 ) -> None:
     frames, size = DATA_SHAPES[name]
     frames = None if frames is None else frames + 2
-    size += 8
+    size += 16  # a whole number of the transformers' 16-pixel patches
     cfg = compose_model(name, f"data.frames={frames or 8}", f"data.size={size}", "data.channels=1")
     model = instantiate(cfg, num_outputs=2).eval()
     with torch.no_grad():

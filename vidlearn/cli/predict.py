@@ -4,8 +4,9 @@
     vidlearn-predict ckpt=RUN/checkpoints/last.ckpt input=clips/ out=preds.csv top_k=2 device=cuda
 
 Writes `out` (one row per file: the top-k classes and probabilities, or the regressed value)
-and, for videos, `<out stem>_windows.csv` (one row per window: start_frame, end_frame, start_s,
-end_s, scores; seconds are empty for arrays, which have no frame rate). Binary `class_1` follows
+and, for videos, `<out stem>_windows.csv` (one row per view, a window and a crop: window, crop,
+start_frame, end_frame, start_s, end_s, scores; seconds are empty for arrays, which have no
+frame rate). Binary `class_1` follows
 the checkpoint's threshold, as in vidlearn-eval.
 """
 

@@ -72,6 +72,8 @@ def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     task_class = get_class(cfg.task._target_)
     set_monitor(cfg, task_class)
     fetch_pretrained(cfg.model)  # a missing weights file fails now, not after the data setup
+    if cfg.test:  # a bad views key fails now, not in the final test after the whole run
+        build_views(cfg.get("views"), {"frames": cfg.data.get("frames", 1), "stride": 1})
     datamodule = setup_data(cfg, task_class.label_kind, run_dir)
     model, task = build_task(cfg, datamodule, task_class.label_kind)
     bad_files = BadFileMonitor(cfg.data.max_bad_fraction, datamodule.probe_skipped)

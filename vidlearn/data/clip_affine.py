@@ -26,6 +26,8 @@ import numpy as np
 
 # The most channels cv2.warpAffine takes in one call (opencv 5.0: 128; 129 fails an assertion).
 MAX_WARP_CHANNELS = 128
+# Interpolations OpenCV warps in at most 4 channels per call (an assertion refuses more).
+FOUR_CHANNEL_INTERPOLATIONS = (cv2.INTER_CUBIC, cv2.INTER_LANCZOS4)
 
 
 def warp_all_channels(
@@ -62,13 +64,15 @@ def warp_all_channels(
 class ClipAffine(A.Affine):
     """`albumentations.Affine` (same arguments and draws) with one warp over all channels.
 
-    A per-channel `fill` (a sequence of values) keeps albumentations' own chunked warp.
+    A per-channel `fill` (a sequence of values), and bicubic or Lanczos interpolation (which
+    OpenCV warps 4 channels at a time), keep albumentations' own chunked warp.
     """
 
     def apply(
         self, img: np.ndarray, matrix: np.ndarray, output_shape: tuple[int, int], **params: Any
     ) -> np.ndarray:
-        if img.ndim != 3 or not isinstance(self.fill, numbers.Real):
+        chunked = self.interpolation in FOUR_CHANNEL_INTERPOLATIONS
+        if img.ndim != 3 or chunked or not isinstance(self.fill, numbers.Real):
             return super().apply(img, matrix=matrix, output_shape=output_shape, **params)
         if np.allclose(matrix, np.eye(3)):  # as albumentations: no warp, no copy
             return img

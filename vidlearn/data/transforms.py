@@ -126,9 +126,11 @@ def peaks_of(frames: np.ndarray) -> np.ndarray:
     return peaks
 
 
-def max_normalise(frames: np.ndarray) -> np.ndarray:
-    """Divide each frame `(T, H, W, C)` by its own maximum -> float32 in [0, 1]; black frames stay 0."""
-    return frames.astype(np.float32) / peaks_of(frames)[:, None, None, None]
+def max_normalise(frames: np.ndarray, frame_peaks: np.ndarray | None = None) -> np.ndarray:
+    """Divide each frame `(T, H, W, C)` by its own maximum (or by `frame_peaks` `(T,)`) ->
+    float32 in [0, 1]; black frames stay 0."""
+    peaks = peaks_of(frames) if frame_peaks is None else frame_peaks
+    return frames.astype(np.float32) / peaks[:, None, None, None]
 
 
 # The most channels OpenCV's Python binding takes as one image (measured with opencv 5.0: 128;
@@ -201,6 +203,8 @@ class ClipTransform:
     `BatchNormalisation`), and with `per_frame_max_norm` too the call returns
     `{"input": clip, "peak": (T,) float32}`: each frame's peak, read before resizing as on the
     worker path, travels with the clip. `rng` is needed only when `augment` is not empty.
+    `frame_peaks` `(T,)`: the peaks of the whole frames a crop was cut from (test-time crops,
+    `vidlearn.inference.views`), which training divided by; default: read from `frames`.
     """
 
     def __init__(
@@ -226,16 +230,19 @@ class ClipTransform:
             )
 
     def __call__(
-        self, frames: np.ndarray, rng: np.random.Generator | None = None
+        self,
+        frames: np.ndarray,
+        rng: np.random.Generator | None = None,
+        frame_peaks: np.ndarray | None = None,
     ) -> Tensor | dict[str, Tensor]:
         if frames.ndim != 4:
             raise ValueError(f"ClipTransform expects frames (T, H, W, C), got shape {frames.shape}")
         peaks = None
         if self.per_frame_max_norm:
             if self.divide_last:
-                peaks = peaks_of(frames)  # (T,)
+                peaks = peaks_of(frames) if frame_peaks is None else frame_peaks  # (T,)
             else:
-                frames = max_normalise(frames)
+                frames = max_normalise(frames, frame_peaks)
         clip = self._resized_augmented(frames, rng)  # (T, size, size, C), any strides
         if not self.normalise:  # (T, C, size, size) in the array's dtype, for BatchNormalisation
             inputs = torch.from_numpy(np.ascontiguousarray(clip.transpose(0, 3, 1, 2)))

@@ -30,7 +30,8 @@ from vidlearn.reports.tables import markdown_table
 
 @dataclass
 class LevelResult:
-    """Metrics at one level ("video", "clip" or "image") and the per-item rows they came from."""
+    """Metrics at one level ("video" or "image": the views averaged; "single_view"; "clip":
+    each view alone) and the per-item rows they came from."""
 
     metrics: dict[str, float]
     items: pd.DataFrame  # path, target, predicted, [correct], score columns
@@ -40,6 +41,9 @@ class LevelResult:
 
 @dataclass
 class Evaluation:
+    """The metrics of one evaluation, by level, with the files that could not be read (path ->
+    reason) and the number of views averaged per file (`view_counts`)."""
+
     label_kind: str
     classes: list[str]
     levels: dict[str, LevelResult]
@@ -47,6 +51,7 @@ class Evaluation:
     views: dict[str, object] = field(default_factory=dict)  # see `view_counts`
 
     def metrics(self) -> dict[str, dict[str, float]]:
+        """`{level: {metric: value}}`, as metrics.json holds them."""
         return {level: result.metrics for level, result in self.levels.items()}
 
     def side_by_side(self) -> dict[str, object]:
@@ -103,8 +108,8 @@ def evaluate_predictions(
         single = predictions.single_view_files().loc[files.index].assign(target=files["target"])
         levels["single_view"] = _level(loaded, single.drop(columns=["error"]), names)
     if loaded.modality == "video":
-        views = windows[windows["averaged"]].drop(columns=["file", "averaged"])
-        levels["clip"] = _level(loaded, views, names)
+        each_view = windows[windows["averaged"]].drop(columns=["file", "averaged"])
+        levels["clip"] = _level(loaded, each_view, names)
     return Evaluation(loaded.label_kind, loaded.classes, levels, unreadable, view_counts(files))
 
 
@@ -144,8 +149,9 @@ def _level(loaded: LoadedModel, items: pd.DataFrame, names: list[str]) -> LevelR
 
 def write_evaluation(evaluation: Evaluation, out: Path, context: dict[str, object]) -> list[Path]:
     """Write metrics.json (with `context`; `views` counts the views per file, `metrics` has one
-    entry per level: video or image (the views averaged), single_view beside it, clip), `<level>_predictions.csv`, `<level>_per_class.md`
-    and the plots of each level to `out`; returns the files written."""
+    entry per level: video or image (the views averaged), single_view beside it, clip),
+    `<level>_predictions.csv`, `<level>_per_class.md` and the plots of each level to `out`;
+    returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "metrics.json"]
     written[0].write_text(

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from vidlearn.data.datasets import read_image
 from vidlearn.data.frame_cache import FrameCache
-from vidlearn.data.transforms import ClipTransform, ImageTransform, PadToSquare
+from vidlearn.data.transforms import ClipTransform, ImageTransform, PadToSquare, peaks_of
 from vidlearn.data.video import DecodeError, open_video
 from vidlearn.errors import ConfigError
 from vidlearn.inference.checkpoint import LoadedModel
@@ -130,8 +130,10 @@ def predict_files(
                     if len(pending) == batch_size:
                         flush()
             except DecodeError as error:
-                logger.warning("cannot read %s", error)
-                errors[index] = str(error)
+                # readers name the file; a sampler's ShortVideoError does not know it
+                named = str(error) if str(path) in str(error) else f"{path}: {error}"
+                logger.warning("cannot read %s", named)
+                errors[index] = named
             bar.advance(task)
         if pending:
             flush()
@@ -169,9 +171,8 @@ def _views_of(
             row = {"window": 0, "crop": crop, **dict.fromkeys(WINDOW_TIMES, 0.0)}
             yield {**row, "averaged": True, "single_view": single}, transform(pixels)  # (C, H, W)
         return
-    transform = ClipTransform(
-        [], size, pre["mean"], pre["std"], per_frame_max_norm=pre.get("per_frame_max_norm", False)
-    )
+    max_norm = bool(pre.get("per_frame_max_norm", False))
+    transform = ClipTransform([], size, pre["mean"], pre["std"], per_frame_max_norm=max_norm)
     if frame_cache is not None:
         reader = frame_cache.open(path)
     else:
@@ -201,11 +202,13 @@ def _views_of(
             "start_s": first / fps,
             "end_s": end / fps,
         }
+        peaks = peaks_of(frames) if max_norm else None  # of whole frames, as in training
         for crop, pixels in views.crop(frames, size):
             single = window == centre and crop == views.single_crop
             if window < averaged or single:
                 row = {"window": window, "crop": crop, **timing, "averaged": window < averaged}
-                yield {**row, "single_view": single}, transform(pixels)  # (T, C, H, W)
+                inputs = transform(pixels, frame_peaks=peaks)  # (T, C, H, W)
+                yield {**row, "single_view": single}, inputs
 
 
 def _check_channels(path: str, frames: np.ndarray, channels: int | None) -> None:
@@ -242,8 +245,8 @@ def _tables(
 def top_k_table(
     predictions: Predictions, label_kind: str, k: int, threshold: float = 0.5
 ) -> pd.DataFrame:
-    """One row per file: path, windows, views, error, then `class_i`/`probability_i` for the k best classes
-    (regression: `prediction`). `class_1` is the predicted class as eval decides it
+    """One row per file: path, windows, views, error, then `class_i`/`probability_i` for the k
+    best classes (regression: `prediction`). `class_1` is the predicted class as eval decides it
     (`vidlearn.reports.metrics.predict_classes`): binary, positive when its probability reaches
     the checkpoint's `threshold`."""
     files = predictions.files

@@ -8,7 +8,8 @@ model's size (as validation did during training); 3 = the short side resized to 
 and three square crops of that size along the long side (left, centre, right; or top, centre,
 bottom), the "K clips x 3 crops" protocol of SlowFast and X3D. `build_views` reads the `views`
 config group (conf/views/) and gives its clip sampler the clip length and frame spacing (stride,
-target fps) the model was trained with.
+target fps) the model was trained with; a model trained on UniformSegmentSampler clips is viewed
+on its one segment clip per video.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from vidlearn.data.clip_sampling import (
     CenterClipSampler,
     ClipSampler,
     SlidingWindowSampler,
+    UniformSegmentSampler,
     check_number,
     check_options,
     fit_to_video,
@@ -143,12 +145,23 @@ def trained_sampling(preprocessing: Mapping[str, Any]) -> dict[str, Any]:
 def build_views(config: Mapping[str, Any] | None, preprocessing: Mapping[str, Any]) -> Views:
     """The views of `config` (the `views` group: a clip sampler's `_target_` and arguments, plus
     `crops`; None = sliding windows, one crop) with the trained clip length and spacing; a
-    stride or target_fps the config sets itself wins. Images have no clips: only their
-    `crops` are read."""
+    stride or target_fps the config sets itself wins. A model trained on UniformSegmentSampler
+    clips (frames spread over the whole video) is viewed on those, whatever sampler the config
+    names: windows of consecutive frames would be another input. Images have no clips: only
+    their `crops` are read."""
     crops = (config or {}).get("crops", 1)
     if preprocessing.get("modality") == "image":
         return Views(CenterClipSampler(1), crops)  # one "clip" of the one image
     sampling = trained_sampling(preprocessing)
+    segments = config is not None and get_class(config["_target_"]) is UniformSegmentSampler
+    if preprocessing.get("clip_sampler") == "UniformSegmentSampler" and not segments:
+        logger.warning(
+            "the model was trained on UniformSegmentSampler clips (frames spread over the whole "
+            "video): views take that one clip per video, with views.crops, instead of %s",
+            "sliding windows" if config is None else config["_target_"],
+        )
+        clip = UniformSegmentSampler(sampling["clip_length"], random_offset=False)
+        return Views(clip, crops, clip)
     if config is None:
         sliding = SlidingWindowSampler(**sampling)
         return Views(sliding, 1, centre_sampler(sliding))
@@ -162,13 +175,6 @@ def build_views(config: Mapping[str, Any] | None, preprocessing: Mapping[str, An
         for key, value in sampling.items()
         if key in accepted and key != "clip_length" and not (chosen and key in TEMPORAL_KEYS)
     }  # a spacing set in the config replaces the trained one whole (a trained fps would win)
-    if preprocessing.get("clip_sampler") == "UniformSegmentSampler":
-        logger.warning(
-            "the model was trained on UniformSegmentSampler clips (one frame per segment); for "
-            "the same views set '~views' "
-            "'+views={_target_: vidlearn.data.clip_sampling.UniformSegmentSampler, "
-            "random_offset: false}'"
-        )
     clips = instantiate(config, clip_length=sampling["clip_length"], **extra)
     return Views(clips, crops, centre_sampler(clips))
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from abc import ABC, abstractmethod
 from pathlib import Path
 from types import ModuleType
 
@@ -183,7 +184,7 @@ def resample_tables(state: dict[str, Tensor], target: dict[str, Tensor]) -> dict
     return resized
 
 
-class _HFVideoClassifier(nn.Module):
+class _HFVideoClassifier(nn.Module, ABC):
     """The shared body: a transformers backbone, pooled features, a new linear output layer."""
 
     model_type: str
@@ -251,6 +252,13 @@ class _HFVideoClassifier(nn.Module):
         """`state` with its position tables fitted to this backbone (learned tables only)."""
         return state
 
+    @abstractmethod
+    def features(self, clips: Tensor) -> Tensor:  # (B, T, C, H, W)
+        """The pooled backbone features `(B, hidden_size)` the head classifies."""
+
+    def forward(self, clips: Tensor) -> Tensor:  # (B, T, C, H, W)
+        return self.head(self.features(clips))  # (B, num_outputs)
+
 
 class VideoMAE(_HFVideoClassifier):
     """VideoMAE (Tong et al. 2022) video classifier `(B, T, C, H, W) -> (B, num_outputs)`.
@@ -296,6 +304,8 @@ class VideoMAE(_HFVideoClassifier):
             min_size=patch_size,
             frames=num_frames,
             size=size,
+            frames_multiple=tubelet_size,
+            size_multiple=patch_size,
             hint="(VideoMAE's position table is fixed by model.num_frames and model.size)",
         )
         problems = self.input_limits.problems(num_frames, size)
@@ -334,9 +344,6 @@ class VideoMAE(_HFVideoClassifier):
         states = self.backbone(pixel_values=clips).last_hidden_state  # (B, patches, hidden)
         pooled = states.mean(dim=1) if self.use_mean_pooling else states[:, 0]  # (B, hidden)
         return self.norm(pooled)
-
-    def forward(self, clips: Tensor) -> Tensor:  # (B, T, C, H, W)
-        return self.head(self.features(clips))  # (B, num_outputs)
 
 
 class TimeSformer(_HFVideoClassifier):
@@ -381,6 +388,7 @@ class TimeSformer(_HFVideoClassifier):
             min_size=patch_size,
             frames=num_frames,
             size=size,
+            size_multiple=patch_size,
             hint="(TimeSformer's blocks are built for model.num_frames and model.size)",
         )
         transformers = import_transformers()
@@ -421,6 +429,3 @@ class TimeSformer(_HFVideoClassifier):
         """The CLS token's features `(B, hidden_size)` the head classifies."""
         states = self.backbone(pixel_values=clips).last_hidden_state  # (B, 1 + patches, hidden)
         return states[:, 0]
-
-    def forward(self, clips: Tensor) -> Tensor:  # (B, T, C, H, W)
-        return self.head(self.features(clips))  # (B, num_outputs)

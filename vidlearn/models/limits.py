@@ -16,10 +16,12 @@ class InputLimits:
     """Clip length and frame size a model can take; `None` frames for image models.
 
     `frames` / `size` are fixed values (a model whose flatten width depends on them), the `min_`
-    values lower bounds (downsampling that runs out of input). Fixed values follow the model's
-    `model.num_frames` / `model.size` keys, unless `fixed_by` says what else fixes them (e.g.
-    pretrained position tables): then only the data keys can change. `hint` is appended to a
-    refusal, e.g. a model without the limit to pick instead.
+    values lower bounds (downsampling that runs out of input), the `_multiple` values the step
+    a model reads its input in (a transformer's patches and tubelets: a remainder would never be
+    seen). Fixed values follow the model's `model.num_frames` / `model.size` keys, unless
+    `fixed_by` says what else fixes them (e.g. pretrained position tables): then only the data
+    keys can change. `hint` is appended to a refusal, e.g. a model without the limit to pick
+    instead.
     """
 
     name: str
@@ -27,6 +29,8 @@ class InputLimits:
     min_size: int = 1
     frames: int | None = None
     size: int | None = None
+    frames_multiple: int = 1
+    size_multiple: int = 1
     hint: str = ""
     fixed_by: str = ""
 
@@ -56,6 +60,19 @@ class InputLimits:
             found.append(
                 f"{self.name} needs data.size >= {self.min_size} (got data.size={size}); "
                 "raise data.size"
+            )
+        if frames is not None and frames >= self.min_frames and frames % self.frames_multiple:
+            found.append(
+                f"{self.name} reads data.frames={frames} in steps of {self.frames_multiple} "
+                f"frames, so the last {frames % self.frames_multiple} would never be seen; set "
+                f"data.frames to a multiple of {self.frames_multiple}"
+            )
+        if size >= self.min_size and size % self.size_multiple:
+            step = self.size_multiple
+            found.append(
+                f"{self.name} reads data.size={size} in {step}-pixel patches, so a "
+                f"{size % step}-pixel border would never be seen; set data.size to a multiple of "
+                f"{step} ({size // step * step} or {(size // step + 1) * step})"
             )
         if found and self.hint:
             found[-1] += f" {self.hint}"
