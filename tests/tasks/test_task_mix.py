@@ -117,3 +117,24 @@ def test_mixed_and_erased_batches_are_identical_with_0_and_2_workers(demo_videos
     for zero, two in zip(batches[0], batches[2], strict=True):
         assert torch.equal(zero["input"], two["input"])
         assert torch.equal(zero["mixed_target"], two["mixed_target"])
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_class_weighted_loss_of_unmixed_rows_equals_the_loss_of_the_labels(
+    tiny_net: Callable, make_batch: Callable, label_smoothing: float
+) -> None:
+    """One-hot rows (pairs left unmixed) weigh like their labels: the weighted mean over the
+    items' weights, as torch's loss of class indices. Failed before the fix: torch divides the
+    loss of probability rows by the batch size, 2.4 times this batch's loss."""
+    task = MulticlassTask(
+        tiny_net(3),
+        ["a", "b", "c"],
+        class_weights=[1.0, 5.0, 0.5],
+        label_smoothing=label_smoothing,
+    )
+    labels = torch.tensor([0, 1, 2, 2, 1])
+    logits = task(make_batch(labels)["input"])
+    expected = task.compute_loss(logits, labels)
+    assert task.compute_loss(logits, task.soft_targets(labels)).item() == pytest.approx(
+        expected.item()
+    )
