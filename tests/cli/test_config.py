@@ -91,6 +91,41 @@ def test_schema_checks_the_layer_decay_range(
 
 
 @pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["mix=mixup", "mix.prob=abc"], r"mix\.prob='abc' has the wrong type"),
+        (["mix=mixup", "mix.switch_prob=1.5"], r"mix\.switch_prob=1\.5 is out of range"),
+        (["mix=cutmix", "mix.cutmix_alpha=-1"], r"mix\.cutmix_alpha=-1 is out of range"),
+        (["mix=mixup", "mix.mixup_alpha=inf"], r"mix\.mixup_alpha=inf is out of range"),
+        (["erasing=random", "erasing.p=abc"], r"erasing\.p='abc' has the wrong type"),
+        (["erasing=random", "erasing.attempts=2.5"], r"erasing\.attempts=2\.5 has the wrong"),
+        (["erasing=random", "erasing.area=[0.1]"], r"erasing\.area=\[0\.1\] is out of range"),
+        (["erasing=random", "erasing.aspect=[0.3,inf]"], r"erasing\.aspect=.* is out of range"),
+        (["task=binary", "task.label_smoothing=abc"], r"task\.label_smoothing='abc' has the"),
+        (["task.label_smoothing=1"], r"task\.label_smoothing=1 is out of range"),
+        (["task.backbone_lr_scale=abc"], r"task\.backbone_lr_scale='abc' has the wrong type"),
+    ],
+)
+def test_schema_checks_the_regularisers_naming_the_key(
+    compose_train: Callable[..., DictConfig], overrides: list[str], message: str
+) -> None:
+    """Failed before the fix: these reached the constructors, whose comparisons raised a
+    TypeError (reported as a vidlearn bug) or let inf and a one-number range through."""
+    with pytest.raises(ValueError, match=message):
+        validate(compose_train(*overrides))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["mix=mixup_cutmix", "erasing=random"], ["mix=none", "erasing=none"], ["task=regression"]],
+)
+def test_schema_accepts_the_shipped_regularisers(
+    compose_train: Callable[..., DictConfig], overrides: list[str]
+) -> None:
+    validate(compose_train(*overrides))
+
+
+@pytest.mark.parametrize(
     ("override", "message"),
     [
         ("data.bacth_size=3", "data.bacth_size"),
