@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hypothesis import given
@@ -79,6 +81,11 @@ def test_images_b_c_h_w_are_erased_too() -> None:
         dict(aspect=[0.0, 2.0]),
         dict(value="black"),
         dict(attempts=0),
+        # accepted (or a bare ValueError) before the fix:
+        dict(area=[0.1, math.nan]),
+        dict(aspect=[0.3, math.inf]),
+        dict(area=[0.1]),
+        dict(attempts=2.5),
     ],
 )
 def test_out_of_range_options_are_config_errors(options: dict) -> None:

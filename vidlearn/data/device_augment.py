@@ -39,8 +39,12 @@ def _range(value: float | Sequence[float], name: str, owner: str) -> tuple[float
     """`x` -> (-x, x); `[low, high]` -> (low, high), checked; `owner` names the class in errors."""
     if isinstance(value, int | float):
         low, high = -float(value), float(value)
-    else:
+    elif len(value) == 2:
         low, high = (float(v) for v in value)
+    else:
+        raise ConfigError(
+            f"augment.device: {owner} {name}={list(value)}: give one number or [low, high]"
+        )
     if low > high:
         raise ConfigError(
             f"augment.device: {owner} {name}={[low, high]}: the low end is above the high; "
@@ -214,15 +218,18 @@ class ClipRandomErasingOnDevice:
         _check_probability(p, name)
         self.area = _range(area, "area", name)
         self.aspect = _range(aspect, "aspect", name)
-        if self.area[0] <= 0.0 or self.area[1] > 1.0:
+        # written so that NaN fails each test
+        if not 0.0 < self.area[0] <= self.area[1] <= 1.0:
             raise ConfigError(
                 f"erasing.area={list(self.area)} must lie in (0, 1]: fractions of the frame's area"
             )
-        if not self.aspect[0] > 0.0:
-            raise ConfigError(f"erasing.aspect={list(self.aspect)} must be > 0 (height / width)")
+        if not 0.0 < self.aspect[0] <= self.aspect[1] < math.inf:
+            raise ConfigError(
+                f"erasing.aspect={list(self.aspect)} must be finite and > 0 (height / width)"
+            )
         if value not in ERASING_VALUES:
             raise ConfigError(f"erasing.value={value!r} must be one of {ERASING_VALUES}")
-        if attempts < 1:
+        if not isinstance(attempts, int) or attempts < 1:
             raise ConfigError(f"erasing.attempts={attempts} must be >= 1")
         self.p = p
         self.value = value
