@@ -53,7 +53,7 @@ class MulticlassTask(ClassificationTask):
         if not 0.0 <= label_smoothing < 1.0:
             raise ConfigError(f"task.label_smoothing={label_smoothing} must be in [0, 1).")
         super().__init__(model, classes, **options)
-        weight = None if class_weights is None else torch.tensor(list(class_weights))
+        weight = None if class_weights is None else torch.tensor(list(class_weights)).float()
         self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
         self.confusion: dict[str, Tensor] = {}
 
