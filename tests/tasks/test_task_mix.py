@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler
 from vidlearn.data.datamodules import VideoDataModule
@@ -119,22 +121,22 @@ def test_mixed_and_erased_batches_are_identical_with_0_and_2_workers(demo_videos
         assert torch.equal(zero["mixed_target"], two["mixed_target"])
 
 
-@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+@given(
+    weights=st.lists(st.floats(0.05, 20.0), min_size=3, max_size=3),
+    labels=st.lists(st.integers(0, 2), min_size=1, max_size=8),
+    label_smoothing=st.sampled_from([0.0, 0.1]),
+)
 def test_class_weighted_loss_of_unmixed_rows_equals_the_loss_of_the_labels(
-    tiny_net: Callable, make_batch: Callable, label_smoothing: float
+    weights: list[float], labels: list[int], label_smoothing: float
 ) -> None:
     """One-hot rows (pairs left unmixed) weigh like their labels: the weighted mean over the
-    items' weights, as torch's loss of class indices. Failed before the fix: torch divides the
-    loss of probability rows by the batch size, 2.4 times this batch's loss."""
+    items' weights, as torch's loss of class indices. Failed before the fix (the planted bug it
+    catches): torch divides the loss of probability rows by the batch size instead."""
     task = MulticlassTask(
-        tiny_net(3),
-        ["a", "b", "c"],
-        class_weights=[1.0, 5.0, 0.5],
-        label_smoothing=label_smoothing,
+        torch.nn.Identity(), ["a", "b", "c"], class_weights=weights, label_smoothing=label_smoothing
     )
-    labels = torch.tensor([0, 1, 2, 2, 1])
-    logits = task(make_batch(labels)["input"])
-    expected = task.compute_loss(logits, labels)
-    assert task.compute_loss(logits, task.soft_targets(labels)).item() == pytest.approx(
-        expected.item()
-    )
+    targets = torch.tensor(labels)
+    logits = torch.randn(len(labels), 3, generator=torch.Generator().manual_seed(len(labels)))
+    expected = task.compute_loss(logits, targets).item()
+    soft = task.compute_loss(logits, task.soft_targets(targets)).item()
+    assert soft == pytest.approx(expected, rel=1e-5)
