@@ -251,6 +251,12 @@ def test_a_checkpoint_from_before_the_grouping_options_resumes_at_their_defaults
     assert resume_differences({"hyper_parameters": {}}, "t", now) == []
 
 
+def test_layer_decay_1_and_null_are_both_off_so_no_difference() -> None:
+    """Both give the same groups (tests/tasks/test_layer_decay.py)."""
+    saved = {"hyper_parameters": {"layer_decay": 1.0}}
+    assert resume_differences(saved, "t", {"layer_decay": None}) == []
+
+
 def test_a_new_initial_weights_choice_is_no_difference() -> None:
     saved = {"hyper_parameters": {"model_config": {"backbone": {"weights": "imagenet", "x": 1}}}}
     now = {"model_config": {"backbone": {"weights": "none", "x": 1}}}

@@ -84,8 +84,7 @@ def resume_differences(
     pairs.append(("callbacks=ema (averaged weights)", "averaging_state" in checkpoint, averaging))
     pairs.append(("data.classes", list(saved.get("classes", [])), list(hparams.get("classes", []))))
     pairs += [
-        (f"task.{key}", saved.get(key, default), hparams.get(key, default))
-        for key, default in COMPARED_GROUPING.items()
+        (f"task.{key}", _grouping(saved, key), _grouping(hparams, key)) for key in COMPARED_GROUPING
     ]
     saved_pre, pre = saved.get("preprocessing") or {}, hparams.get("preprocessing") or {}
     pairs += [(f"data.{k}", saved_pre.get(k), pre.get(k)) for k in COMPARED_PREPROCESSING]
@@ -97,6 +96,12 @@ def resume_differences(
         if not key.endswith("weights")  # the initial weights: the checkpoint's replace them
     ]
     return [f"{key}: checkpoint {old!r}, now {new!r}" for key, old, new in pairs if old != new]
+
+
+def _grouping(hparams: dict[str, Any], key: str) -> Any:
+    """A grouping option's value, its default when absent; layer_decay 1 is off, as null is."""
+    value = hparams.get(key, COMPARED_GROUPING[key])
+    return None if key == "layer_decay" and value == 1 else value
 
 
 def _flat(config: dict[str, Any], prefix: str) -> dict[str, Any]:
