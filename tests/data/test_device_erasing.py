@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -90,4 +91,19 @@ def test_images_b_c_h_w_are_erased_too() -> None:
 )
 def test_out_of_range_options_are_config_errors(options: dict) -> None:
     with pytest.raises(ConfigError):
+        ClipRandomErasingOnDevice(**options)
+
+
+@pytest.mark.parametrize(
+    ("options", "key"),
+    [
+        (dict(p=1.5), "erasing.p"),
+        (dict(area=[0.5, 0.2]), "erasing.area"),
+        (dict(aspect=[2]), "erasing.aspect"),
+    ],
+)
+def test_option_errors_name_the_erasing_key(options: dict, key: str) -> None:
+    """Failed before the fix: p and the low > high check said `augment.device:
+    ClipRandomErasingOnDevice p=...`, a key that erasing=random does not have."""
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)}="):
         ClipRandomErasingOnDevice(**options)
