@@ -270,3 +270,25 @@ def test_resume_refuses_to_switch_averaging_on_or_off(tmp_path: Path, averaging_
     now = pl.Callback() if averaging_then else ExponentialMovingAverage(decay=DECAY)
     with pytest.raises(ConfigError, match="callbacks=ema"):
         fit(tmp_path / "resumed", 2, ResumeCheck(resume), ema=now, resume=resume)
+
+
+@pytest.mark.parametrize(
+    ("options", "key"),
+    [
+        (dict(decay=1.5), "decay"),
+        (dict(decay=-0.1), "decay"),
+        (dict(update_every_n_steps=0), "update_every_n_steps"),
+        (dict(update_starting_at_step=-1), "update_starting_at_step"),
+    ],
+)
+def test_out_of_range_options_are_config_errors_naming_the_key(options: dict, key: str) -> None:
+    """Failed before the fix: update_every_n_steps=0 never averaged, silently, and a decay
+    outside [0, 1] was torch's ValueError naming no config key."""
+    with pytest.raises(ConfigError, match=rf"callbacks\.ema\.{key}="):
+        ExponentialMovingAverage(**options)
+
+
+def test_a_misspelt_option_is_refused_when_the_callback_is_built() -> None:
+    """Failed before the fix: the keyword reached AveragedModel only when fit started."""
+    with pytest.raises(TypeError, match="decya"):
+        ExponentialMovingAverage(decya=0.9)

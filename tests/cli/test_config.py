@@ -1,11 +1,13 @@
 """Every config choice composes and names importable classes; bad keys and types fail at start."""
 
+import math
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import compose_small_train
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
@@ -88,6 +90,42 @@ def test_schema_checks_the_layer_decay_range(
     with pytest.raises(ValueError, match=message):
         validate(compose_train(override))
     validate(compose_train("task.layer_decay=0.75"))
+
+
+@pytest.fixture(scope="module")
+def regularised(tmp_path_factory: pytest.TempPathFactory) -> DictConfig:
+    """A binary run with mix=mixup_cutmix and erasing=random, composed once for the module."""
+    return compose_small_train(
+        tmp_path_factory.mktemp("regularised"), "task=binary", "mix=mixup_cutmix", "erasing=random"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("mix.prob", "abc", r"mix\.prob='abc' has the wrong type"),
+        ("mix.switch_prob", 1.5, r"mix\.switch_prob=1\.5 is out of range"),
+        ("mix.cutmix_alpha", -1, r"mix\.cutmix_alpha=-1 is out of range"),
+        ("mix.mixup_alpha", math.inf, r"mix\.mixup_alpha=inf is out of range"),
+        ("erasing.p", "abc", r"erasing\.p='abc' has the wrong type"),
+        ("erasing.attempts", 2.5, r"erasing\.attempts=2\.5 has the wrong type"),
+        ("erasing.area", [0.1], r"erasing\.area=\[0\.1\] is out of range"),
+        ("erasing.aspect", [0.3, math.inf], r"erasing\.aspect=\[0\.3, inf\] is out of range"),
+        ("task.label_smoothing", "abc", r"task\.label_smoothing='abc' has the wrong type"),
+        ("task.label_smoothing", 1, r"task\.label_smoothing=1 is out of range"),
+        ("task.backbone_lr_scale", "abc", r"task\.backbone_lr_scale='abc' has the wrong type"),
+    ],
+)
+def test_schema_checks_the_regularisers_naming_the_key(
+    regularised: DictConfig, key: str, value: object, message: str
+) -> None:
+    """Failed before the fix: these reached the constructors, whose comparisons raised a
+    TypeError (reported as a vidlearn bug) or let inf and a one-number range through."""
+    validate(regularised)  # the shipped values pass
+    cfg = regularised.copy()
+    OmegaConf.update(cfg, key, value)
+    with pytest.raises(ValueError, match=message):
+        validate(cfg)
 
 
 @pytest.mark.parametrize(

@@ -227,6 +227,36 @@ def test_resume_differences_name_the_task_and_the_frame_size() -> None:
     assert [entry.split(":")[0] for entry in differences] == ["task", "data.size"]
 
 
+@pytest.mark.parametrize(
+    ("key", "then", "now"),
+    [
+        ("layer_decay", None, 0.75),
+        ("backbone_lr_scale", 0.1, 0.5),
+        ("conv_weight_decay", 1e-3, None),
+    ],
+)
+def test_resume_differences_name_what_shapes_the_optimiser_groups(
+    key: str, then: object, now: object
+) -> None:
+    """The saved optimiser state fixes the groups and their rates: another layer_decay changed
+    the group count (torch's bare ValueError mid-fit), another scale was silently ignored.
+    Failed before the fix: no difference was found."""
+    saved = {"hyper_parameters": {key: then}}
+    differences = resume_differences(saved, "t", {key: now})
+    assert [entry.split(":")[0] for entry in differences] == [f"task.{key}"]
+
+
+def test_a_checkpoint_from_before_the_grouping_options_resumes_at_their_defaults() -> None:
+    now = {"layer_decay": None, "backbone_lr_scale": 1.0, "conv_weight_decay": None}
+    assert resume_differences({"hyper_parameters": {}}, "t", now) == []
+
+
+def test_layer_decay_1_and_null_are_both_off_so_no_difference() -> None:
+    """Both give the same groups (tests/tasks/test_layer_decay.py)."""
+    saved = {"hyper_parameters": {"layer_decay": 1.0}}
+    assert resume_differences(saved, "t", {"layer_decay": None}) == []
+
+
 def test_a_new_initial_weights_choice_is_no_difference() -> None:
     saved = {"hyper_parameters": {"model_config": {"backbone": {"weights": "imagenet", "x": 1}}}}
     now = {"model_config": {"backbone": {"weights": "none", "x": 1}}}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import re
+
 import pytest
 import torch
 from hypothesis import given
@@ -79,8 +82,28 @@ def test_images_b_c_h_w_are_erased_too() -> None:
         dict(aspect=[0.0, 2.0]),
         dict(value="black"),
         dict(attempts=0),
+        # accepted (or a bare ValueError) before the fix:
+        dict(area=[0.1, math.nan]),
+        dict(aspect=[0.3, math.inf]),
+        dict(area=[0.1]),
+        dict(attempts=2.5),
     ],
 )
 def test_out_of_range_options_are_config_errors(options: dict) -> None:
     with pytest.raises(ConfigError):
+        ClipRandomErasingOnDevice(**options)
+
+
+@pytest.mark.parametrize(
+    ("options", "key"),
+    [
+        (dict(p=1.5), "erasing.p"),
+        (dict(area=[0.5, 0.2]), "erasing.area"),
+        (dict(aspect=[2]), "erasing.aspect"),
+    ],
+)
+def test_option_errors_name_the_erasing_key(options: dict, key: str) -> None:
+    """Failed before the fix: p and the low > high check said `augment.device:
+    ClipRandomErasingOnDevice p=...`, a key that erasing=random does not have."""
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)}="):
         ClipRandomErasingOnDevice(**options)

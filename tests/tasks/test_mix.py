@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -156,6 +158,8 @@ def test_binary_targets_0_1_are_mixed_as_values() -> None:
         dict(mixup_alpha=-1.0),
         dict(mixup_alpha=1.0, prob=1.5),
         dict(cutmix_alpha=1.0, switch_prob=-0.1),
+        dict(mixup_alpha=math.nan),  # accepted before: numpy's Beta draw then failed mid-epoch
+        dict(cutmix_alpha=math.inf),
     ],
 )
 def test_out_of_range_options_are_config_errors(options: dict) -> None:

@@ -104,6 +104,19 @@ def test_class_weights_weight_the_cross_entropy(tiny_net) -> None:
     assert torch.isclose(task.compute_loss(logits, target), expected)
 
 
+def test_whole_number_class_weights_weight_the_cross_entropy_too(tiny_net) -> None:
+    """`task.class_weights=[1,2,3]`, as a user types it. Failed before the fix: the weights
+    became an int64 tensor and cross_entropy raised "expected scalar type Float but found
+    Long" at the first training step."""
+    task = MulticlassTask(tiny_net(3), CLASSES, class_weights=[1, 2, 3])
+    logits = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    target = torch.tensor([1, 2])
+    expected = torch.nn.functional.cross_entropy(
+        logits, target, weight=torch.tensor([1.0, 2.0, 3.0])
+    )
+    assert torch.isclose(task.compute_loss(logits, target), expected)
+
+
 def test_model_with_wrong_output_width_is_reported_with_the_expected_shape(
     tiny_net, make_batch
 ) -> None:

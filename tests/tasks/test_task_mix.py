@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler
 from vidlearn.data.datamodules import VideoDataModule
@@ -117,3 +119,25 @@ def test_mixed_and_erased_batches_are_identical_with_0_and_2_workers(demo_videos
     for zero, two in zip(batches[0], batches[2], strict=True):
         assert torch.equal(zero["input"], two["input"])
         assert torch.equal(zero["mixed_target"], two["mixed_target"])
+
+
+@settings(max_examples=10)  # a task per example (~0.1 s each)
+@given(
+    weights=st.lists(st.floats(0.05, 20.0), min_size=3, max_size=3),
+    labels=st.lists(st.integers(0, 2), min_size=1, max_size=8),
+    label_smoothing=st.sampled_from([0.0, 0.1]),
+)
+def test_class_weighted_loss_of_unmixed_rows_equals_the_loss_of_the_labels(
+    weights: list[float], labels: list[int], label_smoothing: float
+) -> None:
+    """One-hot rows (pairs left unmixed) weigh like their labels: the weighted mean over the
+    items' weights, as torch's loss of class indices. Failed before the fix (the planted bug it
+    catches): torch divides the loss of probability rows by the batch size instead."""
+    task = MulticlassTask(
+        torch.nn.Identity(), ["a", "b", "c"], class_weights=weights, label_smoothing=label_smoothing
+    )
+    targets = torch.tensor(labels)
+    logits = torch.randn(len(labels), 3, generator=torch.Generator().manual_seed(len(labels)))
+    expected = task.compute_loss(logits, targets).item()
+    soft = task.compute_loss(logits, task.soft_targets(targets)).item()
+    assert soft == pytest.approx(expected, rel=1e-5)

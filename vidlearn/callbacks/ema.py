@@ -33,15 +33,51 @@ from __future__ import annotations
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import EMAWeightAveraging
+
+from vidlearn.errors import ConfigError
 
 
 class ExponentialMovingAverage(EMAWeightAveraging):
     """EMA of the task's weights, validated and checkpointed as the model; arguments as
-    `EMAWeightAveraging` (decay, update_every_n_steps, update_starting_at_step, ...)."""
+    `EMAWeightAveraging`'s, named here so that conf/callbacks/ema.yaml's keys are checked when
+    the callback is built (`callbacks.ema.*`), not when fit starts."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        decay: float = 0.999,
+        update_every_n_steps: int = 1,
+        update_starting_at_step: int | None = None,
+        update_starting_at_epoch: int | None = None,
+        use_buffers: bool = True,
+        device: torch.device | str | int | None = None,
+    ) -> None:
+        # written so that NaN fails: 1 would keep the first copy of the weights for ever
+        if not 0.0 <= decay < 1.0:
+            raise ConfigError(
+                f"callbacks.ema.decay={decay} must be in [0, 1), e.g. 0.999 (an average over "
+                "about the last 1 / (1 - decay) steps)."
+            )
+        if update_every_n_steps < 1:
+            raise ConfigError(
+                f"callbacks.ema.update_every_n_steps={update_every_n_steps} must be >= 1 "
+                "(0 would never average); to train without an average, drop callbacks=ema."
+            )
+        for name, start in (
+            ("update_starting_at_step", update_starting_at_step),
+            ("update_starting_at_epoch", update_starting_at_epoch),
+        ):
+            if start is not None and start < 0:
+                raise ConfigError(f"callbacks.ema.{name}={start} must be >= 0 (or null).")
+        super().__init__(
+            device=device,
+            use_buffers=use_buffers,
+            decay=decay,
+            update_every_n_steps=update_every_n_steps,
+            update_starting_at_step=update_starting_at_step,
+            update_starting_at_epoch=update_starting_at_epoch,
+        )
         self._swapped = False  # the module holds the average (inside a validation epoch)
 
     def _averaging(self) -> bool:

@@ -4,7 +4,8 @@ Lightning restores the weights and optimiser of any checkpoint whose tensors fit
 with the classes permuted, another frame size or normalisation, or another task would train on
 silently, its targets or inputs no longer meaning what the weights learnt. `ResumeCheck` records
 the task class in every checkpoint and, when fit starts from one (before Lightning restores it),
-compares the checkpoint's stored task, classes, preprocessing and model config with the run's.
+compares the checkpoint's stored task, classes, preprocessing, model config and the task options
+that shape the optimiser's parameter groups with the run's.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ COMPARED_PREPROCESSING = (
     "per_frame_max_norm",
     "pad_to_square",
 )
+# Task options that shape the optimiser's parameter groups, with their defaults (checkpoints from
+# before an option read as its default). The saved optimiser state holds the groups and their
+# rates: another group count fails inside torch, another scale would be silently ignored.
+COMPARED_GROUPING = {"layer_decay": None, "backbone_lr_scale": 1.0, "conv_weight_decay": None}
 
 
 def task_name(module: pl.LightningModule) -> str:
@@ -78,6 +83,9 @@ def resume_differences(
     pairs = [("task", checkpoint.get(TASK_KEY, task), task)]
     pairs.append(("callbacks=ema (averaged weights)", "averaging_state" in checkpoint, averaging))
     pairs.append(("data.classes", list(saved.get("classes", [])), list(hparams.get("classes", []))))
+    pairs += [
+        (f"task.{key}", _grouping(saved, key), _grouping(hparams, key)) for key in COMPARED_GROUPING
+    ]
     saved_pre, pre = saved.get("preprocessing") or {}, hparams.get("preprocessing") or {}
     pairs += [(f"data.{k}", saved_pre.get(k), pre.get(k)) for k in COMPARED_PREPROCESSING]
     saved_model = _flat(saved.get("model_config") or {}, "model.")
@@ -88,6 +96,12 @@ def resume_differences(
         if not key.endswith("weights")  # the initial weights: the checkpoint's replace them
     ]
     return [f"{key}: checkpoint {old!r}, now {new!r}" for key, old, new in pairs if old != new]
+
+
+def _grouping(hparams: dict[str, Any], key: str) -> Any:
+    """A grouping option's value, its default when absent; layer_decay 1 is off, as null is."""
+    value = hparams.get(key, COMPARED_GROUPING[key])
+    return None if key == "layer_decay" and value == 1 else value
 
 
 def _flat(config: dict[str, Any], prefix: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ a key a config choice lacks (images have no `data.frames`) is not checked.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
@@ -76,6 +77,25 @@ class Optimizer:
 @dataclass
 class Task:
     layer_decay: float | None
+    label_smoothing: float
+    backbone_lr_scale: float
+
+
+@dataclass
+class Mix:
+    mixup_alpha: float
+    cutmix_alpha: float
+    prob: float
+    switch_prob: float
+
+
+@dataclass
+class Erasing:
+    p: float
+    area: list[float]
+    aspect: list[float]
+    value: str
+    attempts: int
 
 
 @dataclass
@@ -91,6 +111,8 @@ SECTIONS: dict[str, type] = {
     "trainer": Trainer,
     "optimizer": Optimizer,
     "task": Task,
+    "mix": Mix,
+    "erasing": Erasing,
     "stats": Stats,
 }
 
@@ -128,6 +150,25 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "optimizer.weight_decay": (lambda v: v >= 0, "0 (none) or more"),
     "optimizer.momentum": (lambda v: v >= 0, "0 (none) or more"),
     "task.layer_decay": (lambda v: 0 < v <= 1, "in (0, 1], e.g. 0.75 (or null for none)"),
+    "task.label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1): 0 is none, 0.1 is common"),
+    "task.backbone_lr_scale": (
+        lambda v: 0 < v < math.inf,
+        "above 0 (to keep the backbone fixed, set model.freeze_backbone=true)",
+    ),
+    "mix.mixup_alpha": (lambda v: 0 <= v < math.inf, "a Beta parameter >= 0 (0 is off)"),
+    "mix.cutmix_alpha": (lambda v: 0 <= v < math.inf, "a Beta parameter >= 0 (0 is off)"),
+    "mix.prob": (lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
+    "mix.switch_prob": (lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
+    "erasing.p": (lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
+    "erasing.area": (
+        lambda v: len(v) == 2 and 0 < v[0] <= v[1] <= 1,
+        "[low, high]: fractions of the frame's area with 0 < low <= high <= 1",
+    ),
+    "erasing.aspect": (
+        lambda v: len(v) == 2 and 0 < v[0] <= v[1] < math.inf,
+        "[low, high]: height / width ratios with 0 < low <= high",
+    ),
+    "erasing.attempts": (lambda v: v >= 1, "at least 1"),
     "monitor_mode": (lambda v: v in ("min", "max"), "min or max (or null for the task's own)"),
     "data.backend": (lambda v: v in BACKENDS, f"one of {', '.join(BACKENDS)}"),
     "format": (lambda v: v in FORMATS, f"one of {', '.join(FORMATS)}"),

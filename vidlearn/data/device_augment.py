@@ -30,21 +30,23 @@ from torch import Tensor
 from vidlearn.errors import ConfigError
 
 
-def _check_probability(p: float, name: str) -> None:
+def _check_probability(p: float, key: str) -> None:
+    """Refuse a `p` outside [0, 1]; `key` names it in the error ("erasing.p")."""
     if not 0.0 <= p <= 1.0:
-        raise ConfigError(f"augment.device: {name} p={p} must be a probability in [0, 1]")
+        raise ConfigError(f"{key}={p} must be a probability in [0, 1]")
 
 
-def _range(value: float | Sequence[float], name: str, owner: str) -> tuple[float, float]:
-    """`x` -> (-x, x); `[low, high]` -> (low, high), checked; `owner` names the class in errors."""
+def _range(value: float | Sequence[float], key: str) -> tuple[float, float]:
+    """`x` -> (-x, x); `[low, high]` -> (low, high), checked; `key` names it in errors."""
     if isinstance(value, int | float):
         low, high = -float(value), float(value)
-    else:
+    elif len(value) == 2:
         low, high = (float(v) for v in value)
+    else:
+        raise ConfigError(f"{key}={list(value)}: give one number or [low, high]")
     if low > high:
         raise ConfigError(
-            f"augment.device: {owner} {name}={[low, high]}: the low end is above the high; "
-            "give [low, high] with low <= high"
+            f"{key}={[low, high]}: the low end is above the high; give [low, high] with low <= high"
         )
     return low, high
 
@@ -66,16 +68,14 @@ class ClipAffineOnDevice:
         scale: Sequence[float] = (1.0, 1.0),
         p: float = 1.0,
     ) -> None:
-        name = type(self).__name__
-        _check_probability(p, name)
-        self.rotate = _range(rotate, "rotate", name)
-        self.translate_x = _range(translate_x, "translate_x", name)
-        self.translate_y = _range(translate_y, "translate_y", name)
-        self.scale = _range(scale, "scale", name)
+        name = f"augment.device: {type(self).__name__}"
+        _check_probability(p, f"{name} p")
+        self.rotate = _range(rotate, f"{name} rotate")
+        self.translate_x = _range(translate_x, f"{name} translate_x")
+        self.translate_y = _range(translate_y, f"{name} translate_y")
+        self.scale = _range(scale, f"{name} scale")
         if self.scale[0] <= 0:
-            raise ConfigError(
-                f"augment.device: {name} scale={list(self.scale)} must be > 0 (1 keeps the size)"
-            )
+            raise ConfigError(f"{name} scale={list(self.scale)} must be > 0 (1 keeps the size)")
         self.p = p
         self.fill = [-m / s for m, s in zip(mean, std, strict=True)]
 
@@ -158,10 +158,10 @@ class ClipBrightnessContrastOnDevice:
         contrast: float | Sequence[float] = 0.0,
         p: float = 1.0,
     ) -> None:
-        name = type(self).__name__
-        _check_probability(p, name)
-        self.brightness = _range(brightness, "brightness", name)
-        self.contrast = _range(contrast, "contrast", name)
+        name = f"augment.device: {type(self).__name__}"
+        _check_probability(p, f"{name} p")
+        self.brightness = _range(brightness, f"{name} brightness")
+        self.contrast = _range(contrast, f"{name} contrast")
         self.p = p
         self.mean, self.std = list(mean), list(std)
 
@@ -210,19 +210,21 @@ class ClipRandomErasingOnDevice:
         value: str = "zero",
         attempts: int = 10,
     ) -> None:
-        name = type(self).__name__
-        _check_probability(p, name)
-        self.area = _range(area, "area", name)
-        self.aspect = _range(aspect, "aspect", name)
-        if self.area[0] <= 0.0 or self.area[1] > 1.0:
+        _check_probability(p, "erasing.p")
+        self.area = _range(area, "erasing.area")
+        self.aspect = _range(aspect, "erasing.aspect")
+        # written so that NaN fails each test
+        if not 0.0 < self.area[0] <= self.area[1] <= 1.0:
             raise ConfigError(
                 f"erasing.area={list(self.area)} must lie in (0, 1]: fractions of the frame's area"
             )
-        if not self.aspect[0] > 0.0:
-            raise ConfigError(f"erasing.aspect={list(self.aspect)} must be > 0 (height / width)")
+        if not 0.0 < self.aspect[0] <= self.aspect[1] < math.inf:
+            raise ConfigError(
+                f"erasing.aspect={list(self.aspect)} must be finite and > 0 (height / width)"
+            )
         if value not in ERASING_VALUES:
             raise ConfigError(f"erasing.value={value!r} must be one of {ERASING_VALUES}")
-        if attempts < 1:
+        if not isinstance(attempts, int) or attempts < 1:
             raise ConfigError(f"erasing.attempts={attempts} must be >= 1")
         self.p = p
         self.value = value

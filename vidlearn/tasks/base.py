@@ -216,21 +216,13 @@ class Task(pl.LightningModule):
         return self.prepare_batch(batch, training=self.trainer.training)
 
     def prepare_batch(self, batch: Batch, training: bool) -> Batch:
-        """Normalise uint8 batches, then augment and mix training batches, on the device, if asked.
-
-        Mixing puts the mixed float targets in `mixed_target` and each item's dominant label in
-        `target` (see `ClassificationTask.soft_targets`).
-        """
+        """Normalise uint8 batches, then augment training batches, on the device, if asked
+        (`ClassificationTask` then mixes them)."""
         if self.normalise is not None:
             # `peak` (B, T): per-frame maxima, with per-frame max normalisation
             batch = {**batch, "input": self.normalise(batch["input"], batch.get("peak"))}
         if self.batch_augment is not None and training:
             batch = {**batch, "input": self.batch_augment(batch["input"], batch["seed"])}
-        if self.mix is not None and training:
-            soft = self.soft_targets(batch["target"])  # type: ignore[attr-defined]
-            inputs, mixed = self.mix(batch["input"], soft, batch["seed"])
-            dominant = self.hard_targets(mixed)  # type: ignore[attr-defined]
-            batch = {**batch, "input": inputs, "mixed_target": mixed, "target": dominant}
         return batch
 
     def setup(self, stage: str) -> None:
@@ -370,6 +362,15 @@ class ClassificationTask(Task):
     Its labels can be mixed (`mix`): `soft_targets` turns them into float rows that mix
     linearly, and `compute_loss` takes those rows as well as the labels.
     """
+
+    def prepare_batch(self, batch: Batch, training: bool) -> Batch:
+        """`Task.prepare_batch`, then mix training batches if asked: the mixed float targets go
+        in `mixed_target`, each item's dominant label in `target`."""
+        batch = super().prepare_batch(batch, training)
+        if self.mix is None or not training:
+            return batch
+        inputs, mixed = self.mix(batch["input"], self.soft_targets(batch["target"]), batch["seed"])
+        return {**batch, "input": inputs, "mixed_target": mixed, "target": self.hard_targets(mixed)}
 
     @abstractmethod
     def soft_targets(self, target: Tensor) -> Tensor:

@@ -55,10 +55,12 @@ class MixUpCutMix:
         prob: float = 1.0,
         switch_prob: float = 0.5,
     ) -> None:
-        if mixup_alpha < 0 or cutmix_alpha < 0 or mixup_alpha == cutmix_alpha == 0:
+        finite = all(0 <= alpha < math.inf for alpha in (mixup_alpha, cutmix_alpha))  # NaN: no
+        if not finite or mixup_alpha == cutmix_alpha == 0:
             raise ConfigError(
                 f"mix.mixup_alpha={mixup_alpha} and mix.cutmix_alpha={cutmix_alpha}: each must "
-                "be >= 0 and at least one > 0 (0 turns that one off); to mix nothing, use mix=none."
+                "be a finite number >= 0 and at least one > 0 (0 turns that one off); to mix "
+                "nothing, use mix=none."
             )
         for name, value in (("prob", prob), ("switch_prob", switch_prob)):
             if not 0.0 <= value <= 1.0:

@@ -53,7 +53,7 @@ class MulticlassTask(ClassificationTask):
         if not 0.0 <= label_smoothing < 1.0:
             raise ConfigError(f"task.label_smoothing={label_smoothing} must be in [0, 1).")
         super().__init__(model, classes, **options)
-        weight = None if class_weights is None else torch.tensor(list(class_weights))
+        weight = None if class_weights is None else torch.tensor(list(class_weights)).float()
         self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
         self.confusion: dict[str, Tensor] = {}
 
@@ -72,7 +72,22 @@ class MulticlassTask(ClassificationTask):
         )
 
     def compute_loss(self, logits: Tensor, target: Tensor) -> Tensor:
-        return self.criterion(logits, target)  # target (B,) indices or (B, K) probabilities
+        """Cross-entropy against labels (B,) or mixed rows of class probabilities (B, K).
+
+        With class weights torch divides the loss of labels by the items' total weight but that
+        of rows by the batch size; rows are divided by their total weight here too, so a row
+        left unmixed costs what its label does.
+        """
+        if target.dim() == 1 or self.criterion.weight is None:
+            return self.criterion(logits, target)
+        total = F.cross_entropy(
+            logits,
+            target,
+            weight=self.criterion.weight,
+            label_smoothing=self.criterion.label_smoothing,
+            reduction="sum",
+        )
+        return total / (target @ self.criterion.weight).sum()  # (B, K) @ (K,): items' weights
 
     def soft_targets(self, target: Tensor) -> Tensor:
         return F.one_hot(target, len(self.classes)).float()  # (B, K)
