@@ -40,17 +40,19 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ARRAY_EXTENSIONS = (".npy", ".npz")
-BACKENDS = ("auto", "decord", "pyav", "torchcodec")
+BACKENDS = ("auto", "decord", "pyav", "torchcodec", "torchcodec_approximate")
 AUTO_BACKENDS = ("decord", "pyav")  # backend="auto" tries these in order
+_TORCHCODEC = (
+    "torchcodec.decoders",
+    "`pip install torchcodec` (or `pip install vidlearn[torchcodec]`) and the system FFmpeg "
+    "libraries (`apt-get install ffmpeg` on Debian)",
+)
 # What each backend imports, and how to install it.
 BACKEND_LIBRARIES = {
     "decord": ("decord", "`pip install decord`"),
     "pyav": ("av", "`pip install av`"),
-    "torchcodec": (
-        "torchcodec.decoders",
-        "`pip install torchcodec` and the system FFmpeg libraries (`apt-get install ffmpeg` on "
-        "Debian)",
-    ),
+    "torchcodec": _TORCHCODEC,
+    "torchcodec_approximate": _TORCHCODEC,
 }
 
 
@@ -136,7 +138,8 @@ def open_video(
         return DecordReader(path, threads)
     if backend == "pyav":
         return PyAVReader(path, threads, strict)
-    return TorchCodecReader(path, threads)
+    seek_mode = "approximate" if backend == "torchcodec_approximate" else "exact"
+    return TorchCodecReader(path, threads, seek_mode)
 
 
 def _open_auto(path: str, threads: int, strict: bool) -> VideoReader:
@@ -509,32 +512,56 @@ def displayed(frame: av.VideoFrame) -> np.ndarray:
 
 
 class TorchCodecReader:
-    """torchcodec: one batched `get_frames_at` call per clip."""
+    """torchcodec: one batched `get_frames_at` call per clip.
 
-    def __init__(self, path: str, threads: int = 1) -> None:
+    `seek_mode="exact"` scans the file's packets when it opens (exact frame count and keyframe
+    positions); `"approximate"` trusts the header instead, cheaper to open, and is offered as
+    the `torchcodec_approximate` backend. `device="cuda"` decodes on the GPU (NVDEC) and copies
+    the frames back, for a process that owns a GPU (not a forked loader worker). torchcodec
+    turns frames by the display matrix itself; `height`/`width` are the displayed sizes.
+    """
+
+    def __init__(
+        self, path: str, threads: int = 1, seek_mode: str = "exact", device: str = "cpu"
+    ) -> None:
         check_backend("torchcodec")  # a ConfigError, not one DecodeError per file
         from torchcodec.decoders import VideoDecoder
 
         self.path = path
         try:
-            self.decoder = VideoDecoder(path, dimension_order="NHWC", num_ffmpeg_threads=threads)
+            self.decoder = VideoDecoder(
+                path,
+                dimension_order="NHWC",
+                num_ffmpeg_threads=threads,
+                seek_mode=seek_mode,
+                device=device,
+            )
         except (RuntimeError, ValueError) as error:
             raise DecodeError(
-                f"{path}: torchcodec cannot open it ({error}); try backend=pyav"
+                f"{path}: torchcodec cannot open it ({_last_line(error)}); try backend=pyav, or "
+                "re-encode with `ffmpeg -i IN -c:v libx264 OUT.mp4`"
             ) from error
         metadata = self.decoder.metadata
         self.num_frames = metadata.num_frames or 0
+        if self.num_frames == 0:
+            raise DecodeError(
+                f"{path}: torchcodec finds no frames in its video stream; re-export it or remove "
+                "its row"
+            )
         self.fps = float(metadata.average_fps or 0.0)
         self.height, self.width, self.codec = metadata.height, metadata.width, metadata.codec
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
         wanted = check_indices(self.path, indices, self.num_frames)
         try:
-            return self.decoder.get_frames_at(indices=wanted.tolist()).data.numpy()  # (T, H, W, 3)
+            batch = self.decoder.get_frames_at(indices=wanted.tolist()).data  # (T, H, W, 3)
         except (RuntimeError, IndexError) as error:
             raise DecodeError(
-                f"{self.path}: torchcodec cannot decode frames ({error}); try backend=pyav"
+                f"{self.path}: torchcodec cannot decode frames up to {wanted.max()} of "
+                f"{self.num_frames} ({_last_line(error)}); the file is probably truncated or "
+                "corrupt: try backend=pyav, or re-encode it"
             ) from error
+        return batch.cpu().numpy()
 
     def close(self) -> None:
         del self.decoder
