@@ -15,7 +15,7 @@ from vidlearn.data import video
 from vidlearn.data.video import DecodeError, open_video, probe_video
 from vidlearn.errors import ConfigError
 
-BACKENDS = ["decord", "pyav"]
+BACKENDS = ["decord", "pyav", "torchcodec", "torchcodec_approximate"]
 FrameIndices = Callable[[np.ndarray], list[int]]
 
 
@@ -80,8 +80,8 @@ def test_decord_names_truncated_file_and_suggests_pyav(truncated_video: Path) ->
     [
         ("missing", "file not found"),
         ("empty", "file is empty"),
-        ("random_bytes", "(decord cannot open it|not a readable video)"),
-        ("text_as_avi", "(decord cannot open it|not a readable video)"),
+        ("random_bytes", "((decord|torchcodec) cannot open it|not a readable video)"),
+        ("text_as_avi", "((decord|torchcodec) cannot open it|not a readable video)"),
         ("audio_only", "(has no video stream|decord finds no video stream)"),
         ("corrupt_npy", "not a readable NumPy array"),
     ],
@@ -261,3 +261,30 @@ def test_pyav_read_after_a_read_interrupted_mid_decode_returns_the_frames(
     with pytest.raises(KeyboardInterrupt):
         reader.read(range(10))
     assert frame_indices(reader.read(range(10, 14))) == [10, 11, 12, 13]
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+@pytest.mark.parametrize("backend", ["torchcodec", "torchcodec_approximate"])
+def test_torchcodec_applies_the_display_rotation_as_pyav_does(
+    tmp_path: Path, rotation: int, backend: str
+) -> None:
+    frames = np.zeros((4, 32, 64, 3), dtype=np.uint8)  # asymmetric: a white and a green corner
+    frames[:, :16, :16] = 255
+    frames[:, 16:, 48:, 1] = 200
+    path = write_video(tmp_path / "turned.mp4", frames, rotate=rotation, pix_fmt="yuv444p")
+    torchcodec, pyav = open_video(path, backend), open_video(path, "pyav")
+    turned = torchcodec.read([0, 3])
+    assert turned.shape[1:3] == (torchcodec.height, torchcodec.width) == (pyav.height, pyav.width)
+    assert np.abs(turned.astype(int) - pyav.read([0, 3])).mean() < 2
+
+
+@pytest.mark.parametrize("backend", ["torchcodec", "torchcodec_approximate"])
+def test_torchcodec_names_a_truncated_file_and_suggests_pyav(
+    truncated_video: Path, backend: str
+) -> None:
+    # Like decord (and unlike PyAV) torchcodec cannot repeat the last decodable frame.
+    with pytest.raises(
+        DecodeError, match=r"frames up to 59 of 60.*truncated.*backend=pyav"
+    ) as error:
+        open_video(truncated_video, backend).read([57, 59])
+    assert str(error.value).startswith(f"{truncated_video}: ")

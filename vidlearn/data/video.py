@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from vidlearn.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
     import av
+    import torchcodec.decoders
 
 logger = logging.getLogger(__name__)
 
@@ -515,32 +517,24 @@ class TorchCodecReader:
     """torchcodec: one batched `get_frames_at` call per clip.
 
     `seek_mode="exact"` scans the file's packets when it opens (exact frame count and keyframe
-    positions); `"approximate"` trusts the header instead, cheaper to open, and is offered as
-    the `torchcodec_approximate` backend. `device="cuda"` decodes on the GPU (NVDEC) and copies
-    the frames back, for a process that owns a GPU (not a forked loader worker). torchcodec
-    turns frames by the display matrix itself; `height`/`width` are the displayed sizes.
+    positions); `"approximate"` (the `torchcodec_approximate` backend) trusts the header instead,
+    cheaper to open, but turns an index into a timestamp at the header's rate: a variable-rate
+    video (its frames over its duration disagree with that rate) is opened exact instead, as
+    approximate seeks there return the wrong frames. `device="cuda"` decodes on the GPU (NVDEC)
+    and copies the frames back, for a process that owns a GPU (not a forked loader worker).
+    torchcodec turns frames by the display matrix itself; `height`/`width` are the displayed sizes.
     """
 
     def __init__(
         self, path: str, threads: int = 1, seek_mode: str = "exact", device: str = "cpu"
     ) -> None:
         check_backend("torchcodec")  # a ConfigError, not one DecodeError per file
-        from torchcodec.decoders import VideoDecoder
-
         self.path = path
-        try:
-            self.decoder = VideoDecoder(
-                path,
-                dimension_order="NHWC",
-                num_ffmpeg_threads=threads,
-                seek_mode=seek_mode,
-                device=device,
-            )
-        except (RuntimeError, ValueError) as error:
-            raise DecodeError(
-                f"{path}: torchcodec cannot open it ({_last_line(error)}); try backend=pyav, or "
-                "re-encode with `ffmpeg -i IN -c:v libx264 OUT.mp4`"
-            ) from error
+        self.decoder = self._open(threads, seek_mode, device)
+        if seek_mode == "approximate" and not _constant_rate(self.decoder.metadata):
+            seek_mode = "exact"
+            self.decoder = self._open(threads, seek_mode, device)
+        self.seek_mode = seek_mode
         metadata = self.decoder.metadata
         self.num_frames = metadata.num_frames or 0
         if self.num_frames == 0:
@@ -551,6 +545,28 @@ class TorchCodecReader:
         self.fps = float(metadata.average_fps or 0.0)
         self.height, self.width, self.codec = metadata.height, metadata.width, metadata.codec
 
+    def _open(self, threads: int, seek_mode: str, device: str) -> torchcodec.decoders.VideoDecoder:
+        from torchcodec.decoders import VideoDecoder
+
+        try:
+            return VideoDecoder(
+                self.path,
+                dimension_order="NHWC",
+                num_ffmpeg_threads=threads,
+                seek_mode=seek_mode,
+                device=device,
+            )
+        except (RuntimeError, ValueError) as error:
+            if "best video stream is unknown" in str(error):
+                raise DecodeError(
+                    f"{self.path}: has no video stream; remove its row or point it at the video "
+                    "file"
+                ) from error
+            raise DecodeError(
+                f"{self.path}: torchcodec cannot open it ({_torchcodec_reason(error, self.path)}); "
+                "try backend=pyav, or re-encode with `ffmpeg -i IN -c:v libx264 OUT.mp4`"
+            ) from error
+
     def read(self, indices: Sequence[int]) -> np.ndarray:
         wanted = check_indices(self.path, indices, self.num_frames)
         try:
@@ -558,13 +574,28 @@ class TorchCodecReader:
         except (RuntimeError, IndexError) as error:
             raise DecodeError(
                 f"{self.path}: torchcodec cannot decode frames up to {wanted.max()} of "
-                f"{self.num_frames} ({_last_line(error)}); the file is probably truncated or "
-                "corrupt: try backend=pyav, or re-encode it"
+                f"{self.num_frames} ({_torchcodec_reason(error, self.path)}); the file is probably "
+                "truncated or corrupt: try backend=pyav, or re-encode it"
             ) from error
         return batch.cpu().numpy()
 
     def close(self) -> None:
         del self.decoder
+
+
+def _constant_rate(metadata: torchcodec.decoders.VideoStreamMetadata) -> bool:
+    """Whether the header's frame count over its duration matches its frame rate (within 1%)."""
+    frames, seconds = metadata.num_frames_from_header, metadata.duration_seconds_from_header
+    rate = metadata.average_fps_from_header
+    if not (frames and seconds and rate):
+        return False
+    return abs(frames / seconds - rate) <= 0.01 * rate
+
+
+def _torchcodec_reason(error: BaseException, path: str) -> str:
+    """torchcodec prefixes errors with its C++ class and source location and repeats the path."""
+    text = re.sub(r"^\w+, \S+:\d+, ", "", str(error).strip())
+    return text.replace(f"{path} ", "").replace(path, "the file")
 
 
 def _last_line(error: BaseException) -> str:
