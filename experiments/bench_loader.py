@@ -3,6 +3,7 @@ PyTorchVideo 0.1.5, in one run, on the same files.
 
     python experiments/bench_loader.py                       # 32 videos, workers 0 and 2, 3 rounds
     python experiments/bench_loader.py --rss-clips 10000     # resident memory over 10,000 clips
+    python experiments/bench_loader.py --uncached-only       # bare decode vs. uncached loaders
 
 Videos: 32 generated 320x240 H.264 files of 150 frames at 25 fps with ONE keyframe each (a random
 clip decodes from frame 0). Clips: 16 frames at a random start, resized to 112x112, normalised,
@@ -12,7 +13,9 @@ once, shuffled), read through a DataLoader whose workers persist across epochs.
 - bare decode: open a decord reader, read one random clip, close; one process, measured in
   every round beside the loaders (the shared cores' load drifts).
 - vidlearn uncached: `VideoDataModule.train_dataloader()`; "first" is the first epoch of a new
-  loader (worker start included), "steady" the epochs after it.
+  loader (worker start included), "steady" the epochs after it. Its decoder threads are
+  `data.decoder_threads: null` (the cores shared out among the workers); "uint8" is the same
+  loader with `normalise_on_device`, whose batches cross from the workers as uint8.
 - vidlearn cold: the first epoch of a new loader on an EMPTY `data.frame_cache`: every clip
   decodes its whole video once and writes the entry (a fresh folder each round).
 - vidlearn cached: the steady epochs of a loader whose cache is full.
@@ -53,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, markdown_table, write_result  # noqa: E402
 
 from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler  # noqa: E402
-from vidlearn.data.datamodules import VideoDataModule  # noqa: E402
+from vidlearn.data.datamodules import VideoDataModule, decoder_threads_for  # noqa: E402
 from vidlearn.data.samplers import BalancedSampler  # noqa: E402
 from vidlearn.data.video import open_video  # noqa: E402
 
@@ -122,14 +125,14 @@ def set_bridge(name: str) -> None:
     decord.bridge.set_bridge(name)
 
 
-def bare_decode(paths: list[str], clips: int, clip_length: int) -> float:
+def bare_decode(paths: list[str], clips: int, clip_length: int, threads: int = 1) -> float:
     """Clips/s of opening a reader and reading one random clip, in this process."""
     set_bridge("native")
     rng = np.random.default_rng(0)
     sampler = RandomClipSampler(clip_length)
     start = time.perf_counter()
     for index in range(clips):
-        reader = open_video(paths[index % len(paths)], backend="decord")
+        reader = open_video(paths[index % len(paths)], backend="decord", threads=threads)
         reader.read(sampler(reader.num_frames, reader.fps, rng)[0])
         reader.close()
     return clips / (time.perf_counter() - start)
@@ -231,6 +234,10 @@ def one_round(
             measured["first"],
             measured["steady"],
         )
+        uint8 = vidlearn_loader(manifest, workers, args, normalise_on_device=True)
+        out["vidlearn_uncached_uint8"] = epochs_clips_per_s(*uint8, args.epochs)["steady"]
+        if args.uncached_only:
+            return
         folder = Path(tempfile.mkdtemp(prefix="frame_cache_", dir=args.videos))
         try:
             cold = epochs_clips_per_s(*vidlearn_loader(manifest, workers, args, folder), 1)
@@ -246,7 +253,7 @@ def one_round(
         measured = epochs_clips_per_s(*ptv_loader(paths, workers, args), args.epochs)
         out["ptv_first"], out["ptv"] = measured["first"], measured["steady"]
 
-    sides = [vidlearn_side, ptv_side] if ptv else [vidlearn_side]
+    sides = [vidlearn_side, ptv_side] if ptv and not args.uncached_only else [vidlearn_side]
     for side in sides if order % 2 == 0 else sides[::-1]:
         side()
     return out
@@ -255,9 +262,14 @@ def one_round(
 def ratios(run: dict[str, float], bare: float, workers: int) -> dict[str, float]:
     result = {
         "uncached_to_bare_per_process": run["vidlearn_uncached"] / (bare * max(workers, 1)),
-        "cold_to_uncached_first_epoch": run["vidlearn_cold"] / run["vidlearn_uncached_first"],
-        "cached_to_uncached": run["vidlearn_cached"] / run["vidlearn_uncached"],
+        "uncached_uint8_to_bare_per_process": run["vidlearn_uncached_uint8"]
+        / (bare * max(workers, 1)),
     }
+    if "vidlearn_cold" in run:
+        result["cold_to_uncached_first_epoch"] = (
+            run["vidlearn_cold"] / run["vidlearn_uncached_first"]
+        )
+        result["cached_to_uncached"] = run["vidlearn_cached"] / run["vidlearn_uncached"]
     if "ptv" in run:
         for mode in ("uncached", "cached"):
             result[f"{mode}_to_ptv"] = run[f"vidlearn_{mode}"] / run["ptv"]
@@ -286,6 +298,14 @@ def run_comparison(args: argparse.Namespace) -> None:
         bare = bare_decode(paths, args.bare_clips, args.clip_length)
         run = {"bare_decode": bare, **one_round(index, manifest, paths, workers, args, ptv)}
         run.update(ratios(run, bare, workers))
+        threads = decoder_threads_for(workers, None)
+        if threads > 1:  # the loader's readers decode on several threads: so does this reference
+            run["bare_decode_same_threads"] = bare_decode(
+                paths, args.bare_clips, args.clip_length, threads
+            )
+            run["uncached_to_bare_same_threads"] = (
+                run["vidlearn_uncached"] / run["bare_decode_same_threads"]
+            )
         rounds[workers].append(run)
         print(
             f"round {index}, workers={workers}: "
@@ -301,6 +321,7 @@ def run_comparison(args: argparse.Namespace) -> None:
         "no augmentation",
         "epoch": "one clip per video (32 clips), workers persistent across epochs",
         "epochs": {"uncached": args.epochs, "cached": args.cached_epochs},
+        "decoder_threads": {str(w): decoder_threads_for(w, None) for w in args.workers},
         "pytorchvideo": _version("pytorchvideo") if ptv else "not installed",
         "rounds": {str(w): runs for w, runs in rounds.items()},
         "median": {str(w): _median(runs) for w, runs in rounds.items()},
@@ -321,13 +342,17 @@ def _version(name: str) -> str:
 def comparison_markdown(record: dict[str, Any], workers: list[int]) -> str:
     keys = [
         ("bare decode, one process", "bare_decode"),
+        ("bare decode, one process, the loader's decoder threads", "bare_decode_same_threads"),
         ("vidlearn uncached", "vidlearn_uncached"),
+        ("vidlearn uncached, uint8 batches (normalise_on_device)", "vidlearn_uncached_uint8"),
         ("vidlearn cold (filling the cache)", "vidlearn_cold"),
         ("vidlearn uncached, first epoch", "vidlearn_uncached_first"),
         ("vidlearn cached", "vidlearn_cached"),
         ("PyTorchVideo", "ptv"),
         ("PyTorchVideo, first epoch", "ptv_first"),
         ("uncached / bare decode per process", "uncached_to_bare_per_process"),
+        ("uncached uint8 / bare decode per process", "uncached_uint8_to_bare_per_process"),
+        ("uncached / bare decode, same threads", "uncached_to_bare_same_threads"),
         ("cold / uncached first epoch", "cold_to_uncached_first_epoch"),
         ("uncached / PyTorchVideo", "uncached_to_ptv"),
         ("cached / PyTorchVideo", "cached_to_ptv"),
@@ -403,6 +428,11 @@ def main() -> None:
     parser.add_argument("--clip-length", type=int, default=16)
     parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--uncached-only",
+        action="store_true",
+        help="only bare decode and the uncached loaders (no frame cache, no PyTorchVideo)",
+    )
     parser.add_argument("--rss-clips", type=int, default=0, help="run the memory test instead")
     parser.add_argument("--rss-every", type=int, default=500)
     parser.add_argument("--videos", type=Path, default=Path("/tmp/vidlearn_bench_loader_gop"))
