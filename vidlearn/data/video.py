@@ -10,12 +10,12 @@ grows memory. Every failure raises `DecodeError("<path>: <reason>; <what to do>"
 
 Frame counts come from the container and can be too high (truncated files, broken metadata).
 PyAV repeats the last decodable frame for indices past it and logs a WARNING (or, with
-`strict=True`, raises DecodeError, as probing wants); decord cannot tell where decoding ends
-without a costly search, so it raises DecodeError suggesting backend=pyav.
+`strict=True`, raises DecodeError, as probing wants); decord and torchcodec cannot tell where
+decoding ends without a costly search, so they raise DecodeError suggesting backend=pyav.
 
-Both decord and PyAV return frames as displayed: a display-matrix rotation (phone videos) is
-applied, so a set read partly by each backend reads alike. `backend="auto"` opens with decord
-and falls back to PyAV for files decord cannot open (a codec it lacks, such as AV1).
+Every backend returns frames as displayed: a display-matrix rotation (phone videos) is applied,
+so a set read partly by each backend reads alike. `backend="auto"` opens with torchcodec (when
+installed), else decord, else PyAV: the order of the measured speeds (see AUTO_BACKENDS).
 """
 
 from __future__ import annotations
@@ -43,7 +43,17 @@ logger = logging.getLogger(__name__)
 
 ARRAY_EXTENSIONS = (".npy", ".npz")
 BACKENDS = ("auto", "decord", "pyav", "torchcodec", "torchcodec_approximate")
-AUTO_BACKENDS = ("decord", "pyav")  # backend="auto" tries these in order
+# backend="auto" tries these in order, less the optional ones whose library cannot load.
+# Measured (experiments/README.md, bench_decoders, 2026-11-30, two runs on 2 loaded cores):
+# random 16-frame clips, the reads of the default train and eval clip samplers, opened and read
+# 1.2-1.6x faster with torchcodec than with decord with a keyframe every 12 frames (320x240 and
+# 1280x720, both runs); with one keyframe per video the two tie (torchcodec 0.86-1.12x). The
+# keyframe interval is not in the header (every packet would have to be demuxed) and the
+# resolution alone does not change the winner, so one order serves every kind of file. PyAV
+# last: it is no faster at clips, but reads what the others cannot (frames past a truncation,
+# odd widths).
+AUTO_BACKENDS = ("torchcodec", "decord", "pyav")
+OPTIONAL_BACKENDS = ("torchcodec",)  # an extra: auto goes without it when it cannot load
 _TORCHCODEC = (
     "torchcodec.decoders",
     "`pip install torchcodec` (or `pip install vidlearn[torchcodec]`) and the system FFmpeg "
@@ -62,8 +72,21 @@ class DecodeError(UserError, RuntimeError):
     """A file cannot be read; the message names the file, the reason and what to do."""
 
 
+def auto_backends() -> tuple[str, ...]:
+    """The backends `auto` tries, in order: AUTO_BACKENDS less optional ones that cannot load."""
+    return tuple(name for name in AUTO_BACKENDS if name not in OPTIONAL_BACKENDS or _loads(name))
+
+
+def _loads(backend: str) -> bool:
+    try:
+        importlib.import_module(BACKEND_LIBRARIES[backend][0])
+    except (ImportError, OSError, RuntimeError):  # torchcodec: FFmpeg libraries missing
+        return False
+    return True
+
+
 def check_backend(backend: str) -> None:
-    """ConfigError naming `data.backend` when `backend` (every one `auto` tries) cannot load.
+    """ConfigError naming `data.backend` when `backend` (or a backend `auto` needs) cannot load.
 
     A missing library is a fault of the environment, not of any file: it stops setup once,
     instead of making every file unreadable (and being remembered so in the probe index).
@@ -72,7 +95,8 @@ def check_backend(backend: str) -> None:
         raise ConfigError(
             f"data.backend={backend!r} is not a backend; use one of {', '.join(BACKENDS)}"
         )
-    for name in AUTO_BACKENDS if backend == "auto" else (backend,):
+    needed = [name for name in AUTO_BACKENDS if name not in OPTIONAL_BACKENDS]
+    for name in needed if backend == "auto" else (backend,):
         module, install = BACKEND_LIBRARIES[name]
         try:
             importlib.import_module(module)
@@ -136,6 +160,10 @@ def open_video(
         return ArrayReader(path, array_key)
     if backend == "auto":
         return _open_auto(path, threads, strict)
+    return _open_with(path, backend, threads, strict)
+
+
+def _open_with(path: str, backend: str, threads: int, strict: bool) -> VideoReader:
     if backend == "decord":
         return DecordReader(path, threads)
     if backend == "pyav":
@@ -145,17 +173,18 @@ def open_video(
 
 
 def _open_auto(path: str, threads: int, strict: bool) -> VideoReader:
-    """decord, or PyAV when decord cannot open `path`; DecodeError naming both when neither can."""
-    try:
-        return DecordReader(path, threads)
-    except DecodeError as decord_error:
+    """The first of `auto_backends()` that opens `path`; DecodeError naming each when none can."""
+    failures: list[tuple[str, DecodeError]] = []
+    for backend in auto_backends():
         try:
-            reader = PyAVReader(path, threads, strict)
+            return _open_with(path, backend, threads, strict)
         except DecodeError as error:
-            raise DecodeError(
-                f"{error} (decord cannot open it either: {reason_of(decord_error, path)})"
-            ) from error
-        return reader
+            failures.append((backend, error))
+    *earlier, (_, last) = failures
+    others = "; ".join(
+        f"{backend} cannot open it either: {reason_of(error, path)}" for backend, error in earlier
+    )
+    raise DecodeError(f"{last} ({others})") from last
 
 
 def reason_of(error: DecodeError | str, path: str | Path) -> str:
