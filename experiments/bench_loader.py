@@ -112,6 +112,18 @@ def rss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the given processes (every thread) have used (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def child_pids() -> list[int]:
     """PIDs of this process's children (DataLoader workers)."""
     path = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
@@ -125,17 +137,19 @@ def set_bridge(name: str) -> None:
     decord.bridge.set_bridge(name)
 
 
-def bare_decode(paths: list[str], clips: int, clip_length: int, threads: int = 1) -> float:
-    """Clips/s of opening a reader and reading one random clip, in this process."""
+def bare_decode(
+    paths: list[str], clips: int, clip_length: int, threads: int = 1
+) -> tuple[float, float]:
+    """Clips/s and CPU seconds per clip of opening a reader and reading one random clip, here."""
     set_bridge("native")
     rng = np.random.default_rng(0)
     sampler = RandomClipSampler(clip_length)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for index in range(clips):
         reader = open_video(paths[index % len(paths)], backend="decord", threads=threads)
         reader.read(sampler(reader.num_frames, reader.fps, rng)[0])
         reader.close()
-    return clips / (time.perf_counter() - start)
+    return clips / (time.perf_counter() - start), (time.process_time() - cpu_start) / clips
 
 
 # -- the two sides ---------------------------------------------------------------------------
@@ -207,9 +221,13 @@ def ptv_loader(
 def epochs_clips_per_s(
     loader: torch.utils.data.DataLoader, set_epoch: Callable[[int], None], epochs: int
 ) -> dict[str, float]:
-    """Clips/s of the first epoch (worker start included) and of the later epochs together."""
-    timings = []
+    """Clips/s of the first epoch (worker start included) and of the later epochs together, and
+    the later epochs' CPU seconds per clip (this process and its workers: what the clips cost
+    whatever else shares the cores)."""
+    timings, cpu_start = [], 0.0
     for epoch in range(epochs):
+        if epoch == 1:  # persistent workers started in epoch 0
+            cpu_start = cpu_seconds([os.getpid(), *child_pids()])
         set_epoch(epoch)
         start, clips = time.perf_counter(), 0
         for batch in loader:
@@ -218,7 +236,11 @@ def epochs_clips_per_s(
     later = timings[1:]
     result = {"first": timings[0][0] / timings[0][1]}
     if later:
-        result["steady"] = sum(c for c, _ in later) / sum(s for _, s in later)
+        clips = sum(c for c, _ in later)
+        result["steady"] = clips / sum(s for _, s in later)
+        result["steady_cpu_per_clip"] = (
+            cpu_seconds([os.getpid(), *child_pids()]) - cpu_start
+        ) / clips
     return result
 
 
@@ -234,8 +256,12 @@ def one_round(
             measured["first"],
             measured["steady"],
         )
-        uint8 = vidlearn_loader(manifest, workers, args, normalise_on_device=True)
-        out["vidlearn_uncached_uint8"] = epochs_clips_per_s(*uint8, args.epochs)["steady"]
+        out["vidlearn_uncached_cpu_per_clip"] = measured["steady_cpu_per_clip"]
+        uint8 = epochs_clips_per_s(
+            *vidlearn_loader(manifest, workers, args, normalise_on_device=True), args.epochs
+        )
+        out["vidlearn_uncached_uint8"] = uint8["steady"]
+        out["vidlearn_uncached_uint8_cpu_per_clip"] = uint8["steady_cpu_per_clip"]
         if args.uncached_only:
             return
         folder = Path(tempfile.mkdtemp(prefix="frame_cache_", dir=args.videos))
@@ -264,6 +290,11 @@ def ratios(run: dict[str, float], bare: float, workers: int) -> dict[str, float]
         "uncached_to_bare_per_process": run["vidlearn_uncached"] / (bare * max(workers, 1)),
         "uncached_uint8_to_bare_per_process": run["vidlearn_uncached_uint8"]
         / (bare * max(workers, 1)),
+        # CPU per clip: the bare read's over the loader's (all its processes), load-independent
+        "uncached_to_bare_cpu": run["bare_decode_cpu_per_clip"]
+        / run["vidlearn_uncached_cpu_per_clip"],
+        "uncached_uint8_to_bare_cpu": run["bare_decode_cpu_per_clip"]
+        / run["vidlearn_uncached_uint8_cpu_per_clip"],
     }
     if "vidlearn_cold" in run:
         result["cold_to_uncached_first_epoch"] = (
@@ -295,14 +326,18 @@ def run_comparison(args: argparse.Namespace) -> None:
     rounds: dict[int, list[dict[str, float]]] = {w: [] for w in args.workers}
     for index, workers in itertools.product(range(args.rounds), args.workers):
         # bare decoding in every round, beside the loaders: the shared cores' load drifts
-        bare = bare_decode(paths, args.bare_clips, args.clip_length)
-        run = {"bare_decode": bare, **one_round(index, manifest, paths, workers, args, ptv)}
+        bare, bare_cpu = bare_decode(paths, args.bare_clips, args.clip_length)
+        run = {
+            "bare_decode": bare,
+            "bare_decode_cpu_per_clip": bare_cpu,
+            **one_round(index, manifest, paths, workers, args, ptv),
+        }
         run.update(ratios(run, bare, workers))
         threads = decoder_threads_for(workers, None)
         if threads > 1:  # the loader's readers decode on several threads: so does this reference
             run["bare_decode_same_threads"] = bare_decode(
                 paths, args.bare_clips, args.clip_length, threads
-            )
+            )[0]
             run["uncached_to_bare_same_threads"] = (
                 run["vidlearn_uncached"] / run["bare_decode_same_threads"]
             )
@@ -353,6 +388,11 @@ def comparison_markdown(record: dict[str, Any], workers: list[int]) -> str:
         ("uncached / bare decode per process", "uncached_to_bare_per_process"),
         ("uncached uint8 / bare decode per process", "uncached_uint8_to_bare_per_process"),
         ("uncached / bare decode, same threads", "uncached_to_bare_same_threads"),
+        ("bare decode CPU s per clip", "bare_decode_cpu_per_clip"),
+        ("vidlearn uncached CPU s per clip (all processes)", "vidlearn_uncached_cpu_per_clip"),
+        ("vidlearn uncached uint8 CPU s per clip", "vidlearn_uncached_uint8_cpu_per_clip"),
+        ("uncached / bare decode in CPU per clip", "uncached_to_bare_cpu"),
+        ("uncached uint8 / bare decode in CPU per clip", "uncached_uint8_to_bare_cpu"),
         ("cold / uncached first epoch", "cold_to_uncached_first_epoch"),
         ("uncached / PyTorchVideo", "uncached_to_ptv"),
         ("cached / PyTorchVideo", "cached_to_ptv"),
