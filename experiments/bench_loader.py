@@ -4,6 +4,7 @@ PyTorchVideo 0.1.5, in one run, on the same files.
     python experiments/bench_loader.py                       # 32 videos, workers 0 and 2, 3 rounds
     python experiments/bench_loader.py --rss-clips 10000     # resident memory over 10,000 clips
     python experiments/bench_loader.py --uncached-only       # bare decode vs. uncached loaders
+                                                             # (results/bench_loader_uncached)
 
 Videos: 32 generated 320x240 H.264 files of 150 frames at 25 fps with ONE keyframe each (a random
 clip decodes from frame 0). Clips: 16 frames at a random start, resized to 112x112, normalised,
@@ -361,7 +362,8 @@ def run_comparison(args: argparse.Namespace) -> None:
         "rounds": {str(w): runs for w, runs in rounds.items()},
         "median": {str(w): _median(runs) for w, runs in rounds.items()},
     }
-    write_result("bench_loader", record, comparison_markdown(record, args.workers))
+    name = "bench_loader_uncached" if args.uncached_only else "bench_loader"
+    write_result(name, record, comparison_markdown(record, args.workers))
 
 
 def _median(runs: list[dict[str, float]]) -> dict[str, float]:
