@@ -263,6 +263,12 @@ def one_round(
         )
         out["vidlearn_uncached_uint8"] = uint8["steady"]
         out["vidlearn_uncached_uint8_cpu_per_clip"] = uint8["steady_cpu_per_clip"]
+        if decoder_threads_for(workers, None) > 1:  # what the extra decoder threads cost and give
+            single = epochs_clips_per_s(
+                *vidlearn_loader(manifest, workers, args, decoder_threads=1), args.epochs
+            )
+            out["vidlearn_uncached_one_thread"] = single["steady"]
+            out["vidlearn_uncached_one_thread_cpu_per_clip"] = single["steady_cpu_per_clip"]
         if args.uncached_only:
             return
         folder = Path(tempfile.mkdtemp(prefix="frame_cache_", dir=args.videos))
@@ -297,6 +303,11 @@ def ratios(run: dict[str, float], bare: float, workers: int) -> dict[str, float]
         "uncached_uint8_to_bare_cpu": run["bare_decode_cpu_per_clip"]
         / run["vidlearn_uncached_uint8_cpu_per_clip"],
     }
+    if "vidlearn_uncached_one_thread" in run:
+        result["uncached_one_thread_to_bare"] = run["vidlearn_uncached_one_thread"] / bare
+        result["uncached_one_thread_to_bare_cpu"] = (
+            run["bare_decode_cpu_per_clip"] / run["vidlearn_uncached_one_thread_cpu_per_clip"]
+        )
     if "vidlearn_cold" in run:
         result["cold_to_uncached_first_epoch"] = (
             run["vidlearn_cold"] / run["vidlearn_uncached_first"]
@@ -395,6 +406,9 @@ def comparison_markdown(record: dict[str, Any], workers: list[int]) -> str:
         ("vidlearn uncached uint8 CPU s per clip", "vidlearn_uncached_uint8_cpu_per_clip"),
         ("uncached / bare decode in CPU per clip", "uncached_to_bare_cpu"),
         ("uncached uint8 / bare decode in CPU per clip", "uncached_uint8_to_bare_cpu"),
+        ("vidlearn uncached, 1 decoder thread", "vidlearn_uncached_one_thread"),
+        ("uncached 1 thread / bare decode", "uncached_one_thread_to_bare"),
+        ("uncached 1 thread / bare decode in CPU per clip", "uncached_one_thread_to_bare_cpu"),
         ("cold / uncached first epoch", "cold_to_uncached_first_epoch"),
         ("uncached / PyTorchVideo", "uncached_to_ptv"),
         ("cached / PyTorchVideo", "cached_to_ptv"),
@@ -407,7 +421,10 @@ def comparison_markdown(record: dict[str, Any], workers: list[int]) -> str:
             runs = record["rounds"][str(w)]
             if key in runs[0]:
                 values = [run[key] for run in runs]
-                cells.append(f"{median(values):.2f} ({min(values):.2f}-{max(values):.2f})")
+                digits = 3 if key.endswith("cpu_per_clip") else 2
+                cells.append(
+                    f"{median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+                )
             else:
                 cells.append("not run")
         rows.append([label, *cells])
