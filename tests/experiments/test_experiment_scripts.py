@@ -182,7 +182,9 @@ def test_bench_loader_round_on_tiny_videos(experiments_path: Path, tmp_path: Pat
     args.videos = tmp_path
     assert min(bench["bare_decode"](paths, 2, 4)) > 0
     run = bench["one_round"](0, manifest, paths, 0, args, False)
-    assert set(run) == {
+    # and a one-decoder-thread loader where this machine's cores give the loader more
+    one_thread = {"vidlearn_uncached_one_thread", "vidlearn_uncached_one_thread_cpu_per_clip"}
+    assert set(run) - one_thread == {
         "vidlearn_uncached_first",
         "vidlearn_uncached",
         "vidlearn_uncached_cpu_per_clip",
