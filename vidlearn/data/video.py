@@ -549,7 +549,8 @@ class TorchCodecReader:
     positions); `"approximate"` (the `torchcodec_approximate` backend) trusts the header instead,
     cheaper to open, but turns an index into a timestamp at the header's rate: a variable-rate
     video (its frames over its duration disagree with that rate) is opened exact instead, as
-    approximate seeks there return the wrong frames. `device="cuda"` decodes on the GPU (NVDEC)
+    approximate seeks there return the wrong frames, and so is a header approximate mode
+    cannot open (no duration). `device="cuda"` decodes on the GPU (NVDEC)
     and copies the frames back, for a process that owns a GPU (not a forked loader worker).
     torchcodec turns frames by the display matrix itself; `height`/`width` are the displayed sizes.
     """
@@ -559,9 +560,15 @@ class TorchCodecReader:
     ) -> None:
         check_backend("torchcodec")  # a ConfigError, not one DecodeError per file
         self.path = path
-        self.decoder = self._open(threads, seek_mode, device)
-        if seek_mode == "approximate" and not _constant_rate(self.decoder.metadata):
-            seek_mode = "exact"
+        if seek_mode == "approximate":
+            try:
+                self.decoder = self._open(threads, seek_mode, device)
+            except DecodeError:  # e.g. a header without a duration (a WebM from a browser)
+                seek_mode = "exact"
+            else:
+                if not _constant_rate(self.decoder.metadata):
+                    seek_mode = "exact"
+        if seek_mode == "exact":
             self.decoder = self._open(threads, seek_mode, device)
         self.seek_mode = seek_mode
         metadata = self.decoder.metadata
@@ -622,8 +629,9 @@ def _constant_rate(metadata: torchcodec.decoders.VideoStreamMetadata) -> bool:
 
 
 def _torchcodec_reason(error: BaseException, path: str) -> str:
-    """torchcodec prefixes errors with its C++ class and source location and repeats the path."""
-    text = re.sub(r"^\w+, \S+:\d+, ", "", str(error).strip())
+    """The first line of a torchcodec error, without its C++ class, source location and the path
+    (later lines ask for a bug report)."""
+    text = re.sub(r"^\w+, \S+:\d+, ", "", str(error).strip()).splitlines()[0].strip()
     return text.replace(f"{path} ", "").replace(path, "the file")
 
 
