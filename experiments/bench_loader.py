@@ -3,6 +3,8 @@ PyTorchVideo 0.1.5, in one run, on the same files.
 
     python experiments/bench_loader.py                       # 32 videos, workers 0 and 2, 3 rounds
     python experiments/bench_loader.py --rss-clips 10000     # resident memory over 10,000 clips
+    python experiments/bench_loader.py --uncached-only       # bare decode vs. uncached loaders
+                                                             # (results/bench_loader_uncached)
 
 Videos: 32 generated 320x240 H.264 files of 150 frames at 25 fps with ONE keyframe each (a random
 clip decodes from frame 0). Clips: 16 frames at a random start, resized to 112x112, normalised,
@@ -12,7 +14,9 @@ once, shuffled), read through a DataLoader whose workers persist across epochs.
 - bare decode: open a decord reader, read one random clip, close; one process, measured in
   every round beside the loaders (the shared cores' load drifts).
 - vidlearn uncached: `VideoDataModule.train_dataloader()`; "first" is the first epoch of a new
-  loader (worker start included), "steady" the epochs after it.
+  loader (worker start included), "steady" the epochs after it. Its decoder threads are
+  `data.decoder_threads: null` (the cores shared out among the workers); "uint8" is the same
+  loader with `normalise_on_device`, whose batches cross from the workers as uint8.
 - vidlearn cold: the first epoch of a new loader on an EMPTY `data.frame_cache`: every clip
   decodes its whole video once and writes the entry (a fresh folder each round).
 - vidlearn cached: the steady epochs of a loader whose cache is full.
@@ -53,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, markdown_table, write_result  # noqa: E402
 
 from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler  # noqa: E402
-from vidlearn.data.datamodules import VideoDataModule  # noqa: E402
+from vidlearn.data.datamodules import VideoDataModule, decoder_threads_for  # noqa: E402
 from vidlearn.data.samplers import BalancedSampler  # noqa: E402
 from vidlearn.data.video import open_video  # noqa: E402
 
@@ -109,6 +113,18 @@ def rss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the given processes (every thread) have used (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def child_pids() -> list[int]:
     """PIDs of this process's children (DataLoader workers)."""
     path = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
@@ -122,17 +138,19 @@ def set_bridge(name: str) -> None:
     decord.bridge.set_bridge(name)
 
 
-def bare_decode(paths: list[str], clips: int, clip_length: int) -> float:
-    """Clips/s of opening a reader and reading one random clip, in this process."""
+def bare_decode(
+    paths: list[str], clips: int, clip_length: int, threads: int = 1
+) -> tuple[float, float]:
+    """Clips/s and CPU seconds per clip of opening a reader and reading one random clip, here."""
     set_bridge("native")
     rng = np.random.default_rng(0)
     sampler = RandomClipSampler(clip_length)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for index in range(clips):
-        reader = open_video(paths[index % len(paths)], backend="decord")
+        reader = open_video(paths[index % len(paths)], backend="decord", threads=threads)
         reader.read(sampler(reader.num_frames, reader.fps, rng)[0])
         reader.close()
-    return clips / (time.perf_counter() - start)
+    return clips / (time.perf_counter() - start), (time.process_time() - cpu_start) / clips
 
 
 # -- the two sides ---------------------------------------------------------------------------
@@ -204,9 +222,13 @@ def ptv_loader(
 def epochs_clips_per_s(
     loader: torch.utils.data.DataLoader, set_epoch: Callable[[int], None], epochs: int
 ) -> dict[str, float]:
-    """Clips/s of the first epoch (worker start included) and of the later epochs together."""
-    timings = []
+    """Clips/s of the first epoch (worker start included) and of the later epochs together, and
+    the later epochs' CPU seconds per clip (this process and its workers: what the clips cost
+    whatever else shares the cores)."""
+    timings, cpu_start = [], 0.0
     for epoch in range(epochs):
+        if epoch == 1:  # persistent workers started in epoch 0
+            cpu_start = cpu_seconds([os.getpid(), *child_pids()])
         set_epoch(epoch)
         start, clips = time.perf_counter(), 0
         for batch in loader:
@@ -215,7 +237,11 @@ def epochs_clips_per_s(
     later = timings[1:]
     result = {"first": timings[0][0] / timings[0][1]}
     if later:
-        result["steady"] = sum(c for c, _ in later) / sum(s for _, s in later)
+        clips = sum(c for c, _ in later)
+        result["steady"] = clips / sum(s for _, s in later)
+        result["steady_cpu_per_clip"] = (
+            cpu_seconds([os.getpid(), *child_pids()]) - cpu_start
+        ) / clips
     return result
 
 
@@ -231,6 +257,20 @@ def one_round(
             measured["first"],
             measured["steady"],
         )
+        out["vidlearn_uncached_cpu_per_clip"] = measured["steady_cpu_per_clip"]
+        uint8 = epochs_clips_per_s(
+            *vidlearn_loader(manifest, workers, args, normalise_on_device=True), args.epochs
+        )
+        out["vidlearn_uncached_uint8"] = uint8["steady"]
+        out["vidlearn_uncached_uint8_cpu_per_clip"] = uint8["steady_cpu_per_clip"]
+        if decoder_threads_for(workers, None) > 1:  # what the extra decoder threads cost and give
+            single = epochs_clips_per_s(
+                *vidlearn_loader(manifest, workers, args, decoder_threads=1), args.epochs
+            )
+            out["vidlearn_uncached_one_thread"] = single["steady"]
+            out["vidlearn_uncached_one_thread_cpu_per_clip"] = single["steady_cpu_per_clip"]
+        if args.uncached_only:
+            return
         folder = Path(tempfile.mkdtemp(prefix="frame_cache_", dir=args.videos))
         try:
             cold = epochs_clips_per_s(*vidlearn_loader(manifest, workers, args, folder), 1)
@@ -246,7 +286,7 @@ def one_round(
         measured = epochs_clips_per_s(*ptv_loader(paths, workers, args), args.epochs)
         out["ptv_first"], out["ptv"] = measured["first"], measured["steady"]
 
-    sides = [vidlearn_side, ptv_side] if ptv else [vidlearn_side]
+    sides = [vidlearn_side, ptv_side] if ptv and not args.uncached_only else [vidlearn_side]
     for side in sides if order % 2 == 0 else sides[::-1]:
         side()
     return out
@@ -255,9 +295,24 @@ def one_round(
 def ratios(run: dict[str, float], bare: float, workers: int) -> dict[str, float]:
     result = {
         "uncached_to_bare_per_process": run["vidlearn_uncached"] / (bare * max(workers, 1)),
-        "cold_to_uncached_first_epoch": run["vidlearn_cold"] / run["vidlearn_uncached_first"],
-        "cached_to_uncached": run["vidlearn_cached"] / run["vidlearn_uncached"],
+        "uncached_uint8_to_bare_per_process": run["vidlearn_uncached_uint8"]
+        / (bare * max(workers, 1)),
+        # CPU per clip: the bare read's over the loader's (all its processes), load-independent
+        "uncached_to_bare_cpu": run["bare_decode_cpu_per_clip"]
+        / run["vidlearn_uncached_cpu_per_clip"],
+        "uncached_uint8_to_bare_cpu": run["bare_decode_cpu_per_clip"]
+        / run["vidlearn_uncached_uint8_cpu_per_clip"],
     }
+    if "vidlearn_uncached_one_thread" in run:
+        result["uncached_one_thread_to_bare"] = run["vidlearn_uncached_one_thread"] / bare
+        result["uncached_one_thread_to_bare_cpu"] = (
+            run["bare_decode_cpu_per_clip"] / run["vidlearn_uncached_one_thread_cpu_per_clip"]
+        )
+    if "vidlearn_cold" in run:
+        result["cold_to_uncached_first_epoch"] = (
+            run["vidlearn_cold"] / run["vidlearn_uncached_first"]
+        )
+        result["cached_to_uncached"] = run["vidlearn_cached"] / run["vidlearn_uncached"]
     if "ptv" in run:
         for mode in ("uncached", "cached"):
             result[f"{mode}_to_ptv"] = run[f"vidlearn_{mode}"] / run["ptv"]
@@ -283,9 +338,21 @@ def run_comparison(args: argparse.Namespace) -> None:
     rounds: dict[int, list[dict[str, float]]] = {w: [] for w in args.workers}
     for index, workers in itertools.product(range(args.rounds), args.workers):
         # bare decoding in every round, beside the loaders: the shared cores' load drifts
-        bare = bare_decode(paths, args.bare_clips, args.clip_length)
-        run = {"bare_decode": bare, **one_round(index, manifest, paths, workers, args, ptv)}
+        bare, bare_cpu = bare_decode(paths, args.bare_clips, args.clip_length)
+        run = {
+            "bare_decode": bare,
+            "bare_decode_cpu_per_clip": bare_cpu,
+            **one_round(index, manifest, paths, workers, args, ptv),
+        }
         run.update(ratios(run, bare, workers))
+        threads = decoder_threads_for(workers, None)
+        if threads > 1:  # the loader's readers decode on several threads: so does this reference
+            run["bare_decode_same_threads"] = bare_decode(
+                paths, args.bare_clips, args.clip_length, threads
+            )[0]
+            run["uncached_to_bare_same_threads"] = (
+                run["vidlearn_uncached"] / run["bare_decode_same_threads"]
+            )
         rounds[workers].append(run)
         print(
             f"round {index}, workers={workers}: "
@@ -301,11 +368,13 @@ def run_comparison(args: argparse.Namespace) -> None:
         "no augmentation",
         "epoch": "one clip per video (32 clips), workers persistent across epochs",
         "epochs": {"uncached": args.epochs, "cached": args.cached_epochs},
+        "decoder_threads": {str(w): decoder_threads_for(w, None) for w in args.workers},
         "pytorchvideo": _version("pytorchvideo") if ptv else "not installed",
         "rounds": {str(w): runs for w, runs in rounds.items()},
         "median": {str(w): _median(runs) for w, runs in rounds.items()},
     }
-    write_result("bench_loader", record, comparison_markdown(record, args.workers))
+    name = "bench_loader_uncached" if args.uncached_only else "bench_loader"
+    write_result(name, record, comparison_markdown(record, args.workers))
 
 
 def _median(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -321,13 +390,25 @@ def _version(name: str) -> str:
 def comparison_markdown(record: dict[str, Any], workers: list[int]) -> str:
     keys = [
         ("bare decode, one process", "bare_decode"),
+        ("bare decode, one process, the loader's decoder threads", "bare_decode_same_threads"),
         ("vidlearn uncached", "vidlearn_uncached"),
+        ("vidlearn uncached, uint8 batches (normalise_on_device)", "vidlearn_uncached_uint8"),
         ("vidlearn cold (filling the cache)", "vidlearn_cold"),
         ("vidlearn uncached, first epoch", "vidlearn_uncached_first"),
         ("vidlearn cached", "vidlearn_cached"),
         ("PyTorchVideo", "ptv"),
         ("PyTorchVideo, first epoch", "ptv_first"),
         ("uncached / bare decode per process", "uncached_to_bare_per_process"),
+        ("uncached uint8 / bare decode per process", "uncached_uint8_to_bare_per_process"),
+        ("uncached / bare decode, same threads", "uncached_to_bare_same_threads"),
+        ("bare decode CPU s per clip", "bare_decode_cpu_per_clip"),
+        ("vidlearn uncached CPU s per clip (all processes)", "vidlearn_uncached_cpu_per_clip"),
+        ("vidlearn uncached uint8 CPU s per clip", "vidlearn_uncached_uint8_cpu_per_clip"),
+        ("uncached / bare decode in CPU per clip", "uncached_to_bare_cpu"),
+        ("uncached uint8 / bare decode in CPU per clip", "uncached_uint8_to_bare_cpu"),
+        ("vidlearn uncached, 1 decoder thread", "vidlearn_uncached_one_thread"),
+        ("uncached 1 thread / bare decode", "uncached_one_thread_to_bare"),
+        ("uncached 1 thread / bare decode in CPU per clip", "uncached_one_thread_to_bare_cpu"),
         ("cold / uncached first epoch", "cold_to_uncached_first_epoch"),
         ("uncached / PyTorchVideo", "uncached_to_ptv"),
         ("cached / PyTorchVideo", "cached_to_ptv"),
@@ -340,7 +421,10 @@ def comparison_markdown(record: dict[str, Any], workers: list[int]) -> str:
             runs = record["rounds"][str(w)]
             if key in runs[0]:
                 values = [run[key] for run in runs]
-                cells.append(f"{median(values):.2f} ({min(values):.2f}-{max(values):.2f})")
+                digits = 3 if key.endswith("cpu_per_clip") else 2
+                cells.append(
+                    f"{median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+                )
             else:
                 cells.append("not run")
         rows.append([label, *cells])
@@ -403,6 +487,11 @@ def main() -> None:
     parser.add_argument("--clip-length", type=int, default=16)
     parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--uncached-only",
+        action="store_true",
+        help="only bare decode and the uncached loaders (no frame cache, no PyTorchVideo)",
+    )
     parser.add_argument("--rss-clips", type=int, default=0, help="run the memory test instead")
     parser.add_argument("--rss-every", type=int, default=500)
     parser.add_argument("--videos", type=Path, default=Path("/tmp/vidlearn_bench_loader_gop"))

@@ -97,3 +97,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
             item.add_marker(pytest.mark.property)
+
+
+@pytest.fixture
+def decord_then_pyav(monkeypatch: pytest.MonkeyPatch) -> None:
+    """backend=auto tries decord, then PyAV (torchcodec, its first choice, left out): for tests
+    of the fallback between backends, with files that decord cannot read and PyAV can."""
+    from vidlearn.data import video
+
+    monkeypatch.setattr(video, "AUTO_BACKENDS", ("decord", "pyav"))

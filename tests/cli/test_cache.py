@@ -84,6 +84,7 @@ def wide_set(tmp_path: Path) -> Path:
     return manifest
 
 
+@pytest.mark.usefixtures("decord_then_pyav")
 def test_a_video_decord_opens_but_cannot_read_is_cached_with_pyav(
     wide_set: Path, tmp_path: Path
 ) -> None:

@@ -11,11 +11,13 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from vidlearn.data import datasets
 from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler
-from vidlearn.data.datamodules import ImageDataModule, VideoDataModule
+from vidlearn.data.datamodules import ImageDataModule, VideoDataModule, decoder_threads_for
 from vidlearn.data.manifest import ManifestError
 from vidlearn.data.sample_keys import SampleKey
 from vidlearn.data.samplers import BalancedSampler
+from vidlearn.errors import ConfigError
 
 
 def video_datamodule(manifest: Path, **options: object) -> VideoDataModule:
@@ -53,7 +55,7 @@ def rewrite(manifest: Path, folder: Path, change: callable) -> Path:
     return target
 
 
-@pytest.mark.parametrize("backend", ["decord", "pyav"])
+@pytest.mark.parametrize("backend", ["decord", "pyav", "torchcodec"])
 def test_two_workers_load_every_clip_with_each_backend(demo_videos: Path, backend: str) -> None:
     datamodule = video_datamodule(demo_videos, backend=backend, num_workers=2)
     datamodule.setup("fit")
@@ -212,3 +214,37 @@ def test_normalise_on_device_gives_uint8_batches_and_their_normalisation(
     reference.setup("fit")
     expected = next(iter(reference.val_dataloader()))["input"]
     assert torch.equal(datamodule.batch_normalisation()(batch["input"]), expected)
+
+
+@pytest.mark.parametrize(
+    ("workers", "cores", "threads"), [(0, 2, 2), (2, 2, 1), (1, 8, 8), (3, 8, 2), (16, 2, 1)]
+)
+def test_decoder_threads_share_the_cores_among_the_decoding_processes(
+    workers: int, cores: int, threads: int
+) -> None:
+    assert decoder_threads_for(workers, None, cores) == threads
+
+
+def test_decoder_threads_set_in_the_config_win_over_the_cores() -> None:
+    assert decoder_threads_for(2, 3, cores=2) == 3
+
+
+def test_decoder_threads_below_one_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="data.decoder_threads=0"):
+        decoder_threads_for(2, 0)
+
+
+def test_video_readers_open_with_the_decoder_threads(
+    demo_videos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened, real_open = [], datasets.open_video
+
+    def recording_open(path: str, backend: str, threads: int) -> object:
+        opened.append(threads)
+        return real_open(path, backend=backend, threads=threads)
+
+    monkeypatch.setattr(datasets, "open_video", recording_open)
+    datamodule = video_datamodule(demo_videos, backend="pyav", decoder_threads=3)
+    datamodule.setup("fit")
+    next(iter(datamodule.train_dataloader()))
+    assert opened and set(opened) == {3}

@@ -1,5 +1,5 @@
 """Probing at setup: every row's file is checked once, unusable rows are dropped and listed, and
-data.backend=auto picks decord or PyAV per file."""
+data.backend=auto picks a backend per file."""
 
 from __future__ import annotations
 
@@ -25,6 +25,10 @@ from vidlearn.data.probe import probe_files, probe_rows
 from vidlearn.data.probe_index import ProbeCache
 from vidlearn.data.video import VideoInfo
 from vidlearn.errors import ConfigError
+
+# The probe set's files fall back from decord to PyAV; torchcodec, auto's first choice, reads
+# them all (tests/data/test_video.py tests that choice).
+pytestmark = pytest.mark.usefixtures("decord_then_pyav")
 
 
 def probed_datamodule(manifest: Path, **options: object) -> VideoDataModule:
@@ -186,7 +190,7 @@ def test_unreadable_image_is_dropped_at_probe(tmp_path: Path) -> None:
 def test_a_backend_that_cannot_load_is_one_config_error_never_cached(
     probe_set: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "torchcodec", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "torchcodec.decoders", None)  # as if not installed
     index = tmp_path / "probes.sqlite"
     with pytest.raises(ConfigError, match=r"data.backend=torchcodec.*pip install torchcodec"):
         probed_datamodule(probe_set, backend="torchcodec", probe_index=str(index))
@@ -197,7 +201,7 @@ def test_a_backend_that_cannot_load_is_one_config_error_never_cached(
 def test_without_probing_a_backend_that_cannot_load_stops_setup(
     probe_set: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "torchcodec", None)
+    monkeypatch.setitem(sys.modules, "torchcodec.decoders", None)
     with pytest.raises(ConfigError, match=r"data.backend=torchcodec"):
         probed_datamodule(probe_set, backend="torchcodec", probe=False)
 

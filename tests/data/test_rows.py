@@ -63,6 +63,7 @@ def test_rows_the_fold_files_do_not_list_are_skipped_at_stage_fold(tmp_path: Pat
     assert rows.table["path"].tolist() == [str(tmp_path / n) for n in ("a.mp4", "b.mp4", "c.mp4")]
 
 
+@pytest.mark.usefixtures("decord_then_pyav")
 def test_probe_arguments_decide_backends_and_skip_unusable_files(probe_set: Path) -> None:
     options = RowOptions("multiclass", manifest=str(probe_set), max_bad_fraction=0.5)
     samplers = {"train": RandomClipSampler(4), "val": CenterClipSampler(6, short_video="skip")}

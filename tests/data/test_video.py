@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,10 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vidlearn.data import video
-from vidlearn.data.video import DecodeError, open_video, probe_video
+from vidlearn.data.probe import probe_files
+from vidlearn.data.video import DecodeError, check_backend, open_video, probe_video
 from vidlearn.errors import ConfigError
 
-BACKENDS = ["decord", "pyav"]
+BACKENDS = ["decord", "pyav", "torchcodec", "torchcodec_approximate"]
 FrameIndices = Callable[[np.ndarray], list[int]]
 
 
@@ -82,8 +84,8 @@ def test_decord_names_truncated_file_and_suggests_pyav(truncated_video: Path) ->
     [
         ("missing", "file not found"),
         ("empty", "file is empty"),
-        ("random_bytes", "(decord cannot open it|not a readable video)"),
-        ("text_as_avi", "(decord cannot open it|not a readable video)"),
+        ("random_bytes", "((decord|torchcodec) cannot open it|not a readable video)"),
+        ("text_as_avi", "((decord|torchcodec) cannot open it|not a readable video)"),
         ("audio_only", "(has no video stream|decord finds no video stream)"),
         ("corrupt_npy", "not a readable NumPy array"),
     ],
@@ -236,23 +238,56 @@ def test_probe_video_rejects_a_truncated_file_pyav_would_pad(truncated_video: Pa
     assert str(error.value).startswith(f"{truncated_video}: ")
 
 
-def test_auto_backend_opens_with_decord(counter_video: Path) -> None:
+def test_auto_opens_with_torchcodec_the_fastest_at_random_clips(counter_video: Path) -> None:
+    # experiments/README.md, bench_decoders: torchcodec 1.1-1.6x decord at random clips on 3 of
+    # the 4 kinds of file measured, and one order for every kind (see AUTO_BACKENDS).
+    assert isinstance(open_video(counter_video, "auto"), video.TorchCodecReader)
+
+
+def test_auto_probes_every_readable_file_with_torchcodec(counter_copies: list[Path]) -> None:
+    found, _ = probe_files([str(path) for path in counter_copies], "auto", timeout=None)
+    assert {backend for backend, _ in found.values()} == {"torchcodec"}
+
+
+def refuse(name: str) -> Callable[..., None]:
+    """A reader class stand-in that cannot open any file."""
+
+    def opener(path: str, *args: object) -> None:
+        raise DecodeError(f"{path}: {name} cannot open it (a codec it lacks)")
+
+    return opener
+
+
+def test_auto_falls_back_to_decord_when_torchcodec_cannot_open(
+    counter_video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(video, "TorchCodecReader", refuse("torchcodec"))
     assert isinstance(open_video(counter_video, "auto"), video.DecordReader)
 
 
-def test_auto_backend_falls_back_to_pyav_when_decord_cannot_open(
+def test_auto_falls_back_to_pyav_when_torchcodec_and_decord_cannot_open(
     counter_video: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(path: str, threads: int = 1) -> None:
-        raise DecodeError(f"{path}: decord cannot open it (a codec it lacks)")
-
-    monkeypatch.setattr(video, "DecordReader", refuse)
+    monkeypatch.setattr(video, "TorchCodecReader", refuse("torchcodec"))
+    monkeypatch.setattr(video, "DecordReader", refuse("decord"))
     assert isinstance(open_video(counter_video, "auto"), video.PyAVReader)
 
 
-def test_auto_backend_names_both_failures(broken_files: dict[str, Path]) -> None:
+def test_auto_goes_without_torchcodec_when_it_cannot_load(
+    counter_video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "torchcodec.decoders", None)  # as if not installed
+    check_backend("auto")  # no ConfigError: torchcodec is an extra
+    assert video.auto_backends() == ("decord", "pyav")
+    assert isinstance(open_video(counter_video, "auto"), video.DecordReader)
+
+
+def test_auto_backend_names_every_failure(broken_files: dict[str, Path]) -> None:
     path = broken_files["random_bytes"]
-    with pytest.raises(DecodeError, match="not a readable video.*decord cannot open it either"):
+    with pytest.raises(
+        DecodeError,
+        match="not a readable video.*torchcodec cannot open it either.*decord cannot open it either",
+    ):
         open_video(path, "auto")
 
 
@@ -295,3 +330,30 @@ def test_pyav_read_after_a_read_interrupted_mid_decode_returns_the_frames(
     with pytest.raises(KeyboardInterrupt):
         reader.read(range(10))
     assert frame_indices(reader.read(range(10, 14))) == [10, 11, 12, 13]
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+@pytest.mark.parametrize("backend", ["torchcodec", "torchcodec_approximate"])
+def test_torchcodec_applies_the_display_rotation_as_pyav_does(
+    tmp_path: Path, rotation: int, backend: str
+) -> None:
+    frames = np.zeros((4, 32, 64, 3), dtype=np.uint8)  # asymmetric: a white and a green corner
+    frames[:, :16, :16] = 255
+    frames[:, 16:, 48:, 1] = 200
+    path = write_video(tmp_path / "turned.mp4", frames, rotate=rotation, pix_fmt="yuv444p")
+    torchcodec, pyav = open_video(path, backend), open_video(path, "pyav")
+    turned = torchcodec.read([0, 3])
+    assert turned.shape[1:3] == (torchcodec.height, torchcodec.width) == (pyav.height, pyav.width)
+    assert np.abs(turned.astype(int) - pyav.read([0, 3])).mean() < 2
+
+
+@pytest.mark.parametrize("backend", ["torchcodec", "torchcodec_approximate"])
+def test_torchcodec_names_a_truncated_file_and_suggests_pyav(
+    truncated_video: Path, backend: str
+) -> None:
+    # Like decord (and unlike PyAV) torchcodec cannot repeat the last decodable frame.
+    with pytest.raises(
+        DecodeError, match=r"frames up to 59 of 60.*truncated.*backend=pyav"
+    ) as error:
+        open_video(truncated_video, backend).read([57, 59])
+    assert str(error.value).startswith(f"{truncated_video}: ")

@@ -180,13 +180,20 @@ def test_bench_loader_round_on_tiny_videos(experiments_path: Path, tmp_path: Pat
     bench = runpy.run_path(str(experiments_path / "bench_loader.py"))
     manifest = bench["make_videos"](tmp_path, 4, 12, 64, 48)
     paths = [str(tmp_path / f"clip{i:03d}.mp4") for i in range(4)]
-    args = argparse.Namespace(clip_length=4, size=32, batch_size=2, epochs=2, cached_epochs=2)
+    args = argparse.Namespace(
+        clip_length=4, size=32, batch_size=2, epochs=2, cached_epochs=2, uncached_only=False
+    )
     args.videos = tmp_path
-    assert bench["bare_decode"](paths, 2, 4) > 0
+    assert min(bench["bare_decode"](paths, 2, 4)) > 0
     run = bench["one_round"](0, manifest, paths, 0, args, False)
-    assert set(run) == {
+    # and a one-decoder-thread loader where this machine's cores give the loader more
+    one_thread = {"vidlearn_uncached_one_thread", "vidlearn_uncached_one_thread_cpu_per_clip"}
+    assert set(run) - one_thread == {
         "vidlearn_uncached_first",
         "vidlearn_uncached",
+        "vidlearn_uncached_cpu_per_clip",
+        "vidlearn_uncached_uint8",
+        "vidlearn_uncached_uint8_cpu_per_clip",
         "vidlearn_cold",
         "vidlearn_cached",
     }

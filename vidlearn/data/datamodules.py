@@ -8,6 +8,7 @@ line), then answers the questions left: which dataset, transform, sampler and lo
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from vidlearn.data.rows import SKIPPED_COLUMNS, RowOptions, Rows, build_rows
 from vidlearn.data.samplers import EvalShardSampler, KeyedSampler, ShuffleSampler
 from vidlearn.data.splits import SPLITS
 from vidlearn.data.transforms import BatchNormalisation, ClipTransform, ImageTransform
+from vidlearn.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -316,7 +318,8 @@ class VideoDataModule(ManifestDataModule):
 
     `frame_cache` (a folder, or None for off) decodes each video once, at `size x size`, and
     serves every later clip from a memory map (`vidlearn.data.frame_cache`), at most
-    `frame_cache_max_gb` GB.
+    `frame_cache_max_gb` GB. `decoder_threads`: threads per video reader; None shares the cores
+    out among the loader's processes (`decoder_threads_for`).
     """
 
     extensions = VIDEO_EXTENSIONS
@@ -332,11 +335,13 @@ class VideoDataModule(ManifestDataModule):
         per_frame_max_norm: bool = False,
         frame_cache: str | None = None,
         frame_cache_max_gb: float | None = None,
+        decoder_threads: int | None = None,
         **options: Any,
     ) -> None:
         super().__init__(**options)
         self.frames = frames
         self.backend = backend
+        self.decoder_threads = decoder_threads_for(self.num_workers, decoder_threads)
         self.frame_cache = (
             FrameCache(
                 frame_cache, self.size, backend, max_gb=frame_cache_max_gb, stall_s=self.timeout
@@ -393,6 +398,7 @@ class VideoDataModule(ManifestDataModule):
             backend=self.backend,
             backends=backends,
             frame_cache=self.frame_cache,
+            threads=self.decoder_threads,
         )
 
 
@@ -425,6 +431,24 @@ class ImageDataModule(ManifestDataModule):
             normalise=not self.normalise_on_device,
         )
         return ImageDataset(rows["path"].tolist(), targets_of(rows), transform)
+
+
+def decoder_threads_for(workers: int, requested: int | None, cores: int | None = None) -> int:
+    """Threads per video reader: `requested` (data.decoder_threads), or else this process's cores
+    shared out among the processes that decode (`workers`, or the main process alone), at least 1.
+
+    One thread per worker when workers fill the cores (threads on top only contend); with fewer
+    workers than cores each reader decodes on the cores left idle.
+    """
+    if requested is not None:
+        if requested < 1:
+            raise ConfigError(
+                f"data.decoder_threads={requested}: use a thread count >= 1, or null to share the "
+                "cores among the loader workers"
+            )
+        return requested
+    cores = cores or len(os.sched_getaffinity(0))
+    return max(1, cores // max(workers, 1))
 
 
 def targets_of(rows: pd.DataFrame) -> np.ndarray:

@@ -136,7 +136,8 @@ class VideoClipDataset(SampleDataset):
     dtype when the transform leaves normalising to the device, then with `peak` (T,) float32
     under per-frame max normalisation).
 
-    `backends`, one per path, overrides `backend` (the probe's decision per file).
+    `backends`, one per path, overrides `backend` (the probe's decision per file). `threads`:
+    decoder threads per reader.
 
     The reader is opened per item inside the worker process: decord readers made in the parent
     hang in forked workers, and readers kept open grow memory. With a `frame_cache`, the reader
@@ -153,6 +154,7 @@ class VideoClipDataset(SampleDataset):
         max_attempts: int = 10,
         backends: Sequence[str] | None = None,
         frame_cache: FrameCache | None = None,
+        threads: int = 1,
     ) -> None:
         super().__init__(paths, targets, max_attempts)
         if backends is not None and len(backends) != len(self.paths):
@@ -164,13 +166,14 @@ class VideoClipDataset(SampleDataset):
         self.backend = backend
         self.backends = list(backends) if backends is not None else None
         self.frame_cache = frame_cache
+        self.threads = threads
 
     def load(self, index: int, rng: np.random.Generator) -> Tensor | dict[str, Tensor]:
         backend = self.backends[index] if self.backends is not None else self.backend
         if self.frame_cache is not None:
             reader = self.frame_cache.open(self.paths[index], backend)
         else:
-            reader = open_video(self.paths[index], backend=backend)
+            reader = open_video(self.paths[index], backend=backend, threads=self.threads)
         try:
             clip = self.clip_sampler(reader.num_frames, reader.fps, rng)[0]
             frames = reader.read(clip)  # (T, H, W, C)

@@ -3,8 +3,9 @@
 A video passes when it opens, its first and last frames decode and its split's clip sampler can
 take a clip from it (a `short_video: skip` sampler refuses videos shorter than a clip); a frame
 array when it has `(T, H, W[, V])` numeric data; an image when it decodes. With
-`data.backend=auto` each video gets the first backend that passes (decord, else PyAV), decided
-here once and used for every later read. Outcomes are remembered in a ProbeCache, so a second
+`data.backend=auto` each video gets the first backend that passes (torchcodec when installed,
+then decord, then PyAV: `vidlearn.data.video.auto_backends`), decided here once and used for
+every later read. Outcomes are remembered in a ProbeCache, so a second
 run or a second DDP rank probes nothing again. Each file is probed in a child process under a
 deadline (`data.probe_timeout`): a file that hangs its decoder, or crashes it, is skipped with the
 reason (and not remembered: the next run tries it again) instead of stopping setup for ever.
@@ -30,9 +31,9 @@ from vidlearn.data.clip_sampling import ClipSampler
 from vidlearn.data.deadline_pool import Unfinished, map_with_deadline
 from vidlearn.data.probe_index import Outcome, ProbeCache
 from vidlearn.data.video import (
-    AUTO_BACKENDS,
     DecodeError,
     VideoInfo,
+    auto_backends,
     check_backend,
     probe_video,
     reason_of,
@@ -65,8 +66,8 @@ class ProbeReport:
 
 
 def backends_to_try(backend: str) -> tuple[str, ...]:
-    """The backends probed in order for `data.backend`: auto tries decord, then PyAV."""
-    return AUTO_BACKENDS if backend == "auto" else (backend,)
+    """The backends probed in order for `data.backend`: auto tries `auto_backends()`."""
+    return auto_backends() if backend == "auto" else (backend,)
 
 
 def check_file(path: str, backend: str) -> Outcome:
@@ -228,20 +229,23 @@ def log_report(report: ProbeReport, backend: str) -> None:
         report.probed,
         report.seconds,
     )
-    fallbacks = _fallback_paths(report.table, backend)
-    for path in fallbacks[:LISTED_FALLBACKS]:
-        logger.info("probe: %s is read with %s (decord cannot read it)", path, AUTO_BACKENDS[1])
+    fallbacks = _fallbacks(report.table, backend)
+    first = backends_to_try(backend)[0]
+    for path, chosen in fallbacks[:LISTED_FALLBACKS]:
+        logger.info("probe: %s is read with %s (%s cannot read it)", path, chosen, first)
     if len(fallbacks) > LISTED_FALLBACKS:
         logger.info(
-            "probe: and %d more files read with %s",
+            "probe: and %d more files read by a backend after %s",
             len(fallbacks) - LISTED_FALLBACKS,
-            AUTO_BACKENDS[1],
+            first,
         )
     for row in report.skipped.itertuples():
         logger.warning("probe: skipping %s (manifest line %s): %s", row.path, row.line, row.reason)
 
 
-def _fallback_paths(table: pd.DataFrame, backend: str) -> list[str]:
+def _fallbacks(table: pd.DataFrame, backend: str) -> list[tuple[str, str]]:
+    """(path, backend) of the files auto reads with a backend after its first choice."""
     if backend != "auto":
         return []
-    return table.loc[table["backend"] == AUTO_BACKENDS[1], "path"].astype(str).tolist()
+    later = table.loc[table["backend"] != backends_to_try(backend)[0]]
+    return list(zip(later["path"].astype(str), later["backend"], strict=True))

@@ -10,12 +10,12 @@ grows memory. Every failure raises `DecodeError("<path>: <reason>; <what to do>"
 
 Frame counts come from the container and can be too high (truncated files, broken metadata).
 PyAV repeats the last decodable frame for indices past it and logs a WARNING (or, with
-`strict=True`, raises DecodeError, as probing wants); decord cannot tell where decoding ends
-without a costly search, so it raises DecodeError suggesting backend=pyav.
+`strict=True`, raises DecodeError, as probing wants); decord and torchcodec cannot tell where
+decoding ends without a costly search, so they raise DecodeError suggesting backend=pyav.
 
-Both decord and PyAV return frames as displayed: a display-matrix rotation (phone videos) is
-applied, so a set read partly by each backend reads alike. `backend="auto"` opens with decord
-and falls back to PyAV for files decord cannot open (a codec it lacks, such as AV1).
+Every backend returns frames as displayed: a display-matrix rotation (phone videos) is applied,
+so a set read partly by each backend reads alike. `backend="auto"` opens with torchcodec (when
+installed), else decord, else PyAV: the order of the measured speeds (see AUTO_BACKENDS).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -36,21 +37,34 @@ from vidlearn.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
     import av
+    import torchcodec.decoders
 
 logger = logging.getLogger(__name__)
 
 ARRAY_EXTENSIONS = (".npy", ".npz")
-BACKENDS = ("auto", "decord", "pyav", "torchcodec")
-AUTO_BACKENDS = ("decord", "pyav")  # backend="auto" tries these in order
+BACKENDS = ("auto", "decord", "pyav", "torchcodec", "torchcodec_approximate")
+# backend="auto" tries these in order, less the optional ones whose library cannot load.
+# Measured (experiments/README.md, bench_decoders, 2026-11-30, two runs on 2 loaded cores):
+# random 16-frame clips, the reads of the default train and eval clip samplers, opened and read
+# 1.2-1.6x faster with torchcodec than with decord with a keyframe every 12 frames (320x240 and
+# 1280x720, both runs); with one keyframe per video the two tie (torchcodec 0.86-1.12x). The
+# keyframe interval is not in the header (every packet would have to be demuxed) and the
+# resolution alone does not change the winner, so one order serves every kind of file. PyAV
+# last: it is no faster at clips, but reads what the others cannot (frames past a truncation,
+# odd widths).
+AUTO_BACKENDS = ("torchcodec", "decord", "pyav")
+OPTIONAL_BACKENDS = ("torchcodec",)  # an extra: auto goes without it when it cannot load
+_TORCHCODEC = (
+    "torchcodec.decoders",
+    "`pip install torchcodec` (or `pip install vidlearn[torchcodec]`) and the system FFmpeg "
+    "libraries (`apt-get install ffmpeg` on Debian)",
+)
 # What each backend imports, and how to install it.
 BACKEND_LIBRARIES = {
     "decord": ("decord", "`pip install decord`"),
     "pyav": ("av", "`pip install av`"),
-    "torchcodec": (
-        "torchcodec.decoders",
-        "`pip install torchcodec` and the system FFmpeg libraries (`apt-get install ffmpeg` on "
-        "Debian)",
-    ),
+    "torchcodec": _TORCHCODEC,
+    "torchcodec_approximate": _TORCHCODEC,
 }
 
 
@@ -58,8 +72,21 @@ class DecodeError(UserError, RuntimeError):
     """A file cannot be read; the message names the file, the reason and what to do."""
 
 
+def auto_backends() -> tuple[str, ...]:
+    """The backends `auto` tries, in order: AUTO_BACKENDS less optional ones that cannot load."""
+    return tuple(name for name in AUTO_BACKENDS if name not in OPTIONAL_BACKENDS or _loads(name))
+
+
+def _loads(backend: str) -> bool:
+    try:
+        importlib.import_module(BACKEND_LIBRARIES[backend][0])
+    except (ImportError, OSError, RuntimeError):  # torchcodec: FFmpeg libraries missing
+        return False
+    return True
+
+
 def check_backend(backend: str) -> None:
-    """ConfigError naming `data.backend` when `backend` (every one `auto` tries) cannot load.
+    """ConfigError naming `data.backend` when `backend` (or a backend `auto` needs) cannot load.
 
     A missing library is a fault of the environment, not of any file: it stops setup once,
     instead of making every file unreadable (and being remembered so in the probe index).
@@ -68,7 +95,8 @@ def check_backend(backend: str) -> None:
         raise ConfigError(
             f"data.backend={backend!r} is not a backend; use one of {', '.join(BACKENDS)}"
         )
-    for name in AUTO_BACKENDS if backend == "auto" else (backend,):
+    needed = [name for name in AUTO_BACKENDS if name not in OPTIONAL_BACKENDS]
+    for name in needed if backend == "auto" else (backend,):
         module, install = BACKEND_LIBRARIES[name]
         try:
             importlib.import_module(module)
@@ -132,25 +160,31 @@ def open_video(
         return ArrayReader(path, array_key)
     if backend == "auto":
         return _open_auto(path, threads, strict)
+    return _open_with(path, backend, threads, strict)
+
+
+def _open_with(path: str, backend: str, threads: int, strict: bool) -> VideoReader:
     if backend == "decord":
         return DecordReader(path, threads)
     if backend == "pyav":
         return PyAVReader(path, threads, strict)
-    return TorchCodecReader(path, threads)
+    seek_mode = "approximate" if backend == "torchcodec_approximate" else "exact"
+    return TorchCodecReader(path, threads, seek_mode)
 
 
 def _open_auto(path: str, threads: int, strict: bool) -> VideoReader:
-    """decord, or PyAV when decord cannot open `path`; DecodeError naming both when neither can."""
-    try:
-        return DecordReader(path, threads)
-    except DecodeError as decord_error:
+    """The first of `auto_backends()` that opens `path`; DecodeError naming each when none can."""
+    failures: list[tuple[str, DecodeError]] = []
+    for backend in auto_backends():
         try:
-            reader = PyAVReader(path, threads, strict)
+            return _open_with(path, backend, threads, strict)
         except DecodeError as error:
-            raise DecodeError(
-                f"{error} (decord cannot open it either: {reason_of(decord_error, path)})"
-            ) from error
-        return reader
+            failures.append((backend, error))
+    *earlier, (_, last) = failures
+    others = "; ".join(
+        f"{backend} cannot open it either: {reason_of(error, path)}" for backend, error in earlier
+    )
+    raise DecodeError(f"{last} ({others})") from last
 
 
 def reason_of(error: DecodeError | str, path: str | Path) -> str:
@@ -563,35 +597,96 @@ def displayed(frame: av.VideoFrame) -> np.ndarray:
 
 
 class TorchCodecReader:
-    """torchcodec: one batched `get_frames_at` call per clip."""
+    """torchcodec: one batched `get_frames_at` call per clip.
 
-    def __init__(self, path: str, threads: int = 1) -> None:
+    `seek_mode="exact"` scans the file's packets when it opens (exact frame count and keyframe
+    positions); `"approximate"` (the `torchcodec_approximate` backend) trusts the header instead,
+    cheaper to open, but turns an index into a timestamp at the header's rate: a variable-rate
+    video (its frames over its duration disagree with that rate) is opened exact instead, as
+    approximate seeks there return the wrong frames, and so is a header approximate mode
+    cannot open (no duration). `device="cuda"` decodes on the GPU (NVDEC)
+    and copies the frames back, for a process that owns a GPU (not a forked loader worker).
+    torchcodec turns frames by the display matrix itself; `height`/`width` are the displayed sizes.
+    """
+
+    def __init__(
+        self, path: str, threads: int = 1, seek_mode: str = "exact", device: str = "cpu"
+    ) -> None:
         check_backend("torchcodec")  # a ConfigError, not one DecodeError per file
-        from torchcodec.decoders import VideoDecoder
-
         self.path = path
-        try:
-            self.decoder = VideoDecoder(path, dimension_order="NHWC", num_ffmpeg_threads=threads)
-        except (RuntimeError, ValueError) as error:
-            raise DecodeError(
-                f"{path}: torchcodec cannot open it ({error}); try backend=pyav"
-            ) from error
+        if seek_mode == "approximate":
+            try:
+                self.decoder = self._open(threads, seek_mode, device)
+            except DecodeError:  # e.g. a header without a duration (a WebM from a browser)
+                seek_mode = "exact"
+            else:
+                if not _constant_rate(self.decoder.metadata):
+                    seek_mode = "exact"
+        if seek_mode == "exact":
+            self.decoder = self._open(threads, seek_mode, device)
+        self.seek_mode = seek_mode
         metadata = self.decoder.metadata
         self.num_frames = metadata.num_frames or 0
+        if self.num_frames == 0:
+            raise DecodeError(
+                f"{path}: torchcodec finds no frames in its video stream; re-export it or remove "
+                "its row"
+            )
         self.fps = float(metadata.average_fps or 0.0)
         self.height, self.width, self.codec = metadata.height, metadata.width, metadata.codec
+
+    def _open(self, threads: int, seek_mode: str, device: str) -> torchcodec.decoders.VideoDecoder:
+        from torchcodec.decoders import VideoDecoder
+
+        try:
+            return VideoDecoder(
+                self.path,
+                dimension_order="NHWC",
+                num_ffmpeg_threads=threads,
+                seek_mode=seek_mode,
+                device=device,
+            )
+        except (RuntimeError, ValueError) as error:
+            if "best video stream is unknown" in str(error):
+                raise DecodeError(
+                    f"{self.path}: has no video stream; remove its row or point it at the video "
+                    "file"
+                ) from error
+            raise DecodeError(
+                f"{self.path}: torchcodec cannot open it ({_torchcodec_reason(error, self.path)}); "
+                "try backend=pyav, or re-encode with `ffmpeg -i IN -c:v libx264 OUT.mp4`"
+            ) from error
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
         wanted = check_indices(self.path, indices, self.num_frames)
         try:
-            return self.decoder.get_frames_at(indices=wanted.tolist()).data.numpy()  # (T, H, W, 3)
+            batch = self.decoder.get_frames_at(indices=wanted.tolist()).data  # (T, H, W, 3)
         except (RuntimeError, IndexError) as error:
             raise DecodeError(
-                f"{self.path}: torchcodec cannot decode frames ({error}); try backend=pyav"
+                f"{self.path}: torchcodec cannot decode frames up to {wanted.max()} of "
+                f"{self.num_frames} ({_torchcodec_reason(error, self.path)}); the file is probably "
+                "truncated or corrupt: try backend=pyav, or re-encode it"
             ) from error
+        return batch.cpu().numpy()
 
     def close(self) -> None:
         del self.decoder
+
+
+def _constant_rate(metadata: torchcodec.decoders.VideoStreamMetadata) -> bool:
+    """Whether the header's frame count over its duration matches its frame rate (within 1%)."""
+    frames, seconds = metadata.num_frames_from_header, metadata.duration_seconds_from_header
+    rate = metadata.average_fps_from_header
+    if not (frames and seconds and rate):
+        return False
+    return abs(frames / seconds - rate) <= 0.01 * rate
+
+
+def _torchcodec_reason(error: BaseException, path: str) -> str:
+    """The first line of a torchcodec error, without its C++ class, source location and the path
+    (later lines ask for a bug report)."""
+    text = re.sub(r"^\w+, \S+:\d+, ", "", str(error).strip()).splitlines()[0].strip()
+    return text.replace(f"{path} ", "").replace(path, "the file")
 
 
 def _last_line(error: BaseException) -> str:
