@@ -130,6 +130,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4, help="epochs of every run")
     parser.add_argument("--frames", type=int, default=3, help="data.frames (clip length)")
     parser.add_argument("--size", type=int, default=32, help="data.size")
+    parser.add_argument("--widths", default="16,32,64", help="SmallCNN widths of the model")
+    parser.add_argument("--hidden", type=int, default=64, help="GRU hidden size")
     parser.add_argument("--workers", type=int, default=2, help="data.num_workers")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the trainer")
     parser.add_argument("--seed", type=int, default=0, help="seed of every run")
@@ -143,6 +145,7 @@ def main() -> None:
     if args.quick:
         args.epochs, args.workers, args.size = 1, 0, 16
     torch.set_num_threads(args.threads)
+    runs = args.runs or Path(tempfile.mkdtemp(prefix="reproduce_modern_"))
 
     common = [
         f"seed={args.seed}",
@@ -150,14 +153,15 @@ def main() -> None:
         f"data.num_workers={args.workers}",
         f"data.frames={args.frames}",
         f"data.size={args.size}",
-        "model.backbone.widths=[8,16,32]",
-        "model.hidden_size=32",
+        f"model.backbone.widths=[{args.widths}]",
+        f"model.hidden_size={args.hidden}",
         "views=uniform",
+        # every video decoded once (by the first run), then read from memory-mapped frames
+        f"data.frame_cache={runs / 'frame_cache'}",
     ]
     common += [f"paths.cache_dir={args.cache}"] if args.cache else []
     common += [f"data.manifest={args.manifest}"] if args.manifest else []
     variants = {n: o for n, o in REGULARISERS.items() if not args.variants or n in args.variants}
-    runs = args.runs or Path(tempfile.mkdtemp(prefix="reproduce_modern_"))
     results = run_variants(variants, common, runs)
     for result in results.values():
         result["test_views"] = _test_views(Path(result["run_dir"]))
