@@ -11,8 +11,9 @@ clip shows its direction in any window, but 3 consecutive frames of an "erratic"
 monotone order (so look like a direction) with probability 1/3: one clip is often not enough,
 several spread over the video should help.
 
-Every run is `vidlearn-train` with the same seed and epochs; a small frame CNN + GRU (SmallCNN
-widths 8-16-32, GRU 32) at 32x32 keeps the whole reproduction within a CPU budget.
+Every run is `vidlearn-train` with the same seed and epochs: the demo's frame CNN + GRU
+(SmallCNN widths 16-32-64, GRU 64: conf/model/frame_gru.yaml) at 32x32, with a frame cache that
+the first run fills (every video decoded once), which keeps the reproduction within a CPU budget.
   1. views:  the `none` run's best checkpoint scored by vidlearn-eval's run_eval with
              views=center (1 clip), views=uniform (5 clips) and views=uniform views.crops=3
              (15 views); each reports its single view (centre clip, centre crop) beside the
@@ -127,7 +128,7 @@ def regulariser_table(results: dict[str, dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=4, help="epochs of every run")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs of every run")
     parser.add_argument("--frames", type=int, default=3, help="data.frames (clip length)")
     parser.add_argument("--size", type=int, default=32, help="data.size")
     parser.add_argument("--widths", default="16,32,64", help="SmallCNN widths of the model")
