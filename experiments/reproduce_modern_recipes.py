@@ -2,7 +2,7 @@
 modern recipes (mixup, cutmix, label smoothing, EMA, random erasing), each against none, on a
 harder variant of the demo videos, scored on the TEST split.
 
-    python experiments/reproduce_modern_recipes.py            # 6 runs + 3 evaluations (~15 min, 2 cores)
+    python experiments/reproduce_modern_recipes.py            # 2 seeds x (6 runs + 3 evaluations)
     python experiments/reproduce_modern_recipes.py --quick    # smoke test: 1 epoch, tiny data
 
 The harder variant: the demo videos (24 frames, the class is the ORDER in which the dot visits
@@ -11,10 +11,10 @@ clip shows its direction in any window, but 3 consecutive frames of an "erratic"
 monotone order (so look like a direction) with probability 1/3: one clip is often not enough,
 several spread over the video should help.
 
-Every run is `vidlearn-train` with the same seed and epochs: the demo's frame CNN + GRU
+Every run is `vidlearn-train` with the same epochs, once per seed (--seeds, default 0 and 1): the demo's frame CNN + GRU
 (SmallCNN widths 16-32-64, GRU 64: conf/model/frame_gru.yaml) at 32x32, with a frame cache that
 the first run fills (every video decoded once), which keeps the reproduction within a CPU budget.
-  1. views:  the `none` run's best checkpoint scored by vidlearn-eval's run_eval with
+  1. views:  each seed's `none` run's best checkpoint scored by vidlearn-eval's run_eval with
              views=center (1 clip), views=uniform (5 clips) and views=uniform views.crops=3
              (15 views); each reports its single view (centre clip, centre crop) beside the
              average of its views. The demo frames are square, so the three crops of
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -85,45 +86,66 @@ def score_views(checkpoint: str, out: Path, batch_size: int) -> dict[str, dict[s
     return results
 
 
-def views_table(views: dict[str, dict[str, Any]]) -> str:
-    """One row per protocol: views per video, single-view and multi-view accuracies."""
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def per_seed(values: list[float]) -> str:
+    return " / ".join(f"{value:.3f}" for value in values)
+
+
+def views_table(views: dict[int, dict[str, dict[str, Any]]]) -> str:
+    """One row per protocol: views per video, accuracy of the single view and of the views
+    averaged (mean over seeds, then each seed), and the gain."""
     rows = []
-    for result in views.values():
-        single, multi = result["single_view"], result["multi_view"]
+    for name, overrides in VIEWS.items():
+        single = [by_name[name]["single_view"]["accuracy"] for by_name in views.values()]
+        multi = [by_name[name]["multi_view"]["accuracy"] for by_name in views.values()]
+        counts = {by_name[name]["views"]["views"]["max"] for by_name in views.values()}
         rows.append(
             [
-                " ".join(result["overrides"]),
-                result["views"]["views"]["max"],
-                single.get("accuracy", float("nan")),
-                multi.get("accuracy", float("nan")),
-                single.get("balanced_accuracy", float("nan")),
-                multi.get("balanced_accuracy", float("nan")),
+                " ".join(overrides),
+                "/".join(str(count) for count in sorted(counts)),
+                mean(single),
+                mean(multi),
+                f"{mean(multi) - mean(single):+.3f}",
+                per_seed(single),
+                per_seed(multi),
             ]
         )
-    headers = ["views", "views per video", "acc. 1 view", "acc. averaged"]
-    return markdown_table([*headers, "bal. acc. 1 view", "bal. acc. averaged"], rows)
+    headers = ["views", "views per video", "acc. 1 view", "acc. averaged", "gain"]
+    return markdown_table([*headers, "1 view per seed", "averaged per seed"], rows)
 
 
-def regulariser_table(results: dict[str, dict[str, Any]]) -> str:
-    """One row per regulariser: test accuracy of one centre clip and of 5 clips, val, wall s."""
+def regulariser_table(results: dict[int, dict[str, dict[str, Any]]]) -> str:
+    """One row per regulariser: test accuracy of one centre clip and of 5 clips (mean over
+    seeds, its difference from `none`, each seed) and the mean wall time."""
+
+    def accuracies(name: str, clips: int) -> list[float]:
+        if clips == 1:
+            return [runs[name]["metrics"]["test/accuracy"] for runs in results.values()]
+        return [runs[name]["test_views"]["multi_view"]["accuracy"] for runs in results.values()]
+
+    names = list(next(iter(results.values())))
     rows = []
-    for name, result in results.items():
-        metrics, views = result["metrics"], result.get("test_views") or {}
+    for name in names:
+        one, five = accuracies(name, 1), accuracies(name, 5)
+        baseline = "none" in names and name != "none"
         rows.append(
             [
                 name,
                 " ".join(REGULARISERS[name]) or "(none)",
-                metrics.get("test/accuracy", float("nan")),
-                metrics.get("test/balanced_accuracy", float("nan")),
-                views.get("multi_view", {}).get("accuracy", float("nan")),
-                metrics.get("val/balanced_accuracy", float("nan")),
-                result["epochs"],
-                f"{result['wall_s']:.0f}",
+                mean(one),
+                f"{mean(one) - mean(accuracies('none', 1)):+.3f}" if baseline else "",
+                per_seed(one),
+                mean(five),
+                f"{mean(five) - mean(accuracies('none', 5)):+.3f}" if baseline else "",
+                per_seed(five),
+                f"{mean([runs[name]['wall_s'] for runs in results.values()]):.0f}",
             ]
         )
-    headers = ["variant", "overrides", "test acc. (1 clip)", "test bal. acc. (1 clip)"]
-    headers += ["test acc. (5 clips)", "best val bal. acc.", "epochs", "wall s"]
-    return markdown_table(headers, rows)
+    headers = ["variant", "overrides", "test acc. 1 clip", "vs none", "per seed"]
+    return markdown_table([*headers, "test acc. 5 clips", "vs none", "per seed", "wall s"], rows)
 
 
 def main() -> None:
@@ -135,7 +157,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=64, help="GRU hidden size")
     parser.add_argument("--workers", type=int, default=2, help="data.num_workers")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the trainer")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every run")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="a run per seed")
     parser.add_argument("--cache", default=None, help="demo cache (paths.cache_dir)")
     parser.add_argument("--manifest", default=None, help="other videos (data.manifest)")
     parser.add_argument("--variants", nargs="+", default=None, help="run only these regularisers")
@@ -144,12 +166,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 epoch, no workers")
     args = parser.parse_args()
     if args.quick:
-        args.epochs, args.workers, args.size = 1, 0, 16
+        args.epochs, args.workers, args.size, args.seeds = 1, 0, 16, [0]
     torch.set_num_threads(args.threads)
     runs = args.runs or Path(tempfile.mkdtemp(prefix="reproduce_modern_"))
+    load_start = os.getloadavg()
 
     common = [
-        f"seed={args.seed}",
         f"trainer.max_epochs={args.epochs}",
         f"data.num_workers={args.workers}",
         f"data.frames={args.frames}",
@@ -163,22 +185,29 @@ def main() -> None:
     common += [f"paths.cache_dir={args.cache}"] if args.cache else []
     common += [f"data.manifest={args.manifest}"] if args.manifest else []
     variants = {n: o for n, o in REGULARISERS.items() if not args.variants or n in args.variants}
-    results = run_variants(variants, common, runs)
-    for result in results.values():
-        result["test_views"] = _test_views(Path(result["run_dir"]))
-    first = next(iter(results.values()))
-    views = score_views(first["best_checkpoint"], runs / "views", batch_size=16)
+    results, views = {}, {}
+    for seed in args.seeds:
+        results[seed] = run_variants(variants, [*common, f"seed={seed}"], runs / f"seed{seed}")
+        for result in results[seed].values():
+            result["test_views"] = _test_views(Path(result["run_dir"]))
+        first_name, first = next(iter(results[seed].items()))
+        views[seed] = score_views(first["best_checkpoint"], runs / f"seed{seed}" / "views", 16)
+    load_end = os.getloadavg()
 
     markdown = (
-        f"Views of the `{next(iter(results))}` run's best checkpoint (vidlearn-eval, test split):"
-        f"\n\n{views_table(views)}\n\nRegularisers, each alone against none:\n\n"
-        f"{regulariser_table(results)}\n\nTest split: {first['num_test']} videos; train "
-        f"{first['num_train']}. {args.epochs} epochs each, seed {args.seed}, data.frames="
-        f"{args.frames}, data.size={args.size}, data.num_workers={args.workers}, torch threads "
-        f"{args.threads}. Wall time includes validation each epoch and the final tests.\n"
+        f"Views of each seed's `{first_name}` run's best checkpoint (vidlearn-eval, test split; "
+        f"mean over seeds {args.seeds}, then each seed):\n\n{views_table(views)}\n\n"
+        f"Regularisers, each alone against none (test split; the 5 clips are views=uniform, "
+        f"summary.json's test_views):\n\n{regulariser_table(results)}\n\n"
+        f"Test split: {first['num_test']} videos; train {first['num_train']}. {args.epochs} "
+        f"epochs each, seeds {args.seeds}, data.frames={args.frames}, data.size={args.size}, "
+        f"data.num_workers={args.workers}, torch threads {args.threads}; load average (1 min) "
+        f"{load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end. Wall time includes "
+        "validation each epoch and the final tests.\n"
     )
     record = {
         "environment": environment(),
+        "load_average": {"start": load_start, "end": load_end},
         "settings": {k: str(v) for k, v in vars(args).items()},
         "common_overrides": common,
         "views": views,
