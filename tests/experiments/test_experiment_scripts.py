@@ -113,6 +113,28 @@ def test_reproduce_video_recipe_quick(
 
 
 @pytest.mark.slow
+def test_reproduce_modern_recipes_quick(
+    experiments_path: Path, demo_videos: Path, tmp_path: Path, monkeypatch
+) -> None:
+    run_script(
+        monkeypatch,
+        "reproduce_modern_recipes.py",
+        "--quick",
+        "--manifest",
+        str(demo_videos),
+        "--runs",
+        str(tmp_path / "runs"),
+        "--out",
+        str(tmp_path),
+    )
+    record = json.loads((tmp_path / "reproduce_modern_recipes_quick.json").read_text())
+    runs, views = record["results"]["0"], record["views"]["0"]  # --quick: seed 0 only
+    assert set(runs) == {"none", "mixup", "cutmix", "label_smoothing", "ema", "random_erasing"}
+    assert [views[name]["views"]["views"]["max"] for name in views] == [1, 5, 15]
+    assert all(run["test_views"]["views"]["clips"]["max"] == 5 for run in runs.values())
+
+
+@pytest.mark.slow
 def test_reproduce_posture_recipe_quick(
     experiments_path: Path, demo_images: Path, tmp_path: Path, monkeypatch
 ) -> None:
