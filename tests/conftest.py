@@ -93,10 +93,28 @@ def video_checkpoint(tmp_path_factory: pytest.TempPathFactory, demo_videos: Path
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every Hypothesis test `property`, so the slow run can select them all again."""
+    """Mark every Hypothesis test `property`, so the slow run can select them all again; skip the
+    tests that need torchcodec (marked `torchcodec`, or run with a torchcodec backend) where it
+    is installed but cannot load, which is a machine without the system FFmpeg libraries."""
+    from vidlearn.data.video import auto_backends
+
+    no_torchcodec = pytest.mark.skip(
+        reason="torchcodec cannot load here: it needs the system FFmpeg libraries "
+        "(Debian: apt-get install ffmpeg)"
+    )
+    torchcodec_loads = "torchcodec" in auto_backends()
     for item in items:
         if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
             item.add_marker(pytest.mark.property)
+        if not torchcodec_loads and _needs_torchcodec(item):
+            item.add_marker(no_torchcodec)
+
+
+def _needs_torchcodec(item: pytest.Item) -> bool:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return item.get_closest_marker("torchcodec") is not None or any(
+        isinstance(value, str) and value.startswith("torchcodec") for value in params.values()
+    )
 
 
 @pytest.fixture

@@ -73,6 +73,7 @@ def test_rotated_phone_clip_reads_alike_with_decord_and_pyav() -> None:
     assert difference < 3 < np.abs(turned_back.astype(int) - decord_frames).mean()
 
 
+@pytest.mark.torchcodec
 def test_every_shared_clip_trains_one_epoch_with_the_default_backend(
     compose_train: Callable[..., DictConfig], tmp_path: Path
 ) -> None:

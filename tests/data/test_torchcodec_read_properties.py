@@ -28,6 +28,7 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[bool, Path]:
     }
 
 
+@pytest.mark.torchcodec
 @settings(deadline=None, max_examples=15)  # two decoders opened per example
 @given(
     indices=st.lists(st.integers(0, FRAMES - 1), min_size=1, max_size=8).map(

@@ -238,12 +238,14 @@ def test_probe_video_rejects_a_truncated_file_pyav_would_pad(truncated_video: Pa
     assert str(error.value).startswith(f"{truncated_video}: ")
 
 
+@pytest.mark.torchcodec
 def test_auto_opens_with_torchcodec_the_fastest_at_random_clips(counter_video: Path) -> None:
     # experiments/README.md, bench_decoders: torchcodec 1.1-1.6x decord at random clips on 3 of
     # the 4 kinds of file measured, and one order for every kind (see AUTO_BACKENDS).
     assert isinstance(open_video(counter_video, "auto"), video.TorchCodecReader)
 
 
+@pytest.mark.torchcodec
 def test_auto_probes_every_readable_file_with_torchcodec(counter_copies: list[Path]) -> None:
     found, _ = probe_files([str(path) for path in counter_copies], "auto", timeout=None)
     assert {backend for backend, _ in found.values()} == {"torchcodec"}
@@ -282,6 +284,7 @@ def test_auto_goes_without_torchcodec_when_it_cannot_load(
     assert isinstance(open_video(counter_video, "auto"), video.DecordReader)
 
 
+@pytest.mark.torchcodec
 def test_auto_backend_names_every_failure(broken_files: dict[str, Path]) -> None:
     path = broken_files["random_bytes"]
     with pytest.raises(
