@@ -13,9 +13,11 @@ once, shuffled), read through a DataLoader whose workers persist across epochs.
   every round beside the loaders (the shared cores' load drifts).
 - vidlearn uncached: `VideoDataModule.train_dataloader()`; "first" is the first epoch of a new
   loader (worker start included), "steady" the epochs after it.
-- vidlearn cold: the first epoch of a new loader on an EMPTY `data.frame_cache`: every clip
-  decodes its whole video once and writes the entry (a fresh folder each round).
-- vidlearn cached: the steady epochs of a loader whose cache is full.
+- vidlearn cold: the first epoch of a new loader on an EMPTY `data.frame_cache` (a fresh folder
+  each round): every clip decodes its video up to the clip's last frame, as uncached, and
+  stores those frames resized (the entry's prefix).
+- vidlearn cached: the steady epochs of a loader whose cache is full: the prefixes the cold
+  epoch stored are completed first (`FrameCache.fill`, not timed).
 - PyTorchVideo: `LabeledVideoDataset` with `make_clip_sampler("random", 16 / 25)`, its decord
   decoder (decode_audio=False, its default thread count), and a transform doing the same resize
   (bilinear) and normalisation in torch; skipped, and said so, when not installed.
@@ -52,8 +54,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, markdown_table, write_result  # noqa: E402
 
+from vidlearn.data.cache_fill import fill_videos  # noqa: E402
 from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler  # noqa: E402
 from vidlearn.data.datamodules import VideoDataModule  # noqa: E402
+from vidlearn.data.frame_cache import FrameCache  # noqa: E402
 from vidlearn.data.samplers import BalancedSampler  # noqa: E402
 from vidlearn.data.video import open_video  # noqa: E402
 
@@ -235,6 +239,7 @@ def one_round(
         try:
             cold = epochs_clips_per_s(*vidlearn_loader(manifest, workers, args, folder), 1)
             out["vidlearn_cold"] = cold["first"]
+            fill_videos(FrameCache(folder, args.size), dict.fromkeys(paths, "decord"), workers=0)
             cached = epochs_clips_per_s(
                 *vidlearn_loader(manifest, workers, args, folder), args.cached_epochs
             )

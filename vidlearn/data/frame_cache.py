@@ -141,9 +141,8 @@ class CachedVideo:
                 self.path, self._decoder, self._source, old, stop, (self.num_frames, self.fps)
             )
         if written is None:  # a read-only cache: the longer prefix lives in this reader only
-            kept = [self.frames] if self.stored else []
-            new = self._cache._decoded(self.path, self._decoder, self.stored, stop)
-            frames = np.concatenate([*kept, *new])
+            new = list(self._cache._decoded(self.path, self._decoder, self.stored, stop))
+            frames = np.concatenate([self.frames, *new] if self.stored else new)
             self._release()
             self.frames = frames
             return
