@@ -27,14 +27,18 @@ FRAMES = 40
 FRAME_BYTES = 32 * 32 * 3  # a decoded frame, for chunk sizes
 
 
-@pytest.fixture(scope="module")
-def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """40 frames of noise on a ramp, 32x32, a keyframe every 10 frames: a resize or a frame
-    taken from the wrong place shows."""
+def noise_frames() -> np.ndarray:
+    """40 frames `(T, 32, 32, 3)` of noise on a ramp: a resize or a frame taken from the wrong
+    place shows."""
     ramp = np.linspace(0, 150, 32)[None, :, None] + np.arange(FRAMES)[:, None, None, None] * 2
     noise = np.random.default_rng(1).integers(0, 40, (FRAMES, 32, 32, 3))
-    frames = (ramp + noise).astype(np.uint8)  # (T, H, W, 3)
-    return write_video(tmp_path_factory.mktemp("prefix") / "noise.mp4", frames, gop=10)
+    return (ramp + noise).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The noise frames, a keyframe every 10 frames."""
+    return write_video(tmp_path_factory.mktemp("prefix") / "noise.mp4", noise_frames(), gop=10)
 
 
 def uncached(path: Path, indices: list[int], backend: str = "decord") -> np.ndarray:
@@ -139,6 +143,20 @@ def test_a_shorter_extension_does_not_replace_a_longer_entry(video: Path, tmp_pa
     long.close()
     assert stored(cache, video) == 31
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(TEMP_PREFIX)]
+
+
+def test_a_video_replaced_after_its_reader_opened_is_stored_anew_not_after_its_old_prefix(
+    tmp_path: Path,
+) -> None:
+    """Caught, when planted: an extension that copies the old prefix whatever the source."""
+    video = write_video(tmp_path / "v.mp4", noise_frames(), gop=10)
+    cache = FrameCache(tmp_path / "cache", SIZE)
+    read_once(cache, video, [9])
+    reader = cache.open(video)  # holds the 10-frame prefix of the first video
+    write_video(tmp_path / "v.mp4", noise_frames()[::-1].copy(), gop=10)
+    assert np.array_equal(reader.read([20, 2]), uncached(video, [20, 2]))
+    reader.close()
+    assert stored(cache, video) == 21
 
 
 # -- killed writers ----------------------------------------------------------------------------
