@@ -21,6 +21,7 @@ from vidlearn.data import frame_cache
 from vidlearn.data.frame_cache import HEADER_BYTES, TEMP_PREFIX, FrameCache
 from vidlearn.data.transforms import resize
 from vidlearn.data.video import open_video
+from vidlearn.errors import ConfigError
 
 SIZE = 16
 FRAMES = 40
@@ -319,3 +320,14 @@ def test_reader_is_a_video_reader_of_the_whole_video(video: Path, tmp_path: Path
     reader = FrameCache(tmp_path, SIZE).open(video)
     reader.close()
     assert (reader.num_frames, reader.fps, reader.height, reader.width) == (FRAMES, 10.0, 16, 16)
+
+
+def test_filling_a_prefix_in_a_read_only_cache_is_a_config_error_naming_the_folder(
+    video: Path, tmp_path: Path
+) -> None:
+    read_once(FrameCache(tmp_path, SIZE), video, [5])
+    cache = FrameCache(tmp_path, SIZE)
+    cache._go_read_only(OSError(30, "Read-only file system"))
+    with pytest.raises(ConfigError, match=f"frame cache {tmp_path} is read-only"):
+        cache.fill(video)
+    assert stored(cache, video) == 6
