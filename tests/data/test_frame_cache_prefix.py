@@ -331,3 +331,12 @@ def test_filling_a_prefix_in_a_read_only_cache_is_a_config_error_naming_the_fold
     with pytest.raises(ConfigError, match=f"frame cache {tmp_path} is read-only"):
         cache.fill(video)
     assert stored(cache, video) == 6
+
+
+def test_filling_a_whole_entry_in_a_read_only_cache_has_nothing_to_do(
+    video: Path, tmp_path: Path
+) -> None:
+    FrameCache(tmp_path, SIZE).fill(video)
+    cache = FrameCache(tmp_path, SIZE)
+    cache._go_read_only(OSError(30, "Read-only file system"))
+    assert not cache.fill(video).written

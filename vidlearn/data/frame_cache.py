@@ -3,8 +3,9 @@
 `FrameCache(folder, size).open(path)` returns a reader with the `open_video` contract whose
 `read(indices)` is a slice of a uint8 memory map `(T, size, size, C)` of frames resized as
 `ClipTransform`'s own function resizes them (`vidlearn.data.transforms.resize`'s OpenCV call, so
-the pipeline's resize of a cached clip is a no-op); every clip of a stored frame, in any process, costs a slice instead of a
-decode from the last keyframe. `.npy`/`.npz` arrays are not cached: they are memory-mapped already.
+the pipeline's resize of a cached clip is a no-op); every clip of stored frames, in any process,
+costs a slice instead of a decode from the last keyframe. `.npy`/`.npz` arrays are not cached:
+they are memory-mapped already.
 
 An entry holds a prefix of the video, frames `0 .. stored - 1`, and grows as clips reach past it:
 a read beyond the prefix decodes only the missing frames, from the end of the prefix up to the
@@ -179,9 +180,10 @@ class FrameCache:
     """Frames of each video decoded once, resized to `size x size`, kept in `folder`.
 
     `backend` decodes on a miss (as `open_video`); frames are resized as the training
-    pipeline's own `resize` resizes them. `max_gb` bounds the folder (None = unbounded); `chunk_mb` bounds
-    the decoded frames held in memory while an entry is written (8 MB: chunks that stay in the
-    CPU's cache decoded and resized 320x240 frames faster than chunks of 150 frames here).
+    pipeline's own `resize` resizes them. `max_gb` bounds the folder (None = unbounded);
+    `chunk_mb` bounds the decoded frames held in memory while an entry is written (8 MB: chunks
+    that stay in the CPU's cache decoded and resized 320x240 frames faster than chunks of 150
+    frames here).
 
     A write in a DataLoader worker may take longer than a batch is allowed to (a long video),
     so the DataModule turns the loader's per-batch timeout off when the cache is on and passes
@@ -246,21 +248,21 @@ class FrameCache:
         if not whole and self.read_only:
             if found is not None:
                 found[1].close()
-            raise ConfigError(
-                f"frame cache {self.folder} is read-only: give a writable data.frame_cache to fill"
-            )
+            raise self._cannot_fill()
         reader = CachedVideo(self, path, backend or self.backend, found)
         try:
             if not whole:
                 reader.grow(reader.num_frames)
-            if self.read_only:  # it turned out read-only while writing
-                raise ConfigError(
-                    f"frame cache {self.folder} is read-only: give a writable data.frame_cache "
-                    "to fill"
-                )
+                if self.read_only:  # it turned out read-only while writing
+                    raise self._cannot_fill()
             return FillResult(path, reader.num_frames, reader.frames.nbytes, not whole)
         finally:
             reader.close()
+
+    def _cannot_fill(self) -> ConfigError:
+        return ConfigError(
+            f"frame cache {self.folder} is read-only: give a writable data.frame_cache to fill"
+        )
 
     def entry_path(self, path: str | Path) -> Path:
         """The entry file of `path` under the current decode and resize settings."""
