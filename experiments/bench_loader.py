@@ -17,9 +17,11 @@ once, shuffled), read through a DataLoader whose workers persist across epochs.
   loader (worker start included), "steady" the epochs after it. Its decoder threads are
   `data.decoder_threads: null` (the cores shared out among the workers); "uint8" is the same
   loader with `normalise_on_device`, whose batches cross from the workers as uint8.
-- vidlearn cold: the first epoch of a new loader on an EMPTY `data.frame_cache`: every clip
-  decodes its whole video once and writes the entry (a fresh folder each round).
-- vidlearn cached: the steady epochs of a loader whose cache is full.
+- vidlearn cold: the first epoch of a new loader on an EMPTY `data.frame_cache` (a fresh folder
+  each round): every clip decodes its video up to the clip's last frame, as uncached, and
+  stores those frames resized (the entry's prefix).
+- vidlearn cached: the steady epochs of a loader whose cache is full: the prefixes the cold
+  epoch stored are completed first (`FrameCache.fill`, not timed).
 - PyTorchVideo: `LabeledVideoDataset` with `make_clip_sampler("random", 16 / 25)`, its decord
   decoder (decode_audio=False, its default thread count), and a transform doing the same resize
   (bilinear) and normalisation in torch; skipped, and said so, when not installed.
@@ -56,8 +58,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, markdown_table, write_result  # noqa: E402
 
+from vidlearn.data.cache_fill import fill_videos  # noqa: E402
 from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler  # noqa: E402
 from vidlearn.data.datamodules import VideoDataModule, decoder_threads_for  # noqa: E402
+from vidlearn.data.frame_cache import FrameCache  # noqa: E402
 from vidlearn.data.samplers import BalancedSampler  # noqa: E402
 from vidlearn.data.video import open_video  # noqa: E402
 
@@ -115,14 +119,7 @@ def rss_mb(pids: list[int]) -> float:
 
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU seconds the given processes (every thread) have used (Linux /proc)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(cpu_seconds_by_pid(pids).values())
 
 
 def child_pids() -> list[int]:
@@ -219,26 +216,41 @@ def ptv_loader(
     return loader, lambda epoch: dataset._video_random_generator.manual_seed(epoch)
 
 
+def cpu_seconds_by_pid(pids: list[int] | None = None) -> dict[int, float]:
+    """CPU seconds (user + system) used so far by each of `pids` (default: this process and its
+    children, the loader's workers), by pid (Linux /proc); processes that ended are left out."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for pid in [os.getpid(), *child_pids()] if pids is None else pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # ended meanwhile
+            continue
+        used[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime: stat fields 14, 15
+    return used
+
+
 def epochs_clips_per_s(
     loader: torch.utils.data.DataLoader, set_epoch: Callable[[int], None], epochs: int
 ) -> dict[str, float]:
-    """Clips/s of the first epoch (worker start included) and of the later epochs together, and
-    the later epochs' CPU seconds per clip (this process and its workers: what the clips cost
-    whatever else shares the cores)."""
+    """Clips/s of the first epoch (worker start included) and of the later epochs together; the
+    later epochs' CPU seconds per clip, and "first_cpu": clips per CPU second of the first epoch
+    (this process and its workers: what the clips cost whatever else shares the cores)."""
     timings, cpu_start = [], 0.0
     for epoch in range(epochs):
         if epoch == 1:  # persistent workers started in epoch 0
             cpu_start = cpu_seconds([os.getpid(), *child_pids()])
         set_epoch(epoch)
-        start, clips = time.perf_counter(), 0
+        start, clips, epoch_cpu = time.perf_counter(), 0, cpu_seconds_by_pid()
         for batch in loader:
             clips += batch["input"].shape[0]
-        timings.append((clips, time.perf_counter() - start))
+        cpu = sum(used - epoch_cpu.get(pid, 0.0) for pid, used in cpu_seconds_by_pid().items())
+        timings.append((clips, time.perf_counter() - start, cpu))
     later = timings[1:]
-    result = {"first": timings[0][0] / timings[0][1]}
+    result = {"first": timings[0][0] / timings[0][1], "first_cpu": timings[0][0] / timings[0][2]}
     if later:
-        clips = sum(c for c, _ in later)
-        result["steady"] = clips / sum(s for _, s in later)
+        clips = sum(c for c, _, _ in later)
+        result["steady"] = clips / sum(s for _, s, _ in later)
         result["steady_cpu_per_clip"] = (
             cpu_seconds([os.getpid(), *child_pids()]) - cpu_start
         ) / clips
@@ -269,12 +281,14 @@ def one_round(
             )
             out["vidlearn_uncached_one_thread"] = single["steady"]
             out["vidlearn_uncached_one_thread_cpu_per_clip"] = single["steady_cpu_per_clip"]
+        out["vidlearn_uncached_first_cpu"] = measured["first_cpu"]
         if args.uncached_only:
             return
         folder = Path(tempfile.mkdtemp(prefix="frame_cache_", dir=args.videos))
         try:
             cold = epochs_clips_per_s(*vidlearn_loader(manifest, workers, args, folder), 1)
-            out["vidlearn_cold"] = cold["first"]
+            out["vidlearn_cold"], out["vidlearn_cold_cpu"] = cold["first"], cold["first_cpu"]
+            fill_videos(FrameCache(folder, args.size), dict.fromkeys(paths, "decord"), workers=0)
             cached = epochs_clips_per_s(
                 *vidlearn_loader(manifest, workers, args, folder), args.cached_epochs
             )
@@ -311,6 +325,9 @@ def ratios(run: dict[str, float], bare: float, workers: int) -> dict[str, float]
     if "vidlearn_cold" in run:
         result["cold_to_uncached_first_epoch"] = (
             run["vidlearn_cold"] / run["vidlearn_uncached_first"]
+        )
+        result["cold_to_uncached_first_epoch_cpu"] = (
+            run["vidlearn_cold_cpu"] / run["vidlearn_uncached_first_cpu"]
         )
         result["cached_to_uncached"] = run["vidlearn_cached"] / run["vidlearn_uncached"]
     if "ptv" in run:
@@ -395,6 +412,8 @@ def comparison_markdown(record: dict[str, Any], workers: list[int]) -> str:
         ("vidlearn uncached, uint8 batches (normalise_on_device)", "vidlearn_uncached_uint8"),
         ("vidlearn cold (filling the cache)", "vidlearn_cold"),
         ("vidlearn uncached, first epoch", "vidlearn_uncached_first"),
+        ("vidlearn cold, clips per CPU second", "vidlearn_cold_cpu"),
+        ("vidlearn uncached first epoch, clips per CPU second", "vidlearn_uncached_first_cpu"),
         ("vidlearn cached", "vidlearn_cached"),
         ("PyTorchVideo", "ptv"),
         ("PyTorchVideo, first epoch", "ptv_first"),
@@ -410,6 +429,7 @@ def comparison_markdown(record: dict[str, Any], workers: list[int]) -> str:
         ("uncached 1 thread / bare decode", "uncached_one_thread_to_bare"),
         ("uncached 1 thread / bare decode in CPU per clip", "uncached_one_thread_to_bare_cpu"),
         ("cold / uncached first epoch", "cold_to_uncached_first_epoch"),
+        ("cold / uncached first epoch, per CPU second", "cold_to_uncached_first_epoch_cpu"),
         ("uncached / PyTorchVideo", "uncached_to_ptv"),
         ("cached / PyTorchVideo", "cached_to_ptv"),
         ("cold / PyTorchVideo first epoch", "cold_to_ptv_first_epoch"),

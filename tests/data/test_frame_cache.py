@@ -52,8 +52,14 @@ def textured_copies(tmp_path: Path, textured_video: Path) -> list[Path]:
 
 def decoded_and_resized(path: Path) -> np.ndarray:
     """Every frame of `path` through ClipTransform's resize: what an entry must hold."""
+    return decoded_and_resized_frames(path, len(open_video(path, "decord").reader))
+
+
+def decoded_and_resized_frames(path: Path, stop: int) -> np.ndarray:
+    """Frames `0 .. stop - 1` of `path` through ClipTransform's resize."""
     reader = open_video(path, "decord")
-    frames = reader.read(range(reader.num_frames))
+    frames = reader.read(range(stop))
+    reader.close()
     return np.stack([resize(frame, SIZE) for frame in frames])
 
 
@@ -272,12 +278,12 @@ def test_same_clips_with_and_without_the_cache(textured_copies: list[Path], tmp_
         assert torch.equal(cold, warm)
 
 
-def test_video_that_cannot_be_decoded_to_its_end_is_a_decode_error_leaving_no_file(
+def test_filling_a_video_that_cannot_be_decoded_to_its_end_is_a_decode_error_leaving_no_file(
     truncated_video: Path, tmp_path: Path
 ) -> None:
     cache = FrameCache(tmp_path / "cache", SIZE)
     with pytest.raises(DecodeError, match=str(truncated_video)):
-        cache.open(truncated_video)
+        cache.fill(truncated_video)
     assert list((tmp_path / "cache").iterdir()) == []
 
 
@@ -445,7 +451,7 @@ def test_read_only_cache_decodes_misses_without_caching_and_says_so_once(
     with caplog.at_level(logging.WARNING, logger=frame_cache.__name__):
         for video in counter_copies:
             frames = cache.open(video).read([3, 1])
-            assert np.array_equal(frames, open_video(video).read([3, 1]))
+            assert np.array_equal(frames, decoded_and_resized(video)[[3, 1]])
     assert list(cache.folder.iterdir()) == []
     assert len([r for r in caplog.records if "read-only" in r.getMessage()]) == 1
 
@@ -458,7 +464,7 @@ def test_cache_folder_without_write_permission_decodes_misses_without_caching(
     folder.mkdir()
     folder.chmod(0o555)
     frames = FrameCache(folder, SIZE).open(counter_copies[0]).read([3, 1])
-    assert np.array_equal(frames, open_video(counter_copies[0]).read([3, 1]))
+    assert np.array_equal(frames, decoded_and_resized(counter_copies[0])[[3, 1]])
     assert list(folder.iterdir()) == []
 
 

@@ -16,7 +16,8 @@ from counter_videos import counter_frames, write_video
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from vidlearn.data.frame_cache import HEADER_BYTES, TEMP_PREFIX, FrameCache
+from vidlearn.data import frame_cache
+from vidlearn.data.frame_cache import HEADER_BYTES, TEMP_PREFIX, CachedVideo, FrameCache
 from vidlearn.data.transforms import resize
 from vidlearn.data.video import open_video
 
@@ -49,6 +50,7 @@ def _fill(folder: Path, video: Path) -> None:
 def _fill_until_killed(folder: Path, video: Path, chunks: int, stalled: object) -> None:
     """Write the entry anew in 2-frame chunks; after `chunks` of them, say so and wait to be
     killed (a writer that started before another process's entry appeared)."""
+    frame_cache.FIRST_CHUNK = 2  # this forked writer's own module
     cache = FrameCache(folder, SIZE, chunk_mb=2 * FRAME_BYTES / 2**20)
     resize_chunk, done = cache._resize, [0]
 
@@ -60,7 +62,7 @@ def _fill_until_killed(folder: Path, video: Path, chunks: int, stalled: object) 
         return resize_chunk(frames)
 
     cache._resize = resize_then_stall
-    cache._write(str(video), cache.entry_path(video), cache.backend)
+    CachedVideo(cache, str(video), cache.backend, None).grow(FRAMES)
 
 
 def _replace_entry(entry: Path, data: bytes) -> None:
