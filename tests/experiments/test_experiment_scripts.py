@@ -212,11 +212,13 @@ def test_bench_loader_round_on_tiny_videos(experiments_path: Path, tmp_path: Pat
     one_thread = {"vidlearn_uncached_one_thread", "vidlearn_uncached_one_thread_cpu_per_clip"}
     assert set(run) - one_thread == {
         "vidlearn_uncached_first",
+        "vidlearn_uncached_first_cpu",
         "vidlearn_uncached",
         "vidlearn_uncached_cpu_per_clip",
         "vidlearn_uncached_uint8",
         "vidlearn_uncached_uint8_cpu_per_clip",
         "vidlearn_cold",
+        "vidlearn_cold_cpu",
         "vidlearn_cached",
     }
     assert all(rate > 0 for rate in run.values())
