@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import re
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pytorch_lightning.loggers import MLFlowLogger
+from pytorch_lightning.utilities import rank_zero_only
 
 from vidlearn.callbacks.tracker import (
     Tracker,
@@ -32,6 +35,9 @@ logger = logging.getLogger(__name__)
 SQLITE_PREFIX = "sqlite:///"
 # The run's files kept as artifacts, beside the plots.
 RUN_FILES = ("config.yaml", "summary.json")
+# Characters MLflow refuses in metric names on any system (it takes `:` except on Windows).
+UNSAFE = re.compile(r"[^\w./ -]")
+MAX_NAME = 250  # MLflow's limit on a metric name
 
 
 class MLflowTracker(MLFlowLogger, Tracker):
@@ -79,6 +85,15 @@ class MLflowTracker(MLFlowLogger, Tracker):
             self._experiment_name, artifact_location=self._artifact_location
         )
 
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log `metrics` at `step` under names MLflow accepts (`mlflow_name`)."""
+        from mlflow.entities import Metric  # here: mlflow takes seconds to import
+
+        stamp = int(time.time() * 1000)
+        batch = [Metric(mlflow_name(k), float(v), stamp, step or 0) for k, v in metrics.items()]
+        self.experiment.log_batch(run_id=self.run_id, metrics=batch)
+
     def log_outcome(self, run_dir: Path, summary: Mapping[str, Any]) -> None:
         """Summary figures as metrics, config.yaml, summary.json and plots/ as artifacts."""
         self.log_metrics(summary_figures(summary))
@@ -111,3 +126,16 @@ def store_lock(database: Path | None) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def mlflow_name(name: str) -> str:
+    """`name` as a metric name MLflow stores: characters it refuses (`+`, `(`, `:` ...) as `_`,
+    empty, `.` and `..` path segments as `_`, under its 250-character limit. Letters of every
+    script stay (Lightning's own cleaning drops non-ASCII: class `猫` gave `val/recall/`)."""
+    # twice: cutting the name can leave an empty or dot last segment
+    return filled_segments(filled_segments(UNSAFE.sub("_", name))[: MAX_NAME - 1])
+
+
+def filled_segments(path: str) -> str:
+    """`path` with each empty, `.` or `..` segment as `_` (MLflow treats names as paths)."""
+    return "/".join(segment if segment.strip(".") else "_" for segment in path.split("/"))
