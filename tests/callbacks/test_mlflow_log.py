@@ -223,3 +223,14 @@ def test_a_run_that_fails_while_training_is_marked_failed(
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/no/such folder/mlflow.db")
     (run,) = client.search_runs([client.get_experiment_by_name("vidlearn").experiment_id])
     assert run.info.status == "FAILED"
+
+
+def test_a_deleted_experiment_is_refused_naming_the_key_and_the_way_back(tmp_path: Path) -> None:
+    """MLflow keeps a deleted experiment's name: creating it again failed with an SQL error."""
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(tracking_uri=store)
+    client.delete_experiment(client.create_experiment("vidlearn"))
+    with pytest.raises(
+        ConfigError, match=r"logger.mlflow.experiment_name=vidlearn .*mlflow experiments restore"
+    ):
+        MLflowTracker(str(tmp_path / "run"), store, str(tmp_path))

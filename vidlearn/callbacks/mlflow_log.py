@@ -29,6 +29,7 @@ from vidlearn.callbacks.tracker import (
     summary_figures,
     sweep_group,
 )
+from vidlearn.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +78,17 @@ class MLflowTracker(MLFlowLogger, Tracker):
 
     def _experiment_by_name(self) -> str:
         """The id of the experiment `experiment_name`, created when missing (Lightning's own
-        lookup says so with a warning on every first run)."""
+        lookup says so with a warning on every first run). A deleted one keeps its name in the
+        store, so it is refused with the ways out."""
         found = self._mlflow_client.get_experiment_by_name(self._experiment_name)
-        if found is not None and found.lifecycle_stage != "deleted":
+        if found is not None and found.lifecycle_stage == "deleted":
+            raise ConfigError(
+                f"logger.mlflow.experiment_name={self._experiment_name} names an experiment "
+                f"deleted from {self._tracking_uri}: restore it (mlflow experiments restore "
+                f"--experiment-id {found.experiment_id}), remove it for good (mlflow gc), or "
+                "choose another logger.mlflow.experiment_name."
+            )
+        if found is not None:
             return found.experiment_id
         return self._mlflow_client.create_experiment(
             self._experiment_name, artifact_location=self._artifact_location
