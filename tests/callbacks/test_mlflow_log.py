@@ -234,3 +234,16 @@ def test_a_deleted_experiment_is_refused_naming_the_key_and_the_way_back(tmp_pat
         ConfigError, match=r"logger.mlflow.experiment_name=vidlearn .*mlflow experiments restore"
     ):
         MLflowTracker(str(tmp_path / "run"), store, str(tmp_path))
+
+
+def test_long_config_values_are_kept_to_mlflows_own_limit(tmp_path: Path) -> None:
+    """A 1000-character value (a deep manifest path, a long class list) is stored whole, not cut
+    at the 250 characters of Lightning's logger; MLflow itself keeps up to 6000."""
+    tracker = MLflowTracker(str(tmp_path / "run"), f"sqlite:///{tmp_path}/mlflow.db", str(tmp_path))
+    manifest = "/data/" + "é" * 994
+    tracker.log_config({"data": {"manifest": manifest, "mean": None}, "notes": "x" * 7000})
+    tracker.finalize("success")
+    params = client_of(tmp_path / "run").get_run(tracker.run_id).data.params
+    assert params["data.manifest"] == manifest
+    assert params["data.mean"] == "None"
+    assert params["notes"] == "x" * 6000

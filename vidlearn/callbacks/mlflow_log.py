@@ -13,11 +13,13 @@ import logging
 import re
 import time
 import warnings
+from argparse import Namespace
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from lightning_fabric.utilities.logger import _convert_params, _flatten_dict
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -39,6 +41,8 @@ RUN_FILES = ("config.yaml", "summary.json")
 # Characters MLflow refuses in metric names on any system (it takes `:` except on Windows).
 UNSAFE = re.compile(r"[^\w./ -]")
 MAX_NAME = 250  # MLflow's limit on a metric name
+MAX_PARAM_VALUE = 6000  # and on a parameter's value
+PARAMS_PER_CALL = 100  # the most parameters one MLflow call takes
 
 
 class MLflowTracker(MLFlowLogger, Tracker):
@@ -93,6 +97,19 @@ class MLflowTracker(MLFlowLogger, Tracker):
         return self._mlflow_client.create_experiment(
             self._experiment_name, artifact_location=self._artifact_location
         )
+
+    @rank_zero_only
+    def log_hyperparams(self, params: dict[str, Any] | Namespace) -> None:
+        """Log `params`, nested ones under `a/b` keys as Lightning does, with values cut at
+        MLflow's 6000 characters (Lightning's logger cuts them at 250)."""
+        from mlflow.entities import Param  # here: mlflow takes seconds to import
+
+        flat = _flatten_dict(_convert_params(params))
+        batch = [Param(key, str(value)[:MAX_PARAM_VALUE]) for key, value in flat.items()]
+        for start in range(0, len(batch), PARAMS_PER_CALL):
+            self.experiment.log_batch(
+                run_id=self.run_id, params=batch[start : start + PARAMS_PER_CALL]
+            )
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
