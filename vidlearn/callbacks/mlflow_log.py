@@ -4,6 +4,8 @@ config, summary, files and plots (vidlearn.callbacks.tracker).
 The store is a SQLite database (`sqlite:///<paths.log_dir>/mlflow.db` by default), browsable
 with `mlflow ui --backend-store-uri sqlite:///outputs/mlflow.db`; artifacts are files under
 `artifact_location`. Runs of a multirun carry the tag `sweep=<sweep directory name>`.
+Metric names keep class names of any script (characters MLflow refuses become `_`), and
+config values keep up to MLflow's 6000 characters.
 """
 
 from __future__ import annotations
