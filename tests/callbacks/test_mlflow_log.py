@@ -151,15 +151,23 @@ def test_runs_started_at_once_share_a_new_store(tmp_path: Path) -> None:
     assert all(len(client.get_metric_history(r.info.run_id, "val/loss")) == 20 for r in found)
 
 
-def test_class_names_of_any_script_keep_their_own_metric(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite store made once (creating its tables takes seconds), for trackers used directly."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('store')}/mlflow.db"
+    MlflowClient(tracking_uri=uri).search_experiments()
+    return uri
+
+
+def test_class_names_of_any_script_keep_their_own_metric(tmp_path: Path, store: str) -> None:
     """Class-wise metrics (`val/recall/<class>`) of classes named in any script or with
     punctuation are stored, each under its own name (Lightning's MLflow logger strips non-ASCII:
     `猫` became `val/recall/`, which MLflow refuses, and `café` became `caf`)."""
-    tracker = MLflowTracker(str(tmp_path / "run"), f"sqlite:///{tmp_path}/mlflow.db", str(tmp_path))
+    tracker = MLflowTracker(str(tmp_path / "run"), store, str(tmp_path), "class_names")
     names = ["val/recall/猫", "val/recall/café", "val/recall/a+b", "val/recall/.."]
     tracker.log_metrics({name: float(i) for i, name in enumerate(names)}, step=0)
     tracker.finalize("success")
-    stored = client_of(tmp_path / "run").get_run(tracker.run_id).data.metrics
+    stored = MlflowClient(tracking_uri=store).get_run(tracker.run_id).data.metrics
     assert stored == {
         "val/recall/猫": 0.0,
         "val/recall/café": 1.0,
@@ -225,25 +233,26 @@ def test_a_run_that_fails_while_training_is_marked_failed(
     assert run.info.status == "FAILED"
 
 
-def test_a_deleted_experiment_is_refused_naming_the_key_and_the_way_back(tmp_path: Path) -> None:
+def test_a_deleted_experiment_is_refused_naming_the_key_and_the_way_back(
+    tmp_path: Path, store: str
+) -> None:
     """MLflow keeps a deleted experiment's name: creating it again failed with an SQL error."""
-    store = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(tracking_uri=store)
-    client.delete_experiment(client.create_experiment("vidlearn"))
+    client.delete_experiment(client.create_experiment("deleted"))
     with pytest.raises(
-        ConfigError, match=r"logger.mlflow.experiment_name=vidlearn .*mlflow experiments restore"
+        ConfigError, match=r"logger.mlflow.experiment_name=deleted .*mlflow experiments restore"
     ):
-        MLflowTracker(str(tmp_path / "run"), store, str(tmp_path))
+        MLflowTracker(str(tmp_path / "run"), store, str(tmp_path), "deleted")
 
 
-def test_long_config_values_are_kept_to_mlflows_own_limit(tmp_path: Path) -> None:
+def test_long_config_values_are_kept_to_mlflows_own_limit(tmp_path: Path, store: str) -> None:
     """A 1000-character value (a deep manifest path, a long class list) is stored whole, not cut
     at the 250 characters of Lightning's logger; MLflow itself keeps up to 6000."""
-    tracker = MLflowTracker(str(tmp_path / "run"), f"sqlite:///{tmp_path}/mlflow.db", str(tmp_path))
+    tracker = MLflowTracker(str(tmp_path / "run"), store, str(tmp_path), "long_values")
     manifest = "/data/" + "é" * 994
     tracker.log_config({"data": {"manifest": manifest, "mean": None}, "notes": "x" * 7000})
     tracker.finalize("success")
-    params = client_of(tmp_path / "run").get_run(tracker.run_id).data.params
+    params = MlflowClient(tracking_uri=store).get_run(tracker.run_id).data.params
     assert params["data.manifest"] == manifest
     assert params["data.mean"] == "None"
     assert params["notes"] == "x" * 6000
