@@ -10,13 +10,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import compose_small_train
+from hypothesis import given
+from hypothesis import strategies as st
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
+from mlflow.utils.validation import _validate_metric_name
 
 import vidlearn.cli.train
-from vidlearn.callbacks.mlflow_log import MLflowTracker
+from vidlearn.callbacks.mlflow_log import MLflowTracker, mlflow_name
 from vidlearn.cli.train import train
 from vidlearn.errors import ConfigError
+from vidlearn.tasks.multiclass import MulticlassTask
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +123,7 @@ def test_a_missing_mlflow_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_p
 WRITER = """
 import sys
 import vidlearn.cli.train
-from vidlearn.callbacks.mlflow_log import MLflowTracker
+from vidlearn.callbacks.mlflow_log import MLflowTracker, mlflow_name
 logs = sys.argv[1]
 tracker = MLflowTracker(logs + "/" + sys.argv[2], f"sqlite:///{logs}/mlflow.db", logs + "/art")
 for step in range(20):
@@ -145,3 +149,110 @@ def test_runs_started_at_once_share_a_new_store(tmp_path: Path) -> None:
     found = client.search_runs([client.get_experiment_by_name("vidlearn").experiment_id])
     assert sorted(run.info.run_name for run in found) == runs
     assert all(len(client.get_metric_history(r.info.run_id, "val/loss")) == 20 for r in found)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite store made once (creating its tables takes seconds), for trackers used directly."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('store')}/mlflow.db"
+    MlflowClient(tracking_uri=uri).search_experiments()
+    return uri
+
+
+def test_class_names_of_any_script_keep_their_own_metric(tmp_path: Path, store: str) -> None:
+    """Class-wise metrics (`val/recall/<class>`) of classes named in any script or with
+    punctuation are stored, each under its own name (Lightning's MLflow logger strips non-ASCII:
+    `猫` became `val/recall/`, which MLflow refuses, and `café` became `caf`)."""
+    tracker = MLflowTracker(str(tmp_path / "run"), store, str(tmp_path), "class_names")
+    names = ["val/recall/猫", "val/recall/café", "val/recall/a+b", "val/recall/.."]
+    tracker.log_metrics({name: float(i) for i, name in enumerate(names)}, step=0)
+    tracker.finalize("success")
+    stored = MlflowClient(tracking_uri=store).get_run(tracker.run_id).data.metrics
+    assert stored == {
+        "val/recall/猫": 0.0,
+        "val/recall/café": 1.0,
+        "val/recall/a_b": 2.0,
+        "val/recall/_": 3.0,
+    }
+
+
+@given(st.text(max_size=300))
+def test_every_class_name_gives_a_metric_name_mlflow_accepts(name: str) -> None:
+    """Planted bug caught: empty path segments kept (`val/recall/` for an empty class name)."""
+    _validate_metric_name(mlflow_name(f"val/recall/{name}"))
+
+
+@pytest.mark.slow
+def test_a_run_that_fails_after_training_is_marked_failed(
+    tmp_path: Path, demo_videos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure after fit (in the plots here) leaves the run FAILED, not FINISHED as Lightning
+    marks it after each fit and test."""
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(vidlearn.cli.train, "write_plots", broken)
+    cfg = compose_small_train(
+        tmp_path,
+        f"data.manifest={demo_videos}",
+        "data.size=32",
+        "data.frames=4",
+        "logger=mlflow",
+        f"paths.log_dir={tmp_path}",
+    )
+    with pytest.raises(RuntimeError, match="disk full"):
+        train(cfg)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("vidlearn").experiment_id])
+    assert run.info.status == "FAILED"
+
+
+@pytest.mark.slow
+def test_a_run_that_fails_while_training_is_marked_failed(
+    tmp_path: Path, demo_videos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a log folder that does not exist yet, with a space in its path."""
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(MulticlassTask, "training_step", broken)
+    cfg = compose_small_train(
+        tmp_path,
+        f"data.manifest={demo_videos}",
+        "data.size=32",
+        "data.frames=4",
+        "logger=mlflow",
+        f"paths.log_dir={tmp_path / 'no' / 'such folder'}",
+    )
+    with pytest.raises(RuntimeError, match="out of memory"):
+        train(cfg)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/no/such folder/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("vidlearn").experiment_id])
+    assert run.info.status == "FAILED"
+
+
+def test_a_deleted_experiment_is_refused_naming_the_key_and_the_way_back(
+    tmp_path: Path, store: str
+) -> None:
+    """MLflow keeps a deleted experiment's name: creating it again failed with an SQL error."""
+    client = MlflowClient(tracking_uri=store)
+    client.delete_experiment(client.create_experiment("deleted"))
+    with pytest.raises(
+        ConfigError, match=r"logger.mlflow.experiment_name=deleted .*mlflow experiments restore"
+    ):
+        MLflowTracker(str(tmp_path / "run"), store, str(tmp_path), "deleted")
+
+
+def test_long_config_values_are_kept_to_mlflows_own_limit(tmp_path: Path, store: str) -> None:
+    """A 1000-character value (a deep manifest path, a long class list) is stored whole, not cut
+    at the 250 characters of Lightning's logger; MLflow itself keeps up to 6000."""
+    tracker = MLflowTracker(str(tmp_path / "run"), store, str(tmp_path), "long_values")
+    manifest = "/data/" + "é" * 994
+    tracker.log_config({"data": {"manifest": manifest, "mean": None}, "notes": "x" * 7000})
+    tracker.finalize("success")
+    params = MlflowClient(tracking_uri=store).get_run(tracker.run_id).data.params
+    assert params["data.manifest"] == manifest
+    assert params["data.mean"] == "None"
+    assert params["notes"] == "x" * 6000

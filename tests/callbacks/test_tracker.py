@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from omegaconf import DictConfig, OmegaConf
 
-from vidlearn.callbacks.tracker import flatten, run_name, summary_figures, sweep_group
+from vidlearn.callbacks.tracker import (
+    Tracker,
+    failed_on_error,
+    flatten,
+    run_name,
+    summary_figures,
+    sweep_group,
+)
 
 KEYS = st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=6)
 LEAVES = st.none() | st.booleans() | st.integers() | st.text(max_size=5)
@@ -39,6 +47,33 @@ def test_every_flat_key_selects_its_value_in_the_config(config: dict) -> None:
     nested = OmegaConf.create(config)
     for key, value in flatten(config).items():
         assert OmegaConf.select(nested, key) == value
+
+
+class RecordingTracker(Tracker):
+    """A tracker that records how its run was finalized."""
+
+    def __init__(self) -> None:
+        self.statuses: list[str] = []
+
+    def finalize(self, status: str) -> None:
+        self.statuses.append(status)
+
+    def log_outcome(self, run_dir: Path, summary: Mapping[str, Any]) -> None:
+        self.finalize("success")
+
+
+def test_an_error_in_the_block_marks_the_runs_failed_and_propagates() -> None:
+    tracker = RecordingTracker()
+    with pytest.raises(RuntimeError, match="disk full"), failed_on_error([tracker]):
+        raise RuntimeError("disk full")
+    assert tracker.statuses == ["failed"]
+
+
+def test_a_block_that_succeeds_leaves_the_runs_alone() -> None:
+    tracker = RecordingTracker()
+    with failed_on_error([tracker]):
+        pass
+    assert tracker.statuses == []
 
 
 def test_summary_figures_are_the_metrics_and_counts_under_summary() -> None:

@@ -12,6 +12,7 @@ import pytest
 from conftest import compose_small_train
 from wandb_records import OfflineRun, read_run
 
+import vidlearn.cli.train
 from vidlearn.callbacks.wandb_log import WandbTracker
 from vidlearn.cli.train import train
 from vidlearn.errors import ConfigError
@@ -109,3 +110,23 @@ def test_a_disabled_run_takes_the_outcome_without_files(
     tracker.log_config({"data": {"size": 32}})
     tracker.log_outcome(tmp_path, {"metrics": {"val/loss": 0.5}})
     assert not (tmp_path / "wandb").exists()
+
+
+@pytest.mark.slow
+def test_a_run_that_fails_after_training_is_finished_before_the_next(
+    tmp_path: Path, demo_videos: Path, offline: pytest.MonkeyPatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure after fit (in the plots here) finishes the W&B run: left open, the next run in
+    this process (a sweep's next job) would be logged into it."""
+    import wandb
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(vidlearn.cli.train, "write_plots", broken)
+    cfg = compose_small_train(
+        tmp_path, f"data.manifest={demo_videos}", "data.size=32", "data.frames=4", "logger=wandb"
+    )
+    with pytest.raises(RuntimeError, match="disk full"):
+        train(cfg)
+    assert wandb.run is None

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import Tensor
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import Tensor, nn
 from torchvision.ops import StochasticDepth
 
 from vidlearn.errors import ConfigError
-from vidlearn.models.video_transformers import ARCHS, LIMITS, VideoTransformer
+from vidlearn.models.video_transformers import ARCHS, LIMITS, VideoTransformer, set_drop_path
 from vidlearn.models.weights import WeightsDownloadError, preprocessing_of
 
 SWIN = ["swin3d_t", "swin3d_s", "swin3d_b"]
@@ -140,3 +142,17 @@ def test_drop_path_none_keeps_torchvisions_default() -> None:
 def test_drop_path_outside_a_probability_is_refused_by_name(drop_path: float) -> None:
     with pytest.raises(ConfigError, match=f"model.drop_path={drop_path}"):
         VideoTransformer(num_outputs=2, arch="swin3d_t", weights="none", drop_path=drop_path)
+
+
+@given(st.floats(0.0, 1.0, exclude_max=True), st.integers(1, 40))
+def test_drop_path_rises_linearly_from_zero_to_the_rate_over_any_block_count(
+    drop_path: float, blocks: int
+) -> None:
+    """Planted bug caught: `index / len(layers)` (the last block one step short of the rate)."""
+    network = nn.Sequential(*(StochasticDepth(0.5, "row") for _ in range(blocks)))
+    set_drop_path(network, drop_path)
+    rates = [layer.p for layer in network]
+    assert rates[0] == 0.0
+    assert rates[-1] == pytest.approx(drop_path if blocks > 1 else 0.0)
+    assert all(0.0 <= rate < 1.0 for rate in rates)
+    assert rates == sorted(rates)

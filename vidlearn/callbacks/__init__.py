@@ -9,7 +9,7 @@ from vidlearn.callbacks.resume_check import ResumeCheck
 from vidlearn.callbacks.resume_state import ResumeState
 from vidlearn.callbacks.run_dir import RunDirectoryInUseError, claim_run_dir
 from vidlearn.callbacks.sigterm import SigtermCheckpoint
-from vidlearn.callbacks.tracker import Tracker
+from vidlearn.callbacks.tracker import Tracker, failed_on_error
 
 __all__ = [
     "AtomicCheckpointIO",
@@ -20,4 +20,5 @@ __all__ = [
     "SigtermCheckpoint",
     "Tracker",
     "claim_run_dir",
+    "failed_on_error",
 ]

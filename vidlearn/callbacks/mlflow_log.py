@@ -4,19 +4,26 @@ config, summary, files and plots (vidlearn.callbacks.tracker).
 The store is a SQLite database (`sqlite:///<paths.log_dir>/mlflow.db` by default), browsable
 with `mlflow ui --backend-store-uri sqlite:///outputs/mlflow.db`; artifacts are files under
 `artifact_location`. Runs of a multirun carry the tag `sweep=<sweep directory name>`.
+Metric names keep class names of any script (characters MLflow refuses become `_`), and
+config values keep up to MLflow's 6000 characters.
 """
 
 from __future__ import annotations
 
 import fcntl
 import logging
+import re
+import time
 import warnings
+from argparse import Namespace
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from lightning_fabric.utilities.logger import _convert_params, _flatten_dict
 from pytorch_lightning.loggers import MLFlowLogger
+from pytorch_lightning.utilities import rank_zero_only
 
 from vidlearn.callbacks.tracker import (
     Tracker,
@@ -26,12 +33,18 @@ from vidlearn.callbacks.tracker import (
     summary_figures,
     sweep_group,
 )
+from vidlearn.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 SQLITE_PREFIX = "sqlite:///"
 # The run's files kept as artifacts, beside the plots.
 RUN_FILES = ("config.yaml", "summary.json")
+# Characters MLflow refuses in metric names on any system (it takes `:` except on Windows).
+UNSAFE = re.compile(r"[^\w./ -]")
+MAX_NAME = 250  # MLflow's limit on a metric name
+MAX_PARAM_VALUE = 6000  # and on a parameter's value
+PARAMS_PER_CALL = 100  # the most parameters one MLflow call takes
 
 
 class MLflowTracker(MLFlowLogger, Tracker):
@@ -71,13 +84,43 @@ class MLflowTracker(MLFlowLogger, Tracker):
 
     def _experiment_by_name(self) -> str:
         """The id of the experiment `experiment_name`, created when missing (Lightning's own
-        lookup says so with a warning on every first run)."""
+        lookup says so with a warning on every first run). A deleted one keeps its name in the
+        store, so it is refused with the ways out."""
         found = self._mlflow_client.get_experiment_by_name(self._experiment_name)
-        if found is not None and found.lifecycle_stage != "deleted":
+        if found is not None and found.lifecycle_stage == "deleted":
+            raise ConfigError(
+                f"logger.mlflow.experiment_name={self._experiment_name} names an experiment "
+                f"deleted from {self._tracking_uri}: restore it (mlflow experiments restore "
+                f"--experiment-id {found.experiment_id}), remove it for good (mlflow gc), or "
+                "choose another logger.mlflow.experiment_name."
+            )
+        if found is not None:
             return found.experiment_id
         return self._mlflow_client.create_experiment(
             self._experiment_name, artifact_location=self._artifact_location
         )
+
+    @rank_zero_only
+    def log_hyperparams(self, params: dict[str, Any] | Namespace) -> None:
+        """Log `params`, nested ones under `a/b` keys as Lightning does, with values cut at
+        MLflow's 6000 characters (Lightning's logger cuts them at 250)."""
+        from mlflow.entities import Param  # here: mlflow takes seconds to import
+
+        flat = _flatten_dict(_convert_params(params))
+        batch = [Param(key, str(value)[:MAX_PARAM_VALUE]) for key, value in flat.items()]
+        for start in range(0, len(batch), PARAMS_PER_CALL):
+            self.experiment.log_batch(
+                run_id=self.run_id, params=batch[start : start + PARAMS_PER_CALL]
+            )
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log `metrics` at `step` under names MLflow accepts (`mlflow_name`)."""
+        from mlflow.entities import Metric  # here: mlflow takes seconds to import
+
+        stamp = int(time.time() * 1000)
+        batch = [Metric(mlflow_name(k), float(v), stamp, step or 0) for k, v in metrics.items()]
+        self.experiment.log_batch(run_id=self.run_id, metrics=batch)
 
     def log_outcome(self, run_dir: Path, summary: Mapping[str, Any]) -> None:
         """Summary figures as metrics, config.yaml, summary.json and plots/ as artifacts."""
@@ -111,3 +154,16 @@ def store_lock(database: Path | None) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def mlflow_name(name: str) -> str:
+    """`name` as a metric name MLflow stores: characters it refuses (`+`, `(`, `:` ...) as `_`,
+    empty, `.` and `..` path segments as `_`, under its 250-character limit. Letters of every
+    script stay (Lightning's own cleaning drops non-ASCII: class `猫` gave `val/recall/`)."""
+    # twice: cutting the name can leave an empty or dot last segment
+    return filled_segments(filled_segments(UNSAFE.sub("_", name))[: MAX_NAME - 1])
+
+
+def filled_segments(path: str) -> str:
+    """`path` with each empty, `.` or `..` segment as `_` (MLflow treats names as paths)."""
+    return "/".join(segment if segment.strip(".") else "_" for segment in path.split("/"))

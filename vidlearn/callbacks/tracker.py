@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import importlib.util
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,19 @@ class Tracker(ABC):
     @abstractmethod
     def log_outcome(self, run_dir: Path, summary: Mapping[str, Any]) -> None:
         """Record the summary's figures, the run's files and plots, then close the run."""
+
+
+@contextmanager
+def failed_on_error(trackers: list[Tracker]) -> Iterator[None]:
+    """Mark the trackers' runs failed when the block raises. Lightning does so for an error
+    inside fit or test but marks them finished after each, so an error after training (in
+    the plots, say) would leave a finished run, and a W&B run open for the next run."""
+    try:
+        yield
+    except BaseException:
+        for tracker in trackers:
+            tracker.finalize("failed")  # type: ignore[attr-defined]  # the Lightning logger's
+        raise
 
 
 def flatten(config: Mapping[str, Any] | list, prefix: str = "") -> dict[str, Any]:

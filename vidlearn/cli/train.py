@@ -35,6 +35,7 @@ from vidlearn.callbacks import (
     SigtermCheckpoint,
     Tracker,
     claim_run_dir,
+    failed_on_error,
 )
 from vidlearn.cli.console import console_main
 from vidlearn.cli.pretrained import fetch_pretrained, weights_preprocessing
@@ -79,32 +80,33 @@ def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     bad_files = BadFileMonitor(cfg.data.max_bad_fraction, datamodule.probe_skipped)
     nonfinite = NonFiniteLossFiles()
     trainer = build_trainer(cfg, run_dir, [bad_files, nonfinite])
-    if trainer.is_global_zero:
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-        write_provenance(run_dir)
-    fit(cfg, trainer, model, task, datamodule)
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    metrics = evaluate(trainer, task, datamodule, best or None, cfg.test)
-    views = test_views(cfg, trainer, task, datamodule, best) if trainer.is_global_zero else None
-    summary = {
-        "status": "ok",
-        "monitor": cfg.monitor,
-        "averaged_weights": weight_averaging(cfg),  # callbacks=ema: metrics are the average's
-        "metrics": metrics,
-        **({"test_views": views} if views else {}),
-        "best_checkpoint": best,
-        "epochs": trainer.current_epoch,
-        **data_summary(datamodule),
-        "skipped": bad_files.records,
-        "nonfinite_steps": nonfinite.skipped_steps,
-    }
-    if trainer.is_global_zero:
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-        write_plots(task, datamodule.classes, run_dir)
-        for tracker in trackers(trainer):
-            tracker.log_outcome(run_dir, summary)
-        print_metrics(metrics, run_dir)
-    return summary
+    with failed_on_error(trackers(trainer)):  # Lightning marks them finished after fit
+        if trainer.is_global_zero:
+            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+            write_provenance(run_dir)
+        fit(cfg, trainer, model, task, datamodule)
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        metrics = evaluate(trainer, task, datamodule, best or None, cfg.test)
+        views = test_views(cfg, trainer, task, datamodule, best) if trainer.is_global_zero else None
+        summary = {
+            "status": "ok",
+            "monitor": cfg.monitor,
+            "averaged_weights": weight_averaging(cfg),  # callbacks=ema: metrics are the average's
+            "metrics": metrics,
+            **({"test_views": views} if views else {}),
+            "best_checkpoint": best,
+            "epochs": trainer.current_epoch,
+            **data_summary(datamodule),
+            "skipped": bad_files.records,
+            "nonfinite_steps": nonfinite.skipped_steps,
+        }
+        if trainer.is_global_zero:
+            (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+            write_plots(task, datamodule.classes, run_dir)
+            for tracker in trackers(trainer):
+                tracker.log_outcome(run_dir, summary)
+            print_metrics(metrics, run_dir)
+        return summary
 
 
 # metrics whose name ends so are better when lower: losses and errors

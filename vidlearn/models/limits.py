@@ -36,21 +36,10 @@ class InputLimits:
 
     def problems(self, frames: int | None, size: int) -> list[str]:
         """What is wrong with clips of `frames` x `size` x `size` for this model; empty if fine."""
-        found = []
         if self.fixed_by:
-            found += self._fixed_problems(frames, size)
-        elif self.frames is not None and frames is not None and frames != self.frames:
-            found.append(
-                f"{self.name} was built for model.num_frames={self.frames} frames but the clips "
-                f"have data.frames={frames}; set model.num_frames=${{data.frames}} (the preset's "
-                "default) or data.frames to match"
-            )
-        if not self.fixed_by and self.size is not None and size != self.size:
-            found.append(
-                f"{self.name} was built for model.size={self.size} but the frames have "
-                f"data.size={size}; set model.size=${{data.size}} (the preset's default) or "
-                "data.size to match"
-            )
+            found = self._fixed_problems(frames, size)
+        else:
+            found = self._model_key_problems(frames, size)
         if frames is not None and frames < self.min_frames:
             found.append(
                 f"{self.name} needs data.frames >= {self.min_frames} at data.size={size} "
@@ -76,6 +65,23 @@ class InputLimits:
             )
         if found and self.hint:
             found[-1] += f" {self.hint}"
+        return found
+
+    def _model_key_problems(self, frames: int | None, size: int) -> list[str]:
+        """Clip length and size that differ from the model's `model.num_frames` / `model.size`."""
+        found = []
+        if self.frames is not None and frames is not None and frames != self.frames:
+            found.append(
+                f"{self.name} was built for model.num_frames={self.frames} frames but the clips "
+                f"have data.frames={frames}; set model.num_frames=${{data.frames}} (the preset's "
+                "default) or data.frames to match"
+            )
+        if self.size is not None and size != self.size:
+            found.append(
+                f"{self.name} was built for model.size={self.size} but the frames have "
+                f"data.size={size}; set model.size=${{data.size}} (the preset's default) or "
+                "data.size to match"
+            )
         return found
 
     def _fixed_problems(self, frames: int | None, size: int) -> list[str]:
