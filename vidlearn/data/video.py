@@ -239,24 +239,26 @@ class ArrayReader:
         self.num_frames, self.height, self.width = self.shape[:3]
 
     def _open_npy(self) -> tuple[tuple[int, ...] | None, np.dtype | None]:
-        """Read a `.npy` header; (shape, dtype) when its frames can be read by offset, else
-        (None, None) (Fortran order, objects): the caller memory-maps it instead."""
+        """Read a `.npy` header (or take it from this process's cache); (shape, dtype) when its
+        frames can be read by offset, else (None, None) (Fortran order, objects): the caller
+        memory-maps it instead."""
         self.file = open(self.path, "rb")  # noqa: SIM115 - closed by close(), after the reads
-        version = np.lib.format.read_magic(self.file)
-        header = (
-            np.lib.format.read_array_header_1_0
-            if version == (1, 0)
-            else np.lib.format.read_array_header_2_0
-        )
-        shape, fortran_order, dtype = header(self.file)
-        if fortran_order or dtype.hasobject:
+        stat = os.fstat(self.file.fileno())
+        key = (self.path, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        header = _NPY_HEADERS.get(key)
+        if header is None:
+            header = _npy_header(self.file)
+            if len(_NPY_HEADERS) >= _NPY_HEADERS_KEPT:
+                del _NPY_HEADERS[next(iter(_NPY_HEADERS))]  # the oldest entry
+            _NPY_HEADERS[key] = header
+        shape, dtype, self.offset = header
+        if shape is None:
             self.close()
             return None, None
-        self.offset = self.file.tell()
         needed = self.offset + int(np.prod(shape)) * dtype.itemsize
-        if os.fstat(self.file.fileno()).st_size < needed:
+        if stat.st_size < needed:
             raise ValueError(f"the file is truncated: {needed} bytes expected")
-        return tuple(shape), dtype
+        return shape, dtype
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
         """Frames `(T, H, W, C)`: uint8 kept as uint8, any other dtype as float32."""
@@ -284,6 +286,30 @@ class ArrayReader:
             self.file.close()
         self.file = None
         self.array = None
+
+
+# Parsed `.npy` headers of this process (each worker its own), keyed by the file's path, inode,
+# size and modification time, so a file rewritten in place is parsed again. NumPy's header parse
+# (`ast.literal_eval`) cost about as much as reading a 25x150x150 uint8 clip (measured:
+# `experiments/bench_arrays.py`). The oldest entries go first past _NPY_HEADERS_KEPT (~200 B each).
+_NpyHeader = tuple[tuple[int, ...] | None, np.dtype | None, int]
+_NPY_HEADERS: dict[tuple[str, int, int, int], _NpyHeader] = {}
+_NPY_HEADERS_KEPT = 100_000
+
+
+def _npy_header(file: BinaryIO) -> _NpyHeader:
+    """(shape, dtype, data offset) of the `.npy` file open at its start; (None, None, 0) when its
+    frames cannot be read by offset (Fortran order, objects)."""
+    version = np.lib.format.read_magic(file)
+    read_header = (
+        np.lib.format.read_array_header_1_0
+        if version == (1, 0)
+        else np.lib.format.read_array_header_2_0
+    )
+    shape, fortran_order, dtype = read_header(file)
+    if fortran_order or dtype.hasobject:
+        return None, None, 0
+    return tuple(shape), dtype, file.tell()
 
 
 def _npz_array(path: str, archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
