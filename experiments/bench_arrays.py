@@ -3,7 +3,9 @@
     python experiments/bench_arrays.py                  # 25x150x150 uint8 .npy clips, 1 process
     python experiments/bench_arrays.py --quick          # a few files, for the smoke test
 
-Every path runs in this one process (0 workers: one core each), side by side, on the same files:
+Every path runs in this one process (0 workers: one core each), side by side, on the same files;
+the paths of the targets run in alternating rounds (one pass of each per round, best of 3), so a
+change of the shared machine's load hits them alike:
 
 - `plain`: `np.load` of each file, nothing else (the floor any loader pays);
 - `original`: a re-implementation of the cine recipe's Keras generator: `np.load` per sample,
@@ -167,15 +169,22 @@ def samples_per_second(
     return max(one_pass(batches, size_of) for _ in range(3))
 
 
-def paired_samples_per_second(
-    first: Callable[[], Iterable[Any]], second: Callable[[], Iterable[Any]], rounds: int = 5
-) -> tuple[float, float]:
-    """Best of `rounds` alternating passes of two loaders: load changes hit both alike."""
-    best = [0.0, 0.0]
+def batch_size(batch: dict) -> int:
+    return len(batch["input"])
+
+
+Measured = tuple[Callable[[], Iterable[Any]], Callable[[Any], int]]
+
+
+def alternating_samples_per_second(paths: dict[str, Measured], rounds: int = 3) -> dict[str, float]:
+    """Best of `rounds` rounds, each one pass of every path in turn: on a shared machine whose
+    load changes within minutes, a change hits every path of a round alike, so their ratios
+    hold (measured one after another, the same code gave 31-60 x for the augmentation target)."""
+    best = dict.fromkeys(paths, 0.0)
     for _ in range(rounds):
-        for slot, batches in enumerate((first, second)):
-            best[slot] = max(best[slot], one_pass(batches, lambda b: len(b["input"])))
-    return best[0], best[1]
+        for name, (batches, size_of) in paths.items():
+            best[name] = max(best[name], one_pass(batches, size_of))
+    return best
 
 
 def main() -> None:
@@ -202,13 +211,16 @@ def main() -> None:
             train_clip_sampler=UniformSegmentSampler(frames, random_offset=False),
             eval_clip_sampler=UniformSegmentSampler(frames, random_offset=False),
         )
-        rate = {
-            "plain": samples_per_second(lambda: plain_loads(paths), lambda _: 1),
-            "original": samples_per_second(
-                lambda: original_batches(paths[: args.original], np.random.default_rng(0)), len
+        # The paths of the targets, measured in alternating rounds.
+        measured: dict[str, Measured] = {
+            "plain": (lambda: plain_loads(paths), lambda _: 1),
+            "original": (
+                lambda: original_batches(paths[: args.original], np.random.default_rng(0)),
+                len,
             ),
-            "original_none": samples_per_second(
-                lambda: original_batches(paths, np.random.default_rng(0), augment=False), len
+            "original_none": (
+                lambda: original_batches(paths, np.random.default_rng(0), augment=False),
+                len,
             ),
         }
         for name, transforms in (("vidlearn_augment", augment("hms_cine")), ("vidlearn_none", [])):
@@ -216,16 +228,15 @@ def main() -> None:
                 batches = loader(
                     arrays, frames, size, transforms, normalise_on_device=on_device, **array_options
                 )
-                rate[name + suffix] = samples_per_second(
-                    partial(iter, batches), lambda b: len(b["input"])
-                )
+                measured[name + suffix] = (partial(iter, batches), batch_size)
+        rate = alternating_samples_per_second(measured)
         rate["vidlearn_none_uint8_normalised"] = samples_per_second(
             partial(
                 normalised,
                 loader(arrays, frames, size, [], normalise_on_device=True, **array_options),
                 BatchNormalisation(array_options["mean"], array_options["std"]),
             ),
-            lambda b: len(b["input"]),
+            batch_size,
         )
         # Without per-frame max norm, normalised in the worker (float32 batches) or left to the
         # device (uint8 batches): what `data.normalise_on_device` saves the loader.
@@ -234,7 +245,7 @@ def main() -> None:
             batches = loader(
                 arrays, frames, size, [], normalise_on_device=on_device, **plain_options
             )
-            rate[name] = samples_per_second(partial(iter, batches), lambda b: len(b["input"]))
+            rate[name] = samples_per_second(partial(iter, batches), batch_size)
         device = instantiate(
             OmegaConf.load(ROOT / "conf" / "augment" / "hms_cine_device.yaml").device,
             mean=array_options["mean"],
@@ -242,7 +253,7 @@ def main() -> None:
         )
         rate["vidlearn_device_cpu"] = samples_per_second(
             partial(warped, loader(arrays, frames, size, [], **array_options), device),
-            lambda b: len(b["input"]),
+            batch_size,
         )
         videos = write_videos(folder, args.videos, frames=40)
         video_options = dict(
@@ -253,8 +264,12 @@ def main() -> None:
         light, none = (
             loader(videos, 16, 112, augment(name), **video_options) for name in ("light", "none")
         )
-        rate["video_light"], rate["video_none"] = paired_samples_per_second(
-            partial(iter, light), partial(iter, none)
+        rate |= alternating_samples_per_second(
+            {
+                "video_light": (partial(iter, light), batch_size),
+                "video_none": (partial(iter, none), batch_size),
+            },
+            rounds=5,
         )
     ratios = {
         "augment_uint8_vs_original": rate["vidlearn_augment_uint8"] / rate["original"],

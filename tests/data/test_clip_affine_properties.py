@@ -14,10 +14,10 @@ import albumentations as A
 import cv2
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from vidlearn.data.clip_affine import ClipAffine
+from vidlearn.data.clip_affine import ClipAffine, _near_identity
 
 
 def largest_neighbour_step(image: np.ndarray) -> int:
@@ -101,3 +101,19 @@ def test_interpolations_opencv_warps_in_4_channels_only_keep_albumentations_warp
         pipeline.set_random_seed(1)
     expected, ours = (pipeline(image=image)["image"] for pipeline in pipelines)
     assert np.array_equal(ours, expected)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    entry=st.integers(0, 8),
+    offset=st.one_of(st.just(0.0), st.floats(-1e-3, 1e-3), st.sampled_from([np.nan, np.inf])),
+)
+@example(entry=0, offset=5e-6)  # within rtol on the diagonal, beyond atol
+@example(entry=1, offset=5e-6)  # beyond atol off the diagonal
+def test_the_identity_test_answers_as_numpys_allclose(entry: int, offset: float) -> None:
+    """ClipAffine skips the warp exactly when albumentations' `np.allclose(matrix, I)` would.
+
+    Caught (planted): leaving out the relative tolerance (`1e-8` alone)."""
+    matrix = np.eye(3)
+    matrix.flat[entry] += offset
+    assert _near_identity(matrix) == np.allclose(matrix, np.eye(3))

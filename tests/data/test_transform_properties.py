@@ -9,7 +9,7 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from vidlearn.data.transforms import BatchNormalisation, ClipTransform
+from vidlearn.data.transforms import BatchNormalisation, ClipTransform, swap_leading_axes
 
 
 def geometric(size: int) -> list[A.BasicTransform]:
@@ -102,3 +102,23 @@ def test_the_uint8_path_with_its_peaks_gives_the_float_paths_inputs(
     np.testing.assert_array_equal(item["peak"].numpy(), np.where(peaks > 0, peaks, 1.0))
     normalised = BatchNormalisation(mean, std)(item["input"][None], item["peak"][None])[0]
     assert torch.equal(normalised, expected) and torch.isfinite(normalised).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    first=st.integers(1, 12),
+    second=st.integers(1, 12),
+    width=st.integers(1, 9),
+    dtype=st.sampled_from(["u1", "f4", "f8", "i2"]),
+)
+def test_swapping_a_clips_leading_axes_is_numpys_transpose(
+    first: int, second: int, width: int, dtype: str
+) -> None:
+    """`swap_leading_axes` (OpenCV's transpose where it moves the element, NumPy's otherwise)
+    gives NumPy's `(B, A, K)` transpose, C-contiguous, for any shape and dtype.
+
+    Caught (planted): reshaping OpenCV's result to `(first, second, width)`."""
+    array = (np.arange(first * second * width) % 251).astype(dtype).reshape(first, second, width)
+    swapped = swap_leading_axes(array)
+    assert swapped.flags.c_contiguous and swapped.dtype == array.dtype
+    np.testing.assert_array_equal(swapped, array.transpose(1, 0, 2))

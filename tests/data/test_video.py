@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -164,6 +165,21 @@ def test_a_truncated_npy_is_a_decode_error_naming_it(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:-10])
     with pytest.raises(DecodeError, match=rf"{path}: not a readable NumPy array.*truncated"):
         open_video(path)
+
+
+def test_an_npy_rewritten_in_place_is_read_with_its_new_header(tmp_path: Path) -> None:
+    """Headers are parsed once per process: a file rewritten with the same path, size and time
+    stamp (a rewrite within the file system's clock tick) is read with the shape it has now.
+
+    Caught (planted): keying the parsed headers by path, size and modification time."""
+    path = tmp_path / "clip.npy"
+    np.save(path, np.arange(4 * 6, dtype=np.uint8).reshape(4, 6, 1))
+    open_video(path).close()
+    stamp = path.stat()
+    np.save(path, np.arange(4 * 6, dtype=np.uint8).reshape(6, 4, 1))
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    reader = open_video(path)
+    assert reader.num_frames == 6 and reader.read([5])[0, :, 0, 0].tolist() == [20, 21, 22, 23]
 
 
 def test_npz_with_one_array_reads_it(tmp_path: Path) -> None:

@@ -61,6 +61,17 @@ def warp_all_channels(
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
 
 
+_IDENTITY = np.eye(3)
+# np.allclose's test, |matrix - I| <= atol + rtol * |I| (its defaults), without its overhead
+# (0.2 ms a call, a tenth of a clip's warp): the same answer, NaN included (never close).
+_IDENTITY_TOLERANCE = 1e-8 + 1e-5 * _IDENTITY
+
+
+def _near_identity(matrix: np.ndarray) -> bool:
+    """Whether the 3x3 `matrix` is the identity as `np.allclose` (albumentations' test) says."""
+    return bool((np.abs(matrix - _IDENTITY) <= _IDENTITY_TOLERANCE).all())
+
+
 class ClipAffine(A.Affine):
     """`albumentations.Affine` (same arguments and draws) with one warp over all channels.
 
@@ -74,7 +85,7 @@ class ClipAffine(A.Affine):
         chunked = self.interpolation in FOUR_CHANNEL_INTERPOLATIONS
         if img.ndim != 3 or chunked or not isinstance(self.fill, numbers.Real):
             return super().apply(img, matrix=matrix, output_shape=output_shape, **params)
-        if np.allclose(matrix, np.eye(3)):  # as albumentations: no warp, no copy
+        if _near_identity(matrix):  # as albumentations: no warp, no copy
             return img
         size = (int(np.round(output_shape[0])), int(np.round(output_shape[1])))
         return warp_all_channels(

@@ -276,21 +276,15 @@ class ArrayReader:
         """Read a `.npy` header; (shape, dtype) when its frames can be read by offset, else
         (None, None) (Fortran order, objects): the caller memory-maps it instead."""
         self.file = open(self.path, "rb")  # noqa: SIM115 - closed by close(), after the reads
-        version = np.lib.format.read_magic(self.file)
-        header = (
-            np.lib.format.read_array_header_1_0
-            if version == (1, 0)
-            else np.lib.format.read_array_header_2_0
-        )
-        shape, fortran_order, dtype = header(self.file)
-        if fortran_order or dtype.hasobject:
+        shape, dtype = _npy_header(self.file)
+        if shape is None:
             self.close()
             return None, None
         self.offset = self.file.tell()
         needed = self.offset + int(np.prod(shape)) * dtype.itemsize
         if os.fstat(self.file.fileno()).st_size < needed:
             raise ValueError(f"the file is truncated: {needed} bytes expected")
-        return tuple(shape), dtype
+        return shape, dtype
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
         """Frames `(T, H, W, C)`: uint8 kept as uint8, any other dtype as float32."""
@@ -318,6 +312,37 @@ class ArrayReader:
             self.file.close()
         self.file = None
         self.array = None
+
+
+# `.npy` headers parsed in this process (each worker its own), keyed by the header's own bytes:
+# a data set of same-shaped clips parses once, and a file rewritten in place can never be read
+# with a stale header. NumPy's parse (`ast.literal_eval`) cost about as much as reading a
+# 25x150x150 uint8 clip (measured: `experiments/bench_arrays.py`).
+_NpyHeader = tuple[tuple[int, ...] | None, np.dtype | None]
+_NPY_HEADERS: dict[bytes, _NpyHeader] = {}
+_NPY_HEADERS_KEPT = 10_000  # past this many distinct headers, the oldest goes first
+
+
+def _npy_header(file: BinaryIO) -> _NpyHeader:
+    """(shape, dtype) of the `.npy` file open at its start, which is left at the data; (None,
+    None) when its frames cannot be read by offset (Fortran order, objects)."""
+    version = np.lib.format.read_magic(file)
+    length_field = file.read(2 if version == (1, 0) else 4)
+    raw = bytes(version) + length_field + file.read(int.from_bytes(length_field, "little"))
+    header = _NPY_HEADERS.get(raw)
+    if header is None:
+        file.seek(np.lib.format.MAGIC_LEN)  # parsed by NumPy, which leaves it at the data
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, fortran_order, dtype = read_header(file)
+        header = (None, None) if fortran_order or dtype.hasobject else (tuple(shape), dtype)
+        if len(_NPY_HEADERS) >= _NPY_HEADERS_KEPT:
+            del _NPY_HEADERS[next(iter(_NPY_HEADERS))]
+        _NPY_HEADERS[raw] = header
+    return header
 
 
 def _npz_array(path: str, archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
