@@ -9,11 +9,18 @@ import pandas as pd
 import pytest
 import torch
 from hydra.utils import instantiate
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 from vidlearn.data import datasets
 from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler
-from vidlearn.data.datamodules import ImageDataModule, VideoDataModule, decoder_threads_for
+from vidlearn.data.datamodules import (
+    MAX_DECODER_THREADS,
+    ImageDataModule,
+    VideoDataModule,
+    decoder_threads_for,
+)
 from vidlearn.data.manifest import ManifestError
 from vidlearn.data.sample_keys import SampleKey
 from vidlearn.data.samplers import BalancedSampler
@@ -232,6 +239,26 @@ def test_decoder_threads_set_in_the_config_win_over_the_cores() -> None:
 def test_decoder_threads_below_one_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="data.decoder_threads=0"):
         decoder_threads_for(2, 0)
+
+
+@settings(max_examples=20)
+@given(
+    requested=st.one_of(
+        st.integers(max_value=0),
+        st.integers(min_value=MAX_DECODER_THREADS + 1),
+        st.floats(allow_nan=True).filter(lambda value: not float(value).is_integer()),
+        st.booleans(),
+        st.text(max_size=3),
+    )
+)
+def test_decoder_threads_that_are_not_a_sane_thread_count_are_a_config_error(
+    requested: object,
+) -> None:
+    """Any value but an int in [1, MAX_DECODER_THREADS] (floats, bools, text, 0, -5, 10**9) is a
+    ConfigError naming data.decoder_threads. Caught the merged code: 2.5 and True passed through
+    to the decoders, "x" raised a bare TypeError and 10**9 asked FFmpeg for a billion threads."""
+    with pytest.raises(ConfigError, match="data.decoder_threads="):
+        decoder_threads_for(2, requested)
 
 
 def test_video_readers_open_with_the_decoder_threads(

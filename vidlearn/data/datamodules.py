@@ -433,6 +433,10 @@ class ImageDataModule(ManifestDataModule):
         return ImageDataset(rows["path"].tolist(), targets_of(rows), transform)
 
 
+# FFmpeg warns above 16 threads per decoder; far beyond, each thread only adds its frame buffers.
+MAX_DECODER_THREADS = 64
+
+
 def decoder_threads_for(workers: int, requested: int | None, cores: int | None = None) -> int:
     """Threads per video reader: `requested` (data.decoder_threads), or else this process's cores
     shared out among the processes that decode (`workers`, or the main process alone), at least 1.
@@ -441,10 +445,12 @@ def decoder_threads_for(workers: int, requested: int | None, cores: int | None =
     workers than cores each reader decodes on the cores left idle.
     """
     if requested is not None:
-        if requested < 1:
+        # bool is an int to Python, but `true` is no thread count
+        valid = isinstance(requested, int) and not isinstance(requested, bool)
+        if not valid or not 1 <= requested <= MAX_DECODER_THREADS:
             raise ConfigError(
-                f"data.decoder_threads={requested}: use a thread count >= 1, or null to share the "
-                "cores among the loader workers"
+                f"data.decoder_threads={requested!r}: use a whole number of threads from 1 to "
+                f"{MAX_DECODER_THREADS}, or null to share the cores among the loader workers"
             )
         return requested
     cores = cores or len(os.sched_getaffinity(0))
