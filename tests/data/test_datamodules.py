@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from vidlearn.data import datasets
+from vidlearn.data import datasets, frame_cache
 from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler
 from vidlearn.data.datamodules import (
     MAX_DECODER_THREADS,
@@ -272,6 +272,25 @@ def test_video_readers_open_with_the_decoder_threads(
 
     monkeypatch.setattr(datasets, "open_video", recording_open)
     datamodule = video_datamodule(demo_videos, backend="pyav", decoder_threads=3)
+    datamodule.setup("fit")
+    next(iter(datamodule.train_dataloader()))
+    assert opened and set(opened) == {3}
+
+
+def test_frame_cache_fills_its_entries_with_the_decoder_threads(
+    demo_videos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Failed before the fix: a cache miss decoded with 1 thread whatever data.decoder_threads."""
+    opened, real_open = [], frame_cache.open_video
+
+    def recording_open(path: str, backend: str, threads: int = 1) -> object:
+        opened.append(threads)
+        return real_open(path, backend, threads)
+
+    monkeypatch.setattr(frame_cache, "open_video", recording_open)
+    datamodule = video_datamodule(
+        demo_videos, backend="pyav", decoder_threads=3, frame_cache=str(tmp_path / "frames")
+    )
     datamodule.setup("fit")
     next(iter(datamodule.train_dataloader()))
     assert opened and set(opened) == {3}

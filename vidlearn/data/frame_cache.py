@@ -142,12 +142,13 @@ class FrameCache:
             self._go_read_only(PermissionError(errno.EACCES, "no write permission"))
 
     # -- reading -------------------------------------------------------------------------------
-    def open(self, path: str | Path, backend: str | None = None) -> VideoReader:
+    def open(self, path: str | Path, backend: str | None = None, threads: int = 1) -> VideoReader:
         """A reader of `path`'s cached frames, filling the entry first on a miss.
 
         `backend` decodes this file on a miss instead of the cache's own (the probe's per-file
-        choice under backend=auto); the entry stays keyed by the cache's settings. In a
-        read-only cache a miss is decoded directly (`open_video`), frames at their own size.
+        choice under backend=auto); the entry stays keyed by the cache's settings. `threads`:
+        the decoder's threads on a miss (data.decoder_threads). In a read-only cache a miss is
+        decoded directly (`open_video`), frames at their own size.
         """
         path = str(path)
         backend = backend or self.backend
@@ -156,9 +157,9 @@ class FrameCache:
         entry = self.entry_path(path)
         found = self._map_valid(path, entry)
         if found is None and not self.read_only:
-            found = self._write(path, entry, backend)
+            found = self._write(path, entry, backend, threads)
         if found is None:  # the folder turned out read-only
-            return open_video(path, backend)
+            return open_video(path, backend, threads)
         return CachedVideo(path, *found)
 
     def fill(self, path: str | Path, backend: str | None = None) -> FillResult:
@@ -268,15 +269,17 @@ class FrameCache:
         self.read_only, self._touches = True, False
 
     # -- writing -------------------------------------------------------------------------------
-    def _write(self, path: str, entry: Path, backend: str) -> tuple[dict, mmap.mmap] | None:
-        """Decode with `backend`, resize and store every frame of `path` atomically.
+    def _write(
+        self, path: str, entry: Path, backend: str, threads: int = 1
+    ) -> tuple[dict, mmap.mmap] | None:
+        """Decode with `backend` (and `threads` decoder threads), resize and store every frame of `path` atomically.
 
         Returns the header and a map of what was written: the caller reads it even when another
         process evicts the entry at once. None when the folder turns out read-only.
         """
         before = os.stat(path)
         with _stall_guard(path, self.stall_s):  # opening can hang too (decord indexes the file)
-            reader = open_video(path, backend)
+            reader = open_video(path, backend, threads)
         temp = self.folder / f"{TEMP_PREFIX}{entry.stem}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             descriptor = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
