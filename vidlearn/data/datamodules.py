@@ -388,7 +388,7 @@ class VideoDataModule(ManifestDataModule):
             normalise=not self.normalise_on_device,
         )
         sampler = self.train_clip_sampler if training else self.eval_clip_sampler
-        # The probe decided each file's backend (data.backend=auto: decord or pyav per file).
+        # The probe decided each file's backend (data.backend=auto: the first that reads it).
         backends = rows["backend"].tolist() if "backend" in rows.columns else None
         return VideoClipDataset(
             rows["path"].tolist(),
