@@ -318,8 +318,9 @@ class VideoDataModule(ManifestDataModule):
 
     `frame_cache` (a folder, or None for off) decodes each video once, at `size x size`, and
     serves every later clip from a memory map (`vidlearn.data.frame_cache`), at most
-    `frame_cache_max_gb` GB. `decoder_threads`: threads per video reader; None shares the cores
-    out among the loader's processes (`decoder_threads_for`).
+    `frame_cache_max_gb` GB. `decoder_threads`: threads per video reader (1 to
+    MAX_DECODER_THREADS), on a frame cache miss too; None shares the cores out among the
+    loader's processes (`decoder_threads_for`).
     """
 
     extensions = VIDEO_EXTENSIONS
