@@ -36,6 +36,7 @@ that experiments/README.md quotes (.md beside it).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import statistics
@@ -766,7 +767,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), help="run these sections")
     parser.add_argument("--out", type=Path, default=None, help="results folder")
     args = parser.parse_args(argv)
-    if args.budget is not None and args.budget <= 0:
+    if args.budget is not None and not 0 < args.budget < math.inf:  # nan fails both
         parser.error(f"--budget {args.budget:g}: give the sections a number of seconds above 0")
     start = time.perf_counter()
     if not args.dry and not torch.cuda.is_available():

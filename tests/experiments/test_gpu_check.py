@@ -131,11 +131,12 @@ def recording_section(gpu_check: ModuleType, monkeypatch: pytest.MonkeyPatch) ->
     return shares
 
 
-@pytest.mark.parametrize("budget", ["0", "-5"])
-def test_a_budget_that_is_not_positive_is_refused_before_anything_runs(
+@pytest.mark.parametrize("budget", ["0", "-5", "nan", "inf"])
+def test_a_budget_that_is_not_a_positive_number_is_refused_before_anything_runs(
     gpu_check: ModuleType, recording_section: list[float], tmp_path: Path, budget: str
 ) -> None:
-    """Caught the merged code: --budget 0 was falsy and became the 900 s default."""
+    """Caught the merged code: --budget 0 was falsy and became the 900 s default; nan and inf
+    reached the alarm timer."""
     arguments = ["--dry", "--only", "bench_train", "--manifest", "m.csv", "--out", str(tmp_path)]
     with pytest.raises(SystemExit) as stop:
         gpu_check.main([*arguments, "--budget", budget])
