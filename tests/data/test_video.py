@@ -387,3 +387,13 @@ def test_torchcodec_reads_odd_videos_as_pyav_does(tmp_path: Path, kind: str, bac
     assert frames.shape == (3, reference.height, reference.width, 3)
     assert frames.shape[1:3] == (reader.height, reader.width)
     assert np.abs(frames.astype(int) - reference.read(indices)).mean() < 1
+
+
+@pytest.mark.torchcodec
+def test_auto_states_a_reason_two_backends_share_once(broken_files: dict[str, Path]) -> None:
+    """Failed before the fix: torchcodec's "has no video stream" came again after PyAV's own."""
+    path = broken_files["audio_only"]
+    with pytest.raises(DecodeError) as error:
+        open_video(path, "auto")
+    assert str(error.value).count("has no video stream") == 1
+    assert "decord cannot open it either: decord finds no video stream" in str(error.value)

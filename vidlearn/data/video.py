@@ -183,9 +183,11 @@ def _open_auto(path: str, threads: int, strict: bool) -> VideoReader:
             failures.append((backend, error))
     *earlier, (_, last) = failures
     others = "; ".join(
-        f"{backend} cannot open it either: {reason_of(error, path)}" for backend, error in earlier
+        f"{backend} cannot open it either: {reason_of(error, path)}"
+        for backend, error in earlier
+        if reason_of(error, path) != reason_of(last, path)  # a shared reason is said once
     )
-    raise DecodeError(f"{last} ({others})") from last
+    raise DecodeError(f"{last} ({others})" if others else str(last)) from last
 
 
 def reason_of(error: DecodeError | str, path: str | Path) -> str:
