@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_decode import FPS, encode  # noqa: E402
 from common import environment, markdown_table, write_result  # noqa: E402
 
-from vidlearn.data.video import TorchCodecReader, VideoReader, open_video  # noqa: E402
+from vidlearn.data.video import PyAVReader, TorchCodecReader, VideoReader, open_video  # noqa: E402
 
 SIZES = {"320x240": (320, 240), "1280x720": (1280, 720)}
 GOPS = (12, 250)
@@ -59,7 +59,7 @@ def read_segments(reader: VideoReader, _: int) -> None:
 
 
 def read_all(reader: VideoReader, _: int) -> None:
-    if hasattr(reader, "container"):  # PyAV: one read is its sequential path
+    if isinstance(reader, PyAVReader):  # one read is its sequential path
         reader.read(range(reader.num_frames))
         return
     for first in range(0, reader.num_frames, CHUNK):
@@ -70,7 +70,10 @@ READS = {"random clip": read_clip, "uniform segments": read_segments, "full deco
 
 
 def time_reads(
-    path: str, read: Callable[[VideoReader, int], None], starts: list[int], backends: dict
+    path: str,
+    read: Callable[[VideoReader, int], None],
+    starts: list[int],
+    backends: dict[str, Callable[[str], VideoReader]],
 ) -> dict[str, float]:
     """Items/s per backend: each start is one item (open, read, close), backends in turn."""
     seconds = dict.fromkeys(backends, 0.0)

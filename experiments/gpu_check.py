@@ -36,6 +36,7 @@ that experiments/README.md quotes (.md beside it).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import statistics
@@ -766,6 +767,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), help="run these sections")
     parser.add_argument("--out", type=Path, default=None, help="results folder")
     args = parser.parse_args(argv)
+    if args.budget is not None and not 0 < args.budget < math.inf:  # nan fails both
+        parser.error(f"--budget {args.budget:g}: give the sections a number of seconds above 0")
     start = time.perf_counter()
     if not args.dry and not torch.cuda.is_available():
         sys.exit(
@@ -773,10 +776,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             f"{torch.version.cuda}, sees no CUDA device). Run it on a machine with a GPU, or "
             "pass --dry to exercise its code paths on the CPU."
         )
+    if args.out is not None:  # made (or refused) now, not after minutes of measuring
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            parser.error(f"--out {args.out}: cannot be a results folder ({error})")
     if args.dry:
         torch.set_num_threads(1)  # tiny sizes: more threads only contend on a shared machine
     device = torch.device("cpu" if args.dry else "cuda")
-    budget = args.budget or (DRY_BUDGET_S if args.dry else BUDGET_S)
+    budget = args.budget if args.budget is not None else DRY_BUDGET_S if args.dry else BUDGET_S
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as scratch:
         work = Path(scratch)
         manifest = args.manifest or demo_manifest(work, args.dry)

@@ -9,11 +9,18 @@ import pandas as pd
 import pytest
 import torch
 from hydra.utils import instantiate
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from vidlearn.data import datasets
+from vidlearn.data import datasets, frame_cache
 from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler
-from vidlearn.data.datamodules import ImageDataModule, VideoDataModule, decoder_threads_for
+from vidlearn.data.datamodules import (
+    MAX_DECODER_THREADS,
+    ImageDataModule,
+    VideoDataModule,
+    decoder_threads_for,
+)
 from vidlearn.data.manifest import ManifestError
 from vidlearn.data.sample_keys import SampleKey
 from vidlearn.data.samplers import BalancedSampler
@@ -234,6 +241,26 @@ def test_decoder_threads_below_one_is_a_config_error() -> None:
         decoder_threads_for(2, 0)
 
 
+@settings(max_examples=20)
+@given(
+    requested=st.one_of(
+        st.integers(max_value=0),
+        st.integers(min_value=MAX_DECODER_THREADS + 1),
+        st.floats(allow_nan=True).filter(lambda value: not float(value).is_integer()),
+        st.booleans(),
+        st.text(max_size=3),
+    )
+)
+def test_decoder_threads_that_are_not_a_sane_thread_count_are_a_config_error(
+    requested: object,
+) -> None:
+    """Any value but an int in [1, MAX_DECODER_THREADS] (floats, bools, text, 0, -5, 10**9) is a
+    ConfigError naming data.decoder_threads. Caught the merged code: 2.5 and True passed through
+    to the decoders, "x" raised a bare TypeError and 10**9 asked FFmpeg for a billion threads."""
+    with pytest.raises(ConfigError, match="data.decoder_threads="):
+        decoder_threads_for(2, requested)
+
+
 def test_video_readers_open_with_the_decoder_threads(
     demo_videos: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -245,6 +272,25 @@ def test_video_readers_open_with_the_decoder_threads(
 
     monkeypatch.setattr(datasets, "open_video", recording_open)
     datamodule = video_datamodule(demo_videos, backend="pyav", decoder_threads=3)
+    datamodule.setup("fit")
+    next(iter(datamodule.train_dataloader()))
+    assert opened and set(opened) == {3}
+
+
+def test_frame_cache_fills_its_entries_with_the_decoder_threads(
+    demo_videos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Failed before the fix: a cache miss decoded with 1 thread whatever data.decoder_threads."""
+    opened, real_open = [], frame_cache.open_video
+
+    def recording_open(path: str, backend: str, threads: int = 1) -> object:
+        opened.append(threads)
+        return real_open(path, backend, threads)
+
+    monkeypatch.setattr(frame_cache, "open_video", recording_open)
+    datamodule = video_datamodule(
+        demo_videos, backend="pyav", decoder_threads=3, frame_cache=str(tmp_path / "frames")
+    )
     datamodule.setup("fit")
     next(iter(datamodule.train_dataloader()))
     assert opened and set(opened) == {3}

@@ -67,9 +67,9 @@ def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Paths the cache opens a decoder for, from now on."""
     opened: list[str] = []
 
-    def counting_open(path: str, backend: str = "decord") -> object:
+    def counting_open(path: str, backend: str = "decord", threads: int = 1) -> object:
         opened.append(path)
-        return open_video(path, backend)
+        return open_video(path, backend, threads)
 
     monkeypatch.setattr(frame_cache, "open_video", counting_open)
     return opened

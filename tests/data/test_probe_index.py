@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from counter_videos import counter_frames, write_video
 
-from vidlearn.data import video
+from vidlearn.data import probe, video
 from vidlearn.data.probe_index import ProbeCache
 from vidlearn.data.video import DecodeError, VideoInfo
 
@@ -84,3 +85,18 @@ def test_failures_stored_by_an_older_index_are_forgotten_once(
     assert ProbeCache(path).lookup([str(counter_video)], "decord") == {
         str(counter_video): "truncated"
     }
+
+
+@pytest.mark.torchcodec
+def test_an_index_filled_while_auto_meant_decord_gives_torchcodec_once_it_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keyed by backend: decord's stored outcome is not taken for torchcodec's, so once
+    torchcodec loads, an auto run probes the file with it and reads it with torchcodec."""
+    path = str(write_video(tmp_path / "clip.mp4", counter_frames(12)))
+    index = ProbeCache(tmp_path / "probes.sqlite")
+    with monkeypatch.context() as without:
+        without.setattr(probe, "auto_backends", lambda: ("decord", "pyav"))  # torchcodec absent
+        assert probe.probe_files([path], "auto", index)[0][path][0] == "decord"
+    found, probed = probe.probe_files([path], "auto", index)
+    assert found[path][0] == "torchcodec" and probed == 1

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from counter_videos import write_video
+from counter_videos import counter_frames, write_video
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -376,3 +376,40 @@ def test_torchcodec_names_a_truncated_file_and_suggests_pyav(
     ) as error:
         open_video(truncated_video, backend).read([57, 59])
     assert str(error.value).startswith(f"{truncated_video}: ")
+
+
+ODD_VIDEOS = {  # name: (frames T, height, width, write_video options)
+    "one frame": (1, 32, 32, {}),
+    "grey ffv1": (6, 32, 32, {"codec": "ffv1", "pix_fmt": "gray"}),
+    "10-bit": (6, 32, 32, {"pix_fmt": "yuv420p10le"}),
+    "33x17": (6, 17, 33, {"pix_fmt": "yuv444p"}),
+    "33x17 turned 90": (6, 17, 33, {"pix_fmt": "yuv444p", "rotate": 90}),
+}
+
+
+@pytest.mark.torchcodec
+@pytest.mark.parametrize("backend", ["torchcodec", "torchcodec_approximate"])
+@pytest.mark.parametrize("kind", sorted(ODD_VIDEOS))
+def test_torchcodec_reads_odd_videos_as_pyav_does(tmp_path: Path, kind: str, backend: str) -> None:
+    """One frame, grey, 10-bit, odd sizes, turned with odd sizes: displayed RGB uint8 frames,
+    the last frame twice, descending (held for the merged reader)."""
+    length, height, width, options = ODD_VIDEOS[kind]
+    suffix = ".mkv" if options.get("codec") == "ffv1" else ".mp4"
+    path = write_video(tmp_path / f"odd{suffix}", counter_frames(length, height, width), **options)
+    reader, reference = open_video(path, backend), open_video(path, "pyav")
+    indices = [length - 1, 0, length - 1]
+    frames = reader.read(indices)
+    assert reader.num_frames == length and frames.dtype == np.uint8
+    assert frames.shape == (3, reference.height, reference.width, 3)
+    assert frames.shape[1:3] == (reader.height, reader.width)
+    assert np.abs(frames.astype(int) - reference.read(indices)).mean() < 1
+
+
+@pytest.mark.torchcodec
+def test_auto_states_a_reason_two_backends_share_once(broken_files: dict[str, Path]) -> None:
+    """Failed before the fix: torchcodec's "has no video stream" came again after PyAV's own."""
+    path = broken_files["audio_only"]
+    with pytest.raises(DecodeError) as error:
+        open_video(path, "auto")
+    assert str(error.value).count("has no video stream") == 1
+    assert "decord cannot open it either: decord finds no video stream" in str(error.value)

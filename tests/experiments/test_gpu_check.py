@@ -121,3 +121,36 @@ def test_transformer_presets_are_read_from_the_model_folder_by_target(
         (tmp_path / f"{name}.yaml").write_text(f"_target_: {target}\n")
     assert gpu_check.transformer_presets(tmp_path) == ["mae_x", "swin_x"]
     assert {"videomae", "timesformer"} <= set(gpu_check.transformer_presets())
+
+
+@pytest.fixture
+def recording_section(gpu_check: ModuleType, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """bench_train replaced by a body that records its share of the budget and runs nothing."""
+    shares: list[float] = []
+    monkeypatch.setitem(gpu_check.SECTIONS, "bench_train", lambda ctx, s: shares.append(s.seconds))
+    return shares
+
+
+@pytest.mark.parametrize("budget", ["0", "-5", "nan", "inf"])
+def test_a_budget_that_is_not_a_positive_number_is_refused_before_anything_runs(
+    gpu_check: ModuleType, recording_section: list[float], tmp_path: Path, budget: str
+) -> None:
+    """Caught the merged code: --budget 0 was falsy and became the 900 s default; nan and inf
+    reached the alarm timer."""
+    arguments = ["--dry", "--only", "bench_train", "--manifest", "m.csv", "--out", str(tmp_path)]
+    with pytest.raises(SystemExit) as stop:
+        gpu_check.main([*arguments, "--budget", budget])
+    assert stop.value.code == 2 and not recording_section and not list(tmp_path.iterdir())
+
+
+def test_a_missing_out_folder_is_made_and_an_unusable_one_refused_before_the_run(
+    gpu_check: ModuleType, recording_section: list[float], tmp_path: Path
+) -> None:
+    """Caught the merged code: an --out that is a file failed on writing, after the whole run."""
+    arguments = ["--dry", "--only", "bench_train", "--manifest", "m.csv", "--out"]
+    gpu_check.main([*arguments, str(tmp_path / "new" / "folder")])
+    assert (tmp_path / "new" / "folder" / "gpu_check_dry.json").is_file()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as stop:
+        gpu_check.main([*arguments, str(tmp_path / "file")])
+    assert stop.value.code == 2 and len(recording_section) == 1

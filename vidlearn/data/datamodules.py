@@ -318,8 +318,9 @@ class VideoDataModule(ManifestDataModule):
 
     `frame_cache` (a folder, or None for off) decodes each video once, at `size x size`, and
     serves every later clip from a memory map (`vidlearn.data.frame_cache`), at most
-    `frame_cache_max_gb` GB. `decoder_threads`: threads per video reader; None shares the cores
-    out among the loader's processes (`decoder_threads_for`).
+    `frame_cache_max_gb` GB. `decoder_threads`: threads per video reader (1 to
+    MAX_DECODER_THREADS), on a frame cache miss too; None shares the cores out among the
+    loader's processes (`decoder_threads_for`).
     """
 
     extensions = VIDEO_EXTENSIONS
@@ -388,7 +389,7 @@ class VideoDataModule(ManifestDataModule):
             normalise=not self.normalise_on_device,
         )
         sampler = self.train_clip_sampler if training else self.eval_clip_sampler
-        # The probe decided each file's backend (data.backend=auto: decord or pyav per file).
+        # The probe decided each file's backend (data.backend=auto: the first that reads it).
         backends = rows["backend"].tolist() if "backend" in rows.columns else None
         return VideoClipDataset(
             rows["path"].tolist(),
@@ -433,6 +434,10 @@ class ImageDataModule(ManifestDataModule):
         return ImageDataset(rows["path"].tolist(), targets_of(rows), transform)
 
 
+# FFmpeg warns above 16 threads per decoder; far beyond, each thread only adds its frame buffers.
+MAX_DECODER_THREADS = 64
+
+
 def decoder_threads_for(workers: int, requested: int | None, cores: int | None = None) -> int:
     """Threads per video reader: `requested` (data.decoder_threads), or else this process's cores
     shared out among the processes that decode (`workers`, or the main process alone), at least 1.
@@ -441,10 +446,12 @@ def decoder_threads_for(workers: int, requested: int | None, cores: int | None =
     workers than cores each reader decodes on the cores left idle.
     """
     if requested is not None:
-        if requested < 1:
+        # bool is an int to Python, but `true` is no thread count
+        valid = isinstance(requested, int) and not isinstance(requested, bool)
+        if not valid or not 1 <= requested <= MAX_DECODER_THREADS:
             raise ConfigError(
-                f"data.decoder_threads={requested}: use a thread count >= 1, or null to share the "
-                "cores among the loader workers"
+                f"data.decoder_threads={requested!r}: use a whole number of threads from 1 to "
+                f"{MAX_DECODER_THREADS}, or null to share the cores among the loader workers"
             )
         return requested
     cores = cores or len(os.sched_getaffinity(0))

@@ -171,7 +171,7 @@ class VideoClipDataset(SampleDataset):
     def load(self, index: int, rng: np.random.Generator) -> Tensor | dict[str, Tensor]:
         backend = self.backends[index] if self.backends is not None else self.backend
         if self.frame_cache is not None:
-            reader = self.frame_cache.open(self.paths[index], backend)
+            reader = self.frame_cache.open(self.paths[index], backend, self.threads)
         else:
             reader = open_video(self.paths[index], backend=backend, threads=self.threads)
         try:

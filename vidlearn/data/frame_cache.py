@@ -96,9 +96,14 @@ class CachedVideo:
     """
 
     def __init__(
-        self, cache: FrameCache, path: str, backend: str, found: tuple[dict, mmap.mmap] | None
+        self,
+        cache: FrameCache,
+        path: str,
+        backend: str,
+        found: tuple[dict, mmap.mmap] | None,
+        threads: int = 1,
     ) -> None:
-        self.path, self._cache, self._backend = path, cache, backend
+        self.path, self._cache, self._backend, self._threads = path, cache, backend, threads
         self._decoder: VideoReader | None = None
         self._source: os.stat_result | None = None  # the source as the decoder opened it
         self._header: dict | None = None
@@ -153,7 +158,7 @@ class CachedVideo:
     def _open_decoder(self) -> None:
         self._source = os.stat(self.path)  # before decoding: a change meanwhile shows later
         with _stall_guard(self.path, self._cache.stall_s):  # opening can hang (decord indexes)
-            self._decoder = open_video(self.path, self._backend)
+            self._decoder = open_video(self.path, self._backend, self._threads)
 
     def _use(self, header: dict, mapped: mmap.mmap) -> None:
         shape = tuple(header["shape"])
@@ -224,18 +229,20 @@ class FrameCache:
             self._go_read_only(PermissionError(errno.EACCES, "no write permission"))
 
     # -- reading -------------------------------------------------------------------------------
-    def open(self, path: str | Path, backend: str | None = None) -> VideoReader:
+    def open(self, path: str | Path, backend: str | None = None, threads: int = 1) -> VideoReader:
         """A reader of `path`'s cached frames; reads past the stored prefix decode and store.
 
         `backend` decodes this file instead of the cache's own (the probe's per-file choice
-        under backend=auto); the entry stays keyed by the cache's settings. In a read-only cache
+        under backend=auto); the entry stays keyed by the cache's settings; `threads`: the
+        decoder's threads for what the entry lacks (data.decoder_threads). In a read-only cache
         what the entry lacks is decoded and resized into the reader's memory, not stored.
         """
         path = str(path)
         backend = backend or self.backend
         if path.lower().endswith(ARRAY_EXTENSIONS):
             return open_video(path, backend)
-        return CachedVideo(self, path, backend, self._map_valid(path, self.entry_path(path)))
+        found = self._map_valid(path, self.entry_path(path))
+        return CachedVideo(self, path, backend, found, threads)
 
     def fill(self, path: str | Path, backend: str | None = None) -> FillResult:
         """Make sure `path` has an entry of every frame (decoding what is missing with

@@ -74,15 +74,18 @@ class DecodeError(UserError, RuntimeError):
 
 def auto_backends() -> tuple[str, ...]:
     """The backends `auto` tries, in order: AUTO_BACKENDS less optional ones that cannot load."""
-    return tuple(name for name in AUTO_BACKENDS if name not in OPTIONAL_BACKENDS or _loads(name))
+    return tuple(
+        name for name in AUTO_BACKENDS if name not in OPTIONAL_BACKENDS or _load_error(name) is None
+    )
 
 
-def _loads(backend: str) -> bool:
+def _load_error(backend: str) -> Exception | None:
+    """Why `backend`'s library cannot be imported, or None when it can."""
     try:
         importlib.import_module(BACKEND_LIBRARIES[backend][0])
-    except (ImportError, OSError, RuntimeError):  # torchcodec: FFmpeg libraries missing
-        return False
-    return True
+    except (ImportError, OSError, RuntimeError) as error:  # torchcodec: FFmpeg libraries missing
+        return error
+    return None
 
 
 def check_backend(backend: str) -> None:
@@ -97,13 +100,11 @@ def check_backend(backend: str) -> None:
         )
     needed = [name for name in AUTO_BACKENDS if name not in OPTIONAL_BACKENDS]
     for name in needed if backend == "auto" else (backend,):
-        module, install = BACKEND_LIBRARIES[name]
-        try:
-            importlib.import_module(module)
-        except (ImportError, OSError, RuntimeError) as error:  # torchcodec: FFmpeg libs missing
+        error = _load_error(name)
+        if error is not None:
             raise ConfigError(
                 f"data.backend={backend} needs the {name} backend, which cannot load ({error}): "
-                f"install it with {install}, or choose another data.backend "
+                f"install it with {BACKEND_LIBRARIES[name][1]}, or choose another data.backend "
                 f"(one of {', '.join(BACKENDS)})"
             ) from error
 
@@ -145,7 +146,7 @@ def open_video(
     `threads` is the decoder's thread count: 1 by default because DataLoader workers already
     decode in parallel. An `.npz` holding several arrays is read at `array_key`. `strict` makes
     PyAV raise DecodeError for frames past a truncation instead of repeating the last one.
-    `backend="auto"` is decord, or PyAV where decord cannot open the file.
+    `backend="auto"` is the first of `auto_backends()` (torchcodec, decord, PyAV) that opens it.
     """
     path = str(path)
     if backend not in BACKENDS:
@@ -182,9 +183,11 @@ def _open_auto(path: str, threads: int, strict: bool) -> VideoReader:
             failures.append((backend, error))
     *earlier, (_, last) = failures
     others = "; ".join(
-        f"{backend} cannot open it either: {reason_of(error, path)}" for backend, error in earlier
+        f"{backend} cannot open it either: {reason_of(error, path)}"
+        for backend, error in earlier
+        if reason_of(error, path) != reason_of(last, path)  # a shared reason is said once
     )
-    raise DecodeError(f"{last} ({others})") from last
+    raise DecodeError(f"{last} ({others})" if others else str(last)) from last
 
 
 def reason_of(error: DecodeError | str, path: str | Path) -> str:
