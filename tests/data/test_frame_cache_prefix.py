@@ -79,8 +79,8 @@ def decoded_indices(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
     """The frame indices each read of a decoder the cache opens asks for, from now on."""
     reads: list[list[int]] = []
 
-    def recording_open(path: str, backend: str = "decord") -> RecordingReader:
-        return RecordingReader(open_video(path, backend), reads)
+    def recording_open(path: str, backend: str = "decord", threads: int = 1) -> RecordingReader:
+        return RecordingReader(open_video(path, backend, threads), reads)
 
     monkeypatch.setattr(frame_cache, "open_video", recording_open)
     return reads
