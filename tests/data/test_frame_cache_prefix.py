@@ -340,3 +340,21 @@ def test_filling_a_whole_entry_in_a_read_only_cache_has_nothing_to_do(
     cache = FrameCache(tmp_path, SIZE)
     cache._go_read_only(OSError(30, "Read-only file system"))
     assert not cache.fill(video).written
+
+
+def test_a_video_replaced_by_a_longer_one_after_its_reader_opened_records_the_new_length(
+    tmp_path: Path,
+) -> None:
+    """Caught, before the fix: the extension recorded the old video's frame count (40) with the
+    new video's frames, so later readers and `fill` never saw the new video's last 20 frames."""
+    video = write_video(tmp_path / "v.mp4", noise_frames(), gop=10)
+    cache = FrameCache(tmp_path / "cache", SIZE)
+    read_once(cache, video, [9])
+    reader = cache.open(video)  # holds the 10-frame prefix of the 40-frame video
+    longer = np.concatenate([noise_frames()[::-1], noise_frames()[:20]])  # 60 frames
+    write_video(tmp_path / "v.mp4", longer, gop=10)
+    reader.read([20])
+    reader.close()
+    later = FrameCache(tmp_path / "cache", SIZE).open(video)
+    later.close()
+    assert later.num_frames == 60

@@ -134,7 +134,9 @@ class CachedVideo:
         if self._decoder is None:
             self._open_decoder()
         if self._header is not None and self._header["source"] != _stamp(self.path, self._source):
-            self._release()  # the video changed since its entry was checked: store it anew
+            # The video changed since its entry was checked: store it anew, with its own length.
+            self._release()
+            self.num_frames, self.fps = self._decoder.num_frames, float(self._decoder.fps)
         old = None if self._header is None else (self._header, self._mapped)
         written = None
         if not self._cache.read_only:
