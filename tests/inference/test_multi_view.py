@@ -310,3 +310,24 @@ def test_sliding_windows_through_the_frame_cache_store_the_video_once_not_once_p
     without = predict_files(loaded, [video], views, progress=False)
     assert len(with_cache.windows) > 1 and len(writes) == 1
     assert with_cache.windows.equals(without.windows)
+
+
+def test_per_frame_max_norm_reads_each_frames_peak_from_the_whole_frame_with_the_frame_cache(
+    tmp_path: Path,
+) -> None:
+    """The cache holds frames already resized, whose peaks are lower than the decoded frames'
+    (a bright pixel averaged away). Caught, before the fix: the cached prediction read a peak
+    of the resized frame (largest input 1.0, not 200 / 255 of the whole frame's)."""
+    frames = np.full((8, 24, 24, 3), 50, dtype=np.uint8)
+    frames[:, 5, 5] = 250  # one bright pixel, averaged away by the resize to 6x6
+    video = write_video(tmp_path / "v.mp4", frames)
+    pre = {**PRE, "mean": [0.0] * 3, "std": [1.0] * 3, "per_frame_max_norm": True}
+    model = LoadedModel(
+        Path("x.ckpt"), LargestInput(), "regression", [], {**pre, "modality": "video"}
+    )
+    model.preprocessing["backend"] = "pyav"
+    views = build_views({"_target_": UNIFORM, "num_clips": 1}, pre)
+    cache = FrameCache(tmp_path / "cache", SIZE, "pyav")
+    with_cache = predict_files(model, [video], views, progress=False, frame_cache=cache)
+    without = predict_files(model, [video], views, progress=False)
+    assert with_cache.windows.equals(without.windows)
