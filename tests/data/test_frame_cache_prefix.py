@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import signal
 import tempfile
+import threading
 from pathlib import Path
 from unittest import mock
 
@@ -18,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vidlearn.data import frame_cache
-from vidlearn.data.frame_cache import HEADER_BYTES, TEMP_PREFIX, FrameCache
+from vidlearn.data.frame_cache import HEADER_BYTES, LOCK_NAME, TEMP_PREFIX, FrameCache
 from vidlearn.data.transforms import resize
 from vidlearn.data.video import open_video
 from vidlearn.errors import ConfigError
@@ -254,7 +255,9 @@ def test_two_processes_extending_one_entry_at_once_both_read_their_frames_and_le
     assert [writer.exitcode for writer in writers] == [0, 0]
     cache = FrameCache(tmp_path, SIZE)
     assert stored(cache, video) in (20, 35)
-    assert [p.name for p in tmp_path.iterdir()] == [cache.entry_path(video).name]
+    assert [p.name for p in tmp_path.iterdir() if p.name != LOCK_NAME] == [
+        cache.entry_path(video).name
+    ]
     every = list(range(FRAMES))
     assert np.array_equal(read_once(cache, video, every), uncached(video, every))
 
@@ -358,3 +361,28 @@ def test_a_video_replaced_by_a_longer_one_after_its_reader_opened_records_the_ne
     later = FrameCache(tmp_path / "cache", SIZE).open(video)
     later.close()
     assert later.num_frames == 60
+
+
+def test_a_longer_entry_written_between_the_check_and_the_rename_is_not_replaced(
+    video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Caught, before the fix: another writer's 31-frame entry renamed into place after this
+    writer checked the entry (5 frames, shorter than its 11) and before its own rename was
+    replaced by the 11-frame one."""
+    read_once(FrameCache(tmp_path, SIZE), video, [4])
+    short, long = FrameCache(tmp_path, SIZE), FrameCache(tmp_path, SIZE)
+    check = FrameCache._holds
+    others: list[threading.Thread] = []
+
+    def holds_then_other_writes(self: FrameCache, *args: object) -> bool:
+        held = check(self, *args)
+        if self is short:  # the other writer runs in this window
+            others.append(threading.Thread(target=read_once, args=(long, video, [30])))
+            others[0].start()
+            others[0].join(timeout=1.0)  # it finishes, or waits for this writer's rename
+        return held
+
+    monkeypatch.setattr(FrameCache, "_holds", holds_then_other_writes)
+    assert np.array_equal(read_once(short, video, [10]), uncached(video, [10]))
+    others[0].join()
+    assert stored(short, video) == 31

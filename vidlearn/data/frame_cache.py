@@ -19,7 +19,8 @@ One entry per (absolute path, backend, size): `<folder>/<key>.frames`, a 4096-by
 of the stored frames) followed by the raw frames. Every write, the first and each extension, goes
 to a temporary file in the same folder, which the writer holds an `fcntl` lock on: the old
 prefix copied, the new frames appended, the header last, then renamed into place
-(`os.replace`). A reader therefore sees a whole prefix with its length recorded, or no entry:
+(`os.replace`, under the folder's `.lock`, so no other writer's rename slips between the check
+of the entry and it). A reader therefore sees a whole prefix with its length recorded, or no entry:
 never frames that were not written. A killed writer leaves the previous entry (or none) and a
 temporary file; two processes extending one entry both leave a whole one, and a writer does not
 replace an entry that already holds at least as many frames as its own. The writer reads what
@@ -69,6 +70,7 @@ MAGIC = b"VLFC"
 HEADER_BYTES = 4096  # frames start page-aligned after the header
 SUFFIX = ".frames"
 TEMP_PREFIX = ".tmp-"
+LOCK_NAME = ".lock"  # writers hold it from checking an entry to renaming theirs over it
 # A temporary file untouched this long whose lock no writer holds belongs to a writer that died.
 STALE_TEMP_S = 600.0
 RESCAN_SHARE = 0.1  # a writer rescans the folder after writing this share of the budget
@@ -394,10 +396,11 @@ class FrameCache:
             stat = os.fstat(descriptor)
             # No fsync: a crash that loses the data but keeps the rename leaves an entry that
             # fails its length or checksum check, and is rebuilt.
-            if self._holds(entry, header["source"], stop):
-                temp.unlink()  # another writer got as far: keep its entry, read our copy
-            else:
-                os.replace(temp, entry)
+            with _locked(self.folder / LOCK_NAME):  # no other rename between check and ours
+                if self._holds(entry, header["source"], stop):
+                    temp.unlink()  # another writer got as far: keep its entry, read our copy
+                else:
+                    os.replace(temp, entry)
         except BaseException:
             if mapped is not None:
                 mapped.close()
@@ -585,6 +588,21 @@ def _unlink_unless_held(temp: Path, removed: list[Path]) -> None:
         pass
     finally:
         os.close(descriptor)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive `flock` on `path` (created when missing; opened read-only when another
+    user created it without write permission for this one)."""
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:
+        descriptor = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 def _write_all(descriptor: int, data: memoryview, offset: int) -> int:
