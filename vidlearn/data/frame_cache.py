@@ -295,26 +295,12 @@ class FrameCache:
         try:
             stat = os.fstat(descriptor)
             header = _parse_header(os.pread(descriptor, HEADER_BYTES, 0))
-            if header is None:
-                logger.warning("%s: unreadable frame cache header; rebuilding it", entry)
-                return None
-            if header["source"] != _stamp(path, source):
+            if header is not None and header["source"] != _stamp(path, source):
                 logger.info("%s changed since it was cached; rebuilding %s", path, entry)
                 return None
-            if header["settings"] != self._settings():
-                logger.warning("%s: written with other settings; rebuilding it", entry)
-                return None
-            nbytes = int(np.prod(header["shape"]))
-            if not 1 <= header["shape"][0] <= header["num_frames"]:
-                logger.warning("%s: a prefix longer than its video; rebuilding it", entry)
-                return None
-            if stat.st_size != HEADER_BYTES + nbytes:
-                logger.warning(
-                    "%s: %d bytes instead of %d (truncated); rebuilding it",
-                    entry,
-                    stat.st_size,
-                    HEADER_BYTES + nbytes,
-                )
+            problem = self._problem(header, stat)
+            if problem is not None:
+                logger.warning("%s: %s; rebuilding it", entry, problem)
                 return None
             mapped = mmap.mmap(descriptor, 0, access=mmap.ACCESS_READ)
             identity = (str(entry), stat.st_ino, stat.st_mtime_ns)
@@ -328,6 +314,20 @@ class FrameCache:
             return header, mapped
         finally:
             os.close(descriptor)  # the map keeps its own reference to the file
+
+    def _problem(self, header: dict | None, stat: os.stat_result) -> str | None:
+        """Why an entry with `header` and `stat` cannot be read (its source and checksum
+        aside), or None."""
+        if header is None:
+            return "unreadable frame cache header"
+        if header["settings"] != self._settings():
+            return "written with other settings"
+        if not 1 <= header["shape"][0] <= header["num_frames"]:
+            return "a prefix longer than its video"
+        expected = HEADER_BYTES + int(np.prod(header["shape"]))
+        if stat.st_size != expected:
+            return f"{stat.st_size} bytes instead of {expected} (truncated)"
+        return None
 
     def _touch(self, descriptor: int, stat: os.stat_result) -> None:
         """Record a use (access time) for least-recently-used eviction; the mtime is kept."""
@@ -425,10 +425,7 @@ class FrameCache:
             header = _parse_header(os.pread(descriptor, HEADER_BYTES, 0))
             if header is None or header["source"] != source or header["shape"][0] < stop:
                 return False
-            nbytes = int(np.prod(header["shape"]))
-            if header["settings"] != self._settings():
-                return False
-            if os.fstat(descriptor).st_size != HEADER_BYTES + nbytes:
+            if self._problem(header, os.fstat(descriptor)) is not None:
                 return False
             with mmap.mmap(descriptor, 0, access=mmap.ACCESS_READ) as mapped:
                 return zlib.crc32(mapped[HEADER_BYTES:]) == header["crc32"]  # a rare race: copied
