@@ -386,3 +386,19 @@ def test_a_longer_entry_written_between_the_check_and_the_rename_is_not_replaced
     assert np.array_equal(read_once(short, video, [10]), uncached(video, [10]))
     others[0].join()
     assert stored(short, video) == 31
+
+
+def test_a_write_that_yields_to_a_longer_entry_adds_nothing_to_the_budget_estimate(
+    video: Path, tmp_path: Path
+) -> None:
+    """Caught, before the fix: the discarded copy's bytes were counted as written, so the
+    writer rescanned the folder for a budget it had not used."""
+    read_once(FrameCache(tmp_path, SIZE), video, [4])
+    short, long = FrameCache(tmp_path, SIZE, max_gb=1.0), FrameCache(tmp_path, SIZE)
+    reader = short.open(video)  # holds the 5-frame prefix
+    read_once(short, video, [6])  # short has scanned the folder: it now counts its writes
+    read_once(long, video, [30])
+    estimate = short._estimate
+    reader.read([10])  # 11 frames: the 31-frame entry stays, this copy is dropped
+    reader.close()
+    assert stored(short, video) == 31 and short._estimate == estimate

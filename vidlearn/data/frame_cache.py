@@ -397,10 +397,11 @@ class FrameCache:
             # No fsync: a crash that loses the data but keeps the rename leaves an entry that
             # fails its length or checksum check, and is rebuilt.
             with _locked(self.folder / LOCK_NAME):  # no other rename between check and ours
-                if self._holds(entry, header["source"], stop):
-                    temp.unlink()  # another writer got as far: keep its entry, read our copy
-                else:
+                replaced = not self._holds(entry, header["source"], stop)
+                if replaced:
                     os.replace(temp, entry)
+                else:
+                    temp.unlink()  # another writer got as far: keep its entry, read our copy
         except BaseException:
             if mapped is not None:
                 mapped.close()
@@ -409,9 +410,9 @@ class FrameCache:
             raise
         finally:
             os.close(descriptor)  # releases the lock
-        self._verified.add((str(entry), stat.st_ino, stat.st_mtime_ns))
-        old_bytes = 0 if old is None else len(old[1])
-        self._account(entry, stat.st_size - old_bytes)
+        if replaced:  # a dropped copy is neither the entry nor in the folder
+            self._verified.add((str(entry), stat.st_ino, stat.st_mtime_ns))
+            self._account(entry, stat.st_size - (0 if old is None else len(old[1])))
         return header, mapped
 
     def _holds(self, entry: Path, source: list, stop: int) -> bool:
