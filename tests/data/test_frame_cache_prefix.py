@@ -402,3 +402,38 @@ def test_a_write_that_yields_to_a_longer_entry_adds_nothing_to_the_budget_estima
     reader.read([10])  # 11 frames: the 31-frame entry stays, this copy is dropped
     reader.close()
     assert stored(short, video) == 31 and short._estimate == estimate
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.integers(10, 50), st.integers(0, 49), st.booleans()), min_size=2, max_size=4
+    )
+)
+def test_a_source_replaced_by_a_video_of_any_length_is_read_as_the_new_video(
+    steps: list[tuple[int, int, bool]],
+) -> None:
+    """Each step writes a video of `length` frames over the source (or, with the flag False,
+    keeps it), reads frame `last` (clamped below both lengths) through a reader opened before
+    the replacement, then the last frame through a new reader. Caught, when planted: the
+    extension after a replacement keeping the old video's frame count (the reader opened after
+    it saw the old length)."""
+    frames = np.concatenate([noise_frames(), noise_frames()[::-1]])  # 80 frames
+    with tempfile.TemporaryDirectory() as folder:
+        video = Path(folder) / "v.mp4"
+        write_video(video, frames[:FRAMES], gop=10)
+        cache = FrameCache(Path(folder) / "cache", SIZE)
+        read_once(cache, video, [5])
+        for number, (length, last, replace) in enumerate(steps):
+            reader = cache.open(video)  # opened before the replacement
+            if replace:
+                write_video(video, frames[number : number + length].copy(), gop=10)
+                os.utime(video, ns=(0, number + 1))  # a new stamp even within the mtime's tick
+            current = open_video(video).num_frames
+            index = min(last, current - 1, reader.num_frames - 1)
+            reader.read([index])  # old frames inside its prefix (its snapshot), else new ones
+            reader.close()
+            later = cache.open(video)
+            assert later.num_frames == current
+            assert np.array_equal(later.read([current - 1]), uncached(video, [current - 1]))
+            later.close()
