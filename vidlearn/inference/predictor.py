@@ -194,7 +194,7 @@ def _views_of(
             found = [i for i, clip in enumerate(clips) if np.array_equal(clip, middle)]
             centre = found[0] if found else len(clips)
             clips = clips if found else [*clips, middle]  # read once more only when not a view
-        if frame_cache is not None:  # one extension of the entry to the last view, not one each
+        if frame_cache is not None and clips:  # one extension of the entry to the last view
             reader.read([max(int(clip.max()) for clip in clips)])
         # Decode every clip before yielding, so a failure mid-video drops the whole file.
         decoded = [(clip, reader.read(clip)) for clip in clips]
