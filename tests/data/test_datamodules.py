@@ -294,3 +294,13 @@ def test_frame_cache_fills_its_entries_with_the_decoder_threads(
     datamodule.setup("fit")
     next(iter(datamodule.train_dataloader()))
     assert opened and set(opened) == {3}
+
+
+def test_frame_cache_with_per_frame_max_norm_is_a_config_error_naming_both_keys(
+    demo_videos: Path, tmp_path: Path
+) -> None:
+    """The cache holds resized frames, whose peaks are lower than the decoded frames' that
+    per-frame max normalisation divides by (and evaluation without the cache would use).
+    Before the fix the cached clips were silently normalised by the resized frames' peaks."""
+    with pytest.raises(ConfigError, match="data.frame_cache.*data.per_frame_max_norm"):
+        video_datamodule(demo_videos, frame_cache=str(tmp_path / "frames"), per_frame_max_norm=True)

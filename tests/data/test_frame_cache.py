@@ -23,7 +23,7 @@ from vidlearn.data import frame_cache
 from vidlearn.data import video as video_module
 from vidlearn.data.clip_sampling import RandomClipSampler
 from vidlearn.data.datasets import VideoClipDataset
-from vidlearn.data.frame_cache import HEADER_BYTES, FrameCache
+from vidlearn.data.frame_cache import HEADER_BYTES, LOCK_NAME, FrameCache
 from vidlearn.data.transforms import ClipTransform, resize
 from vidlearn.data.video import DecodeError, PyAVReader, open_video
 
@@ -173,7 +173,7 @@ def test_two_processes_filling_one_entry_both_leave_a_valid_entry(
     for writer in writers:
         writer.join(60)
     assert [writer.exitcode for writer in writers] == [0, 0]
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == [
+    assert [p.name for p in (tmp_path / "cache").iterdir() if p.name != LOCK_NAME] == [
         FrameCache(tmp_path / "cache", SIZE).entry_path(counter_copies[0]).name
     ]
     assert not FrameCache(tmp_path / "cache", SIZE).fill(counter_copies[0]).written
@@ -240,7 +240,7 @@ def test_budget_evicts_the_least_recently_read_entry_not_the_oldest_written(
     time.sleep(0.02)
     cache.open(first).close()  # first: written first, read last; relatime skips this stamp
     cache.fill(fourth)
-    kept = {p.name for p in (tmp_path / "cache").iterdir()}
+    kept = {p.name for p in (tmp_path / "cache").glob("*.frames")}
     assert kept == {cache.entry_path(v).name for v in (first, third, fourth)}
 
 

@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import signal
 import tempfile
+import threading
 from pathlib import Path
 from unittest import mock
 
@@ -18,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vidlearn.data import frame_cache
-from vidlearn.data.frame_cache import HEADER_BYTES, TEMP_PREFIX, FrameCache
+from vidlearn.data.frame_cache import HEADER_BYTES, LOCK_NAME, TEMP_PREFIX, FrameCache
 from vidlearn.data.transforms import resize
 from vidlearn.data.video import open_video
 from vidlearn.errors import ConfigError
@@ -254,7 +255,9 @@ def test_two_processes_extending_one_entry_at_once_both_read_their_frames_and_le
     assert [writer.exitcode for writer in writers] == [0, 0]
     cache = FrameCache(tmp_path, SIZE)
     assert stored(cache, video) in (20, 35)
-    assert [p.name for p in tmp_path.iterdir()] == [cache.entry_path(video).name]
+    assert [p.name for p in tmp_path.iterdir() if p.name != LOCK_NAME] == [
+        cache.entry_path(video).name
+    ]
     every = list(range(FRAMES))
     assert np.array_equal(read_once(cache, video, every), uncached(video, every))
 
@@ -340,3 +343,97 @@ def test_filling_a_whole_entry_in_a_read_only_cache_has_nothing_to_do(
     cache = FrameCache(tmp_path, SIZE)
     cache._go_read_only(OSError(30, "Read-only file system"))
     assert not cache.fill(video).written
+
+
+def test_a_video_replaced_by_a_longer_one_after_its_reader_opened_records_the_new_length(
+    tmp_path: Path,
+) -> None:
+    """Caught, before the fix: the extension recorded the old video's frame count (40) with the
+    new video's frames, so later readers and `fill` never saw the new video's last 20 frames."""
+    video = write_video(tmp_path / "v.mp4", noise_frames(), gop=10)
+    cache = FrameCache(tmp_path / "cache", SIZE)
+    read_once(cache, video, [9])
+    reader = cache.open(video)  # holds the 10-frame prefix of the 40-frame video
+    longer = np.concatenate([noise_frames()[::-1], noise_frames()[:20]])  # 60 frames
+    write_video(tmp_path / "v.mp4", longer, gop=10)
+    reader.read([20])
+    reader.close()
+    later = FrameCache(tmp_path / "cache", SIZE).open(video)
+    later.close()
+    assert later.num_frames == 60
+
+
+def test_a_longer_entry_written_between_the_check_and_the_rename_is_not_replaced(
+    video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Caught, before the fix: another writer's 31-frame entry renamed into place after this
+    writer checked the entry (5 frames, shorter than its 11) and before its own rename was
+    replaced by the 11-frame one."""
+    read_once(FrameCache(tmp_path, SIZE), video, [4])
+    short, long = FrameCache(tmp_path, SIZE), FrameCache(tmp_path, SIZE)
+    check = FrameCache._holds
+    others: list[threading.Thread] = []
+
+    def holds_then_other_writes(self: FrameCache, *args: object) -> bool:
+        held = check(self, *args)
+        if self is short:  # the other writer runs in this window
+            others.append(threading.Thread(target=read_once, args=(long, video, [30])))
+            others[0].start()
+            others[0].join(timeout=1.0)  # it finishes, or waits for this writer's rename
+        return held
+
+    monkeypatch.setattr(FrameCache, "_holds", holds_then_other_writes)
+    assert np.array_equal(read_once(short, video, [10]), uncached(video, [10]))
+    others[0].join()
+    assert stored(short, video) == 31
+
+
+def test_a_write_that_yields_to_a_longer_entry_adds_nothing_to_the_budget_estimate(
+    video: Path, tmp_path: Path
+) -> None:
+    """Caught, before the fix: the discarded copy's bytes were counted as written, so the
+    writer rescanned the folder for a budget it had not used."""
+    read_once(FrameCache(tmp_path, SIZE), video, [4])
+    short, long = FrameCache(tmp_path, SIZE, max_gb=1.0), FrameCache(tmp_path, SIZE)
+    reader = short.open(video)  # holds the 5-frame prefix
+    read_once(short, video, [6])  # short has scanned the folder: it now counts its writes
+    read_once(long, video, [30])
+    estimate = short._estimate
+    reader.read([10])  # 11 frames: the 31-frame entry stays, this copy is dropped
+    reader.close()
+    assert stored(short, video) == 31 and short._estimate == estimate
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.integers(10, 50), st.integers(0, 49), st.booleans()), min_size=2, max_size=4
+    )
+)
+def test_a_source_replaced_by_a_video_of_any_length_is_read_as_the_new_video(
+    steps: list[tuple[int, int, bool]],
+) -> None:
+    """Each step writes a video of `length` frames over the source (or, with the flag False,
+    keeps it), reads frame `last` (clamped below both lengths) through a reader opened before
+    the replacement, then the last frame through a new reader. Caught, when planted: the
+    extension after a replacement keeping the old video's frame count (the reader opened after
+    it saw the old length)."""
+    frames = np.concatenate([noise_frames(), noise_frames()[::-1]])  # 80 frames
+    with tempfile.TemporaryDirectory() as folder:
+        video = Path(folder) / "v.mp4"
+        write_video(video, frames[:FRAMES], gop=10)
+        cache = FrameCache(Path(folder) / "cache", SIZE)
+        read_once(cache, video, [5])
+        for number, (length, last, replace) in enumerate(steps):
+            reader = cache.open(video)  # opened before the replacement
+            if replace:
+                write_video(video, frames[number : number + length].copy(), gop=10)
+                os.utime(video, ns=(0, number + 1))  # a new stamp even within the mtime's tick
+            current = open_video(video).num_frames
+            index = min(last, current - 1, reader.num_frames - 1)
+            reader.read([index])  # old frames inside its prefix (its snapshot), else new ones
+            reader.close()
+            later = cache.open(video)
+            assert later.num_frames == current
+            assert np.array_equal(later.read([current - 1]), uncached(video, [current - 1]))
+            later.close()

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from counter_videos import write_video
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -284,3 +285,49 @@ def test_every_file_is_scored_on_clips_times_crops_views_or_reported(
         assert file["views"] == len(averaged) == file["windows"] * crops
         assert file[names].to_numpy(float) == pytest.approx(averaged[names].mean().to_numpy())
         assert views_of_file["single_view"].sum() == 1
+
+
+def test_sliding_windows_through_the_frame_cache_store_the_video_once_not_once_per_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Caught, before the fix: each window past the stored prefix rewrote the whole entry (the
+    prefix copied again), 13 writes here and a quadratic number of bytes on a long video."""
+    frames = np.random.default_rng(0).integers(0, 256, (40, 8, 12, 3), dtype=np.uint8)
+    video = write_video(tmp_path / "v.mp4", frames)
+    cache = FrameCache(tmp_path / "cache", SIZE, "pyav")
+    writes: list[int] = []
+    write = FrameCache._write
+
+    def counted(self: FrameCache, *args: object) -> object:
+        writes.append(args[4])  # stop: the prefix length written
+        return write(self, *args)
+
+    monkeypatch.setattr(FrameCache, "_write", counted)
+    loaded = _loaded()
+    loaded.preprocessing["backend"] = "pyav"
+    views = build_views({"_target_": SLIDING, "stride": 1}, PRE)
+    with_cache = predict_files(loaded, [video], views, progress=False, frame_cache=cache)
+    without = predict_files(loaded, [video], views, progress=False)
+    assert len(with_cache.windows) > 1 and len(writes) == 1
+    assert with_cache.windows.equals(without.windows)
+
+
+def test_per_frame_max_norm_reads_each_frames_peak_from_the_whole_frame_with_the_frame_cache(
+    tmp_path: Path,
+) -> None:
+    """The cache holds frames already resized, whose peaks are lower than the decoded frames'
+    (a bright pixel averaged away). Caught, before the fix: the cached prediction read a peak
+    of the resized frame (largest input 1.0, not 200 / 255 of the whole frame's)."""
+    frames = np.full((8, 24, 24, 3), 50, dtype=np.uint8)
+    frames[:, 5, 5] = 250  # one bright pixel, averaged away by the resize to 6x6
+    video = write_video(tmp_path / "v.mp4", frames)
+    pre = {**PRE, "mean": [0.0] * 3, "std": [1.0] * 3, "per_frame_max_norm": True}
+    model = LoadedModel(
+        Path("x.ckpt"), LargestInput(), "regression", [], {**pre, "modality": "video"}
+    )
+    model.preprocessing["backend"] = "pyav"
+    views = build_views({"_target_": UNIFORM, "num_clips": 1}, pre)
+    cache = FrameCache(tmp_path / "cache", SIZE, "pyav")
+    with_cache = predict_files(model, [video], views, progress=False, frame_cache=cache)
+    without = predict_files(model, [video], views, progress=False)
+    assert with_cache.windows.equals(without.windows)

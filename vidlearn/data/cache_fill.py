@@ -11,7 +11,6 @@ decoded with the reason (a training run would skip those).
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ class FillReport:
         self.decoded += int(result.written)
         self.frames += result.num_frames
         self.nbytes += result.nbytes
-        self.backends = dict(Counter(self.backends) + Counter({backend: 1}))
+        self.backends[backend] = self.backends.get(backend, 0) + 1
 
 
 def fill_one(cache: FrameCache, path: str, backend: str) -> FillResult | str:

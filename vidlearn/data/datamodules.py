@@ -318,9 +318,10 @@ class VideoDataModule(ManifestDataModule):
 
     `frame_cache` (a folder, or None for off) decodes each video once, at `size x size`, and
     serves every later clip from a memory map (`vidlearn.data.frame_cache`), at most
-    `frame_cache_max_gb` GB. `decoder_threads`: threads per video reader (1 to
-    MAX_DECODER_THREADS), on a frame cache miss too; None shares the cores out among the
-    loader's processes (`decoder_threads_for`).
+    `frame_cache_max_gb` GB; not with `per_frame_max_norm` (the cache holds resized frames, whose
+    peaks are lower). `decoder_threads`: threads per video reader (1 to MAX_DECODER_THREADS), on
+    a frame cache miss too; None shares the cores out among the loader's processes
+    (`decoder_threads_for`).
     """
 
     extensions = VIDEO_EXTENSIONS
@@ -343,6 +344,13 @@ class VideoDataModule(ManifestDataModule):
         self.frames = frames
         self.backend = backend
         self.decoder_threads = decoder_threads_for(self.num_workers, decoder_threads)
+        if frame_cache and per_frame_max_norm:
+            raise ConfigError(
+                f"data.frame_cache={frame_cache} with data.per_frame_max_norm=true: the cache "
+                "holds resized frames, whose peaks are not the decoded frames' that the "
+                "normalisation divides by; set data.frame_cache=null (arrays are memory-mapped "
+                "without it)"
+            )
         self.frame_cache = (
             FrameCache(
                 frame_cache, self.size, backend, max_gb=frame_cache_max_gb, stall_s=self.timeout

@@ -19,7 +19,8 @@ One entry per (absolute path, backend, size): `<folder>/<key>.frames`, a 4096-by
 of the stored frames) followed by the raw frames. Every write, the first and each extension, goes
 to a temporary file in the same folder, which the writer holds an `fcntl` lock on: the old
 prefix copied, the new frames appended, the header last, then renamed into place
-(`os.replace`). A reader therefore sees a whole prefix with its length recorded, or no entry:
+(`os.replace`, under the folder's `.lock`, so no other writer's rename slips between the check
+of the entry and it). A reader therefore sees a whole prefix with its length recorded, or no entry:
 never frames that were not written. A killed writer leaves the previous entry (or none) and a
 temporary file; two processes extending one entry both leave a whole one, and a writer does not
 replace an entry that already holds at least as many frames as its own. The writer reads what
@@ -69,6 +70,7 @@ MAGIC = b"VLFC"
 HEADER_BYTES = 4096  # frames start page-aligned after the header
 SUFFIX = ".frames"
 TEMP_PREFIX = ".tmp-"
+LOCK_NAME = ".lock"  # writers hold it from checking an entry to renaming theirs over it
 # A temporary file untouched this long whose lock no writer holds belongs to a writer that died.
 STALE_TEMP_S = 600.0
 RESCAN_SHARE = 0.1  # a writer rescans the folder after writing this share of the budget
@@ -139,7 +141,9 @@ class CachedVideo:
         if self._decoder is None:
             self._open_decoder()
         if self._header is not None and self._header["source"] != _stamp(self.path, self._source):
-            self._release()  # the video changed since its entry was checked: store it anew
+            # The video changed since its entry was checked: store it anew, with its own length.
+            self._release()
+            self.num_frames, self.fps = self._decoder.num_frames, float(self._decoder.fps)
         old = None if self._header is None else (self._header, self._mapped)
         written = None
         if not self._cache.read_only:
@@ -298,26 +302,12 @@ class FrameCache:
         try:
             stat = os.fstat(descriptor)
             header = _parse_header(os.pread(descriptor, HEADER_BYTES, 0))
-            if header is None:
-                logger.warning("%s: unreadable frame cache header; rebuilding it", entry)
-                return None
-            if header["source"] != _stamp(path, source):
+            if header is not None and header["source"] != _stamp(path, source):
                 logger.info("%s changed since it was cached; rebuilding %s", path, entry)
                 return None
-            if header["settings"] != self._settings():
-                logger.warning("%s: written with other settings; rebuilding it", entry)
-                return None
-            nbytes = int(np.prod(header["shape"]))
-            if not 1 <= header["shape"][0] <= header["num_frames"]:
-                logger.warning("%s: a prefix longer than its video; rebuilding it", entry)
-                return None
-            if stat.st_size != HEADER_BYTES + nbytes:
-                logger.warning(
-                    "%s: %d bytes instead of %d (truncated); rebuilding it",
-                    entry,
-                    stat.st_size,
-                    HEADER_BYTES + nbytes,
-                )
+            problem = self._problem(header, stat)
+            if problem is not None:
+                logger.warning("%s: %s; rebuilding it", entry, problem)
                 return None
             mapped = mmap.mmap(descriptor, 0, access=mmap.ACCESS_READ)
             identity = (str(entry), stat.st_ino, stat.st_mtime_ns)
@@ -331,6 +321,20 @@ class FrameCache:
             return header, mapped
         finally:
             os.close(descriptor)  # the map keeps its own reference to the file
+
+    def _problem(self, header: dict | None, stat: os.stat_result) -> str | None:
+        """Why an entry with `header` and `stat` cannot be read (its source and checksum
+        aside), or None."""
+        if header is None:
+            return "unreadable frame cache header"
+        if header["settings"] != self._settings():
+            return "written with other settings"
+        if not 1 <= header["shape"][0] <= header["num_frames"]:
+            return "a prefix longer than its video"
+        expected = HEADER_BYTES + int(np.prod(header["shape"]))
+        if stat.st_size != expected:
+            return f"{stat.st_size} bytes instead of {expected} (truncated)"
+        return None
 
     def _touch(self, descriptor: int, stat: os.stat_result) -> None:
         """Record a use (access time) for least-recently-used eviction; the mtime is kept."""
@@ -399,10 +403,12 @@ class FrameCache:
             stat = os.fstat(descriptor)
             # No fsync: a crash that loses the data but keeps the rename leaves an entry that
             # fails its length or checksum check, and is rebuilt.
-            if self._holds(entry, header["source"], stop):
-                temp.unlink()  # another writer got as far: keep its entry, read our copy
-            else:
-                os.replace(temp, entry)
+            with _locked(self.folder / LOCK_NAME):  # no other rename between check and ours
+                replaced = not self._holds(entry, header["source"], stop)
+                if replaced:
+                    os.replace(temp, entry)
+                else:
+                    temp.unlink()  # another writer got as far: keep its entry, read our copy
         except BaseException:
             if mapped is not None:
                 mapped.close()
@@ -411,9 +417,9 @@ class FrameCache:
             raise
         finally:
             os.close(descriptor)  # releases the lock
-        self._verified.add((str(entry), stat.st_ino, stat.st_mtime_ns))
-        old_bytes = 0 if old is None else len(old[1])
-        self._account(entry, stat.st_size - old_bytes)
+        if replaced:  # a dropped copy is neither the entry nor in the folder
+            self._verified.add((str(entry), stat.st_ino, stat.st_mtime_ns))
+            self._account(entry, stat.st_size - (0 if old is None else len(old[1])))
         return header, mapped
 
     def _holds(self, entry: Path, source: list, stop: int) -> bool:
@@ -427,10 +433,7 @@ class FrameCache:
             header = _parse_header(os.pread(descriptor, HEADER_BYTES, 0))
             if header is None or header["source"] != source or header["shape"][0] < stop:
                 return False
-            nbytes = int(np.prod(header["shape"]))
-            if header["settings"] != self._settings():
-                return False
-            if os.fstat(descriptor).st_size != HEADER_BYTES + nbytes:
+            if self._problem(header, os.fstat(descriptor)) is not None:
                 return False
             with mmap.mmap(descriptor, 0, access=mmap.ACCESS_READ) as mapped:
                 return zlib.crc32(mapped[HEADER_BYTES:]) == header["crc32"]  # a rare race: copied
@@ -590,6 +593,21 @@ def _unlink_unless_held(temp: Path, removed: list[Path]) -> None:
         pass
     finally:
         os.close(descriptor)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive `flock` on `path` (created when missing; opened read-only when another
+    user created it without write permission for this one)."""
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:
+        descriptor = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 def _write_all(descriptor: int, data: memoryview, offset: int) -> int:

@@ -101,12 +101,17 @@ def predict_files(
     With `single_view`, each file's single view (`Views.centre`'s clip, centre crop) is marked
     in `windows`, scored once more only when it is not one of the views. With a `frame_cache`
     (see `frame_cache_for`), videos are read from and added to it; not with three crops, whose
-    frames must keep their aspect ratio (the cache holds them squashed to the model's size).
+    frames must keep their aspect ratio (the cache holds them squashed to the model's size), nor
+    with per-frame max normalisation, whose peaks are read from the decoded frames (a resize
+    lowers them).
     """
     device = next(loaded.model.parameters()).device
     views = views or build_views(None, loaded.preprocessing)
     if frame_cache is not None and views.crops > 1:
         logger.info("views.crops=%d: videos are decoded without the frame cache", views.crops)
+        frame_cache = None
+    if frame_cache is not None and loaded.preprocessing.get("per_frame_max_norm"):
+        logger.info("per_frame_max_norm: videos are decoded without the frame cache")
         frame_cache = None
     view_rows: list[dict] = []
     view_scores: list[np.ndarray] = []
@@ -189,6 +194,8 @@ def _views_of(
             found = [i for i, clip in enumerate(clips) if np.array_equal(clip, middle)]
             centre = found[0] if found else len(clips)
             clips = clips if found else [*clips, middle]  # read once more only when not a view
+        if frame_cache is not None and clips:  # one extension of the entry to the last view
+            reader.read([max(int(clip.max()) for clip in clips)])
         # Decode every clip before yielding, so a failure mid-video drops the whole file.
         decoded = [(clip, reader.read(clip)) for clip in clips]
     finally:
