@@ -2,7 +2,7 @@
 
 Every run uses the full default demo videos and the default model for the default epochs
 (conf/trainer/cpu.yaml, with early stopping), so the first test trains what a newcomer's
-`vidlearn-train` does; they are slow (about two minutes each on 2 quiet CPU cores).
+`vidlearn-train` does; they are slow (about three minutes each on 2 quiet CPU cores).
 """
 
 from collections.abc import Callable
