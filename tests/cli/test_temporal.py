@@ -9,13 +9,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from vidlearn.cli.config import CONF_DIR
 from vidlearn.cli.train import train
 from vidlearn.demo import make_videos
 
 # Each run takes 2-4 minutes on 2 shared cores; the default 300 s per-test limit is too short.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+# The default run's epochs (compose_train shrinks runs to one epoch); read, so the tests follow it.
+DEFAULT_EPOCHS = (
+    f"trainer.max_epochs={OmegaConf.load(CONF_DIR / 'trainer' / 'cpu.yaml').max_epochs}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +31,9 @@ def full_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_frame_gru_learns_the_order_of_frames(
     compose_train: Callable[..., DictConfig], full_demo: Path
 ) -> None:
-    summary = train(compose_train(f"data.manifest={full_demo}", "data.num_workers=2"))
+    summary = train(
+        compose_train(f"data.manifest={full_demo}", DEFAULT_EPOCHS, "data.num_workers=2")
+    )
     assert summary["metrics"]["test/balanced_accuracy"] >= 0.85
 
 
@@ -37,6 +44,7 @@ def test_shuffled_frames_fall_to_chance(
         compose_train(
             f"data.manifest={full_demo}",
             "experiment=shuffled_frames",
+            DEFAULT_EPOCHS,
             "data.num_workers=2",
         )
     )
@@ -52,6 +60,7 @@ def test_mean_pooling_over_shuffled_frames_falls_to_chance(
             f"data.manifest={full_demo}",
             "experiment=shuffled_frames",
             "model.temporal=mean",
+            DEFAULT_EPOCHS,
             "data.num_workers=2",
         )
     )
