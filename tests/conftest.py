@@ -59,7 +59,9 @@ def demo_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def compose_small_train(output: Path, *overrides: str) -> DictConfig:
-    """conf/train.yaml shrunk for tests: CPU, no workers, one epoch, output in `output`."""
+    """conf/train.yaml shrunk for tests: CPU, no workers, one epoch, output in `output`, and
+    the final test on the centre clip alone (views=center; `video_checkpoint` keeps the
+    default's 5 clips for the tests that read them)."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(
             "train",
@@ -69,6 +71,7 @@ def compose_small_train(output: Path, *overrides: str) -> DictConfig:
                 "data.num_workers=0",
                 "trainer.max_epochs=1",
                 "~callbacks.progress_bar",
+                "views=center",
                 *overrides,
             ],
         )
@@ -82,12 +85,14 @@ def compose_train(tmp_path: Path) -> Callable[..., DictConfig]:
 
 @pytest.fixture(scope="session")
 def video_checkpoint(tmp_path_factory: pytest.TempPathFactory, demo_videos: Path) -> Path:
-    """Best checkpoint of the default frame CNN + GRU trained one epoch on 6-frame 32x32 clips."""
+    """Best checkpoint of the default frame CNN + GRU trained one epoch on 6-frame 32x32 clips,
+    its final test under the default views (uniform, 5 clips)."""
     cfg = compose_small_train(
         tmp_path_factory.mktemp("video_run"),
         f"data.manifest={demo_videos}",
         "data.size=32",
         "data.frames=6",
+        "views=uniform",
     )
     return Path(train(cfg)["best_checkpoint"])
 

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 import torch
+from conftest import compose_small_train
 from omegaconf import DictConfig
 
 from vidlearn.callbacks import AtomicCheckpointIO, ResumeState
@@ -58,12 +59,16 @@ def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
         assert torch.equal(a[name], b[name]), f"{name} differs after resume"
 
 
-@pytest.fixture
-def uninterrupted(
-    compose_train: Callable[..., DictConfig], demo_videos: Path, tmp_path: Path
-) -> Path:
-    run = tmp_path / "uninterrupted"
-    train(compose_train(f"data.manifest={demo_videos}", *TINY, f"paths.output_dir={run}"))
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory, demo_videos: Path) -> Path:
+    """The two-epoch TINY run that every resumed run must match; trained once, only read."""
+    output = tmp_path_factory.mktemp("uninterrupted")
+    run = output / "uninterrupted"
+    train(
+        compose_small_train(
+            output, f"data.manifest={demo_videos}", *TINY, f"paths.output_dir={run}"
+        )
+    )
     return run
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import recording_augment
 import torch
+from conftest import compose_small_train
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
@@ -25,12 +26,8 @@ from vidlearn.tasks.multiclass import MulticlassTask
 from vidlearn.tasks.regression import RegressionTask
 
 
-def test_train_writes_summary_with_metrics_and_counts(
-    compose_train: Callable[..., DictConfig], demo_videos: Path
-) -> None:
-    cfg = compose_train(f"data.manifest={demo_videos}", "data.size=32", "data.frames=6")
-    train(cfg)
-    run = Path(cfg.paths.output_dir)
+def test_train_writes_summary_with_metrics_and_counts(video_checkpoint: Path) -> None:
+    run = video_checkpoint.parent.parent  # the shared one-epoch run on the 30 demo videos
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "ok"
     assert summary["num_train"] + summary["num_val"] + summary["num_test"] == 30
@@ -69,12 +66,8 @@ def test_a_bad_views_key_fails_before_training(
     assert not any(Path(cfg.paths.output_dir).rglob("*.ckpt"))
 
 
-def test_checkpoint_carries_classes_and_preprocessing(
-    compose_train: Callable[..., DictConfig], demo_videos: Path
-) -> None:
-    cfg = compose_train(f"data.manifest={demo_videos}", "data.size=32", "data.frames=6")
-    summary = train(cfg)
-    checkpoint = torch.load(summary["best_checkpoint"], weights_only=True, map_location="cpu")
+def test_checkpoint_carries_classes_and_preprocessing(video_checkpoint: Path) -> None:
+    checkpoint = torch.load(video_checkpoint, weights_only=True, map_location="cpu")
     hparams = checkpoint["hyper_parameters"]
     assert hparams["classes"] == ["anticlockwise", "clockwise", "erratic"]
     assert hparams["preprocessing"]["frames"] == 6 and hparams["preprocessing"]["size"] == 32
@@ -95,23 +88,14 @@ def test_posture_preset_trains_on_filtered_images(
     assert torch.isfinite(torch.tensor(summary["metrics"]["val/loss"]))
 
 
-def test_train_draws_curves_and_confusion_matrix(
-    compose_train: Callable[..., DictConfig], demo_videos: Path
-) -> None:
-    cfg = compose_train(
-        f"data.manifest={demo_videos}", "data.size=32", "data.frames=6", "trainer.max_epochs=2"
-    )
-    train(cfg)
-    for name in ("training_curves.png", "val_confusion.png"):
-        with Image.open(Path(cfg.paths.output_dir) / "plots" / name) as image:
-            assert image.width > 100 and image.height > 100
-
-
-def test_last_checkpoint_is_the_final_epoch_even_without_improvement(
-    compose_train: Callable[..., DictConfig], demo_videos: Path
-) -> None:
-    # optimizer.lr=0: the monitored metric never improves after epoch 0.
-    cfg = compose_train(
+@pytest.fixture(scope="module")
+def two_epochs_without_improvement(
+    tmp_path_factory: pytest.TempPathFactory, demo_videos: Path
+) -> Path:
+    """The run directory of two epochs at optimizer.lr=0: the monitored metric never improves
+    after epoch 0. Shared by the tests that read a two-epoch run's files."""
+    cfg = compose_small_train(
+        tmp_path_factory.mktemp("two_epochs"),
         f"data.manifest={demo_videos}",
         "data.size=32",
         "data.frames=6",
@@ -119,7 +103,21 @@ def test_last_checkpoint_is_the_final_epoch_even_without_improvement(
         "optimizer.lr=0.0",
     )
     train(cfg)
-    last = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    return Path(cfg.paths.output_dir)
+
+
+def test_train_draws_curves_and_confusion_matrix(two_epochs_without_improvement: Path) -> None:
+    for name in ("training_curves.png", "val_confusion.png"):
+        with Image.open(two_epochs_without_improvement / "plots" / name) as image:
+            assert image.width > 100 and image.height > 100
+
+
+def test_last_checkpoint_is_the_final_epoch_even_without_improvement(
+    two_epochs_without_improvement: Path,
+) -> None:
+    last = torch.load(
+        two_epochs_without_improvement / "checkpoints" / "last.ckpt", weights_only=True
+    )
     assert last["epoch"] == 1
 
 
