@@ -34,7 +34,24 @@ LIMITS = {
 }
 
 
-class Video3DCNN(nn.Module):
+class KineticsVideoModel(nn.Module):
+    """Base of the torchvision video classifiers: `net` takes `(B, C, T, H, W)` clips, and its
+    pretrained weights are torchvision's KINETICS400_V1 of the arch."""
+
+    net: nn.Module
+
+    @staticmethod
+    def pretrained_weights(arch: str, weights: str | None) -> WeightsEnum | None:
+        """The torchvision weights that `arch` and `weights` load, or None for none or a file."""
+        if parse_weights(weights, "kinetics400") != "kinetics400":
+            return None
+        return get_model_weights(arch).KINETICS400_V1
+
+    def forward(self, clips: Tensor) -> Tensor:  # (B, T, C, H, W)
+        return self.net(clips.transpose(1, 2))  # (B, C, T, H, W) in, (B, num_outputs) out
+
+
+class Video3DCNN(KineticsVideoModel):
     """Video classifier `(B, T, C, H, W) -> (B, num_outputs)` built on `torchvision.models.video`.
 
     `weights`: "kinetics400" (torchvision's KINETICS400_V1, downloaded if missing), "none",
@@ -73,13 +90,3 @@ class Video3DCNN(nn.Module):
             load_checked(self, read_state_dict(choice), str(choice))
         self.preprocessing = preprocessing_for(choice, pretrained)
         self.input_limits = LIMITS[arch]
-
-    @staticmethod
-    def pretrained_weights(arch: str, weights: str | None) -> WeightsEnum | None:
-        """The torchvision weights that `arch` and `weights` load, or None for none or a file."""
-        if parse_weights(weights, "kinetics400") != "kinetics400":
-            return None
-        return get_model_weights(arch).KINETICS400_V1
-
-    def forward(self, clips: Tensor) -> Tensor:  # (B, T, C, H, W)
-        return self.net(clips.transpose(1, 2))  # (B, C, T, H, W) in, (B, num_outputs) out

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from torch import Tensor, nn
-from torchvision.models import WeightsEnum, get_model, get_model_weights
+from torch import nn
+from torchvision.models import get_model, get_model_weights
 from torchvision.ops import StochasticDepth
 
 from vidlearn.errors import ConfigError
+from vidlearn.models.cnn3d import KineticsVideoModel
 from vidlearn.models.input_conv import adapt_first_conv
 from vidlearn.models.limits import InputLimits
 from vidlearn.models.weights import (
@@ -53,7 +54,7 @@ LIMITS = {
 }
 
 
-class VideoTransformer(nn.Module):
+class VideoTransformer(KineticsVideoModel):
     """Video classifier `(B, T, C, H, W) -> (B, num_outputs)` built on `torchvision.models.video`.
 
     `weights`: "kinetics400" (torchvision's KINETICS400_V1, downloaded if missing), "none", or a
@@ -98,16 +99,6 @@ class VideoTransformer(nn.Module):
             load_checked(self, read_state_dict(choice), str(choice))
         self.preprocessing = preprocessing_for(choice, pretrained)
         self.input_limits = LIMITS[arch]
-
-    @staticmethod
-    def pretrained_weights(arch: str, weights: str | None) -> WeightsEnum | None:
-        """The torchvision weights that `arch` and `weights` load, or None for none or a file."""
-        if parse_weights(weights, "kinetics400") != "kinetics400":
-            return None
-        return get_model_weights(arch).KINETICS400_V1
-
-    def forward(self, clips: Tensor) -> Tensor:  # (B, T, C, H, W)
-        return self.net(clips.transpose(1, 2))  # (B, C, T, H, W) in, (B, num_outputs) out
 
 
 def set_drop_path(network: nn.Module, drop_path: float) -> None:
