@@ -66,6 +66,7 @@ from vidlearn.data.samplers import BalancedSampler  # noqa: E402
 from vidlearn.data.video import open_video  # noqa: E402
 
 FPS = 25
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # /proc/PID/stat counts CPU time in these
 MEAN, STD = [0.45, 0.45, 0.45], [0.225, 0.225, 0.225]
 
 
@@ -219,14 +220,15 @@ def ptv_loader(
 def cpu_seconds_by_pid(pids: list[int] | None = None) -> dict[int, float]:
     """CPU seconds (user + system) used so far by each of `pids` (default: this process and its
     children, the loader's workers), by pid (Linux /proc); processes that ended are left out."""
-    ticks = os.sysconf("SC_CLK_TCK")
     used = {}
     for pid in [os.getpid(), *child_pids()] if pids is None else pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:  # ended meanwhile
             continue
-        used[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime: stat fields 14, 15
+        used[pid] = (
+            int(fields[11]) + int(fields[12])
+        ) / CLOCK_TICKS  # utime, stime: stat fields 14, 15
     return used
 
 
@@ -245,7 +247,8 @@ def epochs_clips_per_s(
         for batch in loader:
             clips += batch["input"].shape[0]
         cpu = sum(used - epoch_cpu.get(pid, 0.0) for pid, used in cpu_seconds_by_pid().items())
-        timings.append((clips, time.perf_counter() - start, cpu))
+        # at least one clock tick: /proc counts in ticks, and a tiny epoch may not fill one
+        timings.append((clips, time.perf_counter() - start, max(cpu, 1 / CLOCK_TICKS)))
     later = timings[1:]
     result = {"first": timings[0][0] / timings[0][1], "first_cpu": timings[0][0] / timings[0][2]}
     if later:

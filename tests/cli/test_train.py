@@ -53,14 +53,20 @@ def test_summary_gives_the_final_tests_single_and_multi_view_figures(
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [("views.crops=2", "views.crops must be 1 or 3"), ("views.num_clips=0", "num_clips must be")],
+    [
+        (("views.crops=2",), "views.crops must be 1 or 3"),
+        (("views=uniform", "views.num_clips=0"), "num_clips must be"),
+    ],
 )
 def test_a_bad_views_key_fails_before_training(
-    compose_train: Callable[..., DictConfig], demo_videos: Path, override: str, message: str
+    compose_train: Callable[..., DictConfig],
+    demo_videos: Path,
+    override: tuple[str, ...],
+    message: str,
 ) -> None:
     """The views are built for the final test only: before the fix a bad key failed after the
     whole training run, its checkpoints written and its test lost."""
-    cfg = compose_train(f"data.manifest={demo_videos}", "data.size=32", "data.frames=6", override)
+    cfg = compose_train(f"data.manifest={demo_videos}", "data.size=32", "data.frames=6", *override)
     with pytest.raises(Exception, match=message):
         train(cfg)
     assert not any(Path(cfg.paths.output_dir).rglob("*.ckpt"))
