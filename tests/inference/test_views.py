@@ -174,3 +174,11 @@ def test_a_model_trained_on_segments_is_viewed_on_its_segments(config: dict | No
     views = build_views(None if config is None else {**config, "crops": 3}, pre)
     assert [clip.tolist() for clip in views.clips(40, 0.0, RNG)] == [[5, 15, 25, 35]]
     assert views.crops == (1 if config is None else 3)
+
+
+def test_a_views_option_the_sampler_lacks_is_a_config_error_naming_the_key() -> None:
+    """e.g. `experiment=finetune_swin3d_t views=center`: the preset's views.num_clips stays behind.
+    Before the fix it was a TypeError from inside Hydra's instantiate, shown as a vidlearn bug."""
+    config = {"_target_": "vidlearn.data.clip_sampling.CenterClipSampler", "num_clips": 4}
+    with pytest.raises(ConfigError, match=r"views\.num_clips is not an option.*views=uniform"):
+        build_views(config, {"frames": 8, "stride": 1})

@@ -119,6 +119,7 @@ def test_preset_trains_one_step_on_the_cpu_and_tests_on_its_views(
 ) -> None:
     cfg = compose_train(
         f"experiment={name}",
+        "views=uniform",  # the presets' own views group (the small trainings pick views=center)
         *ON_CPU,
         f"data.manifest={demo_videos}",
         "data.frames=2",

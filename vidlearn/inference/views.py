@@ -167,6 +167,13 @@ def build_views(config: Mapping[str, Any] | None, preprocessing: Mapping[str, An
         return Views(sliding, 1, centre_sampler(sliding))
     config = {key: value for key, value in config.items() if key != "crops"}  # the Views' own
     accepted = inspect.signature(get_class(config["_target_"])).parameters
+    unknown = sorted(key for key in config if key != "_target_" and key not in accepted)
+    if unknown:  # e.g. a preset's views.num_clips left behind by views=center on the command line
+        raise ConfigError(
+            f"views.{unknown[0]} is not an option of {config['_target_']}; remove it "
+            f"('~views.{unknown[0]}') or pick a views group that takes it (views=uniform takes "
+            "num_clips, views=sliding takes hop)."
+        )
     chosen = {key: config[key] for key in TEMPORAL_KEYS if config.get(key) is not None}
     if chosen:
         logger.info("views: %s set in the config (trained with %s)", chosen, sampling)
