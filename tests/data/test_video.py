@@ -413,3 +413,27 @@ def test_auto_states_a_reason_two_backends_share_once(broken_files: dict[str, Pa
         open_video(path, "auto")
     assert str(error.value).count("has no video stream") == 1
     assert "decord cannot open it either: decord finds no video stream" in str(error.value)
+
+
+def test_auto_tries_a_torchcodec_that_cannot_load_once_per_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Installed torchcodec whose FFmpeg libraries fail to load raises at import, and Python
+    keeps no trace of a failed import: each open_video("auto") retried it (seconds of dlopen
+    attempts per file) until the failure was remembered."""
+    monkeypatch.setattr(video, "_LOAD_FAILURES", {}, raising=False)  # this test's process state
+    attempts = []
+    real_import = importlib.import_module
+
+    def failing_torchcodec(name: str, package: str | None = None) -> object:
+        if name == "torchcodec.decoders":
+            attempts.append(name)
+            raise RuntimeError("Could not load libtorchcodec (no FFmpeg libraries)")
+        return real_import(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", failing_torchcodec)
+    assert video.auto_backends() == ("decord", "pyav")
+    assert video.auto_backends() == ("decord", "pyav")
+    with pytest.raises(ConfigError, match="data.backend=torchcodec.*Could not load"):
+        check_backend("torchcodec")
+    assert attempts == ["torchcodec.decoders"]

@@ -54,6 +54,8 @@ BACKENDS = ("auto", "decord", "pyav", "torchcodec", "torchcodec_approximate")
 # odd widths).
 AUTO_BACKENDS = ("torchcodec", "decord", "pyav")
 OPTIONAL_BACKENDS = ("torchcodec",)  # an extra: auto goes without it when it cannot load
+# Libraries installed but failing to load, by module: tried once per process (_load_error).
+_LOAD_FAILURES: dict[str, Exception] = {}
 _TORCHCODEC = (
     "torchcodec.decoders",
     "`pip install torchcodec` (or `pip install vidlearn[torchcodec]`) and the system FFmpeg "
@@ -80,10 +82,23 @@ def auto_backends() -> tuple[str, ...]:
 
 
 def _load_error(backend: str) -> Exception | None:
-    """Why `backend`'s library cannot be imported, or None when it can."""
+    """Why `backend`'s library cannot be imported, or None when it can.
+
+    A library that is installed but fails to load (OSError, RuntimeError: torchcodec without
+    the FFmpeg libraries) is tried once per process: Python keeps nothing of a failed import,
+    so each open_video("auto") would repeat its seconds of library loading. A missing module
+    (ImportError) is not remembered: looking for it again costs nothing, and tests hide a
+    library for a while by setting its sys.modules entry to None.
+    """
+    module = BACKEND_LIBRARIES[backend][0]
+    if module in _LOAD_FAILURES:
+        return _LOAD_FAILURES[module]
     try:
-        importlib.import_module(BACKEND_LIBRARIES[backend][0])
-    except (ImportError, OSError, RuntimeError) as error:  # torchcodec: FFmpeg libraries missing
+        importlib.import_module(module)
+    except ImportError as error:
+        return error
+    except (OSError, RuntimeError) as error:
+        _LOAD_FAILURES[module] = error
         return error
     return None
 
