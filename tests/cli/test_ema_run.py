@@ -67,9 +67,32 @@ def variants(ema_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) 
 
 
 def test_the_summary_records_the_averaging(ema_run: dict[str, Any]) -> None:
-    averaging = ema_run["averaged_weights"]
+    averaging = ema_run["weight_averaging"]
     assert averaging["_target_"] == "vidlearn.callbacks.ema.ExponentialMovingAverage"
     assert averaging["decay"] == 0.5
+    assert ema_run["averaged_weights"] is True  # its metrics are the average's
+
+
+def test_a_run_ending_before_the_average_starts_says_its_weights_are_not_averaged(
+    compose_train: Callable[..., Any], demo_videos: Path
+) -> None:
+    """One step of training, the average starting at step 1000: the checkpoint and the metrics
+    hold the trained weights, which the summary said were averaged."""
+    summary = train(
+        compose_train(
+            f"data.manifest={demo_videos}",
+            "data.frames=2",
+            "data.size=16",
+            "data.batch_size=2",
+            "+trainer.limit_train_batches=1",
+            "+trainer.limit_val_batches=1",
+            "test=false",
+            "callbacks=ema",
+            "callbacks.ema.update_starting_at_step=1000",
+        )
+    )
+    assert summary["weight_averaging"]["update_starting_at_step"] == 1000
+    assert summary["averaged_weights"] is False
 
 
 def test_a_run_without_ema_records_none(

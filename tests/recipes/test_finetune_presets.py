@@ -133,4 +133,4 @@ def test_preset_trains_one_step_on_the_cpu_and_tests_on_its_views(
     views = summary["test_views"]["views"]
     assert views["crops"] == cfg.views.crops
     assert views["views"]["max"] == cfg.views.num_clips * cfg.views.crops
-    assert (summary["averaged_weights"] is not None) == ("ema" in cfg.callbacks)
+    assert (summary["weight_averaging"] is not None) == ("ema" in cfg.callbacks)

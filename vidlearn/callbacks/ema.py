@@ -79,6 +79,7 @@ class ExponentialMovingAverage(EMAWeightAveraging):
             update_starting_at_epoch=update_starting_at_epoch,
         )
         self._swapped = False  # the module holds the average (inside a validation epoch)
+        self.ended_with_average = False  # fit ended with the average in the module
 
     def _averaging(self) -> bool:
         """Fit is running and the average has had its first update."""
@@ -95,7 +96,8 @@ class ExponentialMovingAverage(EMAWeightAveraging):
             self._swapped = False
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._averaging():
+        self.ended_with_average = self._averaging()
+        if self.ended_with_average:
             super().on_train_end(trainer, pl_module)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:

@@ -47,7 +47,7 @@ from vidlearn.data.datasets import collate
 from vidlearn.data.device_augment import DeviceAugmentations
 from vidlearn.data.samplers import balanced_class_weights, positive_weight
 from vidlearn.errors import ConfigError
-from vidlearn.inference.checkpoint import LoadedModel, load_checkpoint
+from vidlearn.inference.checkpoint import LoadedModel, averaged, load_checkpoint
 from vidlearn.inference.evaluate import evaluate as evaluate_views
 from vidlearn.inference.views import build_views
 from vidlearn.reports.plots import plot_confusion_matrix, plot_training_curves
@@ -91,7 +91,8 @@ def _fit_and_report(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         summary = {
             "status": "ok",
             "monitor": cfg.monitor,
-            "averaged_weights": weight_averaging(cfg),  # callbacks=ema: metrics are the average's
+            "weight_averaging": weight_averaging(cfg),  # callbacks=ema as configured, or None
+            "averaged_weights": averaged_weights(trainer, best),  # metrics of an average
             "metrics": metrics,
             **({"test_views": views} if views else {}),
             "best_checkpoint": best,
@@ -227,6 +228,15 @@ def weight_averaging(cfg: DictConfig) -> dict[str, Any] | None:
         if node and issubclass(get_class(node._target_), WeightAveraging):
             return OmegaConf.to_container(node, resolve=True)
     return None
+
+
+def averaged_weights(trainer: pl.Trainer, checkpoint: str) -> bool:
+    """Whether the final metrics scored averaged weights: those of `checkpoint` (averaged once
+    callbacks=ema had made its first update before saving it) or, without a checkpoint, the
+    last weights, which fit ends with the average only once averaging has started."""
+    if checkpoint:
+        return averaged(torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True))
+    return any(getattr(callback, "ended_with_average", False) for callback in trainer.callbacks)
 
 
 def fit(
