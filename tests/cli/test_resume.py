@@ -272,7 +272,8 @@ def test_resuming_in_place_keeps_the_earlier_epochs_in_metrics_csv(
     compose_train: Callable[..., DictConfig], demo_videos: Path, tmp_path: Path
 ) -> None:
     run = tmp_path / "run"
-    tiny = [f"data.manifest={demo_videos}", *TINY, f"paths.output_dir={run}"]
+    # a constant rate: a decaying schedule refuses a resume over more epochs (test_optim.py)
+    tiny = [f"data.manifest={demo_videos}", *TINY, f"paths.output_dir={run}", "scheduler=none"]
     train(compose_train(*tiny, "trainer.max_epochs=1"))
     train(compose_train(*tiny, "trainer.max_epochs=2", f"resume={run}"))
     metrics = pd.read_csv(run / "metrics.csv")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 from functools import partial
 
 import pytest
+import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 from torch import nn
+from torch.utils.data import DataLoader
 
 from vidlearn.errors import ConfigError
 from vidlearn.tasks.multiclass import MulticlassTask
@@ -153,3 +157,62 @@ def test_a_schedule_without_an_epoch_limit_is_a_config_error_naming_both_keys(
     )
     with pytest.raises(ConfigError, match=r"trainer\.max_epochs=-1.*scheduler"):
         fit(task, make_batch(torch.tensor([0, 1])), max_epochs=-1)
+
+
+def _resume(task_of, batch, checkpoint, tmp_path, max_epochs: int) -> pl.Trainer:
+    """Fit a fresh task from `checkpoint` (a run of 2 epochs of 3 steps) up to `max_epochs`."""
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=max_epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(task_of(), DataLoader([batch] * 3, batch_size=None), ckpt_path=checkpoint)
+    return trainer
+
+
+@pytest.fixture
+def stopped_run(tiny_net, make_batch, fit, tmp_path):
+    """`stopped_run(recipe)`: a task factory, its batch, and the checkpoint after epoch 1 of a
+    run planned for 2 epochs of 3 steps under `recipe`."""
+
+    def _run(recipe):
+        def task_of():
+            return MulticlassTask(tiny_net(3), CLASSES, optimizer=ADAMW, scheduler=recipe)
+
+        batch = make_batch(torch.tensor([0, 1, 2, 0]))
+        saver = ModelCheckpoint(dirpath=tmp_path / "checkpoints", save_top_k=-1)  # every epoch
+        fit(task_of(), batch, repeats=3, max_epochs=2, callbacks=[saver], enable_checkpointing=True)
+        first = tmp_path / "first.ckpt"
+        shutil.copy(tmp_path / "checkpoints" / "epoch=0-step=3.ckpt", first)
+        return task_of, batch, str(first)
+
+    return _run
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    [WarmupCosine(), WarmupCosine(interval="step"), OneCycle()],
+    ids=["cosine", "cosine_per_step", "one_cycle"],
+)
+def test_resuming_with_another_max_epochs_is_refused_naming_the_key(
+    recipe, stopped_run, tmp_path
+) -> None:
+    """The schedule's length is fixed when the run starts: a resume with trainer.max_epochs=4
+    either crashed OneCycleLR past its 6 saved steps or rescaled the cosine mid-run (the rate
+    jumping up); it is refused before a step is taken."""
+    task_of, batch, checkpoint = stopped_run(recipe)
+    with pytest.raises(ConfigError, match=r"trainer\.max_epochs=4.*checkpoint.*2"):
+        _resume(task_of, batch, checkpoint, tmp_path, max_epochs=4)
+
+
+@pytest.mark.parametrize("recipe", [WarmupCosine(), OneCycle()], ids=["cosine", "one_cycle"])
+def test_resuming_with_the_same_max_epochs_continues_the_schedule(
+    recipe, stopped_run, tmp_path
+) -> None:
+    task_of, batch, checkpoint = stopped_run(recipe)
+    trainer = _resume(task_of, batch, checkpoint, tmp_path, max_epochs=2)
+    assert trainer.global_step == 6

@@ -17,7 +17,7 @@ import numbers
 import os
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytorch_lightning as pl
 import torch
@@ -26,7 +26,13 @@ from torch.optim import Optimizer
 from torchmetrics import MeanMetric, MetricCollection
 
 from vidlearn.errors import ConfigError
-from vidlearn.tasks.optim import SchedulerRecipe, check_layer_decay, parameter_groups
+from vidlearn.tasks.optim import (
+    HORIZON_KEY,
+    SchedulerRecipe,
+    check_layer_decay,
+    check_resumed_horizon,
+    parameter_groups,
+)
 from vidlearn.tasks.split_metrics import ExactSplitMetric
 
 logger = logging.getLogger(__name__)
@@ -163,6 +169,9 @@ class Task(pl.LightningModule):
         self.model = model
         self.optimizer_factory = optimizer
         self.scheduler_recipe = scheduler
+        # {"epochs", "steps"} a decaying schedule spans: this fit's, and the resumed checkpoint's
+        self.schedule_horizon: dict[str, int] | None = None
+        self.saved_horizon: dict[str, int] | None = None
         self.batch_augment = batch_augment
         self.normalise = normalise
         self.mix = mix
@@ -294,13 +303,29 @@ class Task(pl.LightningModule):
                     "scheduler=none."
                 )
             steps = 0
-        scheduler = recipe.build(
-            optimizer, total_steps=int(steps), total_epochs=max(self.trainer.max_epochs or 0, 0)
-        )
+        epochs = max(self.trainer.max_epochs or 0, 0)
+        scheduler = recipe.build(optimizer, total_steps=int(steps), total_epochs=epochs)
+        if recipe.needs_horizon:
+            self.schedule_horizon = {"epochs": epochs, "steps": int(steps)}
+            self._check_resumed_horizon()
         config: dict[str, object] = {"scheduler": scheduler, "interval": recipe.interval}
         if recipe.monitor is not None:
             config["monitor"] = recipe.monitor
         return {"optimizer": optimizer, "lr_scheduler": config}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.schedule_horizon is not None:
+            checkpoint[HORIZON_KEY] = self.schedule_horizon
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.saved_horizon = checkpoint.get(HORIZON_KEY)
+        self._check_resumed_horizon()
+
+    def _check_resumed_horizon(self) -> None:
+        """Refuse a resume over another schedule length, once both lengths are known (fit loads
+        the checkpoint before configure_optimizers, or after it with some strategies)."""
+        if self.schedule_horizon is not None and self.saved_horizon is not None:
+            check_resumed_horizon(self.saved_horizon, self.schedule_horizon, self.scheduler_recipe)
 
     def _logits(self, batch: Batch) -> Tensor:
         logits = self.model(batch["input"])

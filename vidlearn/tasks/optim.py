@@ -237,6 +237,44 @@ class OneCycle:
         )
 
 
+# The checkpoint entry holding the length ({"epochs": E, "steps": S}) a decaying schedule spans.
+HORIZON_KEY = "schedule_horizon"
+
+
+def check_resumed_horizon(
+    saved: dict[str, int], now: dict[str, int], recipe: SchedulerRecipe
+) -> None:
+    """Refuse to resume a decaying schedule over another length than the checkpoint's.
+
+    A cosine or one-cycle schedule is a curve over the whole run, fixed when it starts: by the
+    end of the planned epochs the rate has decayed to its minimum. A resume with another
+    trainer.max_epochs cannot extend it faithfully: Lightning restores the saved scheduler, so
+    OneCycleLR keeps its saved step count and fails past it, and a warmup + cosine rebuilt for the
+    new length jumps to another point of its curve (timm's train.py rebuilds its cosine for a new
+    --epochs likewise: the rate rises again mid-run). Neither is the schedule a run of the new
+    length would have had from its start, so the resume is refused with the ways out (ConfigError
+    naming trainer.max_epochs). `saved` and `now` are {"epochs", "steps"}; steps matter only to a
+    schedule stepped every optimiser step.
+    """
+    name = type(recipe).__name__
+    if saved["epochs"] != now["epochs"]:
+        raise ConfigError(
+            f"trainer.max_epochs={now['epochs']}, but the checkpoint resumed from planned its "
+            f"{name} schedule over trainer.max_epochs={saved['epochs']}, and a decaying schedule's "
+            f"length is fixed when the run starts. Resume with trainer.max_epochs={saved['epochs']}; "
+            "to train longer, start a new run (without resume=) with the longer schedule, from "
+            "the checkpoint's weights where the model takes them (model.weights=<checkpoint>)."
+        )
+    if recipe.interval == "step" and saved["steps"] != now["steps"]:
+        raise ConfigError(
+            f"resume: the checkpoint's {name} schedule spans {saved['steps']} optimiser steps "
+            f"over trainer.max_epochs={saved['epochs']}, this run {now['steps']}: the training "
+            "batches per epoch changed (data.batch_size, trainer.accumulate_grad_batches, "
+            "trainer.limit_train_batches or the training rows). Resume with the checkpoint's "
+            "values, or start a new run (without resume=) for the new ones."
+        )
+
+
 class Plateau:
     """torch's ReduceLROnPlateau on a logged metric (`monitor`), checked once per epoch."""
 
