@@ -94,3 +94,20 @@ def test_a_model_trained_from_scratch_takes_the_data_configs_default(
     datamodule = build_datamodule(cfg, "multiclass")
     datamodule.setup("fit")
     assert (datamodule.mean, datamodule.std) == ([0.5] * 3, [0.25] * 3)
+
+
+def test_torchvisions_file_downloaded_by_hand_names_the_statistics_of_its_weights(
+    tmp_path: Path, empty_hub: None
+) -> None:
+    """model.weights=<path>/r3d_18-b3b3357e.pth needs no download and normalises as
+    model.weights=kinetics400 does; a file named otherwise takes the data config's."""
+    for name in ("r3d_18-b3b3357e.pth", "mine.pth"):
+        (tmp_path / name).write_bytes(b"")  # only the name is read here
+    model = {"_target_": "vidlearn.models.cnn3d.Video3DCNN", "arch": "r3d_18"}
+    by_hand = OmegaConf.create({**model, "weights": str(tmp_path / "r3d_18-b3b3357e.pth")})
+    fetch_pretrained(by_hand)
+    assert list(weights_preprocessing(by_hand).mean) == KINETICS_MEAN
+    assert (
+        weights_preprocessing(OmegaConf.create({**model, "weights": str(tmp_path / "mine.pth")}))
+        is None
+    )

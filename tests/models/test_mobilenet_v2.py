@@ -10,6 +10,8 @@ from torchvision.models import mobilenet_v2
 from vidlearn.errors import ConfigError
 from vidlearn.models.mobilenet_v2 import MobileNetV2Classifier
 
+MOBILENET_V2_FILE = "mobilenet_v2-b0353104.pth"  # torchvision's IMAGENET1K_V1 file, as in conftest
+
 
 def tiny_classifier(**options) -> MobileNetV2Classifier:
     torch.manual_seed(0)
@@ -132,3 +134,26 @@ def test_local_state_dict_of_another_class_count_is_rejected(tmp_path: Path) -> 
         MobileNetV2Classifier(
             num_outputs=5, weights=str(tmp_path / "three_classes.pt"), hidden_sizes=(8, 8, 4)
         )
+
+
+def test_torchvisions_own_file_given_as_a_path_loads_as_imagenet_does(
+    fake_imagenet_home: Path, cached_imagenet: dict
+) -> None:
+    """The file torchvision's weights URL gives, downloaded by hand and passed as a path, was
+    refused as a state_dict that does not fit the classifier."""
+    path = fake_imagenet_home / "hub" / "checkpoints" / MOBILENET_V2_FILE
+    from_file = tiny_classifier(weights=str(path)).eval()
+    from_hub = tiny_classifier(weights="imagenet").eval()
+    with torch.no_grad():
+        assert torch.equal(from_file.features(images()), from_hub.features(images()))
+    assert from_file.preprocessing == from_hub.preprocessing  # named as torchvision's: its mean/std
+
+
+def test_torchvision_file_of_another_class_count_names_the_file_and_the_keys(
+    tmp_path: Path,
+) -> None:
+    torch.save(mobilenet_v2(num_classes=10).state_dict(), tmp_path / "mobilenet_v2_10.pth")
+    with pytest.raises(
+        ConfigError, match=r"mobilenet_v2_10\.pth.*classifier\.1\.weight: file \(10, 1280\)"
+    ):
+        tiny_classifier(weights=str(tmp_path / "mobilenet_v2_10.pth"))

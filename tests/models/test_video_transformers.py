@@ -10,6 +10,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import Tensor, nn
+from torchvision.models import get_model
+from torchvision.models.video import Swin3D_B_Weights
 from torchvision.ops import StochasticDepth
 
 from vidlearn.errors import ConfigError
@@ -148,3 +150,48 @@ def test_drop_path_rises_linearly_from_zero_to_the_rate_over_any_block_count(
     assert rates[-1] == pytest.approx(drop_path if blocks > 1 else 0.0)
     assert all(0.0 <= rate < 1.0 for rate in rates)
     assert rates == sorted(rates)
+
+
+def test_swin3d_t_torchvision_file_given_as_a_path_loads(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    state = get_model("swin3d_t").state_dict()
+    torch.save(state, tmp_path / "swin3d_t-7615ae03.pth")  # the name in its weights URL
+    model = VideoTransformer(
+        num_outputs=2, arch="swin3d_t", weights=str(tmp_path / "swin3d_t-7615ae03.pth")
+    )
+    body = {k: v for k, v in model.net.state_dict().items() if not k.startswith("head.")}
+    assert all(torch.equal(value, state[key]) for key, value in body.items())
+    assert model.net.head.out_features == 2
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "KINETICS400_IMAGENET22K_V1",
+        "kinetics400_imagenet22k_v1",
+        "Swin3D_B_Weights.KINETICS400_IMAGENET22K_V1",
+    ],
+)
+def test_swin3d_b_imagenet22k_weights_are_chosen_by_their_torchvision_name(name: str) -> None:
+    chosen = VideoTransformer.pretrained_weights("swin3d_b", name)
+    assert chosen is Swin3D_B_Weights.KINETICS400_IMAGENET22K_V1
+    assert Path(chosen.url).name == "swin3d_b_22k-7c6ae6fa.pth"
+    assert (
+        VideoTransformer.pretrained_weights("swin3d_b", "kinetics400")
+        is Swin3D_B_Weights.KINETICS400_V1
+    )
+
+
+def test_swin3d_b_imagenet22k_weights_offline_name_their_file_and_folder(empty_hub: Path) -> None:
+    with pytest.raises(
+        WeightsDownloadError, match=f"model.weights.*swin3d_b_22k-7c6ae6fa.pth in {empty_hub}"
+    ):
+        VideoTransformer(num_outputs=2, arch="swin3d_b", weights="KINETICS400_IMAGENET22K_V1")
+
+
+def test_an_unknown_weights_name_lists_the_valid_ones() -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"model.weights='IMAGENET22K'.*kinetics400, KINETICS400_V1, KINETICS400_IMAGENET22K_V1",
+    ):
+        VideoTransformer(num_outputs=2, arch="swin3d_b", weights="IMAGENET22K")

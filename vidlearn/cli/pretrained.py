@@ -6,7 +6,8 @@ after it. Every class in the model config that loads torchvision weights states 
 `pretrained_weights(...)` static method taking a subset of its own constructor arguments; a
 class whose weights come from elsewhere (the Hugging Face video models) has instead a
 `pretrained_preprocessing(...)` that finds its weights (raising when it cannot) and returns
-their normalisation.
+their normalisation; a torchvision model's `pretrained_preprocessing` gives that of torchvision's
+own weights file passed as a path (downloaded by hand), which needs no download.
 """
 
 from __future__ import annotations

@@ -11,12 +11,15 @@ from vidlearn.errors import ConfigError
 from vidlearn.models.input_conv import adapt_first_conv
 from vidlearn.models.limits import InputLimits
 from vidlearn.models.weights import (
+    Preprocessing,
+    WeightsFile,
     cached_pretrained,
-    load_checked,
-    parse_weights,
-    preprocessing_for,
-    read_state_dict,
+    choose_weights,
+    weights_preprocessing,
 )
+
+# model.weights=kinetics400 names torchvision's first Kinetics-400 weights of every video arch.
+ALIASES = {"kinetics400": "KINETICS400_V1"}
 
 ARCHS = ("r3d_18", "mc3_18", "r2plus1d_18", "s3d")
 # Smallest clip each arch trains on, found by a forward and backward pass over 2 x T x S x S
@@ -35,17 +38,45 @@ LIMITS = {
 
 
 class KineticsVideoModel(nn.Module):
-    """Base of the torchvision video classifiers: `net` takes `(B, C, T, H, W)` clips, and its
-    pretrained weights are torchvision's KINETICS400_V1 of the arch."""
+    """Base of the torchvision video classifiers: `net` takes `(B, C, T, H, W)` clips.
+
+    `weights` (`vidlearn.models.weights.choose_weights`): "kinetics400" (torchvision's
+    KINETICS400_V1 of the arch), the name of any of torchvision's weights for the arch (e.g.
+    KINETICS400_IMAGENET22K_V1 for swin3d_b), "none", or a path: torchvision's own file of the
+    arch (as its weights URL gives it, e.g. r2plus1d_18-91a641e6.pth) or a state_dict of this
+    whole model.
+    """
 
     net: nn.Module
 
     @staticmethod
     def pretrained_weights(arch: str, weights: str | None) -> WeightsEnum | None:
         """The torchvision weights that `arch` and `weights` load, or None for none or a file."""
-        if parse_weights(weights, "kinetics400") != "kinetics400":
+        choice = choose_weights(weights, get_model_weights(arch), ALIASES)
+        return choice if isinstance(choice, WeightsEnum) else None
+
+    @staticmethod
+    def pretrained_preprocessing(arch: str, weights: str | None) -> Preprocessing | None:
+        """The mean/std of torchvision's weights that a file path names (a file downloaded by
+        hand keeps torchvision's name); None otherwise (`pretrained_weights` says the rest)."""
+        family = get_model_weights(arch)
+        choice = choose_weights(weights, family, ALIASES)
+        return weights_preprocessing(choice, family) if isinstance(choice, Path) else None
+
+    def build_net(self, arch: str, weights: str | None) -> WeightsFile | None:
+        """Set `net` to torchvision's `arch` with the weights `weights` chooses, and
+        `preprocessing` to theirs; returns the file to load into the finished model (its
+        `load_model`), or None. A torchvision file is loaded here, before head and stem change."""
+        family = get_model_weights(arch)
+        choice = choose_weights(weights, family, ALIASES)
+        pretrained = cached_pretrained(choice) if isinstance(choice, WeightsEnum) else None
+        self.net = get_model(arch, weights=pretrained)
+        self.preprocessing = weights_preprocessing(choice, family)
+        if not isinstance(choice, Path):
             return None
-        return get_model_weights(arch).KINETICS400_V1
+        file = WeightsFile(choice)
+        file.load_torchvision(self.net, arch)
+        return file
 
     def forward(self, clips: Tensor) -> Tensor:  # (B, T, C, H, W)
         return self.net(clips.transpose(1, 2))  # (B, C, T, H, W) in, (B, num_outputs) out
@@ -54,8 +85,8 @@ class KineticsVideoModel(nn.Module):
 class Video3DCNN(KineticsVideoModel):
     """Video classifier `(B, T, C, H, W) -> (B, num_outputs)` built on `torchvision.models.video`.
 
-    `weights`: "kinetics400" (torchvision's KINETICS400_V1, downloaded if missing), "none",
-    or a path to a state_dict of this whole model. The ResNet-style archs get a new `fc`; s3d
+    `weights`: as `KineticsVideoModel`'s (pretrained ones downloaded if missing). The
+    ResNet-style archs get a new `fc`; s3d
     gets a new 1x1x1 output conv, and its fixed AvgPool3d((2, 7, 7)) becomes a global average
     so clips smaller than its 16 x 224 x 224 minimum work too (for that minimum the two agree).
     `in_channels` != 3 adapts the RGB stem conv (`adapt_input_conv`: for grey clips the
@@ -73,11 +104,7 @@ class Video3DCNN(KineticsVideoModel):
         super().__init__()
         if arch not in ARCHS:
             raise ConfigError(f"model.arch={arch!r} is not one of {', '.join(ARCHS)}.")
-        choice = parse_weights(weights, "kinetics400")
-        pretrained = get_model_weights(arch).KINETICS400_V1
-        self.net = get_model(
-            arch, weights=cached_pretrained(pretrained) if choice == "kinetics400" else None
-        )
+        file = self.build_net(arch, weights)
         if arch == "s3d":
             self.net.avgpool = nn.AdaptiveAvgPool3d(1)
             output_conv = self.net.classifier[1]
@@ -86,7 +113,6 @@ class Video3DCNN(KineticsVideoModel):
             self.net.fc = nn.Linear(self.net.fc.in_features, num_outputs)
         if in_channels != 3:
             adapt_first_conv(self.net, in_channels)
-        if isinstance(choice, Path):
-            load_checked(self, read_state_dict(choice), str(choice))
-        self.preprocessing = preprocessing_for(choice, pretrained)
+        if file is not None:
+            file.load_model(self)
         self.input_limits = LIMITS[arch]

@@ -12,14 +12,15 @@ from vidlearn.errors import ConfigError
 from vidlearn.models.input_conv import adapt_input_conv
 from vidlearn.models.limits import InputLimits
 from vidlearn.models.weights import (
+    Preprocessing,
+    WeightsFile,
     cached_pretrained,
-    load_checked,
-    parse_weights,
-    preprocessing_for,
-    read_state_dict,
+    choose_weights,
+    weights_preprocessing,
 )
 
-PRETRAINED = MobileNet_V2_Weights.IMAGENET1K_V1  # the original weights, as in Keras
+# model.weights=imagenet: the original weights, as in Keras (IMAGENET1K_V2 by its name)
+ALIASES = {"imagenet": "IMAGENET1K_V1"}
 NUM_BLOCKS = 19  # len(torchvision mobilenet_v2().features)
 # Keras froze layers[:100]; block granularity closest to that is features[:12] (see class doc).
 KERAS_RECIPE_FROZEN_BLOCKS = 12
@@ -39,6 +40,10 @@ class MobileNetV2Classifier(nn.Module):
 
     The head is `len(hidden_sizes)` blocks of Linear -> activation -> Dropout, then a Linear to
     `num_outputs` (softmax/sigmoid live in the task).
+
+    `weights` (`vidlearn.models.weights.choose_weights`): "imagenet" (torchvision's
+    IMAGENET1K_V1), IMAGENET1K_V2, "none", or a path: torchvision's own file
+    (mobilenet_v2-b0353104.pth, as its weights URL gives it) or a state_dict of this model.
 
     `freeze` is the number of leading `features` blocks frozen (requires_grad False and their
     BatchNorm kept in eval mode, even under `train()`), or "all_but_head" for all 19, or 0.
@@ -73,8 +78,12 @@ class MobileNetV2Classifier(nn.Module):
                 f"model.activation={activation!r} is not one of {', '.join(ACTIVATIONS)}."
             )
         self.num_frozen = _frozen_block_count(freeze)
-        choice = parse_weights(weights, "imagenet")
-        net = mobilenet_v2(weights=cached_pretrained(PRETRAINED) if choice == "imagenet" else None)
+        choice = choose_weights(weights, MobileNet_V2_Weights, ALIASES)
+        pretrained = cached_pretrained(choice) if isinstance(choice, WeightsEnum) else None
+        net = mobilenet_v2(weights=pretrained)
+        file = WeightsFile(choice) if isinstance(choice, Path) else None
+        if file is not None:  # torchvision's own file is loaded now, before the head changes
+            file.load_torchvision(net, "mobilenet_v2")
         self.features = net.features
         if in_channels != 3:
             self.features[0][0] = adapt_input_conv(self.features[0][0], in_channels)
@@ -88,9 +97,9 @@ class MobileNetV2Classifier(nn.Module):
         layers.append(nn.Linear(width, num_outputs))
         self.head = nn.Sequential(*layers)
 
-        if isinstance(choice, Path):
-            load_checked(self, read_state_dict(choice), str(choice))
-        self.preprocessing = preprocessing_for(choice, PRETRAINED)
+        if file is not None:
+            file.load_model(self)
+        self.preprocessing = weights_preprocessing(choice, MobileNet_V2_Weights)
         self.features[: self.num_frozen].requires_grad_(False)
         # Every stride-2 conv pads and the pooling is adaptive: any image size trains, down to 1
         # pixel (tests/models/test_limits.py).
@@ -99,7 +108,19 @@ class MobileNetV2Classifier(nn.Module):
     @staticmethod
     def pretrained_weights(weights: str | None) -> WeightsEnum | None:
         """The torchvision weights that `weights` loads, or None for none or a file."""
-        return PRETRAINED if parse_weights(weights, "imagenet") == "imagenet" else None
+        choice = choose_weights(weights, MobileNet_V2_Weights, ALIASES)
+        return choice if isinstance(choice, WeightsEnum) else None
+
+    @staticmethod
+    def pretrained_preprocessing(weights: str | None) -> Preprocessing | None:
+        """The mean/std of torchvision's weights that a file path names (a file downloaded by
+        hand keeps torchvision's name); None otherwise (`pretrained_weights` says the rest)."""
+        choice = choose_weights(weights, MobileNet_V2_Weights, ALIASES)
+        return (
+            weights_preprocessing(choice, MobileNet_V2_Weights)
+            if isinstance(choice, Path)
+            else None
+        )
 
     def train(self, mode: bool = True) -> MobileNetV2Classifier:
         """Set train/eval mode; frozen blocks stay in eval so their BatchNorm stats stay put."""

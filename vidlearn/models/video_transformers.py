@@ -7,23 +7,13 @@ differs is stochastic depth (`drop_path`) and MViT's fixed clip.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from torch import nn
-from torchvision.models import get_model, get_model_weights
 from torchvision.ops import StochasticDepth
 
 from vidlearn.errors import ConfigError
 from vidlearn.models.cnn3d import KineticsVideoModel
 from vidlearn.models.input_conv import adapt_first_conv
 from vidlearn.models.limits import InputLimits
-from vidlearn.models.weights import (
-    cached_pretrained,
-    load_checked,
-    parse_weights,
-    preprocessing_for,
-    read_state_dict,
-)
 
 ARCHS = ("swin3d_t", "swin3d_s", "swin3d_b", "mvit_v1_b", "mvit_v2_s")
 # Found by experiments/find_input_limits.py (experiments/README.md, "Video transformer input
@@ -57,8 +47,8 @@ LIMITS = {
 class VideoTransformer(KineticsVideoModel):
     """Video classifier `(B, T, C, H, W) -> (B, num_outputs)` built on `torchvision.models.video`.
 
-    `weights`: "kinetics400" (torchvision's KINETICS400_V1, downloaded if missing), "none", or a
-    path to a state_dict of this whole model. The output linear layer is replaced.
+    `weights`: as `KineticsVideoModel`'s (pretrained ones downloaded if missing; swin3d_b also
+    has KINETICS400_IMAGENET22K_V1). The output linear layer is replaced.
     `in_channels` != 3 adapts the RGB patch-embedding conv as the 3D CNNs adapt their stem.
     `drop_path` is the stochastic depth rate of the last block (torchvision's
     `stochastic_depth_prob`); block i of n drops its residual branch with probability
@@ -82,11 +72,7 @@ class VideoTransformer(KineticsVideoModel):
                 f"model.drop_path={drop_path} is not a probability in [0, 1); torchvision "
                 "trains these backbones with 0.1 (Swin) or 0.2 (MViT)."
             )
-        choice = parse_weights(weights, "kinetics400")
-        pretrained = get_model_weights(arch).KINETICS400_V1
-        self.net = get_model(
-            arch, weights=cached_pretrained(pretrained) if choice == "kinetics400" else None
-        )
+        file = self.build_net(arch, weights)
         if drop_path is not None:
             set_drop_path(self.net, drop_path)
         if arch.startswith("swin3d"):
@@ -95,9 +81,8 @@ class VideoTransformer(KineticsVideoModel):
             self.net.head[-1] = nn.Linear(self.net.head[-1].in_features, num_outputs)
         if in_channels != 3:
             adapt_first_conv(self.net, in_channels)
-        if isinstance(choice, Path):
-            load_checked(self, read_state_dict(choice), str(choice))
-        self.preprocessing = preprocessing_for(choice, pretrained)
+        if file is not None:
+            file.load_model(self)
         self.input_limits = LIMITS[arch]
 
 

@@ -5,11 +5,15 @@ Every model with a `weights` argument accepts the same three kinds of value:
 - the pretrained name of its family (`"imagenet"` for image backbones, `"kinetics400"` for 3D
   CNNs): torchvision's weights, read from the torch hub cache, and downloaded into it first (as
   torchvision does, with progress) when missing; where the network does not allow that, a
-  `WeightsDownloadError` says which file to put where;
+  `WeightsDownloadError` says which file to put where. The torchvision video models and
+  MobileNetV2 also take the names of torchvision's weights enum (`choose_weights`:
+  `KINETICS400_IMAGENET22K_V1` for swin3d_b);
 - `"none"` (or `None`): random initialisation;
 - a path to a `.pt`/`.pth`/`.ckpt` file holding a state_dict of the module that takes the
   `weights` argument (the whole classifier, or just the backbone for a backbone's `weights`),
   e.g. saved with `torch.save(model.state_dict(), path)`, or a Lightning checkpoint of a task.
+  For the torchvision video models and MobileNetV2 it may also be torchvision's own file of the
+  network (`WeightsFile`), e.g. `r2plus1d_18-91a641e6.pth` downloaded by hand from its URL.
 
 Weights carry their preprocessing, as timm's pretrained config does: `preprocessing_for` gives
 the mean/std that pretrained weights expect their inputs to be normalised with.
@@ -38,6 +42,18 @@ from vidlearn.errors import ConfigError, UserError
 logger = logging.getLogger(__name__)
 
 NO_WEIGHTS = ("none", "null", "")
+
+# What to check when a state_dict does not fit: a file of the vidlearn model, or torchvision's
+# own file of the network (formatted with the network's name).
+_MODEL_HINT = (
+    "Check that the model config (architecture, num_outputs, in_channels, sizes) is the one the "
+    "file was saved from."
+)
+_TORCHVISION_HINT = (
+    "Its keys are closest to torchvision's own {} as its weights files hold it: check that the "
+    "file holds that network as torchvision builds it (its own classifier included), or choose "
+    "the model config of the architecture the file holds."
+)
 
 # First bytes of files passed as weights by mistake, and what to call them.
 _MAGIC = (
@@ -76,6 +92,101 @@ def parse_weights(weights: str | Path | None, pretrained_name: str) -> str | Pat
             "state_dict file (.pt/.pth)."
         )
     return path
+
+
+def choose_weights(
+    weights: str | Path | None,
+    family: type[WeightsEnum],
+    aliases: Mapping[str, str],
+    config_key: str = "model.weights",
+) -> WeightsEnum | Path | None:
+    """Read the `weights` value of a torchvision model: its weights, None or a file Path.
+
+    Weights are named by an alias (`aliases`, e.g. {"kinetics400": "KINETICS400_V1"}) or by a
+    member of torchvision's `family` enum, as torchvision writes it, in any case, with or
+    without the enum's name before it (`KINETICS400_IMAGENET22K_V1`,
+    `Swin3D_B_Weights.KINETICS400_IMAGENET22K_V1`). Any other value that is not an existing file
+    is a ConfigError naming `config_key` and listing the names.
+    """
+    if weights is None or str(weights).lower() in NO_WEIGHTS:
+        return None
+    names: dict[str, WeightsEnum] = {alias: family[target] for alias, target in aliases.items()}
+    names.update(family.__members__)
+    by_lower = {name.lower(): member for name, member in names.items()}
+    wanted = str(weights).removeprefix(f"{family.__name__}.").lower()
+    if wanted in by_lower:
+        return by_lower[wanted]
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise ConfigError(
+            f"{config_key}={weights!r} is neither one of the weights torchvision has for this "
+            f"model ({', '.join(names)}), 'none' nor an existing file; pass one of those names, "
+            f"{config_key}=none or the path of a state_dict file (.pt/.pth, torchvision's own "
+            "weights files included)."
+        )
+    return path
+
+
+def named_weights(path: Path, family: type[WeightsEnum]) -> WeightsEnum | None:
+    """The member of `family` whose file `path` is named as (torchvision names each weights file
+    `<arch>-<hash>.pth` in its URL), or None."""
+    return next(
+        (member for member in family if Path(urlparse(member.url).path).name == path.name), None
+    )
+
+
+def weights_preprocessing(
+    choice: WeightsEnum | Path | None, family: type[WeightsEnum]
+) -> Preprocessing | None:
+    """The normalisation a `choose_weights` choice requires: torchvision's weights' mean/std, also
+    for a file named as one of their files; None for random initialisation or another file
+    (trained with the mean/std its own run recorded, the data config's values)."""
+    if isinstance(choice, Path):
+        choice = named_weights(choice, family)
+    return None if choice is None else preprocessing_of(choice)
+
+
+class WeightsFile:
+    """A state_dict file given as `weights` to a model built on a torchvision network: either
+    torchvision's own file of that network (the file its weights URL gives, or a state_dict of
+    the network as torchvision builds it) or a state_dict of the whole vidlearn model.
+
+    The model calls `load_torchvision(net, name)` on the network as torchvision built it, before
+    replacing its head or adapting its stem, then `load_model(self)` once built: a file with
+    exactly the network's keys is loaded by the first, any other file by the second. Either
+    checks every key and shape first; when a file fits neither, the error names the file and the
+    keys that differ from the layout it is closer to.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.state_dict = read_state_dict(path)
+        self.loaded = False
+        self._name = ""  # torchvision's network, and the shapes of its state_dict
+        self._torchvision: dict[str, torch.Size] = {}
+
+    def load_torchvision(self, net: nn.Module, name: str) -> None:
+        """Load the file into torchvision's `name` network `net` when its keys are `net`'s."""
+        self._name, self._torchvision = name, _shapes(net)
+        if set(self.state_dict) == set(self._torchvision):
+            self._check_torchvision()
+            net.load_state_dict(self.state_dict)
+            self.loaded = True
+
+    def load_model(self, model: nn.Module) -> None:
+        """Load the file into the whole `model`, unless `load_torchvision` did."""
+        if self.loaded:
+            return
+        keys = set(self.state_dict)
+        if len(keys & set(self._torchvision)) > len(keys & set(model.state_dict())):
+            self._check_torchvision()  # raises: its keys differ from the network's
+        load_checked(model, self.state_dict, str(self.path))
+        self.loaded = True
+
+    def _check_torchvision(self) -> None:
+        target = f"torchvision's {self._name}"
+        hint = _TORCHVISION_HINT.format(self._name)
+        _check_fits(self._torchvision, self.state_dict, str(self.path), target, hint)
 
 
 def cached_pretrained(weights: WeightsEnum, config_key: str = "model.weights") -> WeightsEnum:
@@ -228,13 +339,29 @@ def load_checked(module: nn.Module, state_dict: Mapping[str, Tensor], source: st
     (usually the file path) named, so a state_dict of another architecture or class count fails
     before anything is copied.
     """
-    expected = module.state_dict()
+    _check_fits(_shapes(module), state_dict, source, type(module).__name__, _MODEL_HINT)
+    module.load_state_dict(state_dict)
+
+
+def _shapes(module: nn.Module) -> dict[str, torch.Size]:
+    return {key: value.shape for key, value in module.state_dict().items()}
+
+
+def _check_fits(
+    expected: Mapping[str, torch.Size],
+    state_dict: Mapping[str, Tensor],
+    source: str,
+    target: str,
+    hint: str,
+) -> None:
+    """ConfigError naming `source`, `target` and the missing, unexpected and mismatched keys
+    when `state_dict` does not have exactly the keys and shapes `expected`."""
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
     mismatched = [
-        f"{key}: file {tuple(state_dict[key].shape)} vs model {tuple(expected[key].shape)}"
+        f"{key}: file {tuple(state_dict[key].shape)} vs model {tuple(expected[key])}"
         for key in expected
-        if key in state_dict and state_dict[key].shape != expected[key].shape
+        if key in state_dict and state_dict[key].shape != expected[key]
     ]
     problems = [
         f"{len(items)} {kind} {_first(items)}"
@@ -247,11 +374,8 @@ def load_checked(module: nn.Module, state_dict: Mapping[str, Tensor], source: st
     ]
     if problems:
         raise ConfigError(
-            f"{source}: state_dict does not fit {type(module).__name__}: {'; '.join(problems)}. "
-            "Check that the model config (architecture, num_outputs, in_channels, sizes) is the "
-            "one the file was saved from."
+            f"{source}: state_dict does not fit {target}: {'; '.join(problems)}. {hint}"
         )
-    module.load_state_dict(state_dict)
 
 
 def preprocessing_for(choice: str | Path | None, pretrained: WeightsEnum) -> Preprocessing | None:
