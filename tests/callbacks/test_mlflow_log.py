@@ -256,3 +256,30 @@ def test_long_config_values_are_kept_to_mlflows_own_limit(tmp_path: Path, store:
     assert params["data.manifest"] == manifest
     assert params["data.mean"] == "None"
     assert params["notes"] == "x" * 6000
+
+
+def test_a_resumed_run_continues_its_mlflow_run(tmp_path: Path, demo_videos: Path) -> None:
+    """resume=RUN_DIR logs into the run it continues, read back from the SQLite store: one run
+    with the epochs of both parts; it opened a second run before. The config values the resume
+    changed are tags beside the first values (MLflow keeps a parameter's first value)."""
+    run = tmp_path / "run"
+    common = (
+        f"data.manifest={demo_videos}",
+        "data.size=16",
+        "data.frames=2",
+        "scheduler=none",  # a decaying schedule refuses a resume over more epochs
+        "logger=mlflow",
+        f"paths.log_dir={tmp_path}",
+        f"paths.output_dir={run}",
+    )
+    train(compose_small_train(tmp_path, *common, "trainer.max_epochs=1"))
+    train(compose_small_train(tmp_path, *common, "trainer.max_epochs=2", f"resume={run}"))
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    (found,) = client.search_runs([client.get_experiment_by_name("vidlearn").experiment_id])
+    # each part logs its epochs, then its final validation and test at the epoch it ended on:
+    # the first part 0 and 1, the second 1 and 2
+    epochs = {m.value for m in client.get_metric_history(found.info.run_id, "epoch")}
+    assert epochs == {0.0, 1.0, 2.0}
+    assert found.info.status == "FINISHED"
+    assert found.data.params["trainer.max_epochs"] == "1"
+    assert found.data.tags["resumed.trainer.max_epochs"] == "2"

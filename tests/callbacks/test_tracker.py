@@ -18,6 +18,8 @@ from vidlearn.callbacks.tracker import (
     Tracker,
     failed_on_error,
     flatten,
+    record_run,
+    resumed_run,
     run_name,
     summary_figures,
     sweep_group,
@@ -60,6 +62,9 @@ class RecordingTracker(Tracker):
 
     def log_outcome(self, run_dir: Path, summary: Mapping[str, Any]) -> None:
         self.finalize("success")
+
+    def run_entry(self) -> dict[str, str]:
+        return {"id": "recording"}
 
 
 def test_an_error_in_the_block_marks_the_runs_failed_and_propagates() -> None:
@@ -133,3 +138,13 @@ def test_training_imports_no_tracker_library() -> None:
         check=True,
     )
     assert loaded.stdout.strip() == ""
+
+
+def test_a_resume_reads_the_run_its_directory_or_checkpoint_recorded(tmp_path: Path) -> None:
+    record_run(tmp_path / "run", "mlflow", {"run_id": "abc", "tracking_uri": "sqlite:///m.db"})
+    record_run(tmp_path / "run", "wandb", {"id": "xyz", "project": "vidlearn"})
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert resumed_run(str(tmp_path / "run"), "mlflow")["run_id"] == "abc"
+    assert resumed_run(str(checkpoint), "wandb") == {"id": "xyz", "project": "vidlearn"}
+    assert resumed_run(None, "mlflow") is None
+    assert resumed_run(str(tmp_path / "other"), "mlflow") is None  # a run that logged to none

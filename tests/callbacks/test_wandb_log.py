@@ -130,3 +130,28 @@ def test_a_run_that_fails_after_training_is_finished_before_the_next(
     with pytest.raises(RuntimeError, match="disk full"):
         train(cfg)
     assert wandb.run is None
+
+
+def test_a_resumed_run_continues_its_wandb_run(
+    tmp_path: Path, demo_videos: Path, offline: pytest.MonkeyPatch
+) -> None:
+    """resume=RUN_DIR continues the W&B run it resumes (its id; offline, each part is a folder
+    that `wandb sync` uploads into that one run); it started a run of another id before."""
+    run = tmp_path / "run"
+    common = (
+        f"data.manifest={demo_videos}",
+        "data.size=16",
+        "data.frames=2",
+        "scheduler=none",  # a decaying schedule refuses a resume over more epochs
+        "logger=wandb",
+        f"paths.output_dir={run}",
+    )
+    train(compose_small_train(tmp_path, *common, "trainer.max_epochs=1"))
+    train(compose_small_train(tmp_path, *common, "trainer.max_epochs=2", f"resume={run}"))
+    parts = sorted((run / "wandb").glob("offline-run-*"))
+    assert len(parts) == 2
+    assert len({folder.name.rsplit("-", 1)[1] for folder in parts}) == 1
+    assert (
+        json.loads((run / "trackers.json").read_text())["wandb"]["id"]
+        == parts[0].name.rsplit("-", 1)[1]
+    )

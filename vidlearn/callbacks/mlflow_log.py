@@ -5,7 +5,9 @@ The store is a SQLite database (`sqlite:///<paths.log_dir>/mlflow.db` by default
 with `mlflow ui --backend-store-uri sqlite:///outputs/mlflow.db`; artifacts are files under
 `artifact_location`. Runs of a multirun carry the tag `sweep=<sweep directory name>`.
 Metric names keep class names of any script (characters MLflow refuses become `_`), and
-config values keep up to MLflow's 6000 characters.
+config values keep up to MLflow's 6000 characters. A resumed run (`resume=`) logs into the MLflow
+run it continues when that run is in the same store; MLflow keeps a parameter's first value, so a
+config value the resume changed is the tag `resumed.<key>` (e.g. `resumed.trainer.max_epochs`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from vidlearn.callbacks.tracker import (
     Tracker,
     plot_files,
     require,
+    resumed_run,
     run_name,
     summary_figures,
     sweep_group,
@@ -51,8 +54,11 @@ class MLflowTracker(MLFlowLogger, Tracker):
     """An MLflow run named after `run_dir` in the experiment `experiment_name`.
 
     `artifact_location` (a folder) holds the artifacts of the runs of an experiment this logger
-    creates; an experiment that exists keeps its own.
+    creates; an experiment that exists keeps its own. `resume` (the run's `resume=`): continue
+    the MLflow run that the resumed run directory recorded, when it is in this store.
     """
+
+    kind = "mlflow"
 
     def __init__(
         self,
@@ -61,8 +67,13 @@ class MLflowTracker(MLFlowLogger, Tracker):
         artifact_location: str,
         experiment_name: str = "vidlearn",
         tags: Mapping[str, str] | None = None,
+        resume: str | None = None,
     ) -> None:
         require("mlflow", "mlflow")
+        self.run_dir = Path(run_dir)
+        earlier = resumed_run(resume, self.kind)
+        resumed = earlier is not None and earlier.get("tracking_uri") == tracking_uri
+        self.resumed_id = earlier["run_id"] if resumed else None
         group = sweep_group()
         database = sqlite_file(tracking_uri)
         if database is not None:
@@ -76,6 +87,7 @@ class MLflowTracker(MLFlowLogger, Tracker):
                 tracking_uri=tracking_uri,
                 tags={**(tags or {}), **({"sweep": group} if group else {})},
                 artifact_location=Path(artifact_location).expanduser().resolve().as_uri(),
+                run_id=self.resumed_id,
             )
             self._experiment_id = self._experiment_by_name()
         logger.info(
@@ -100,17 +112,36 @@ class MLflowTracker(MLFlowLogger, Tracker):
             self._experiment_name, artifact_location=self._artifact_location
         )
 
+    def run_entry(self) -> dict[str, str]:
+        """The run's id and store, for a resume to continue it."""
+        return {"run_id": self.run_id, "tracking_uri": self._tracking_uri}
+
+    def log_config(self, config: Mapping[str, Any]) -> None:
+        """Mark a continued run running again (it was finished or failed), then log `config`."""
+        if self.resumed_id is not None and rank_zero_only.rank == 0:
+            self.experiment.update_run(self.run_id, status="RUNNING")
+        super().log_config(config)
+
     @rank_zero_only
     def log_hyperparams(self, params: dict[str, Any] | Namespace) -> None:
         """Log `params`, nested ones under `a/b` keys as Lightning does, with values cut at
-        MLflow's 6000 characters (Lightning's logger cuts them at 250)."""
-        from mlflow.entities import Param  # here: mlflow takes seconds to import
+        MLflow's 6000 characters (Lightning's logger cuts them at 250). In a continued run,
+        a value other than the one logged first is the tag `resumed.<key>`: MLflow refuses to
+        change a parameter."""
+        from mlflow.entities import Param, RunTag  # here: mlflow takes seconds to import
 
         flat = _flatten_dict(_convert_params(params))
-        batch = [Param(key, str(value)[:MAX_PARAM_VALUE]) for key, value in flat.items()]
+        values = {key: str(value)[:MAX_PARAM_VALUE] for key, value in flat.items()}
+        logged = self.experiment.get_run(self.run_id).data.params if self.resumed_id else {}
+        batch = [Param(k, v) for k, v in values.items() if logged.get(k, v) == v]
+        changed = [RunTag(f"resumed.{k}", v) for k, v in values.items() if logged.get(k, v) != v]
         for start in range(0, len(batch), PARAMS_PER_CALL):
             self.experiment.log_batch(
                 run_id=self.run_id, params=batch[start : start + PARAMS_PER_CALL]
+            )
+        for start in range(0, len(changed), PARAMS_PER_CALL):
+            self.experiment.log_batch(
+                run_id=self.run_id, tags=changed[start : start + PARAMS_PER_CALL]
             )
 
     @rank_zero_only

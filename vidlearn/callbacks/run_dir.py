@@ -78,5 +78,10 @@ def claim_run_dir(run_dir: str | Path, resume: str | None = None) -> RunDirector
 
 def _same_folder(resume: Path, run_dir: Path) -> bool:
     """Whether `resume` (a run directory or a checkpoint inside one) belongs to `run_dir`."""
-    folder = resume if resume.is_dir() or resume.suffix != ".ckpt" else resume.parent.parent
-    return folder.resolve() == run_dir.resolve()
+    return run_folder(resume).resolve() == run_dir.resolve()
+
+
+def run_folder(resume: Path) -> Path:
+    """The run directory of `resume=`: the directory itself, or the one holding the checkpoint
+    (`<run>/checkpoints/<name>.ckpt`)."""
+    return resume if resume.is_dir() or resume.suffix != ".ckpt" else resume.parent.parent

@@ -6,29 +6,52 @@ also records the run's resolved config, flattened to the dotted keys of Hydra ov
 `summary/<name>`), summary.json, and the plots. The runs of one Hydra
 multirun share a group named after the sweep directory, and each is named after its run
 directory (`<sweep>/<job>` in a multirun).
+
+A resumed run continues the tracker run it resumes: each tracker records its run (the id, and
+for MLflow the store) in the run directory's trackers.json when it logs the config, and a tracker
+built with `resume=` reads the entry of the run directory that `resume` names (`resumed_run`).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from pytorch_lightning.utilities import rank_zero_only
 
+from vidlearn.callbacks.run_dir import run_folder
 from vidlearn.errors import ConfigError
+
+RUNS_FILE = "trackers.json"  # in the run directory: {tracker: what identifies its run}
 
 
 class Tracker(ABC):
-    """A Lightning logger that also records the run's config, summary, files and plots."""
+    """A Lightning logger that also records the run's config, summary, files and plots.
+
+    `kind` names the tracker's entry in trackers.json; `run_dir` is the run directory.
+    """
+
+    kind: ClassVar[str]
+    run_dir: Path
 
     def log_config(self, config: Mapping[str, Any]) -> None:
-        """Record the resolved config (nested mappings) as flat `a.b.c` parameters."""
+        """Record the resolved config (nested mappings) as flat `a.b.c` parameters, and the
+        tracker's run in the run directory, for a resume to continue it."""
         self.log_hyperparams(flatten(config))  # type: ignore[attr-defined]  # the Lightning logger's
+        if rank_zero_only.rank == 0:
+            record_run(self.run_dir, self.kind, self.run_entry())
+
+    @abstractmethod
+    def run_entry(self) -> dict[str, str]:
+        """What identifies this tracker's run (its id, ...), as trackers.json records it."""
 
     @abstractmethod
     def log_outcome(self, run_dir: Path, summary: Mapping[str, Any]) -> None:
@@ -46,6 +69,27 @@ def failed_on_error(trackers: list[Tracker]) -> Iterator[None]:
         for tracker in trackers:
             tracker.finalize("failed")  # type: ignore[attr-defined]  # the Lightning logger's
         raise
+
+
+def record_run(run_dir: Path, kind: str, entry: Mapping[str, str]) -> None:
+    """Write `entry` as tracker `kind`'s run in `run_dir`/trackers.json (atomically: a resume
+    may read it while another tracker of the run writes)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / RUNS_FILE
+    runs = json.loads(path.read_text()) if path.is_file() else {}
+    runs[kind] = dict(entry)
+    temporary = path.with_name(f".{RUNS_FILE}.{os.getpid()}")
+    temporary.write_text(json.dumps(runs, indent=2))
+    os.replace(temporary, path)
+
+
+def resumed_run(resume: str | None, kind: str) -> dict[str, str] | None:
+    """Tracker `kind`'s entry in the trackers.json of the run directory `resume=` names (a run
+    directory or a checkpoint in one); None for a new run or one that `kind` did not log."""
+    if not resume:
+        return None
+    path = run_folder(Path(resume).expanduser()) / RUNS_FILE
+    return json.loads(path.read_text()).get(kind) if path.is_file() else None
 
 
 def flatten(config: Mapping[str, Any] | list, prefix: str = "") -> dict[str, Any]:

@@ -3,7 +3,8 @@ plots (vidlearn.callbacks.tracker).
 
 The mode is WANDB_MODE's, else offline: the run is written under `<run dir>/wandb/` and
 `wandb sync <that folder>` uploads it later; WANDB_MODE=online logs to the server directly.
-Runs of a multirun share the group `<sweep directory name>`.
+Runs of a multirun share the group `<sweep directory name>`. A resumed run (`resume=`) continues
+the W&B run (its id) that the resumed run directory recorded, in the same project.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from vidlearn.callbacks.tracker import (
     Tracker,
     plot_files,
     require,
+    resumed_run,
     run_name,
     summary_figures,
     sweep_group,
@@ -26,10 +28,22 @@ from vidlearn.callbacks.tracker import (
 
 
 class WandbTracker(WandbLogger, Tracker):
-    """A W&B run in `project`, named after `run_dir` and saved in it."""
+    """A W&B run in `project`, named after `run_dir` and saved in it. `resume` (the run's
+    `resume=`): continue the W&B run that the resumed run directory recorded in `project`."""
 
-    def __init__(self, run_dir: str, project: str = "vidlearn", mode: str = "offline") -> None:
+    kind = "wandb"
+
+    def __init__(
+        self,
+        run_dir: str,
+        project: str = "vidlearn",
+        mode: str = "offline",
+        resume: str | None = None,
+    ) -> None:
         require("wandb", "wandb")
+        self.run_dir = Path(run_dir)
+        earlier = resumed_run(resume, self.kind)
+        same_project = earlier is not None and earlier.get("project") == project
         group = sweep_group()
         super().__init__(
             name=run_name(Path(run_dir), group),
@@ -37,9 +51,14 @@ class WandbTracker(WandbLogger, Tracker):
             project=project,
             group=group,
             mode=mode,
+            **({"id": earlier["id"], "resume": "allow"} if same_project else {}),
         )
         # Lightning passes anonymous=None, which wandb 0.31 answers with a deprecation warning.
         self._wandb_init.pop("anonymous", None)
+
+    def run_entry(self) -> dict[str, str]:
+        """The run's id and project, for a resume to continue it."""
+        return {"id": self.experiment.id, "project": self._wandb_init["project"]}
 
     def log_outcome(self, run_dir: Path, summary: Mapping[str, Any]) -> None:
         """Summary figures into the run's summary, summary.json as a run file (config.yaml is
