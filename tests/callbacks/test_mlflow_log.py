@@ -283,3 +283,18 @@ def test_a_resumed_run_continues_its_mlflow_run(tmp_path: Path, demo_videos: Pat
     assert found.info.status == "FINISHED"
     assert found.data.params["trainer.max_epochs"] == "1"
     assert found.data.tags["resumed.trainer.max_epochs"] == "2"
+
+
+def test_a_resume_whose_mlflow_run_was_deleted_logs_to_a_new_run(
+    tmp_path: Path, store: str
+) -> None:
+    run_dir = tmp_path / "run"
+    first = MLflowTracker(str(run_dir), store, str(tmp_path), "deleted_runs")
+    first.log_config({"seed": 0})
+    first.finalize("success")
+    MlflowClient(tracking_uri=store).delete_run(first.run_id)
+    resumed = MLflowTracker(str(run_dir), store, str(tmp_path), "deleted_runs", resume=str(run_dir))
+    resumed.log_config({"seed": 0})
+    resumed.finalize("success")
+    assert resumed.run_id != first.run_id
+    assert MlflowClient(tracking_uri=store).get_run(resumed.run_id).data.params == {"seed": "0"}

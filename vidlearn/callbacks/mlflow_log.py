@@ -81,6 +81,15 @@ class MLflowTracker(MLFlowLogger, Tracker):
         with store_lock(database), warnings.catch_warnings():
             # SQLAlchemy 2 deprecates a loader option that MLflow's store sets up with.
             warnings.filterwarnings("ignore", message=r"The ``noload`` loader strategy")
+            if self.resumed_id is not None and not active_run(tracking_uri, self.resumed_id):
+                logger.warning(
+                    "mlflow: the run %s that %s logged to is no longer in %s (deleted?); the "
+                    "resumed run logs to a new one",
+                    self.resumed_id,
+                    resume,
+                    tracking_uri,
+                )
+                self.resumed_id = None
             super().__init__(
                 experiment_name=experiment_name,
                 run_name=run_name(Path(run_dir), group),
@@ -162,6 +171,17 @@ class MLflowTracker(MLFlowLogger, Tracker):
         for plot in plot_files(run_dir):
             self.experiment.log_artifact(self.run_id, str(plot), "plots")
         self.finalize("success")
+
+
+def active_run(tracking_uri: str, run_id: str) -> bool:
+    """Whether the store at `tracking_uri` holds the run `run_id`, not deleted."""
+    from mlflow.exceptions import MlflowException  # here: mlflow takes seconds to import
+    from mlflow.tracking import MlflowClient
+
+    try:
+        return MlflowClient(tracking_uri).get_run(run_id).info.lifecycle_stage == "active"
+    except MlflowException:  # no such run
+        return False
 
 
 def sqlite_file(tracking_uri: str) -> Path | None:
