@@ -86,9 +86,9 @@ class Video3DCNN(KineticsVideoModel):
     """Video classifier `(B, T, C, H, W) -> (B, num_outputs)` built on `torchvision.models.video`.
 
     `weights`: as `KineticsVideoModel`'s (pretrained ones downloaded if missing). The
-    ResNet-style archs get a new `fc`; s3d
-    gets a new 1x1x1 output conv, and its fixed AvgPool3d((2, 7, 7)) becomes a global average
-    so clips smaller than its 16 x 224 x 224 minimum work too (for that minimum the two agree).
+    ResNet-style archs get a new `fc`; s3d gets a new 1x1x1 output conv, and its fixed
+    AvgPool3d((2, 7, 7)) becomes a global average so clips smaller than its 16 x 224 x 224
+    minimum work too (for that minimum the two agree).
     `in_channels` != 3 adapts the RGB stem conv (`adapt_input_conv`: for grey clips the
     pretrained kernels are summed, which equals feeding the grey channel repeated as RGB).
     `input_limits` states the smallest clip the arch takes.
