@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torchvision.models import resnet18
 
 from vidlearn.errors import ConfigError
 from vidlearn.models.backbones import SmallCNN, TimmBackbone, TorchvisionBackbone
@@ -67,3 +68,14 @@ def test_timm_backbone_maps_images_to_feature_dim_vectors() -> None:
     with torch.no_grad():
         features = backbone(torch.randn(2, 3, 32, 32))
     assert features.shape == (2, backbone.feature_dim)
+
+
+def test_torchvision_backbone_loads_torchvisions_own_file_given_as_a_path(tmp_path: Path) -> None:
+    """resnet18-f37072fd.pth downloaded by hand (the frame CNN + GRU's default backbone) was
+    refused: its classifier's keys do not fit the backbone without it."""
+    torch.manual_seed(0)
+    state = resnet18().state_dict()
+    torch.save(state, tmp_path / "resnet18-f37072fd.pth")  # the name in its weights URL
+    backbone = TorchvisionBackbone("resnet18", weights=str(tmp_path / "resnet18-f37072fd.pth"))
+    assert all(torch.equal(value, state[key]) for key, value in backbone.net.state_dict().items())
+    assert backbone.preprocessing.mean == pytest.approx((0.485, 0.456, 0.406))

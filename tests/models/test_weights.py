@@ -16,10 +16,11 @@ from vidlearn.errors import ConfigError, UserError
 from vidlearn.models.weights import (
     WeightsDownloadError,
     cached_pretrained,
+    choose_weights,
     load_checked,
     parse_weights,
-    preprocessing_for,
     read_state_dict,
+    weights_preprocessing,
 )
 
 
@@ -165,15 +166,29 @@ def test_load_checked_leaves_the_module_unchanged_on_mismatch() -> None:
     assert torch.equal(target.weight, before)
 
 
-def test_pretrained_weights_imply_their_mean_and_std() -> None:
-    preprocessing = preprocessing_for("imagenet", MobileNet_V2_Weights.IMAGENET1K_V1)
+@pytest.mark.parametrize(
+    "choice", [MobileNet_V2_Weights.IMAGENET1K_V1, Path("downloads/mobilenet_v2-b0353104.pth")]
+)
+def test_pretrained_weights_and_their_file_imply_their_mean_and_std(choice) -> None:
+    preprocessing = weights_preprocessing(choice, MobileNet_V2_Weights)
     assert preprocessing.mean == pytest.approx((0.485, 0.456, 0.406))
     assert preprocessing.std == pytest.approx((0.229, 0.224, 0.225))
 
 
 @pytest.mark.parametrize("choice", [None, Path("weights.pt")])
 def test_random_init_and_local_files_imply_no_normalisation(choice: Path | None) -> None:
-    assert preprocessing_for(choice, MobileNet_V2_Weights.IMAGENET1K_V1) is None
+    assert weights_preprocessing(choice, MobileNet_V2_Weights) is None
+
+
+@pytest.mark.parametrize("value", [None, "none", "None", "null"])
+def test_choose_weights_reads_none_spellings_as_random_init(value: str | None) -> None:
+    assert choose_weights(value, MobileNet_V2_Weights, {"imagenet": "IMAGENET1K_V1"}) is None
+
+
+def test_choose_weights_takes_an_alias_or_torchvisions_name() -> None:
+    aliases = {"imagenet": "IMAGENET1K_V1"}
+    assert choose_weights("imagenet", MobileNet_V2_Weights, aliases).name == "IMAGENET1K_V1"
+    assert choose_weights("IMAGENET1K_V2", MobileNet_V2_Weights, aliases).name == "IMAGENET1K_V2"
 
 
 def _write_zip(path: Path, names: list[str]) -> None:

@@ -20,11 +20,13 @@ from vidlearn.models.input_conv import adapt_first_conv
 from vidlearn.models.limits import InputLimits
 from vidlearn.models.weights import (
     Preprocessing,
+    WeightsFile,
     cached_pretrained,
+    choose_weights,
     load_checked,
     parse_weights,
-    preprocessing_for,
     read_state_dict,
+    weights_preprocessing,
 )
 
 
@@ -97,11 +99,18 @@ class SmallCNN(nn.Module):
         return self.layers(images)  # (N, feature_dim)
 
 
+# model.backbone.weights=imagenet names each torchvision model's DEFAULT (best) weights.
+ALIASES = {"imagenet": "DEFAULT"}
+CONFIG_KEY = "model.backbone.weights"
+
+
 class TorchvisionBackbone(nn.Module):
     """Any torchvision classification model (by `name`) with its final Linear layer removed.
 
-    `weights`: "imagenet" (the model's DEFAULT torchvision weights, downloaded if missing),
-    "none", or a path to a state_dict of this backbone (classifier already removed).
+    `weights` (`vidlearn.models.weights.choose_weights`): "imagenet" (the model's DEFAULT
+    torchvision weights, downloaded if missing), the name of any of its torchvision weights,
+    "none", or a path: torchvision's own file of the model (as its weights URL gives it, e.g.
+    resnet18-f37072fd.pth) or a state_dict of this backbone (classifier already removed).
     `in_channels` != 3 adapts the first conv (`adapt_input_conv`: for grey frames the pretrained
     RGB kernels are summed, which equals feeding the grey channel repeated as RGB).
     """
@@ -114,27 +123,37 @@ class TorchvisionBackbone(nn.Module):
                 f"model.backbone.name={name!r} is not a torchvision classification model; "
                 f"pick one of {', '.join(names)}."
             )
-        choice = parse_weights(weights, "imagenet")
-        pretrained = get_model_weights(name).DEFAULT
+        family = get_model_weights(name)
+        choice = choose_weights(weights, family, ALIASES, CONFIG_KEY)
         self.net = get_model(
             name,
-            weights=cached_pretrained(pretrained, "model.backbone.weights")
-            if choice == "imagenet"
+            weights=cached_pretrained(choice, CONFIG_KEY)
+            if isinstance(choice, WeightsEnum)
             else None,
         )
+        file = WeightsFile(choice) if isinstance(choice, Path) else None
+        if file is not None:  # torchvision's own file is loaded now, with its classifier
+            file.load_torchvision(self.net, name)
         self.feature_dim = _remove_final_linear(self.net, name)
         if in_channels != 3:
             adapt_first_conv(self.net, in_channels)
-        if isinstance(choice, Path):
-            load_checked(self, read_state_dict(choice), str(choice))
-        self.preprocessing = preprocessing_for(choice, pretrained)
+        if file is not None:
+            file.load_model(self)
+        self.preprocessing = weights_preprocessing(choice, family)
 
     @staticmethod
     def pretrained_weights(name: str, weights: str | None) -> WeightsEnum | None:
         """The torchvision weights that `name` and `weights` load, or None for none or a file."""
-        if parse_weights(weights, "imagenet") != "imagenet":
-            return None
-        return get_model_weights(name).DEFAULT
+        choice = choose_weights(weights, get_model_weights(name), ALIASES, CONFIG_KEY)
+        return choice if isinstance(choice, WeightsEnum) else None
+
+    @staticmethod
+    def pretrained_preprocessing(name: str, weights: str | None) -> Preprocessing | None:
+        """The mean/std of torchvision's weights that a file path names (a file downloaded by
+        hand keeps torchvision's name); None otherwise (`pretrained_weights` says the rest)."""
+        family = get_model_weights(name)
+        choice = choose_weights(weights, family, ALIASES, CONFIG_KEY)
+        return weights_preprocessing(choice, family) if isinstance(choice, Path) else None
 
     def forward(self, images: Tensor) -> Tensor:  # (N, C, H, W)
         return self.net(images)  # (N, feature_dim)

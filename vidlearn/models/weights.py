@@ -15,7 +15,7 @@ Every model with a `weights` argument accepts the same three kinds of value:
   For the torchvision video models and MobileNetV2 it may also be torchvision's own file of the
   network (`WeightsFile`), e.g. `r2plus1d_18-91a641e6.pth` downloaded by hand from its URL.
 
-Weights carry their preprocessing, as timm's pretrained config does: `preprocessing_for` gives
+Weights carry their preprocessing, as timm's pretrained config does: `weights_preprocessing` gives
 the mean/std that pretrained weights expect their inputs to be normalised with.
 """
 
@@ -376,17 +376,6 @@ def _check_fits(
         raise ConfigError(
             f"{source}: state_dict does not fit {target}: {'; '.join(problems)}. {hint}"
         )
-
-
-def preprocessing_for(choice: str | Path | None, pretrained: WeightsEnum) -> Preprocessing | None:
-    """The normalisation a weights choice requires: the pretrained weights' mean/std, else None.
-
-    None means the weights impose none: random initialisation learns any input scale, and a
-    local file was trained with the mean/std its own run recorded (the data config's values).
-    """
-    if choice is None or isinstance(choice, Path):
-        return None
-    return preprocessing_of(pretrained)
 
 
 def preprocessing_of(pretrained: WeightsEnum) -> Preprocessing:
