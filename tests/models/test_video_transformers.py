@@ -192,6 +192,7 @@ def test_swin3d_b_imagenet22k_weights_offline_name_their_file_and_folder(empty_h
 def test_an_unknown_weights_name_lists_the_valid_ones() -> None:
     with pytest.raises(
         ConfigError,
-        match=r"model.weights='IMAGENET22K'.*kinetics400, KINETICS400_V1, KINETICS400_IMAGENET22K_V1",
+        match=r"model.weights='IMAGENET22K'.*"
+        r"kinetics400, KINETICS400_V1, KINETICS400_IMAGENET22K_V1",
     ):
         VideoTransformer(num_outputs=2, arch="swin3d_b", weights="IMAGENET22K")

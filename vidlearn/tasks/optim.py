@@ -260,8 +260,9 @@ def check_resumed_horizon(
     if saved["epochs"] != now["epochs"]:
         raise ConfigError(
             f"trainer.max_epochs={now['epochs']}, but the checkpoint resumed from planned its "
-            f"{name} schedule over trainer.max_epochs={saved['epochs']}, and a decaying schedule's "
-            f"length is fixed when the run starts. Resume with trainer.max_epochs={saved['epochs']}; "
+            f"{name} schedule over trainer.max_epochs={saved['epochs']}, and a decaying "
+            "schedule's length is fixed when the run starts. Resume with "
+            f"trainer.max_epochs={saved['epochs']}; "
             "to train longer, start a new run (without resume=) with the longer schedule, from "
             "the checkpoint's weights where the model takes them (model.weights=<checkpoint>)."
         )
@@ -270,8 +271,8 @@ def check_resumed_horizon(
             f"resume: the checkpoint's {name} schedule spans {saved['steps']} optimiser steps "
             f"over trainer.max_epochs={saved['epochs']}, this run {now['steps']}: the training "
             "batches per epoch changed (data.batch_size, trainer.accumulate_grad_batches, "
-            "trainer.limit_train_batches or the training rows). Resume with the checkpoint's "
-            "values, or start a new run (without resume=) for the new ones."
+            "trainer.limit_train_batches, the number of devices or the training rows). Resume "
+            "with the checkpoint's values, or start a new run (without resume=) for the new ones."
         )
 
 
