@@ -5,11 +5,11 @@ one draw for every frame) or stacked as one `(H, W, T*C)` image (see
 `vidlearn.data.transforms`). albumentations 2 warps an image of more than 4 channels in 4-channel
 chunks (a last pair one channel at a time), which OpenCV warps with SIMD; the chunks are sliced
 out of the interleaved image with NumPy's strided copies, 2.6 ms for a 25x150x150 uint8 clip. A
-clip's frames are planes already: ClipAffine interleaves each group of 4 planes with OpenCV's
-blocked transpose, warps it and transposes it back into the output planes, the same chunks, so
-the output equals `A.Affine`'s bit for bit at 0.74 ms against 1.5 ms for the former one
-`cv2.warpAffine` over all 25 channels and its two clip transposes (OpenCV warps more than 4
-channels in a scalar loop; measured: `experiments/bench_arrays.py`).
+clip's frames are planes already: ClipAffine interleaves each group of 4 planes, warps it and
+splits it back into the output planes, the same chunks, so the output equals `A.Affine`'s bit
+for bit, at 0.67-0.69 ms against 0.84-0.91 ms for the former one `cv2.warpAffine` over all 25
+channels with the clip's two transposes around it (OpenCV warps more than 4 channels in a scalar
+loop; alternating rounds, 1 OpenCV thread, load 6.6 on 2 cores).
 
 That former one-call warp did not quantise the sampling position; the chunked one quantises it to
 1/32 pixel: |difference| <= 1 + D/16 grey levels, where D is the largest step between
@@ -51,21 +51,23 @@ def warp_planes(
     fill: float,
 ) -> np.ndarray:
     """`(K, H, W)` planes -> `(K, height, width)` warped by the 2x3 `matrix`, in
-    `channel_groups(K)`: each group interleaved into one image, warped, and planed back.
+    `channel_groups(K)`: each group interleaved into one image, warped, and split back.
 
-    `size` is (height, width); `fill` is one value for every channel.
+    `size` is (height, width); `fill` is one value for every channel. In: OpenCV's transpose;
+    out: `cv2.split` into the output planes (0.67-0.69 ms per 25x150x150 uint8 clip against
+    0.99-1.04 with `cv2.merge` in and 0.77-0.79 with a transpose out, alternating, 1 thread).
     """
-    count, rows, columns = planes.shape
     height, width = size
     planes = np.ascontiguousarray(planes)
-    out = np.empty((count, height, width), dtype=planes.dtype)
+    out = np.empty((len(planes), height, width), dtype=planes.dtype)
     options = dict(flags=flags, borderMode=border, borderValue=(fill,) * 4)
-    for start, stop in channel_groups(count):
-        group = planes[start:stop].reshape(stop - start, rows * columns, 1)
-        image = swap_leading_axes(group).reshape(rows, columns, stop - start)  # (H, W, n)
-        warped = cv2.warpAffine(image, matrix, (width, height), **options)
-        warped = warped.reshape(height * width, stop - start, 1)  # cv2 drops a single channel
-        out[start:stop] = swap_leading_axes(warped).reshape(stop - start, height, width)
+    for start, stop in channel_groups(len(planes)):
+        if stop - start == 1:
+            cv2.warpAffine(planes[start], matrix, (width, height), dst=out[start], **options)
+            continue
+        group = planes[start:stop].reshape(stop - start, -1, 1)  # (n, H*W, 1)
+        image = swap_leading_axes(group).reshape(*planes.shape[1:], stop - start)  # (H, W, n)
+        cv2.split(cv2.warpAffine(image, matrix, (width, height), **options), list(out[start:stop]))
     return out
 
 
