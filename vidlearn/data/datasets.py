@@ -114,7 +114,9 @@ class SampleDataset(Dataset, ABC):
         """
         items = [self._item(keys[0])]
         inputs = _batch_like(items[0]["input"], len(keys))  # (B, ...)
-        inputs[0].copy_(items[0]["input"])
+        # NumPy copies: torch's copy_ went through its thread pool, 6 ms per 25x150x150 uint8
+        # clip with 2 threads on a loaded machine against 17 us.
+        np.copyto(inputs[0].numpy(), items[0]["input"].numpy())
         for slot, key in enumerate(keys[1:], start=1):
             target = inputs[slot]
             item = self._item(key, target.numpy())
@@ -122,7 +124,7 @@ class SampleDataset(Dataset, ABC):
             if item["input"].shape != target.shape or item["input"].dtype != target.dtype:
                 return items + [self._item(key) for key in keys[slot + 1 :]]
             if item["input"].data_ptr() != target.data_ptr():  # not produced in its slot
-                target.copy_(item["input"])
+                np.copyto(target.numpy(), item["input"].numpy())
             item["input"] = target
         return BatchItems(items, inputs)
 
