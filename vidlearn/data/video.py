@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 import os
 import re
 import zipfile
@@ -284,7 +285,7 @@ class ArrayReader:
             self.close()
             return None, None
         self.offset = self.file.tell()
-        needed = self.offset + int(np.prod(shape)) * dtype.itemsize
+        needed = self.offset + math.prod(shape) * dtype.itemsize
         if os.fstat(self.file.fileno()).st_size < needed:
             raise ValueError(f"the file is truncated: {needed} bytes expected")
         return shape, dtype
