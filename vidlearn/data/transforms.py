@@ -207,8 +207,8 @@ class Augmentation:
             return self.pipeline(image=image)["image"]
         # More channels than OpenCV takes (a long clip): slices with the same seed draw the
         # same parameters (they depend on the image size only), so every frame still moves alike.
-        # Equal slices: a last one of 4 channels or fewer would take OpenCV's other warp, which
-        # rounds differently (vidlearn.data.clip_affine).
+        # Equal slices: a last one of 4 channels or fewer would take OpenCV's 1-4 channel paths,
+        # which round differently from its path over more channels.
         slices = []
         for part in np.array_split(np.arange(channels), -(-channels // _MAX_CHANNELS)):
             self.pipeline.set_random_seed(seed)
