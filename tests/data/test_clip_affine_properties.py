@@ -1,11 +1,11 @@
-"""ClipAffine (one OpenCV warp over all channels) against albumentations' Affine (4-channel
-chunks, the former path), for any affine parameters and clip shape.
+"""ClipAffine (4-channel warps of a clip's frames) against albumentations' Affine, for any affine
+parameters and clip shape, and against the one-call warp over all channels it replaces.
 
-Tolerance, stated in vidlearn/data/clip_affine.py: both warps are drawn with the same
-parameters, so they differ by rounding only. albumentations' path quantises the sampling
-position to 1/32 pixel per axis, so it is off the exact bilinear warp by at most 0.5 + D/16 grey
-levels, where D is the largest step between neighbouring source pixels; the one-call warp is
-exact to rounding (0.5). So |ClipAffine - Affine| <= 1 + D/16 everywhere.
+Tolerance, stated in vidlearn/data/clip_affine.py: ClipAffine warps the channels in
+albumentations' own chunks (4 at a time, a last pair one by one), so it equals `A.Affine` bit
+for bit. The former one-call warp over all channels (OpenCV's generic path) did not quantise the
+sampling position, the chunked path quantises it to 1/32 pixel: |ClipAffine - one call| <= 1 +
+D/16 grey levels, where D is the largest step between neighbouring source pixels.
 """
 
 from __future__ import annotations
@@ -32,6 +32,25 @@ def largest_neighbour_step(image: np.ndarray) -> int:
     return max((int(step.max()) for step in steps if step.size), default=0)
 
 
+class OneCallAffine(A.Affine):
+    """The former ClipAffine: one `cv2.warpAffine` over every channel (at most 128)."""
+
+    def apply(
+        self, img: np.ndarray, matrix: np.ndarray, output_shape: tuple, **params
+    ) -> np.ndarray:
+        if np.allclose(matrix, np.eye(3)):
+            return img
+        height, width = (int(np.round(side)) for side in output_shape[:2])
+        return cv2.warpAffine(
+            img,
+            matrix[:2],
+            (width, height),
+            flags=self.interpolation,
+            borderMode=self.border_mode,
+            borderValue=(float(self.fill),) * 4,
+        ).reshape(height, width, -1)
+
+
 affine_arguments = st.fixed_dictionaries(
     {
         "rotate": st.tuples(st.floats(-45, 0), st.floats(0, 45)),
@@ -41,34 +60,98 @@ affine_arguments = st.fixed_dictionaries(
 )
 
 
+def random_image(
+    rng: np.random.Generator, shape: tuple[int, ...], smooth: bool, dtype: type = np.uint8
+) -> np.ndarray:
+    """Noise, or a cine-like image (steps of a few grey levels); float32 in [0, 1]."""
+    image = rng.integers(0, 256, shape)
+    if smooth:
+        image = np.cumsum(rng.integers(0, 4, shape), axis=-2).clip(0, 255)
+    return image.astype(np.uint8) if dtype is np.uint8 else (image / 255).astype(np.float32)
+
+
+def warped(transform: A.BasicTransform, seed: int, **data: np.ndarray) -> np.ndarray:
+    pipeline = A.Compose([transform])
+    pipeline.set_random_seed(seed)
+    return pipeline(**data)[next(iter(data))]
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     arguments=affine_arguments,
-    frames=st.integers(1, 40),
+    channels=st.integers(1, 90),
+    height=st.integers(3, 41),
+    width=st.integers(3, 41),
+    smooth=st.booleans(),
+    floats=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+@example(  # 25 frames: six 4-channel warps and a last single channel
+    arguments={"rotate": (-25, 25), "translate_percent": (-0.1, 0.1), "scale": (1.0, 1.0)},
+    channels=25,
+    height=20,
+    width=30,
+    smooth=False,
+    floats=False,
+    seed=3,
+)
+def test_clip_affine_is_albumentations_affine_bit_for_bit(
+    arguments: dict, channels: int, height: int, width: int, smooth: bool, floats: bool, seed: int
+) -> None:
+    """Caught (planted): the last two channels warped together (albumentations warps a last pair
+    one by one), and `dsize=(height, width)` (wrong shape on non-square frames)."""
+    dtype = np.float32 if floats else np.uint8
+    image = random_image(np.random.default_rng(seed), (height, width, channels), smooth, dtype)
+    expected = warped(A.Affine(**arguments, p=1.0), seed, image=image)
+    ours = warped(ClipAffine(**arguments, p=1.0), seed, image=image)
+    assert ours.shape == expected.shape == image.shape and ours.dtype == dtype
+    assert np.array_equal(ours, expected)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    arguments=affine_arguments,
+    frames=st.integers(1, 30),
     channels=st.integers(1, 3),
+    height=st.integers(3, 33),
+    width=st.integers(3, 33),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_a_clip_given_as_frames_is_warped_as_its_stacked_image(
+    arguments: dict, frames: int, channels: int, height: int, width: int, seed: int
+) -> None:
+    """`images=` (T, H, W, C), the frames of a clip, draw the parameters of the stacked `(H, W,
+    T*C)` image and come out as its frames.
+
+    Caught (planted): frames warped in groups of 4 from the first plane of each group only
+    (every group a copy of its first frame)."""
+    clip = random_image(np.random.default_rng(seed), (frames, height, width, channels), False)
+    stacked = np.ascontiguousarray(clip.transpose(1, 2, 0, 3)).reshape(height, width, -1)
+    expected = warped(A.Affine(**arguments, p=1.0), seed, image=stacked)
+    ours = warped(ClipAffine(**arguments, p=1.0), seed, images=clip)
+    assert ours.shape == clip.shape and ours.flags.c_contiguous
+    assert np.array_equal(ours.transpose(1, 2, 0, 3).reshape(stacked.shape), expected)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    arguments=affine_arguments,
+    channels=st.integers(5, 60),
     height=st.integers(3, 41),
     width=st.integers(3, 41),
     smooth=st.booleans(),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_one_warp_over_all_channels_is_the_chunked_warp_within_rounding(
-    arguments: dict, frames: int, channels: int, height: int, width: int, smooth: bool, seed: int
+def test_clip_affine_is_the_former_one_call_warp_within_rounding(
+    arguments: dict, channels: int, height: int, width: int, smooth: bool, seed: int
 ) -> None:
-    """Caught (planted): `dsize=(height, width)` in warp_all_channels (wrong shape on non-square
-    frames) and INTER_NEAREST in place of the configured bilinear interpolation (off by up to
-    D/2)."""
-    rng = np.random.default_rng(seed)
-    image = rng.integers(0, 256, (height, width, frames * channels), dtype=np.uint8)
-    if smooth:  # a cine-like image: steps of a few grey levels
-        image = np.cumsum(rng.integers(0, 4, image.shape), axis=1).clip(0, 255).astype(np.uint8)
-    chunked, one_call = (
-        A.Compose([A.Affine(**arguments, p=1.0)]),
-        A.Compose([ClipAffine(**arguments, p=1.0)]),
-    )
-    chunked.set_random_seed(seed)
-    one_call.set_random_seed(seed)
-    expected, ours = chunked(image=image)["image"], one_call(image=image)["image"]
-    assert ours.shape == expected.shape == image.shape and ours.dtype == np.uint8
+    """The stated tolerance against the warp the loader used before: |difference| <= 1 + D/16.
+
+    Caught (planted): INTER_NEAREST in place of the configured bilinear interpolation (off by up
+    to D/2)."""
+    image = random_image(np.random.default_rng(seed), (height, width, channels), smooth)
+    expected = warped(OneCallAffine(**arguments, p=1.0), seed, image=image)
+    ours = warped(ClipAffine(**arguments, p=1.0), seed, image=image)
     difference = np.abs(ours.astype(np.int32) - expected.astype(np.int32))
     assert difference.max() <= 1 + largest_neighbour_step(image) / 16
 

@@ -243,6 +243,23 @@ def test_one_seed_gives_the_per_frame_path_result_exactly() -> None:
     np.testing.assert_allclose(ours.numpy(), expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("floats", [False, True])
+def test_the_cine_recipe_gives_the_per_frame_path_result_exactly(floats: bool) -> None:
+    """`augment=hms_cine` (ClipAffine, frames warped 4 at a time) equals albumentations' Affine
+    on each frame with the same draw, resized first (25 frames: a last group of one)."""
+    clip = np.random.default_rng(4).integers(0, 256, (25, 40, 36, 1), dtype=np.uint8)
+    if floats:
+        clip = (clip / 255).astype(np.float32)
+    seed = int(np.random.default_rng(6).integers(2**32))
+    ours = ClipTransform(hms_cine_augment(), 32, [0.0], [1.0], normalise=False)(
+        clip, np.random.default_rng(6)
+    )
+    affine = [A.Affine(rotate=(-25, 25), translate_percent={"x": (-0.1, 0.1), "y": 0}, p=1.0)]
+    expected = per_frame_reference(clip, affine, 32, seed).transpose(0, 3, 1, 2)
+    assert ours.dtype == torch.from_numpy(expected).dtype
+    np.testing.assert_array_equal(ours.numpy(), expected)
+
+
 def test_max_norm_after_a_geometric_augmentation_equals_max_norm_before_it() -> None:
     clip = np.random.default_rng(2).integers(0, 120, (4, 32, 32, 1), dtype=np.uint8)
     augment = hms_cine_augment()

@@ -72,10 +72,14 @@ def test_killed_dataloader_worker_fails_the_run_instead_of_hanging(
 ) -> None:
     real_load = VideoClipDataset.load
 
-    def die_in_worker(self: VideoClipDataset, index: int, rng: np.random.Generator) -> torch.Tensor:
+    def die_in_worker(
+        self: VideoClipDataset, index: int, rng: np.random.Generator, out: np.ndarray | None = None
+    ) -> torch.Tensor:
         if torch.utils.data.get_worker_info() is not None:
             os.kill(os.getpid(), signal.SIGKILL)
-        return real_load(self, index, rng)  # the pre-flight reads one sample in the main process
+        return real_load(
+            self, index, rng, out
+        )  # the pre-flight reads one sample in the main process
 
     monkeypatch.setattr(VideoClipDataset, "load", die_in_worker)
     cfg = compose_train(

@@ -189,6 +189,15 @@ class Augmentation:
     def __init__(self, transforms: Sequence[A.BasicTransform]) -> None:
         self.pipeline = A.Compose(list(transforms))
         self.geometric = all(isinstance(t, A.DualTransform) for t in transforms)
+        # Transforms that warp a clip's frames (albumentations' `images`) as fast as its stacked
+        # image (vidlearn.data.clip_affine.ClipAffine): the clip then needs no stacking.
+        self.takes_frames = all(getattr(t, "warps_frames", False) for t in transforms)
+
+    def frames(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A clip's frames `(T, H, W, C)` -> augmented alike `(T, H', W', C)`, with the draw
+        `__call__` makes for the clip stacked as one image (the same seed, the same shape)."""
+        self.pipeline.set_random_seed(int(rng.integers(2**32)))
+        return self.pipeline(images=frames)["images"]
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         seed = int(rng.integers(2**32))
@@ -198,8 +207,8 @@ class Augmentation:
             return self.pipeline(image=image)["image"]
         # More channels than OpenCV takes (a long clip): slices with the same seed draw the
         # same parameters (they depend on the image size only), so every frame still moves alike.
-        # Equal slices: a last one of 4 channels or fewer would take OpenCV's other warp, which
-        # rounds differently (vidlearn.data.clip_affine).
+        # Equal slices: a last one of 4 channels or fewer would take OpenCV's 1-4 channel paths,
+        # which round differently from its path over more channels.
         slices = []
         for part in np.array_split(np.arange(channels), -(-channels // _MAX_CHANNELS)):
             self.pipeline.set_random_seed(seed)
@@ -262,40 +271,33 @@ class ClipTransform:
                 peaks = peaks_of(frames) if frame_peaks is None else frame_peaks  # (T,)
             else:
                 frames = max_normalise(frames, frame_peaks)
-        stacked = self._resized_augmented(frames, rng)  # (size, size, T*C), or None
-        length, channels = frames.shape[0], frames.shape[3]
+        clip = self._resized_augmented(frames, rng)  # (T, size, size, C)
         if not self.normalise:  # (T, C, size, size) in the array's dtype, for BatchNormalisation
-            if stacked is None:
-                clip = np.ascontiguousarray(frames.transpose(0, 3, 1, 2))  # no copy when C = 1
-            else:
-                clip = swap_leading_axes(stacked.reshape(self.size**2, length, channels))
-                clip = clip.reshape(length, self.size, self.size, channels).transpose(0, 3, 1, 2)
-                clip = np.ascontiguousarray(clip)  # no copy when C = 1
-            inputs = torch.from_numpy(clip)
+            inputs = torch.from_numpy(np.ascontiguousarray(clip.transpose(0, 3, 1, 2)))
             return inputs if peaks is None else {"input": inputs, "peak": torch.from_numpy(peaks)}
-        if stacked is not None:
-            frames = stacked.reshape(self.size, self.size, length, channels).transpose(2, 0, 1, 3)
-        return normalise(frames, self.mean, self.std, peaks)  # (T, C, size, size)
+        return normalise(clip, self.mean, self.std, peaks)  # (T, C, size, size)
 
-    def _resized_augmented(
-        self, frames: np.ndarray, rng: np.random.Generator | None
-    ) -> np.ndarray | None:
-        """`(T, H, W, C)` -> `(size, size, T*C)`; None where nothing had to be done (no
-        `(H, W, T*C)` round trip: the clip is then copied once, by the caller)."""
+    def _resized_augmented(self, frames: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+        """`(T, H, W, C)` -> `(T, size, size, C)`, C-contiguous (`frames` itself when nothing had
+        to be done, so the caller's one copy is the only one)."""
         length, height, width, channels = frames.shape
-        if self.augmentation is None and (height, width) == (self.size, self.size):
-            return None
         if (height, width) != (self.size, self.size):
             # Frame by frame, then stacked: stacking first copies the whole full-size clip into
             # the (H, W, T*C) layout (16 frames of 320x240: 6.8 ms CPU against 1.8 ms); bilinear
             # resizing works per channel: uint8 pixels are the same, float32 within rounding.
             frames = np.stack([resize(frame, self.size) for frame in frames])  # (T, size, size, C)
             height = width = self.size
-        rows = np.ascontiguousarray(frames).reshape(length, height * width, channels)
+        if self.augmentation is None:
+            return frames
+        rng = _require_rng(rng, "ClipTransform")
+        frames = np.ascontiguousarray(frames)
+        if self.augmentation.takes_frames:
+            return self.augmentation.frames(frames, rng)
+        rows = frames.reshape(length, height * width, channels)
         stacked = swap_leading_axes(rows).reshape(height, width, length * channels)
-        if self.augmentation is not None:
-            stacked = self.augmentation(stacked, _require_rng(rng, "ClipTransform"))
-        return stacked
+        stacked = self.augmentation(stacked, rng)  # (size, size, T*C)
+        rows = swap_leading_axes(stacked.reshape(self.size**2, length, channels))
+        return rows.reshape(length, self.size, self.size, channels)
 
 
 class ImageTransform:

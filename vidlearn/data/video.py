@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 import os
 import re
 import zipfile
@@ -299,21 +300,35 @@ class ArrayReader:
             self.close()
             return None, None
         self.offset = self.file.tell()
-        needed = self.offset + int(np.prod(shape)) * dtype.itemsize
+        needed = self.offset + math.prod(shape) * dtype.itemsize
         if os.fstat(self.file.fileno()).st_size < needed:
             raise ValueError(f"the file is truncated: {needed} bytes expected")
         return shape, dtype
 
-    def read(self, indices: Sequence[int]) -> np.ndarray:
-        """Frames `(T, H, W, C)`: uint8 kept as uint8, any other dtype as float32."""
+    def read(self, indices: Sequence[int], out: np.ndarray | None = None) -> np.ndarray:
+        """Frames `(T, H, W, C)`: uint8 kept as uint8, any other dtype as float32.
+
+        `out` (a batch's slot): a C-contiguous uint8 array of exactly that shape, which a uint8
+        `.npy` read by offset fills and returns, saving the batch its copy; ignored otherwise.
+        """
         wanted = check_indices(self.path, indices, self.num_frames)
         # only these frames are read (from the memory map, or the file)
-        frames = np.asarray(self.array[wanted]) if self.file is None else self._read_frames(wanted)
+        if self.file is None:
+            frames = np.asarray(self.array[wanted])
+        else:
+            fits = (
+                out is not None
+                and out.dtype == self.dtype == np.uint8
+                and out.shape == (len(wanted), *self.shape[1:])
+                and out.flags.c_contiguous
+            )
+            frames = self._read_frames(wanted, out if fits else None)
         return frames if frames.dtype == np.uint8 else frames.astype(np.float32)
 
-    def _read_frames(self, wanted: np.ndarray) -> np.ndarray:
-        """The frames at `wanted`, one `readinto` per run of consecutive indices."""
-        frames = np.empty((len(wanted), *self.shape[1:]), dtype=self.dtype)
+    def _read_frames(self, wanted: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+        """The frames at `wanted` (into `out`, when given), one `readinto` per run of
+        consecutive indices."""
+        frames = np.empty((len(wanted), *self.shape[1:]), self.dtype) if out is None else out
         frame_bytes = frames[0].nbytes
         breaks = np.flatnonzero(np.diff(wanted) != 1) + 1
         for run_start, run_stop in zip(
