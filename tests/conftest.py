@@ -19,6 +19,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hypothesis import HealthCheck, settings
 from omegaconf import DictConfig
 
@@ -127,9 +128,9 @@ def console_script(
     script's own behaviour (exit code, stderr) is the same in-process; the few tests that check
     the console scripts themselves start them as subprocesses (tests/cli/test_errors.py, and the
     wheel check starts every one). What a run changes in this process is put back after it:
-    Hydra's global state, the environment (seed variables, Hydra's env_set), the random
-    generators, torch's thread count and the logging handlers Hydra installs (which hold the
-    captured stdout).
+    Hydra's global state (GlobalHydra, HydraConfig), the environment (seed variables, Hydra's
+    env_set), the random generators, torch's thread count and the logging handlers Hydra
+    installs (which hold the captured stdout).
     """
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
 
@@ -162,6 +163,7 @@ def console_script(
 def _restored_process_state() -> Iterator[None]:
     """Undo what a console script run changes in this process (see `console_script`)."""
     GlobalHydra.instance().clear()
+    hydra_config = HydraConfig.instance().cfg  # --cfg and --help set it and leave it set
     environ = dict(os.environ)
     generators = (random.getstate(), np.random.get_state(), torch.get_rng_state())
     threads = torch.get_num_threads()
@@ -171,6 +173,7 @@ def _restored_process_state() -> Iterator[None]:
         yield
     finally:
         GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = hydra_config
         for name in set(os.environ) - set(environ):
             del os.environ[name]
         os.environ.update(environ)

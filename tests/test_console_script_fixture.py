@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from conftest import ScriptRun
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 
 
 def test_a_run_leaves_hydra_the_environment_the_generators_and_logging_as_they_were(
@@ -39,3 +40,15 @@ def test_a_run_leaves_hydra_the_environment_the_generators_and_logging_as_they_w
     assert dict(os.environ) == environ
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == draws
     assert not GlobalHydra.instance().is_initialized()
+    assert not HydraConfig.initialized()  # else the next train() records the run's overrides
+
+
+def test_printing_the_job_config_leaves_no_hydra_config_behind(
+    console_script: Callable[..., ScriptRun],
+) -> None:
+    """Hydra's --cfg sets HydraConfig and never unsets it; the next in-process train() would
+    then record that command's overrides as its own (vidlearn/cli/run_files.py). Caught planted
+    bug: without HydraConfig put back, it stayed initialized."""
+    result = console_script("vidlearn-train", "data.size=40", "--cfg", "job")
+    assert result.returncode == 0 and "size: 40" in result.stdout
+    assert not HydraConfig.initialized()
