@@ -147,7 +147,7 @@ def console_script(
             monkeypatch.setenv(name, value)
         monkeypatch.setattr(sys, "argv", [script, *args])
         capsys.readouterr()  # what the test printed before is not the script's
-        with _restored_process_state():
+        with restored_process_state():
             try:
                 returned = main()
                 code = 0 if returned is None else returned  # as sys.exit(main()) does
@@ -160,7 +160,7 @@ def console_script(
 
 
 @contextmanager
-def _restored_process_state() -> Iterator[None]:
+def restored_process_state() -> Iterator[None]:
     """Undo what a console script run changes in this process (see `console_script`)."""
     GlobalHydra.instance().clear()
     hydra_config = HydraConfig.instance().cfg  # --cfg and --help set it and leave it set
