@@ -149,14 +149,20 @@ def console_script(
         capsys.readouterr()  # what the test printed before is not the script's
         with restored_process_state():
             try:
-                returned = main()
-                code = 0 if returned is None else returned  # as sys.exit(main()) does
+                code = exit_status(main())  # the console script is `sys.exit(main())`
             except SystemExit as stop:
-                code = 0 if stop.code is None else stop.code
+                code = exit_status(stop.code)
         printed = capsys.readouterr()
         return ScriptRun(code, printed.out, printed.err)
 
     return run
+
+
+def exit_status(code: object) -> int:
+    """The process's exit status after `sys.exit(code)`: 0 for None, an int as it is, else 1."""
+    if code is None:
+        return 0
+    return code if isinstance(code, int) else 1
 
 
 @contextmanager
