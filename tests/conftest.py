@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
+import logging
 import os
-from collections.abc import Callable
+import random
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hypothesis import HealthCheck, settings
 from omegaconf import DictConfig
 
@@ -95,6 +105,94 @@ def video_checkpoint(tmp_path_factory: pytest.TempPathFactory, demo_videos: Path
         "views=uniform",
     )
     return Path(train(cfg)["best_checkpoint"])
+
+
+@dataclass(frozen=True)
+class ScriptRun:
+    """A console script's exit status and what it printed, as its user would see them."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def console_script(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., ScriptRun]:
+    """Run a console script in this process: `console_script("vidlearn-train", *args, cwd=...,
+    **env)` calls `vidlearn.cli.train.main()` with `sys.argv` as the script would get it (a
+    function decorated with `console_main` may stand in for the script's name).
+
+    A fresh interpreter costs several seconds of imports (torch, Lightning) per run, and the
+    script's own behaviour (exit code, stderr) is the same in-process; the few tests that check
+    the console scripts themselves start them as subprocesses (tests/cli/test_errors.py, and the
+    wheel check starts every one). What a run changes in this process is put back after it:
+    Hydra's global state (GlobalHydra, HydraConfig), the environment (seed variables, Hydra's
+    env_set), the random generators, torch's thread count and the logging handlers Hydra
+    installs (which hold the captured stdout).
+    """
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+
+    def run(
+        script: str | Callable[[], Any], *args: str, cwd: Path | None = None, **env: str
+    ) -> ScriptRun:
+        if isinstance(script, str):
+            main = importlib.import_module(f"vidlearn.cli.{script.removeprefix('vidlearn-')}").main
+        else:
+            main, script = script, "vidlearn-test"
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(sys, "argv", [script, *args])
+        capsys.readouterr()  # what the test printed before is not the script's
+        with restored_process_state():
+            try:
+                code = exit_status(main())  # the console script is `sys.exit(main())`
+            except SystemExit as stop:
+                code = exit_status(stop.code)
+        printed = capsys.readouterr()
+        return ScriptRun(code, printed.out, printed.err)
+
+    return run
+
+
+def exit_status(code: object) -> int:
+    """The process's exit status after `sys.exit(code)`: 0 for None, an int as it is, else 1."""
+    if code is None:
+        return 0
+    return code if isinstance(code, int) else 1
+
+
+@contextmanager
+def restored_process_state() -> Iterator[None]:
+    """Undo what a console script run changes in this process (see `console_script`)."""
+    GlobalHydra.instance().clear()
+    hydra_config = HydraConfig.instance().cfg  # --cfg and --help set it and leave it set
+    environ = dict(os.environ)
+    generators = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    threads = torch.get_num_threads()
+    loggers = [logging.getLogger(), logging.getLogger("hydra")]
+    saved = [(log.handlers[:], log.level, log.propagate, log.disabled) for log in loggers]
+    try:
+        yield
+    finally:
+        GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = hydra_config
+        for name in set(os.environ) - set(environ):
+            del os.environ[name]
+        os.environ.update(environ)
+        random.setstate(generators[0])
+        np.random.set_state(generators[1])
+        torch.set_rng_state(generators[2])
+        torch.set_num_threads(threads)
+        for log, (handlers, level, propagate, disabled) in zip(loggers, saved, strict=True):
+            for handler in set(log.handlers) - set(handlers):
+                handler.close()
+            log.handlers[:] = handlers
+            log.setLevel(level)
+            log.propagate, log.disabled = propagate, disabled
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

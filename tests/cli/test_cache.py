@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ScriptRun
 from counter_videos import counter_frames, write_video
 from hydra import compose, initialize_config_dir
 
@@ -132,14 +131,14 @@ def test_bad_files_table_shows_whole_paths_relative_to_the_manifest_on_a_narrow_
     assert relative in first_column
 
 
-def test_a_user_mistake_ends_the_console_script_cleanly(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "vidlearn-cache"), "data.manifest=nope.csv"],
+def test_a_user_mistake_ends_the_console_script_cleanly(
+    console_script: Callable[..., ScriptRun], tmp_path: Path
+) -> None:
+    result = console_script(
+        "vidlearn-cache",
+        "data.manifest=nope.csv",
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "VIDLEARN_CACHE": str(tmp_path / "cache")},
+        VIDLEARN_CACHE=str(tmp_path / "cache"),
     )
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Traceback" not in result.stderr and "Error executing job" not in result.stderr

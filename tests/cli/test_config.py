@@ -1,13 +1,11 @@
 """Every config choice composes and names importable classes; bad keys and types fail at start."""
 
 import math
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import compose_small_train
+from conftest import ScriptRun, compose_small_train
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
@@ -36,7 +34,6 @@ CHOICES = [
 EXPERIMENTS = [
     f"experiment={path.stem}" for path in sorted((CONF_DIR / "experiment").glob("*.yaml"))
 ]
-VIDLEARN_TRAIN = Path(sys.executable).parent / "vidlearn-train"
 
 
 def targets(node: object) -> Iterator[str]:
@@ -136,18 +133,13 @@ def test_schema_checks_the_regularisers_naming_the_key(
     ],
 )
 def test_cli_stops_before_training_naming_the_bad_key(
-    tmp_path: Path, override: str, message: str
+    console_script: Callable[..., ScriptRun], tmp_path: Path, override: str, message: str
 ) -> None:
-    result = subprocess.run(
-        [
-            str(VIDLEARN_TRAIN),
-            override,
-            f"hydra.run.dir={tmp_path}",
-            f"paths.cache_dir={tmp_path / 'cache'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = console_script(
+        "vidlearn-train",
+        override,
+        f"hydra.run.dir={tmp_path}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
     )
     assert result.returncode != 0
     assert message in result.stderr

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import restored_process_state
 from omegaconf import DictConfig, OmegaConf
 
 from vidlearn.cli import train
@@ -59,7 +60,8 @@ def train_job_config(
 ) -> DictConfig:
     """The job config `vidlearn-train ARGUMENTS --cfg job` prints (composed, not run)."""
     monkeypatch.setattr(sys, "argv", ["vidlearn-train", *arguments, "--cfg", "job"])
-    train.main()
+    with restored_process_state():  # --cfg leaves HydraConfig set (tests/conftest.py)
+        train.main()
     return OmegaConf.create(capsys.readouterr().out)
 
 

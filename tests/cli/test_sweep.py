@@ -1,17 +1,16 @@
-"""Multiruns through the real CLI end with a sweep table; the table itself from job folders."""
+"""Multiruns through vidlearn-train (run in-process) end with a sweep table; the table itself from
+job folders."""
 
 import json
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from conftest import ScriptRun
 
 from vidlearn.cli.sweep import write_sweep_table
-
-VIDLEARN_TRAIN = Path(sys.executable).parent / "vidlearn-train"
 
 
 def tiny(manifest: Path, cache: Path) -> list[str]:
@@ -26,16 +25,16 @@ def tiny(manifest: Path, cache: Path) -> list[str]:
     ]
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [str(VIDLEARN_TRAIN), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
+@pytest.fixture
+def run_cli(console_script: Callable[..., ScriptRun], tmp_path: Path) -> Callable[..., ScriptRun]:
+    """`run_cli(*args)`: vidlearn-train with `args`, in-process, which must succeed."""
+
+    def run(*args: str) -> ScriptRun:
+        result = console_script("vidlearn-train", *args, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result
+
+    return run
 
 
 def fake_job(sweep: Path, num: int, overrides: list[str], metrics: dict[str, float] | None) -> None:
@@ -47,7 +46,7 @@ def fake_job(sweep: Path, num: int, overrides: list[str], metrics: dict[str, flo
 
 
 def test_multirun_writes_one_row_per_run_with_overrides_and_metrics(
-    tmp_path: Path, demo_videos: Path
+    run_cli: Callable[..., ScriptRun], tmp_path: Path, demo_videos: Path
 ) -> None:
     sweep = tmp_path / "sweep"
     run_cli(
@@ -97,7 +96,9 @@ def test_jobs_are_ordered_numerically(tmp_path: Path) -> None:
     assert write_sweep_table(tmp_path)["run"].tolist() == ["0", "2", "10"]
 
 
-def test_optuna_search_runs_the_requested_trials(tmp_path: Path, demo_videos: Path) -> None:
+def test_optuna_search_runs_the_requested_trials(
+    run_cli: Callable[..., ScriptRun], tmp_path: Path, demo_videos: Path
+) -> None:
     sweep = tmp_path / "optuna"
     run_cli(
         "-m",

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import restored_process_state
 from hydra.errors import InstantiationException
 
 from vidlearn.cli import cache, export, manifest, stats, train
@@ -30,10 +31,11 @@ def run_main(monkeypatch: pytest.MonkeyPatch, capsys, main, *argv: str) -> tuple
     """Call a console script's main as its console script would; (exit code, stderr)."""
     monkeypatch.setattr(sys, "argv", ["vidlearn-script", *argv])
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    try:
-        code = main() or 0
-    except SystemExit as stop:
-        code = stop.code
+    with restored_process_state():  # Hydra's state, seeds, logging handlers (tests/conftest.py)
+        try:
+            code = main() or 0
+        except SystemExit as stop:
+            code = stop.code
     return code, capsys.readouterr().err
 
 

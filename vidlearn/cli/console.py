@@ -23,7 +23,6 @@ from typing import Any, NoReturn
 import hydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, InstantiationException
-from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
@@ -75,7 +74,7 @@ def config_refused(cause: BaseException) -> bool:
     passed it. OSError and Lightning's MisconfigurationException name the file or setting
     wherever they are raised.
     """
-    if isinstance(cause, OSError | MisconfigurationException):
+    if isinstance(cause, OSError) or is_misconfiguration(cause):
         return True
     if not isinstance(cause, TypeError | ValueError):
         return False
@@ -91,6 +90,17 @@ def config_refused(cause: BaseException) -> bool:
     has_varargs = bool(code.co_flags & inspect.CO_VARARGS)
     options = code.co_varnames[code.co_argcount + code.co_kwonlyargcount + has_varargs]
     return refused[1] in trace.tb_frame.f_locals.get(options, {})
+
+
+def is_misconfiguration(cause: BaseException) -> bool:
+    """Whether `cause` is Lightning's MisconfigurationException (a setting it refuses).
+
+    Looked up among the loaded modules rather than imported: Lightning takes seconds to import,
+    which the scripts that need no model should not pay, and an instance exists only once
+    Lightning has been loaded.
+    """
+    exceptions = sys.modules.get("lightning_fabric.utilities.exceptions")
+    return exceptions is not None and isinstance(cause, exceptions.MisconfigurationException)
 
 
 def group_override_mistake(arguments: list[str]) -> str | None:
