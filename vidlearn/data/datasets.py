@@ -11,9 +11,11 @@ count it, report it and stop when too many files are bad. Nothing is skipped sil
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -96,6 +98,15 @@ class SampleDataset(Dataset, ABC):
         of `input` and what travels with it); raises DecodeError when it cannot be read."""
 
     def __getitem__(self, key: SampleKey | int) -> dict:
+        return self.item(key, self.load)
+
+    def item(
+        self,
+        key: SampleKey | int,
+        load: Callable[[int, np.random.Generator], Tensor | dict[str, Tensor]],
+    ) -> dict:
+        """The item of `key`, its sample read by `load` (`self.load`, or one writing the input
+        into a batch), an unreadable file replaced by another."""
         index = key_index(key)
         rng = sample_generator(key)
         skipped: list[SkipRecord] = []
@@ -104,7 +115,7 @@ class SampleDataset(Dataset, ABC):
             if self.board is not None:
                 self.board.mark(candidate)
             try:
-                sample = self.load(candidate, rng)
+                sample = load(candidate, rng)
             except DecodeError as error:
                 # Sampler errors (ShortVideoError) do not name the file: the record always does.
                 path = self.paths[candidate]
@@ -142,6 +153,10 @@ class VideoClipDataset(SampleDataset):
     The reader is opened per item inside the worker process: decord readers made in the parent
     hang in forked workers, and readers kept open grow memory. With a `frame_cache`, the reader
     is a memory map of the video's frames already resized to the transform's size.
+
+    A DataLoader fetches a batch with `__getitems__`: each clip is written into its slot of one
+    batch tensor (in shared memory in a loader worker), which `collate` then takes as it is:
+    no stacking copy of every clip, which cost as much as normalising it (issue 23).
     """
 
     def __init__(
@@ -168,7 +183,22 @@ class VideoClipDataset(SampleDataset):
         self.frame_cache = frame_cache
         self.threads = threads
 
-    def load(self, index: int, rng: np.random.Generator) -> Tensor | dict[str, Tensor]:
+    def __getitems__(self, keys: Sequence[SampleKey | int]) -> list[dict]:
+        """The items of `keys`, as `__getitem__` gives them, their inputs the slots of one batch
+        tensor `(B, T, C, H, W)` (shape and dtype of the first item's input)."""
+        if not keys:
+            return []
+        first = self[keys[0]]
+        batch = new_batch(len(keys), first["input"])
+        items = [{**first, "input": batch[0].copy_(first["input"])}]
+        for slot, key in zip(batch[1:], keys[1:], strict=True):
+            items.append(self.item(key, partial(self.load, out=slot)))
+        return items
+
+    def load(
+        self, index: int, rng: np.random.Generator, out: Tensor | None = None
+    ) -> Tensor | dict[str, Tensor]:
+        """`out`: the clip's slot in a batch, written instead of a new tensor (ClipTransform)."""
         backend = self.backends[index] if self.backends is not None else self.backend
         if self.frame_cache is not None:
             reader = self.frame_cache.open(self.paths[index], backend, self.threads)
@@ -179,7 +209,9 @@ class VideoClipDataset(SampleDataset):
             frames = reader.read(clip)  # (T, H, W, C)
         finally:
             reader.close()
-        return self.transform(frames, rng)  # (T, C, H, W), or a dict with it as `input`
+        if out is None:
+            return self.transform(frames, rng)  # (T, C, H, W), or a dict with it as `input`
+        return self.transform(frames, rng, out=out)
 
 
 class ImageDataset(SampleDataset):
@@ -225,11 +257,40 @@ def read_image(path: str) -> np.ndarray:
         ) from error
 
 
-def collate(items: list[dict]) -> dict:
-    """Stack items into a batch; `skipped` SkipRecords are concatenated into one flat list."""
-    skipped = [record for item in items for record in item["skipped"]]
-    batch = default_collate(
-        [{key: value for key, value in item.items() if key != "skipped"} for item in items]
+def new_batch(count: int, like: Tensor) -> Tensor:
+    """An empty batch `(count, *like.shape)` of `like`'s dtype; in a loader worker in shared
+    memory, as torch's default_collate makes it, so it reaches the main process uncopied."""
+    shape = (count, *like.shape)
+    if get_worker_info() is None:
+        return torch.empty(shape, dtype=like.dtype)
+    storage = like._typed_storage()._new_shared(math.prod(shape), device=like.device)
+    return like.new(storage).resize_(shape)
+
+
+def batch_of(inputs: Sequence[Tensor]) -> Tensor | None:
+    """The batch tensor whose slots 0, 1, ... are `inputs`, in order (`__getitems__`), or None."""
+    base = inputs[0]._base
+    if base is None or not base.is_contiguous() or len(base) != len(inputs):
+        return None
+    in_place = all(
+        tensor._base is base and tensor.data_ptr() == base[slot].data_ptr()
+        for slot, tensor in enumerate(inputs)
     )
+    return base if in_place else None
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack items into a batch; `skipped` SkipRecords are concatenated into one flat list.
+
+    Inputs written into one batch tensor (`VideoClipDataset.__getitems__`) are that tensor.
+    """
+    skipped = [record for item in items for record in item["skipped"]]
+    inputs = batch_of([item["input"] for item in items])
+    left = {"skipped"} if inputs is None else {"skipped", "input"}
+    batch = default_collate(
+        [{key: value for key, value in item.items() if key not in left} for item in items]
+    )
+    if inputs is not None:
+        batch = {key: inputs if key == "input" else batch.get(key) for key in items[0]}
     batch["skipped"] = skipped
     return batch
