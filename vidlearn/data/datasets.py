@@ -273,7 +273,10 @@ def batch_of(inputs: Sequence[Tensor]) -> Tensor | None:
     if base is None or not base.is_contiguous() or len(base) != len(inputs):
         return None
     in_place = all(
-        tensor._base is base and tensor.data_ptr() == base[slot].data_ptr()
+        tensor._base is base
+        and tensor.data_ptr() == base[slot].data_ptr()
+        and tensor.shape == base.shape[1:]
+        and tensor.is_contiguous()
         for slot, tensor in enumerate(inputs)
     )
     return base if in_place else None
