@@ -58,6 +58,8 @@ class ManifestDataModule(pl.LightningDataModule):
     `normalise_on_device`: loaders yield uint8 inputs, normalised by the task on the device
     with `batch_normalisation()` (a quarter of the bytes through collate and worker transfer);
     with `per_frame_max_norm`, batches carry each frame's peak as `peak` (B, T) float32.
+    Without it, a loader with workers may still move uint8 clips and normalise them in the main
+    process (`loader_dataset`); its batches are the same.
     """
 
     extensions: tuple[str, ...] = ()
