@@ -156,7 +156,8 @@ class VideoClipDataset(SampleDataset):
 
     A DataLoader fetches a batch with `__getitems__`: each clip is written into its slot of one
     batch tensor (in shared memory in a loader worker), which `collate` then takes as it is:
-    no stacking copy of every clip, which cost as much as normalising it (issue 23).
+    no stacking copy of every clip, which cost as much as normalising it (issue 23). So its
+    `transform` also takes `out=` (the clip's slot), as `ClipTransform` does.
     """
 
     def __init__(
