@@ -16,7 +16,9 @@ once, shuffled), read through a DataLoader whose workers persist across epochs.
 - vidlearn uncached: `VideoDataModule.train_dataloader()`; "first" is the first epoch of a new
   loader (worker start included), "steady" the epochs after it. Its decoder threads are
   `data.decoder_threads: null` (the cores shared out among the workers); "uint8" is the same
-  loader with `normalise_on_device`, whose batches cross from the workers as uint8.
+  loader with `normalise_on_device`, whose batches stay uint8 (normalised by the task). With
+  workers, the default loader's clips cross as uint8 too, normalised in the main process
+  (`VideoDataModule.loader_dataset`).
 - vidlearn cold: the first epoch of a new loader on an EMPTY `data.frame_cache` (a fresh folder
   each round): every clip decodes its video up to the clip's last frame, as uncached, and
   stores those frames resized (the entry's prefix).

@@ -304,3 +304,33 @@ def test_frame_cache_with_per_frame_max_norm_is_a_config_error_naming_both_keys(
     Before the fix the cached clips were silently normalised by the resized frames' peaks."""
     with pytest.raises(ConfigError, match="data.frame_cache.*data.per_frame_max_norm"):
         video_datamodule(demo_videos, frame_cache=str(tmp_path / "frames"), per_frame_max_norm=True)
+
+
+def test_workers_hand_uint8_clips_that_the_main_process_normalises(demo_videos: Path) -> None:
+    """Float32 batches cost their workers 4x the shared memory of uint8 ones (issue 23): with
+    workers, clips cross as uint8 and come out of the loader normalised, as with 0 workers."""
+    batches = {}
+    for workers in (0, 2):
+        datamodule = video_datamodule(demo_videos, num_workers=workers, pin_memory=False)
+        datamodule.setup("fit")
+        loader = datamodule.train_dataloader()
+        item = loader.dataset[SampleKey(index=0, seed=0, epoch=1, position=0)]
+        assert item["input"].dtype == (torch.float32 if workers == 0 else torch.uint8)
+        assert datamodule.datasets["train"][0]["input"].dtype == torch.float32  # for preflight
+        batches[workers] = train_inputs(datamodule, epoch=1)
+    assert all(batch.dtype == torch.float32 for batch in batches[2])
+    assert all(torch.equal(a, b) for a, b in zip(batches[0], batches[2], strict=True))
+
+
+def test_max_normalised_clips_cross_as_uint8_with_their_peaks(demo_videos: Path) -> None:
+    datamodule = video_datamodule(
+        demo_videos, num_workers=2, pin_memory=False, per_frame_max_norm=True
+    )
+    datamodule.setup("fit")
+    loader = datamodule.val_dataloader()
+    assert loader.dataset[0]["input"].dtype == torch.uint8 and "peak" in loader.dataset[0]
+    batch = next(iter(loader))
+    assert batch["input"].dtype == torch.float32 and "peak" not in batch
+    reference = video_datamodule(demo_videos, per_frame_max_norm=True)
+    reference.setup("fit")
+    assert torch.equal(batch["input"], next(iter(reference.val_dataloader()))["input"])

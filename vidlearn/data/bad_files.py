@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vidlearn.data.datasets import ReadingBoard, SampleDataset, SkipRecord
+from vidlearn.data.transforms import BatchNormalisation
 from vidlearn.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -34,15 +35,33 @@ class StalledLoaderError(UserError, RuntimeError):
 
 class WatchedDataLoader(DataLoader):
     """A DataLoader whose timeout names the file each busy worker was reading (a hung decoder:
-    decord is reported to hang on some corrupt files), as a StalledLoaderError."""
+    decord is reported to hang on some corrupt files), as a StalledLoaderError.
+
+    `normalise`: applied to each batch's `input` (with its `peak`, which it then drops) in the
+    main process, for a dataset whose workers hand over uint8 clips (a quarter of the bytes).
+    """
+
+    def __init__(self, *args: Any, normalise: BatchNormalisation | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.normalise = normalise  # named as the argument: Lightning rebuilds loaders by name
 
     def __iter__(self) -> Iterator[Any]:
+        batches = self._watched()
+        return batches if self.normalise is None else _normalised(batches, self.normalise)
+
+    def _watched(self) -> Iterator[Any]:
         dataset = self.dataset
         if self.num_workers == 0 or self.timeout <= 0 or not isinstance(dataset, SampleDataset):
             return super().__iter__()
         if dataset.board is None or len(dataset.board.rows) < self.num_workers:
             dataset.board = ReadingBoard(self.num_workers)  # before the workers start
         return _naming_stalls(super().__iter__(), dataset, dataset.board, self.timeout)
+
+
+def _normalised(batches: Iterator[dict], normalise: BatchNormalisation) -> Iterator[dict]:
+    for batch in batches:
+        peaks = batch.pop("peak", None)  # (B, T), with per-frame max normalisation
+        yield {**batch, "input": normalise(batch["input"], peaks)}
 
 
 def _naming_stalls(

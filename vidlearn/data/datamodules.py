@@ -7,6 +7,7 @@ line), then answers the questions left: which dataset, transform, sampler and lo
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -57,6 +58,8 @@ class ManifestDataModule(pl.LightningDataModule):
     `normalise_on_device`: loaders yield uint8 inputs, normalised by the task on the device
     with `batch_normalisation()` (a quarter of the bytes through collate and worker transfer);
     with `per_frame_max_norm`, batches carry each frame's peak as `peak` (B, T) float32.
+    Without it, a loader with workers may still move uint8 clips and normalise them in the main
+    process (`loader_dataset`); its batches are the same.
     """
 
     extensions: tuple[str, ...] = ()
@@ -251,8 +254,10 @@ class ManifestDataModule(pl.LightningDataModule):
                 # read-only cache writes nothing, so only the timeout guards its misses.
                 timeout=0 if self._cache_writes() else self.timeout,
             )
+        dataset, normalise = self.loader_dataset(split)
         return WatchedDataLoader(  # its timeout names the file a worker is stuck on
-            self.datasets[split],
+            dataset,
+            normalise=normalise,
             batch_size=batch_size,
             sampler=sampler,
             num_workers=workers,
@@ -265,6 +270,11 @@ class ManifestDataModule(pl.LightningDataModule):
             generator=torch.Generator().manual_seed(self.row_options.seed),
             **options,
         )
+
+    def loader_dataset(self, split: str) -> tuple[Dataset, BatchNormalisation | None]:
+        """The dataset a split's loader reads, and what normalises its batches after the
+        workers (None: its items are normalised already, or left to the device)."""
+        return self.datasets[split], None
 
     def _cache_writes(self) -> bool:
         cache = getattr(self, "frame_cache", None)
@@ -385,17 +395,39 @@ class VideoDataModule(ManifestDataModule):
     def file_channels(self, path: str) -> int:
         return video_channels(path, self.backend)
 
-    def build_dataset(self, split: str, rows: pd.DataFrame) -> Dataset:
-        training = split == "train"
+    def loader_dataset(self, split: str) -> tuple[Dataset, BatchNormalisation | None]:
+        """With workers, clips cross to the main process as uint8 and are normalised there:
+        float32 clips are 4x the shared memory, which cost a cached clip more CPU in its worker
+        than everything else it does (issue 23); the same numbers (`normalise_tensor`). Not
+        with pinned memory (a GPU run: `normalise_on_device` normalises there), nor when a
+        photometric augmentation must see max-normalised frames in the worker."""
+        dataset = self.datasets[split]
+        transform = dataset.transform
+        if (
+            self.num_workers == 0
+            or self.pin_memory
+            or not transform.normalise
+            or (self.per_frame_max_norm and not transform.divide_last)
+        ):
+            return dataset, None
+        handing_uint8 = copy.copy(dataset)
+        handing_uint8.transform = self._clip_transform(split, normalise=False)
+        return handing_uint8, BatchNormalisation(self.mean, self.std)
+
+    def _clip_transform(self, split: str, normalise: bool) -> ClipTransform:
         # per_frame_max_norm is preprocessing, not augmentation: every split gets it.
-        transform = ClipTransform(
-            self.augment if training else [],
+        return ClipTransform(
+            self.augment if split == "train" else [],
             self.size,
             self.mean,
             self.std,
             per_frame_max_norm=self.per_frame_max_norm,
-            normalise=not self.normalise_on_device,
+            normalise=normalise,
         )
+
+    def build_dataset(self, split: str, rows: pd.DataFrame) -> Dataset:
+        training = split == "train"
+        transform = self._clip_transform(split, normalise=not self.normalise_on_device)
         sampler = self.train_clip_sampler if training else self.eval_clip_sampler
         # The probe decided each file's backend (data.backend=auto: the first that reads it).
         backends = rows["backend"].tolist() if "backend" in rows.columns else None

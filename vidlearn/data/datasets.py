@@ -25,6 +25,7 @@ from torch.utils.data import Dataset, default_collate, get_worker_info
 from vidlearn.data.clip_sampling import ClipSampler
 from vidlearn.data.frame_cache import FrameCache
 from vidlearn.data.sample_keys import SampleKey, key_index, sample_generator
+from vidlearn.data.transforms import ClipTransform
 from vidlearn.data.video import ArrayReader, DecodeError, check_backend, open_video, reason_of
 
 logger = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ class SampleDataset(Dataset, ABC):
         # 25x150x150 uint8 clip with 2 threads on a loaded machine, 17 us with NumPy).
         slots = inputs.numpy()
         np.copyto(slots[0], items[0]["input"].numpy())
+        items[0]["input"] = inputs[0]
         for slot, key in enumerate(keys[1:], start=1):
             item = self._item(key, slots[slot])
             items.append(item)
@@ -176,6 +178,10 @@ class VideoClipDataset(SampleDataset):
     The reader is opened per item inside the worker process: decord readers made in the parent
     hang in forked workers, and readers kept open grow memory. With a `frame_cache`, the reader
     is a memory map of the video's frames already resized to the transform's size.
+
+    In a batch fetch (`SampleDataset.__getitems__`) a `ClipTransform` writes each clip into its
+    slot of the batch (`out=`): no stacking copy of every clip, which cost as much as
+    normalising it (issue 23); other transforms' clips are copied there.
     """
 
     def __init__(
@@ -220,7 +226,9 @@ class VideoClipDataset(SampleDataset):
                 frames = reader.read(clip)  # (T, H, W, C)
         finally:
             reader.close()
-        return self.transform(frames, rng)  # (T, C, H, W), or a dict with it as `input`
+        if out is None or not isinstance(self.transform, ClipTransform):
+            return self.transform(frames, rng)  # (T, C, H, W), or a dict with it as `input`
+        return self.transform(frames, rng, out=torch.from_numpy(out))  # written into its slot
 
 
 class ImageDataset(SampleDataset):
@@ -290,6 +298,15 @@ def _batch_like(example: Tensor, count: int) -> Tensor:
     return torch.from_numpy(np.empty((count, *example.shape), dtype=example.numpy().dtype))
 
 
+def _in_their_slots(items: list[dict], inputs: Tensor) -> bool:
+    """Whether item k's input is row k of `inputs`, for every k (and no row left over)."""
+    return len(items) == len(inputs) and all(
+        item["input"].data_ptr() == inputs[slot].data_ptr()
+        and item["input"].shape == inputs.shape[1:]
+        for slot, item in enumerate(items)
+    )
+
+
 def collate(items: list[dict]) -> dict:
     """Stack items into a batch; `skipped` SkipRecords are concatenated into one flat list.
 
@@ -297,6 +314,8 @@ def collate(items: list[dict]) -> dict:
     """
     skipped = [record for item in items for record in item["skipped"]]
     inputs = items.inputs if isinstance(items, BatchItems) else None
+    if inputs is not None and not _in_their_slots(items, inputs):  # reordered or cut since
+        inputs = None
     left = ("skipped",) if inputs is None else ("skipped", "input")
     batch = default_collate(
         [{key: value for key, value in item.items() if key not in left} for item in items]

@@ -53,26 +53,33 @@ def normalise(
     mean: Sequence[float],
     std: Sequence[float],
     frame_peaks: np.ndarray | None = None,
+    out: Tensor | None = None,
 ) -> Tensor:
     """`(..., H, W, C)` uint8 or float in [0, 1] -> `(..., C, H, W)` float32, `(x - mean) / std`.
 
     `frame_peaks` `(T,)`, for a clip `(T, H, W, C)`, divides each frame by its peak in the
-    same pass (one float32 copy of the clip, then in-place arithmetic).
+    same pass (one float32 copy of the clip, then in-place arithmetic). `out`: written and
+    returned instead of a new tensor (see `normalise_tensor`).
     """
     if min(frames.strides) < 0:  # a flip's view: torch cannot wrap negative strides
         frames = np.ascontiguousarray(frames)
     view = torch.from_numpy(frames).permute(*_channels_first(frames.ndim))  # (..., C, H, W)
     peaks = None if frame_peaks is None else torch.from_numpy(frame_peaks.astype(np.float32))
-    return normalise_tensor(view, mean, std, peaks)
+    return normalise_tensor(view, mean, std, peaks, out)
 
 
 def normalise_tensor(
-    inputs: Tensor, mean: Sequence[float], std: Sequence[float], frame_peaks: Tensor | None = None
+    inputs: Tensor,
+    mean: Sequence[float],
+    std: Sequence[float],
+    frame_peaks: Tensor | None = None,
+    out: Tensor | None = None,
 ) -> Tensor:
     """`(..., C, H, W)` uint8 or float in [0, 1], on any device -> float32 `(x - mean) / std`.
 
     The one float32 pass of the worker path and of `BatchNormalisation` on the device: the same
-    operations in the same order, so both give the same numbers.
+    operations in the same order, so both give the same numbers. `out` (float32, the inputs'
+    shape and device: a clip's slot in a batch) is written and returned instead of a new tensor.
     """
     channels = inputs.shape[-3]
     if len(mean) not in (1, channels) or len(std) not in (1, channels):
@@ -92,9 +99,13 @@ def normalise_tensor(
         factor = factor / peaks.view(*peaks.shape, 1, 1, 1)
     # One float32 copy, then in place. (torch.mul(uint8, float32, out=...) in one pass was
     # measured 2x slower on the CPU: its mixed-dtype loop is not vectorised.)
-    out = torch.empty(inputs.shape, dtype=torch.float32, device=inputs.device).copy_(inputs)
-    return out.mul_(factor).sub_(
-        torch.from_numpy(offset.astype(np.float32)).to(inputs.device).view(-1, 1, 1)
+    if out is None:
+        out = torch.empty(inputs.shape, dtype=torch.float32, device=inputs.device)
+    _check_out(out, inputs.shape, torch.float32)
+    return (
+        out.copy_(inputs)
+        .mul_(factor)
+        .sub_(torch.from_numpy(offset.astype(np.float32)).to(inputs.device).view(-1, 1, 1))
     )
 
 
@@ -112,6 +123,15 @@ class BatchNormalisation:
 
     def __call__(self, inputs: Tensor, frame_peaks: Tensor | None = None) -> Tensor:
         return normalise_tensor(inputs, self.mean, self.std, frame_peaks)
+
+
+def _check_out(out: Tensor, shape: Sequence[int], dtype: torch.dtype) -> None:
+    """ValueError unless `out` can hold a result of `shape` and `dtype` (no broadcasting)."""
+    if tuple(out.shape) != tuple(shape) or out.dtype != dtype:
+        raise ValueError(
+            f"out is {out.dtype} {tuple(out.shape)}, the result {dtype} {tuple(shape)}: items of "
+            "one batch must have the same shape and dtype"
+        )
 
 
 def _channels_first(ndim: int) -> tuple[int, ...]:
@@ -262,7 +282,10 @@ class ClipTransform:
         frames: np.ndarray,
         rng: np.random.Generator | None = None,
         frame_peaks: np.ndarray | None = None,
+        out: Tensor | None = None,
     ) -> Tensor | dict[str, Tensor]:
+        """`out`: the clip's slot in a batch `(T, C, size, size)`, in the output's dtype: the
+        clip is written there instead of into a new tensor, so the batch needs no stacking."""
         if frames.ndim != 4:
             raise ValueError(f"ClipTransform expects frames (T, H, W, C), got shape {frames.shape}")
         peaks = None
@@ -272,10 +295,24 @@ class ClipTransform:
             else:
                 frames = max_normalise(frames, frame_peaks)
         clip = self._resized_augmented(frames, rng)  # (T, size, size, C)
+        if out is not None and not self._fits(out, clip):
+            out = None  # made anew: a batch of clips that differ is refused by its collate
         if not self.normalise:  # (T, C, size, size) in the array's dtype, for BatchNormalisation
-            inputs = torch.from_numpy(np.ascontiguousarray(clip.transpose(0, 3, 1, 2)))
+            chw = clip.transpose(0, 3, 1, 2)
+            if out is None:
+                inputs = torch.from_numpy(np.ascontiguousarray(chw))  # no copy when C = 1
+            else:
+                inputs = out
+                if not np.shares_memory(out.numpy(), chw):  # not read into its slot already
+                    np.copyto(out.numpy(), chw)
             return inputs if peaks is None else {"input": inputs, "peak": torch.from_numpy(peaks)}
-        return normalise(clip, self.mean, self.std, peaks)  # (T, C, size, size)
+        return normalise(clip, self.mean, self.std, peaks, out)  # (T, C, size, size)
+
+    def _fits(self, out: Tensor, clip: np.ndarray) -> bool:
+        """Whether `out` has the shape and dtype this call's result `(T, C, size, size)` has."""
+        length, height, width, channels = clip.shape
+        dtype = torch.float32 if self.normalise else torch.from_numpy(clip[:0, :0, :0, :0]).dtype
+        return tuple(out.shape) == (length, channels, height, width) and out.dtype == dtype
 
     def _resized_augmented(self, frames: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
         """`(T, H, W, C)` -> `(T, size, size, C)`, C-contiguous (`frames` itself when nothing had
