@@ -203,13 +203,15 @@ def read_image(path: str) -> np.ndarray:
     """Decode an image file to (H, W, 3) uint8 RGB, whatever its mode (CMYK, 16-bit, RGBA, L).
 
     An EXIF orientation tag is applied, so a phone photo is read as it is shown (as the video
-    readers apply a video's display matrix).
+    readers apply a video's display matrix). A 32-bit float image is taken to be in [0, 1].
     """
     try:
         with Image.open(path) as image:
             image.load()
             image = ImageOps.exif_transpose(image)
-            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+            if image.mode == "F":
+                image = Image.fromarray(_float_to_8_bits(np.asarray(image), path))
+            elif image.mode in ("I;16", "I;16B", "I;16L", "I"):
                 # 16-bit greyscale: map 0..65535 to 0..255 (not clip at 255, nor stretch each
                 # image to its own peak, which would change its brightness).
                 array = np.asarray(image, dtype=np.float64)
@@ -219,10 +221,25 @@ def read_image(path: str) -> np.ndarray:
         raise DecodeError(
             f"{path}: file not found; fix the manifest row or restore the file"
         ) from error
+    except Image.DecompressionBombError as error:
+        raise DecodeError(
+            f"{path}: {error}; downscale the image (Pillow refuses images over twice "
+            "PIL.Image.MAX_IMAGE_PIXELS)"
+        ) from error
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         raise DecodeError(
             f"{path}: not a readable image ({error}); re-export or remove it"
         ) from error
+
+
+def _float_to_8_bits(values: np.ndarray, path: str) -> np.ndarray:
+    """A float image (mode F) in [0, 1], as float frames are everywhere in vidlearn, as uint8."""
+    if not (np.isfinite(values).all() and values.min() >= 0.0 and values.max() <= 1.0):
+        raise DecodeError(
+            f"{path}: a float image must hold values in [0, 1], found {values.min()} .. "
+            f"{values.max()}; re-export it as 8- or 16-bit, or scale it to [0, 1]"
+        )
+    return np.rint(values * 255.0).astype(np.uint8)
 
 
 def collate(items: list[dict]) -> dict:

@@ -41,7 +41,14 @@ class LabelEncoder:
         if kind == "regression":
             return cls(kind)
         if classes:
-            names = tuple(str(name) for name in classes)
+            # stripped as the manifest's label cells are, so " a" cannot stand beside "a"
+            names = tuple(str(name).strip() for name in classes)
+            repeated = sorted({name for name in names if names.count(name) > 1})
+            if repeated:
+                raise ValueError(
+                    f"data.classes names {repeated} more than once ({list(classes)}); list each "
+                    "class once, in the order of the model's outputs."
+                )
         else:
             names = tuple(sorted({str(label) for label in labels}, key=_natural_key))
         if kind == "binary" and len(names) != 2:
