@@ -172,3 +172,10 @@ def test_a_folder_named_like_a_file_is_not_a_sample(tmp_path: Path) -> None:
     (tmp_path / "sit" / "frames.jpg").mkdir(parents=True)
     (tmp_path / "sit" / "a.jpg").write_bytes(b"x")
     assert scan_folder(tmp_path, (".jpg",)).table["path"].tolist() == [str(tmp_path / "sit/a.jpg")]
+
+
+def test_a_path_template_asking_a_cell_for_an_attribute_is_a_manifest_error(tmp_path: Path) -> None:
+    # cells are text: "{id.real}" raised AttributeError from str.format
+    manifest = write(tmp_path, "id,label\n1,sit\n", files=("a1.npy",))
+    with pytest.raises(ManifestError, match=r"data.path_template 'a\{id.real\}.npy'"):
+        read_manifest(manifest, path_column="id", path_template="a{id.real}.npy")

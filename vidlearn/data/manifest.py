@@ -308,7 +308,7 @@ def sample_paths(
                 f"{source}: data.path_template {path_template!r} names column {error}, which "
                 f"the file lacks; its columns are: {columns}."
             ) from error
-        except (ValueError, IndexError) as error:
+        except (ValueError, IndexError, AttributeError) as error:  # cells are text
             raise ManifestError(
                 f"data.path_template {path_template!r} is not a valid template ({error}); "
                 "write column names in braces, e.g. 'arrays/{id}.npy'."
