@@ -20,7 +20,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vidlearn.data.bad_files import WatchedDataLoader
-from vidlearn.data.channels import RGB, fit_statistics, resolve_channels, video_channels
+from vidlearn.data.channels import (
+    RGB,
+    check_pixel_scale,
+    fit_statistics,
+    resolve_channels,
+    video_channels,
+)
 from vidlearn.data.clip_sampling import ClipSampler, temporal_sampling
 from vidlearn.data.datasets import ImageDataset, VideoClipDataset, collate
 from vidlearn.data.frame_cache import FrameCache
@@ -383,6 +389,8 @@ class VideoDataModule(ManifestDataModule):
         }
 
     def file_channels(self, path: str) -> int:
+        if not self.per_frame_max_norm:
+            check_pixel_scale(path, self.backend)
         return video_channels(path, self.backend)
 
     def build_dataset(self, split: str, rows: pd.DataFrame) -> Dataset:
