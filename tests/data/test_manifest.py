@@ -1,5 +1,6 @@
 """read_manifest: columns, filters, blank labels, path rules and the all-at-once problem report."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -179,3 +180,13 @@ def test_a_path_template_asking_a_cell_for_an_attribute_is_a_manifest_error(tmp_
     manifest = write(tmp_path, "id,label\n1,sit\n", files=("a1.npy",))
     with pytest.raises(ManifestError, match=r"data.path_template 'a\{id.real\}.npy'"):
         read_manifest(manifest, path_column="id", path_template="a{id.real}.npy")
+
+
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_a_manifest_separated_by_semicolons_or_tabs_says_to_use_commas(
+    tmp_path: Path, separator: str
+) -> None:
+    # European spreadsheets save "path;label": the message said to rename columns
+    manifest = write(tmp_path, f"path{separator}label\na.mp4{separator}sit\n", files=("a.mp4",))
+    with pytest.raises(ManifestError, match=re.escape(f"separated by {separator!r}") + ".*commas"):
+        read_manifest(manifest)

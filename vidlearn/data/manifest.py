@@ -204,10 +204,17 @@ def _require_columns(frame: pd.DataFrame, columns: _Columns, source: Path) -> No
     """Raise ManifestError when a named column is missing or the file has no rows."""
     missing = [column for column in (columns.path, columns.label) if column not in frame.columns]
     if missing:
-        available = ", ".join(c for c in frame.columns if c != "line")
+        available = [c for c in frame.columns if c != "line"]
+        separator = next(
+            (s for s in (";", "\t", "|") if len(available) == 1 and s in available[0]), None
+        )
+        fix = (
+            f"The file seems separated by {separator!r}: save it with commas between cells."
+            if separator
+            else "Rename them or set data.path_column / data.label_column."
+        )
         raise ManifestError(
-            f"{source}: missing column(s) {missing}; the file has: {available}. "
-            "Rename them or set data.path_column / data.label_column."
+            f"{source}: missing column(s) {missing}; the file has: {', '.join(available)}. {fix}"
         )
     if frame.empty:
         raise ManifestError(f"{source} has a header but no rows; add one row per sample.")
