@@ -137,3 +137,21 @@ def test_integer_arrays_in_pixel_units_are_read_with_per_frame_max_norm(tmp_path
     datamodule = array_datamodule(tmp_path, "uint16", 4095, per_frame_max_norm=True)
     datamodule.setup("fit")
     assert datamodule.datasets["train"][0]["input"].abs().max() < 10
+
+
+def test_an_array_with_another_channel_count_than_the_data_set_is_skipped_naming_it(
+    tmp_path: Path,
+) -> None:
+    # a (T, H, W, 2) array among grey ones failed in collate: "stack expects each tensor
+    # to be equal size", naming no file
+    datamodule = array_datamodule(tmp_path, "uint8", 7, max_bad_fraction=0.5)
+    np.save(tmp_path / "a1.npy", np.zeros((4, 8, 8, 2), dtype=np.uint8))
+    datamodule.setup("fit")
+    dataset = datamodule.datasets["train"]
+    odd = dataset.paths.index(str(tmp_path / "a1.npy"))
+    item = dataset[odd]
+    assert item["index"] != odd and item["input"].shape[1] == 1
+    assert [record.path for record in item["skipped"]] == [str(tmp_path / "a1.npy")]
+    assert (
+        "2 channel(s)" in item["skipped"][0].reason and "data.channels" in item["skipped"][0].reason
+    )

@@ -416,6 +416,7 @@ class VideoDataModule(ManifestDataModule):
             backends=backends,
             frame_cache=self.frame_cache,
             threads=self.decoder_threads,
+            channels=self.channels,
         )
 
 

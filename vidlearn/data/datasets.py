@@ -137,7 +137,8 @@ class VideoClipDataset(SampleDataset):
     under per-frame max normalisation).
 
     `backends`, one per path, overrides `backend` (the probe's decision per file). `threads`:
-    decoder threads per reader.
+    decoder threads per reader. `channels`: the data set's channel count; a file whose frames
+    have another (a 2-view array among grey ones) is unreadable, not a batch collate fails on.
 
     The reader is opened per item inside the worker process: decord readers made in the parent
     hang in forked workers, and readers kept open grow memory. With a `frame_cache`, the reader
@@ -155,6 +156,7 @@ class VideoClipDataset(SampleDataset):
         backends: Sequence[str] | None = None,
         frame_cache: FrameCache | None = None,
         threads: int = 1,
+        channels: int | None = None,
     ) -> None:
         super().__init__(paths, targets, max_attempts)
         if backends is not None and len(backends) != len(self.paths):
@@ -167,6 +169,7 @@ class VideoClipDataset(SampleDataset):
         self.backends = list(backends) if backends is not None else None
         self.frame_cache = frame_cache
         self.threads = threads
+        self.channels = channels
 
     def load(self, index: int, rng: np.random.Generator) -> Tensor | dict[str, Tensor]:
         backend = self.backends[index] if self.backends is not None else self.backend
@@ -179,6 +182,12 @@ class VideoClipDataset(SampleDataset):
             frames = reader.read(clip)  # (T, H, W, C)
         finally:
             reader.close()
+        if self.channels is not None and frames.shape[-1] != self.channels:
+            raise DecodeError(
+                f"{self.paths[index]}: frames have {frames.shape[-1]} channel(s), the data set "
+                f"{self.channels} (data.channels, from the first training file); save every "
+                "array with the same number of views"
+            )
         return self.transform(frames, rng)  # (T, C, H, W), or a dict with it as `input`
 
 
