@@ -93,3 +93,65 @@ def test_pretrained_rgb_statistics_for_grey_arrays_are_averaged(tmp_path: Path) 
     )
     datamodule.setup("fit")
     assert datamodule.mean == pytest.approx([0.5]) and datamodule.std == pytest.approx([0.2])
+
+
+def array_datamodule(folder: Path, dtype: str, peak: int, **options: object) -> VideoDataModule:
+    rows = []
+    for i, label in enumerate("abab"):
+        np.save(folder / f"a{i}.npy", np.full((4, 8, 8), peak, dtype=dtype))
+        rows.append(f"a{i}.npy,{label}")
+    (folder / "m.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    return VideoDataModule(
+        label_kind="multiclass",
+        manifest=str(folder / "m.csv"),
+        frames=4,
+        size=8,
+        num_workers=0,
+        probe=False,
+        val_fraction=0.25,
+        test_fraction=0.0,
+        train_clip_sampler=CenterClipSampler(4),
+        eval_clip_sampler=CenterClipSampler(4),
+        **options,
+    )
+
+
+@pytest.mark.parametrize("dtype", ["int16", "uint16", "int32"])
+def test_integer_arrays_in_pixel_units_without_per_frame_max_norm_are_refused(
+    tmp_path: Path, dtype: str
+) -> None:
+    # they were read as float in [0, 1]: a 4095 pixel reached the model as about 16000
+    datamodule = array_datamodule(tmp_path, dtype, 4095)
+    with pytest.raises(ConfigError, match=rf"a0.npy.*{dtype}.*4095.*data.per_frame_max_norm=true"):
+        datamodule.setup("fit")
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "bool"])
+def test_arrays_with_a_known_scale_are_accepted(tmp_path: Path, dtype: str) -> None:
+    datamodule = array_datamodule(tmp_path, dtype, 200 if dtype == "uint8" else 1)
+    datamodule.setup("fit")
+    assert datamodule.datasets["train"][0]["input"].abs().max() < 10
+
+
+def test_integer_arrays_in_pixel_units_are_read_with_per_frame_max_norm(tmp_path: Path) -> None:
+    datamodule = array_datamodule(tmp_path, "uint16", 4095, per_frame_max_norm=True)
+    datamodule.setup("fit")
+    assert datamodule.datasets["train"][0]["input"].abs().max() < 10
+
+
+def test_an_array_with_another_channel_count_than_the_data_set_is_skipped_naming_it(
+    tmp_path: Path,
+) -> None:
+    # a (T, H, W, 2) array among grey ones failed in collate: "stack expects each tensor
+    # to be equal size", naming no file
+    datamodule = array_datamodule(tmp_path, "uint8", 7, max_bad_fraction=0.5)
+    np.save(tmp_path / "a1.npy", np.zeros((4, 8, 8, 2), dtype=np.uint8))
+    datamodule.setup("fit")
+    dataset = datamodule.datasets["train"]
+    odd = dataset.paths.index(str(tmp_path / "a1.npy"))
+    item = dataset[odd]
+    assert item["index"] != odd and item["input"].shape[1] == 1
+    assert [record.path for record in item["skipped"]] == [str(tmp_path / "a1.npy")]
+    assert (
+        "2 channel(s)" in item["skipped"][0].reason and "data.channels" in item["skipped"][0].reason
+    )

@@ -53,3 +53,17 @@ def test_non_numeric_regression_label_is_a_problem() -> None:
     encoder = LabelEncoder.fit([], "regression")
     _, problems = encoder.encode(pd.Series(["4.5", "old"]), [2, 3])
     assert [p.line for p in problems] == [3]
+
+
+@pytest.mark.parametrize("classes", [["a", "b", "a"], ["a", " a", "b"], ["1", 1, "b"]])
+def test_a_fixed_class_list_naming_a_class_twice_is_refused(classes: list) -> None:
+    # ["a", "b", "a"] made 3 outputs, "a" encoded as 2 and output 0 never trained
+    with pytest.raises(ValueError, match=r"data.classes names .*'a'|data.classes names .*'1'"):
+        LabelEncoder.fit(["a", "b"], "multiclass", classes=classes)
+
+
+@pytest.mark.parametrize("odd", ["-nan", "+nan", "inf"])
+def test_a_label_that_is_not_a_finite_number_sorts_as_text_after_the_numbers(odd: str) -> None:
+    # float("-nan") compares false with everything: the sort then put "10" before "3"
+    for labels in (["3", odd, "1", "10"], [odd, "10", "3", "1"], ["10", "1", "3", odd]):
+        assert LabelEncoder.fit(labels, "multiclass").classes == ("1", "3", "10", odd)

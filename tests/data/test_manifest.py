@@ -1,5 +1,6 @@
 """read_manifest: columns, filters, blank labels, path rules and the all-at-once problem report."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,67 @@ def test_folder_of_class_subfolders_becomes_a_manifest(tmp_path: Path) -> None:
         ("sit", "a.jpg"),
         ("sit", "b.png"),
     ]
+
+
+def test_a_file_named_with_a_leading_tilde_is_a_file_not_a_home_folder(tmp_path: Path) -> None:
+    # "~draft.mp4" is no user's home: expanding it raised RuntimeError from pathlib
+    manifest = write(tmp_path, "path,label\n~draft.mp4,sit\n", files=("~draft.mp4",))
+    assert read_manifest(manifest).table["path"].tolist() == [str(tmp_path / "~draft.mp4")]
+
+
+@pytest.mark.parametrize("key", ["manifest", "folder"])
+def test_a_home_folder_of_no_user_is_a_manifest_error_naming_the_key(key: str) -> None:
+    with pytest.raises(ManifestError, match=f"data.{key}"):
+        if key == "manifest":
+            read_manifest("~no_such_user_xyz/manifest.csv")
+        else:
+            scan_folder("~no_such_user_xyz/videos", (".mp4",))
+
+
+def test_windows_separators_in_a_missing_path_say_to_write_slashes(tmp_path: Path) -> None:
+    manifest = write(tmp_path, "path,label\nclips\\a.mp4,sit\n", files=("clips/a.mp4",))
+    with pytest.raises(ManifestError, match=r"clips/a\.mp4"):
+        read_manifest(manifest)
+
+
+def test_a_header_naming_one_column_twice_is_refused(tmp_path: Path) -> None:
+    # pandas renames the second "label" to "label.1"; the first one silently won
+    manifest = write(tmp_path, "path,label,label\na.mp4,sit,stand\n", files=("a.mp4",))
+    with pytest.raises(ManifestError, match=r"\['label'\] appear more than once"):
+        read_manifest(manifest)
+
+
+def test_a_header_may_name_a_column_like_a_renamed_duplicate(tmp_path: Path) -> None:
+    manifest = write(tmp_path, "path,label,label.1\na.mp4,sit,x\n", files=("a.mp4",))
+    assert read_manifest(manifest).table["label.1"].tolist() == ["x"]
+
+
+def test_hidden_folders_and_files_are_not_classes_or_samples(tmp_path: Path) -> None:
+    for name in ("sit/a.jpg", "sit/._a.jpg", "sit/.thumbs/b.jpg", ".ipynb_checkpoints/c.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    table = scan_folder(tmp_path, (".jpg",)).table
+    assert table[["path", "label"]].values.tolist() == [[str(tmp_path / "sit/a.jpg"), "sit"]]
+
+
+def test_a_folder_named_like_a_file_is_not_a_sample(tmp_path: Path) -> None:
+    (tmp_path / "sit" / "frames.jpg").mkdir(parents=True)
+    (tmp_path / "sit" / "a.jpg").write_bytes(b"x")
+    assert scan_folder(tmp_path, (".jpg",)).table["path"].tolist() == [str(tmp_path / "sit/a.jpg")]
+
+
+def test_a_path_template_asking_a_cell_for_an_attribute_is_a_manifest_error(tmp_path: Path) -> None:
+    # cells are text: "{id.real}" raised AttributeError from str.format
+    manifest = write(tmp_path, "id,label\n1,sit\n", files=("a1.npy",))
+    with pytest.raises(ManifestError, match=r"data.path_template 'a\{id.real\}.npy'"):
+        read_manifest(manifest, path_column="id", path_template="a{id.real}.npy")
+
+
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_a_manifest_separated_by_semicolons_or_tabs_says_to_use_commas(
+    tmp_path: Path, separator: str
+) -> None:
+    # European spreadsheets save "path;label": the message said to rename columns
+    manifest = write(tmp_path, f"path{separator}label\na.mp4{separator}sit\n", files=("a.mp4",))
+    with pytest.raises(ManifestError, match=re.escape(f"separated by {separator!r}") + ".*commas"):
+        read_manifest(manifest)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from vidlearn.data.clip_sampling import CenterClipSampler, RandomClipSampler
+from vidlearn.data.folds import fold_file
 from vidlearn.data.manifest import ManifestError
 from vidlearn.data.rows import SKIPPED_COLUMNS, RowOptions, build_rows
 from vidlearn.errors import ConfigError
@@ -208,3 +209,23 @@ def test_group_column_null_ignores_a_column_named_group(tmp_path: Path) -> None:
     manifest = manifest_of(tmp_path, rows, header="path,label,group")
     table = build_rows(RowOptions("multiclass", manifest=str(manifest))).table
     assert set(table["split"]) == {"train", "val", "test"}
+
+
+@pytest.mark.parametrize("pattern", ["folds/{split.x}_{fold}.csv", "folds/{fold}_{split!z}.csv"])
+def test_a_fold_files_pattern_that_cannot_be_filled_is_a_manifest_error_naming_it(
+    tmp_path: Path, pattern: str
+) -> None:
+    # "{split.x}" raised AttributeError from str.format
+    with pytest.raises(ManifestError, match=r"data.fold_files=.* is not a valid pattern"):
+        fold_file(pattern, 0, "train", tmp_path)
+
+
+@pytest.mark.parametrize("labels", [["a", "1.5", "2", "3"], ["a", "b", "c", "d"]])
+def test_drawn_splits_of_a_regression_label_that_is_not_a_number_name_its_line(
+    tmp_path: Path, labels: list[str]
+) -> None:
+    # stratifying on quantile bins gave the text a NaN bin: IndexError in stratified_groups
+    rows = [f"{i}.npy,{label}" for i, label in enumerate(labels)]
+    manifest = manifest_of(tmp_path, rows, header="path,label")
+    with pytest.raises(ManifestError, match=r"2 +label +regression label 'a' is not a finite"):
+        build_rows(RowOptions("regression", manifest=str(manifest), val_fraction=0.25))

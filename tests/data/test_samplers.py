@@ -367,3 +367,19 @@ def test_keyed_sampler_passes_the_epoch_on() -> None:
     sampler = ShuffleSampler(IMBALANCED[:20], seed=1, world_size=1, rank=0)
     KeyedSampler(sampler).set_epoch(5)
     assert sampler.epoch == 5 and {key.epoch for key in KeyedSampler(sampler)} == {5}
+
+
+@pytest.mark.parametrize("num_samples", [0, -3, 2.5, True, "10"])
+def test_a_num_samples_that_is_not_a_positive_whole_number_is_a_config_error(
+    num_samples: object,
+) -> None:
+    # 0 raised a bare ValueError; 2.5 drew 3 per epoch and True drew 1
+    with pytest.raises(ConfigError, match=rf"sampler.num_samples={num_samples!r}"):
+        BalancedSampler(np.array([0, 1, 1]), num_samples=num_samples, rank=0, world_size=1)
+
+
+@pytest.mark.parametrize("alpha", [float("nan"), float("inf"), "1"])
+def test_an_alpha_that_is_not_a_finite_number_is_a_config_error(alpha: object) -> None:
+    # nan raised a bare ValueError from the alias table ("got min nan, max nan")
+    with pytest.raises(ConfigError, match=rf"sampler.alpha={alpha!r}"):
+        BalancedSampler(np.array([0, 1, 1]), alpha=alpha, rank=0, world_size=1)

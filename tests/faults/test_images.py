@@ -82,3 +82,28 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     image = read_image(str(path))
     assert image.shape == (40, 20, 3)
     assert image[:4].mean() > 200 and image[-4:].mean() < 50
+
+
+def test_float_image_in_zero_one_maps_to_the_8_bit_range(tmp_path: Path) -> None:
+    # a 32-bit float TIFF (mode F) in [0, 1] was converted to all-black uint8
+    values = np.linspace(0.0, 1.0, 16 * 24, dtype=np.float32).reshape(16, 24)
+    image = read_image(str(save(Image.fromarray(values), tmp_path / "f.tif", "TIFF")))
+    assert image[..., 0].tolist() == np.rint(values * 255).astype(np.uint8).tolist()
+
+
+@pytest.mark.parametrize("value", [1.5, -0.5, float("nan")])
+def test_float_image_outside_zero_one_is_a_decode_error_naming_it(
+    tmp_path: Path, value: float
+) -> None:
+    path = save(Image.fromarray(np.full((4, 4), value, np.float32)), tmp_path / "f.tif", "TIFF")
+    with pytest.raises(DecodeError, match=rf"{path}: .*float.*\[0, 1\]"):
+        read_image(str(path))
+
+
+def test_image_beyond_pillows_pixel_limit_is_a_decode_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = save(Image.new("RGB", (40, 30)), tmp_path / "large.png", "PNG")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1200 px is over twice the limit
+    with pytest.raises(DecodeError, match=rf"{path}: .*1200 pixels.*downscale"):
+        read_image(str(path))

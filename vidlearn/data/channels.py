@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from vidlearn.data.video import ARRAY_EXTENSIONS, DecodeError, open_video
 from vidlearn.errors import ConfigError, UserError
 
@@ -32,6 +34,30 @@ def video_channels(path: str, backend: str) -> int:
         return int(reader.read([0]).shape[-1])  # (1, H, W, C)
     finally:
         reader.close()
+
+
+def check_pixel_scale(path: str, backend: str) -> None:
+    """ConfigError when `path` is an array of integers (not uint8) whose first frame exceeds 1.
+
+    Without `data.per_frame_max_norm`, frames that are not uint8 are taken to be in [0, 1]
+    (vidlearn.data.transforms): int16/uint16 scanner units have no known white level and would
+    reach the model thousands of times too large. 0/1 masks and bool arrays pass.
+    """
+    if not path.lower().endswith(ARRAY_EXTENSIONS):
+        return
+    reader = open_video(path, backend)
+    try:
+        if reader.dtype.kind not in "iu" or reader.dtype == np.uint8:
+            return
+        peak = reader.read([0]).max()
+    finally:
+        reader.close()
+    if peak > 1:
+        raise ConfigError(
+            f"{path} holds {reader.dtype} frames (first frame's maximum {peak:g}), which "
+            "vidlearn would read as values in [0, 1]; set data.per_frame_max_norm=true (each "
+            "frame divided by its own maximum), or save the arrays as uint8 or as float in [0, 1]."
+        )
 
 
 def resolve_channels(

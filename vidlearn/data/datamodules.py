@@ -21,7 +21,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vidlearn.data.bad_files import WatchedDataLoader
-from vidlearn.data.channels import RGB, fit_statistics, resolve_channels, video_channels
+from vidlearn.data.channels import (
+    RGB,
+    check_pixel_scale,
+    fit_statistics,
+    resolve_channels,
+    video_channels,
+)
 from vidlearn.data.clip_sampling import ClipSampler, temporal_sampling
 from vidlearn.data.datasets import ImageDataset, VideoClipDataset, collate
 from vidlearn.data.frame_cache import FrameCache
@@ -393,6 +399,8 @@ class VideoDataModule(ManifestDataModule):
         }
 
     def file_channels(self, path: str) -> int:
+        if not self.per_frame_max_norm:
+            check_pixel_scale(path, self.backend)
         return video_channels(path, self.backend)
 
     def loader_dataset(self, split: str) -> tuple[Dataset, BatchNormalisation | None]:
@@ -440,6 +448,7 @@ class VideoDataModule(ManifestDataModule):
             backends=backends,
             frame_cache=self.frame_cache,
             threads=self.decoder_threads,
+            channels=self.channels,
         )
 
 

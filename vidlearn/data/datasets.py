@@ -173,7 +173,8 @@ class VideoClipDataset(SampleDataset):
     under per-frame max normalisation).
 
     `backends`, one per path, overrides `backend` (the probe's decision per file). `threads`:
-    decoder threads per reader.
+    decoder threads per reader. `channels`: the data set's channel count; a file whose frames
+    have another (a 2-view array among grey ones) is unreadable, not a batch collate fails on.
 
     The reader is opened per item inside the worker process: decord readers made in the parent
     hang in forked workers, and readers kept open grow memory. With a `frame_cache`, the reader
@@ -195,6 +196,7 @@ class VideoClipDataset(SampleDataset):
         backends: Sequence[str] | None = None,
         frame_cache: FrameCache | None = None,
         threads: int = 1,
+        channels: int | None = None,
     ) -> None:
         super().__init__(paths, targets, max_attempts)
         if backends is not None and len(backends) != len(self.paths):
@@ -207,6 +209,7 @@ class VideoClipDataset(SampleDataset):
         self.backends = list(backends) if backends is not None else None
         self.frame_cache = frame_cache
         self.threads = threads
+        self.channels = channels
 
     def load(
         self, index: int, rng: np.random.Generator, out: np.ndarray | None = None
@@ -226,6 +229,12 @@ class VideoClipDataset(SampleDataset):
                 frames = reader.read(clip)  # (T, H, W, C)
         finally:
             reader.close()
+        if self.channels is not None and frames.shape[-1] != self.channels:
+            raise DecodeError(
+                f"{self.paths[index]}: frames have {frames.shape[-1]} channel(s), the data set "
+                f"{self.channels} (data.channels, from the first training file); save every "
+                "array with the same number of views"
+            )
         if out is None or not isinstance(self.transform, ClipTransform):
             return self.transform(frames, rng)  # (T, C, H, W), or a dict with it as `input`
         return self.transform(frames, rng, out=torch.from_numpy(out))  # written into its slot
@@ -254,13 +263,15 @@ def read_image(path: str) -> np.ndarray:
     """Decode an image file to (H, W, 3) uint8 RGB, whatever its mode (CMYK, 16-bit, RGBA, L).
 
     An EXIF orientation tag is applied, so a phone photo is read as it is shown (as the video
-    readers apply a video's display matrix).
+    readers apply a video's display matrix). A 32-bit float image is taken to be in [0, 1].
     """
     try:
         with Image.open(path) as image:
             image.load()
             image = ImageOps.exif_transpose(image)
-            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+            if image.mode == "F":
+                image = Image.fromarray(_float_to_8_bits(np.asarray(image), path))
+            elif image.mode in ("I;16", "I;16B", "I;16L", "I"):
                 # 16-bit greyscale: map 0..65535 to 0..255 (not clip at 255, nor stretch each
                 # image to its own peak, which would change its brightness).
                 array = np.asarray(image, dtype=np.float64)
@@ -269,6 +280,11 @@ def read_image(path: str) -> np.ndarray:
     except FileNotFoundError as error:
         raise DecodeError(
             f"{path}: file not found; fix the manifest row or restore the file"
+        ) from error
+    except Image.DecompressionBombError as error:
+        raise DecodeError(
+            f"{path}: {error}; downscale the image (Pillow refuses images over twice "
+            "PIL.Image.MAX_IMAGE_PIXELS)"
         ) from error
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         raise DecodeError(
@@ -305,6 +321,16 @@ def _in_their_slots(items: list[dict], inputs: Tensor) -> bool:
         and item["input"].shape == inputs.shape[1:]
         for slot, item in enumerate(items)
     )
+
+
+def _float_to_8_bits(values: np.ndarray, path: str) -> np.ndarray:
+    """A float image (mode F) in [0, 1], as float frames are everywhere in vidlearn, as uint8."""
+    if not (np.isfinite(values).all() and values.min() >= 0.0 and values.max() <= 1.0):
+        raise DecodeError(
+            f"{path}: a float image must hold values in [0, 1], found {values.min()} .. "
+            f"{values.max()}; re-export it as 8- or 16-bit, or scale it to [0, 1]"
+        )
+    return np.rint(values * 255.0).astype(np.uint8)
 
 
 def collate(items: list[dict]) -> dict:

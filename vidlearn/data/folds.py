@@ -30,7 +30,7 @@ def fold_file(pattern: str, fold: int, split: str, folder: Path) -> Path:
     """The file of `split` in fold `fold`: `pattern` filled in, relative to `folder`."""
     try:
         name = pattern.format(fold=fold, split=split)
-    except (KeyError, IndexError, ValueError) as error:
+    except (KeyError, IndexError, ValueError, AttributeError) as error:
         raise ManifestError(
             f"data.fold_files={pattern!r} is not a valid pattern ({error}); use the "
             "placeholders {fold} and {split}, e.g. 'folds/fold_{fold}_{split}.csv'."

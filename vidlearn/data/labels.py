@@ -7,6 +7,7 @@ treated a 3-valued regression target as classes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -41,7 +42,14 @@ class LabelEncoder:
         if kind == "regression":
             return cls(kind)
         if classes:
-            names = tuple(str(name) for name in classes)
+            # stripped as the manifest's label cells are, so " a" cannot stand beside "a"
+            names = tuple(str(name).strip() for name in classes)
+            repeated = sorted({name for name in names if names.count(name) > 1})
+            if repeated:
+                raise ValueError(
+                    f"data.classes names {repeated} more than once ({list(classes)}); list each "
+                    "class once, in the order of the model's outputs."
+                )
         else:
             names = tuple(sorted({str(label) for label in labels}, key=_natural_key))
         if kind == "binary" and len(names) != 2:
@@ -84,9 +92,15 @@ class LabelEncoder:
         return targets, problems
 
 
-def _natural_key(name: str) -> tuple[int, float | str]:
-    """Sort numeric class names by value (2 before 10) and others alphabetically."""
+def _natural_key(name: str) -> tuple[int, float | str, str]:
+    """Sort numeric class names by value (2 before 10) and others alphabetically.
+
+    Names equal as numbers ("1", "01", "1.0") are ordered by their text: left to the set they
+    come from, the order would change with each process's string hash seed.
+    """
     try:
-        return (0, float(name))
+        value = float(name)
     except ValueError:
-        return (1, name)
+        return (1, name, name)
+    # NaN compares false with every number, which breaks any sort; inf sorts with the text too
+    return (0, value, name) if math.isfinite(value) else (1, name, name)

@@ -6,6 +6,7 @@ before any training starts: a user fixes the whole file in one go instead of one
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
@@ -109,7 +110,10 @@ def read_csv(path: Path, encoding: str = "utf-8-sig") -> pd.DataFrame:
     except pd.errors.ParserError as error:
         raise ManifestError(f"{path} is not a readable CSV: {error}") from error
     names = [str(column).strip() for column in frame.columns]
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    # pandas renames a repeated name ("label" -> "label.1"), so the header is checked as written;
+    # blank names (trailing commas of spreadsheet exports) are not names and may repeat.
+    written = [name.strip() for name in _header_cells(path, encoding)]
+    repeated = sorted({name for name in written if name and written.count(name) > 1})
     if repeated:
         raise ManifestError(
             f"{path}: column name(s) {repeated} appear more than once in the header "
@@ -117,6 +121,26 @@ def read_csv(path: Path, encoding: str = "utf-8-sig") -> pd.DataFrame:
         )
     frame.columns = names
     return frame
+
+
+def _header_cells(path: Path, encoding: str) -> list[str]:
+    """The header line's cells as written (read_csv has already read the file successfully)."""
+    header = pd.read_csv(
+        path, header=None, nrows=1, dtype=str, keep_default_na=False, encoding=encoding
+    )
+    return [str(cell) for cell in header.iloc[0]] if len(header) else []
+
+
+def expand_user(path: str | Path, key: str) -> Path:
+    """`path` with a leading ~ or ~user expanded; ManifestError naming `key` when that user has
+    no home folder (pathlib raises RuntimeError)."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError as error:
+        raise ManifestError(
+            f"{key}={path}: {str(path).split('/')[0]} is no user's home folder here; "
+            "give the full path."
+        ) from error
 
 
 def read_manifest(
@@ -141,12 +165,12 @@ def read_manifest(
     ManifestError listing every problem: missing columns, duplicate paths, missing files, paths
     outside root.
     """
-    source = Path(manifest).expanduser().resolve()
+    source = expand_user(manifest, "data.manifest").resolve()
     columns = _Columns(path_column, label_column, split_column, group_column)
     frame = _numbered_rows(read_csv(source, encoding), source)
     _require_columns(frame, columns, source)
     frame, dropped = _drop_unlabelled_rows(frame, label_column, filter, source)
-    base = Path(root).expanduser().resolve() if root else source.parent
+    base = expand_user(root, "data.root").resolve() if root else source.parent
     written = sample_paths(frame, path_column, path_template, source)
     table = _sample_table(frame, written, base, columns, keep_path_column=path_template is not None)
     problems = validate_paths(table, written, base, allow_outside_root, check_files)
@@ -180,10 +204,17 @@ def _require_columns(frame: pd.DataFrame, columns: _Columns, source: Path) -> No
     """Raise ManifestError when a named column is missing or the file has no rows."""
     missing = [column for column in (columns.path, columns.label) if column not in frame.columns]
     if missing:
-        available = ", ".join(c for c in frame.columns if c != "line")
+        available = [c for c in frame.columns if c != "line"]
+        separator = next(
+            (s for s in (";", "\t", "|") if len(available) == 1 and s in available[0]), None
+        )
+        fix = (
+            f"The file seems separated by {separator!r}: save it with commas between cells."
+            if separator
+            else "Rename them or set data.path_column / data.label_column."
+        )
         raise ManifestError(
-            f"{source}: missing column(s) {missing}; the file has: {available}. "
-            "Rename them or set data.path_column / data.label_column."
+            f"{source}: missing column(s) {missing}; the file has: {', '.join(available)}. {fix}"
         )
     if frame.empty:
         raise ManifestError(f"{source} has a header but no rows; add one row per sample.")
@@ -284,7 +315,7 @@ def sample_paths(
                 f"{source}: data.path_template {path_template!r} names column {error}, which "
                 f"the file lacks; its columns are: {columns}."
             ) from error
-        except (ValueError, IndexError) as error:
+        except (ValueError, IndexError, AttributeError) as error:  # cells are text
             raise ManifestError(
                 f"data.path_template {path_template!r} is not a valid template ({error}); "
                 "write column names in braces, e.g. 'arrays/{id}.npy'."
@@ -293,8 +324,14 @@ def sample_paths(
 
 
 def resolve_path(base: Path, path: str) -> str:
-    """Join a manifest path to its root without following symlinks."""
-    return os.path.normpath(base / Path(path.strip()).expanduser())
+    """Join a manifest path to its root without following symlinks.
+
+    A leading ~ is a home folder where there is one; "~draft.mp4" (no user "draft.mp4") is a file.
+    """
+    written = Path(path.strip())
+    with contextlib.suppress(RuntimeError):  # no such user: the ~ is part of the file's name
+        written = written.expanduser()
+    return os.path.normpath(base / written)
 
 
 def validate_paths(
@@ -324,23 +361,36 @@ def validate_paths(
                 )
             )
         elif check_files and not os.path.isfile(row.path):
-            problems.append(Problem(row.line, "path", f"file not found: {row.path}"))
+            problems.append(
+                Problem(row.line, "path", f"file not found: {row.path}{_separator_hint(raw)}")
+            )
     return problems
+
+
+def _separator_hint(raw: str) -> str:
+    """What to change in a missing path written with Windows separators."""
+    if "\\" not in raw or os.sep == "\\":
+        return ""
+    slashed = raw.strip().replace("\\", "/")
+    return f" (write / between folders, e.g. {slashed}: here \\ is part of a file name)"
 
 
 def scan_folder(folder: str | Path, extensions: tuple[str, ...]) -> Manifest:
     """Build a manifest from one sub-folder per class; files directly in `folder` are ignored."""
-    source = Path(folder).expanduser().resolve()
+    source = expand_user(folder, "data.folder").resolve()
     if not source.is_dir():
         raise ManifestError(
             f"data folder {source} does not exist; set data.folder to a folder "
             "with one sub-folder per class."
         )
+    # Hidden entries (.ipynb_checkpoints, .git, macOS "._" copies) are neither classes nor samples.
     rows = [
         {"path": str(path), "label": class_dir.name}
-        for class_dir in sorted(p for p in source.iterdir() if p.is_dir())
+        for class_dir in sorted(p for p in source.iterdir() if p.is_dir() and not _hidden(p.name))
         for path in sorted(class_dir.rglob("*"))
         if path.suffix.lower() in extensions
+        and not any(_hidden(part) for part in path.relative_to(class_dir).parts)
+        and path.is_file()
     ]
     if not rows:
         raise ManifestError(
@@ -350,3 +400,7 @@ def scan_folder(folder: str | Path, extensions: tuple[str, ...]) -> Manifest:
     table = pd.DataFrame(rows)
     table.insert(2, "line", 0)
     return Manifest(source=source, table=table)
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".")

@@ -297,8 +297,13 @@ def stratification_labels(labels: pd.Series, options: RowOptions) -> list[str]:
         [1.0 / options.folds] if options.folds else [options.val_fraction, options.test_fraction]
     )
     smallest = min([share for share in shares if share > 0], default=1.0)
-    bins = max(1, min(4, int(len(values) * smallest + 1e-9)))
-    return pd.qcut(values.rank(method="first"), q=bins, labels=False).astype(str).tolist()
+    numbers = values.notna()
+    bins = max(1, min(4, int(numbers.sum() * smallest + 1e-9)))
+    strata = pd.Series("not a number", index=values.index)  # reported by the label encoder
+    if numbers.any():
+        ranks = values[numbers].rank(method="first")
+        strata[numbers] = pd.qcut(ranks, q=bins, labels=False).astype(str)
+    return strata.tolist()
 
 
 def drop_unlisted(table: pd.DataFrame, fold: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:

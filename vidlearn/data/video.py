@@ -280,10 +280,10 @@ class ArrayReader:
             raise DecodeError(
                 f"{path}: array of shape {shape}; expected (T, H, W) or (T, H, W, V) with T, H, W > 0"
             )
-        if not (np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.bool_)):
+        if dtype.kind not in "biuf":  # complex would lose its imaginary part, timedelta its unit
             self.close()
             raise DecodeError(
-                f"{path}: array dtype {dtype} is not numeric; store uint8 or float frames"
+                f"{path}: array dtype {dtype} is not real numbers; store uint8 or float frames"
             )
         self.shape = (*shape, 1) if len(shape) == 3 else tuple(shape)  # (T, H, W, C)
         if self.array is not None and self.array.ndim == 3:
@@ -306,7 +306,8 @@ class ArrayReader:
         return shape, dtype
 
     def read(self, indices: Sequence[int], out: np.ndarray | None = None) -> np.ndarray:
-        """Frames `(T, H, W, C)`: uint8 kept as uint8, any other dtype as float32.
+        """Frames `(T, H, W, C)`: uint8 kept as uint8, any other dtype as float32; DecodeError
+        when a float frame holds NaN or infinity (it would reach the model as a NaN loss).
 
         `out` (a batch's slot): a C-contiguous uint8 array of exactly that shape, which a uint8
         `.npy` read by offset fills and returns, saving the batch its copy; ignored otherwise.
@@ -323,7 +324,19 @@ class ArrayReader:
                 and out.flags.c_contiguous
             )
             frames = self._read_frames(wanted, out if fits else None)
-        return frames if frames.dtype == np.uint8 else frames.astype(np.float32)
+        if frames.dtype == np.uint8:
+            return frames
+        with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused below
+            frames = frames.astype(np.float32)
+        if self.dtype.kind == "f":  # NaN, inf, or beyond float32 (integers always fit)
+            finite = np.isfinite(frames.reshape(len(frames), -1)).all(axis=1)
+            if not finite.all():
+                raise DecodeError(
+                    f"{self.path}: frame(s) {sorted(set(wanted[~finite].tolist()))} hold NaN or "
+                    "infinite values (or values beyond float32); replace them, e.g. with "
+                    "np.nan_to_num, or remove the file"
+                )
+        return frames
 
     def _read_frames(self, wanted: np.ndarray, out: np.ndarray | None) -> np.ndarray:
         """The frames at `wanted` (into `out`, when given), one `readinto` per run of

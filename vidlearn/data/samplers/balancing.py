@@ -6,6 +6,8 @@ encoded training targets aligned with the rows of `table`, the training split's 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -32,6 +34,12 @@ class BalancedSampler(WeightedSampler):
         rank: int | None = None,
         world_size: int | None = None,
     ) -> None:
+        number = isinstance(alpha, int | float) and not isinstance(alpha, bool)
+        if not (number and math.isfinite(alpha)):
+            raise ConfigError(
+                f"sampler.alpha={alpha!r} must be a finite number (1 equalises the classes, "
+                "0 keeps their natural frequency)"
+            )
         classes = class_indices(targets, "BalancedSampler")
         counts = np.bincount(classes).astype(np.float64)
         per_class = np.divide(1.0, counts**alpha, out=np.zeros_like(counts), where=counts > 0)

@@ -174,6 +174,12 @@ class WeightedSampler(EpochSampler):
         world_size: int | None,
     ) -> None:
         num_items = len(weights)
+        whole = isinstance(num_samples, int | np.integer) and not isinstance(num_samples, bool)
+        if num_samples is not None and not (whole and num_samples >= 1):
+            raise ConfigError(
+                f"sampler.num_samples={num_samples!r}: draws per epoch must be a whole number "
+                ">= 1, or null for the training split's length"
+            )
         super().__init__(
             num_items, num_items if num_samples is None else num_samples, seed, rank, world_size
         )
