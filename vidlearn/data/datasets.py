@@ -124,7 +124,7 @@ class SampleDataset(Dataset, ABC):
             made = item["input"].numpy()
             if made.shape != slots[slot].shape or made.dtype != slots.dtype:
                 return items + [self._item(key) for key in keys[slot + 1 :]]
-            if not np.shares_memory(made, slots[slot]):  # not produced in its slot
+            if not _is_array(made, slots[slot]):  # not produced in its slot, as it lies there
                 np.copyto(slots[slot], made)
             item["input"] = inputs[slot]
         return BatchItems(items, inputs)
@@ -288,6 +288,12 @@ def _batch_like(example: Tensor, count: int) -> Tensor:
         storage = example._typed_storage()._new_shared(example.numel() * count)
         return example.new(storage).resize_(count, *example.shape)
     return torch.from_numpy(np.empty((count, *example.shape), dtype=example.numpy().dtype))
+
+
+def _is_array(made: np.ndarray, slot: np.ndarray) -> bool:
+    """Whether `made` (of `slot`'s shape and dtype) is `slot` itself: a view that merely shares
+    its memory (transposed, a frame repeated by a zero stride) holds other values there."""
+    return made.flags.c_contiguous and made.ctypes.data == slot.ctypes.data
 
 
 def collate(items: list[dict]) -> dict:
