@@ -14,6 +14,7 @@ from vidlearn.data.clip_sampling import RandomClipSampler
 from vidlearn.data.datasets import VideoClipDataset, collate
 from vidlearn.data.sample_keys import SampleKey
 from vidlearn.data.transforms import ClipTransform
+from vidlearn.data.video import ArrayReader
 
 
 def transposed(frames: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
@@ -86,3 +87,25 @@ def test_a_generated_batch_fetched_at_once_equals_its_items_fetched_one_by_one(
             assert ours[name].dtype == value.dtype and torch.equal(ours[name], value), name
         else:
             assert ours[name] == value, name
+
+
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    wanted=st.lists(st.integers(0, 5), min_size=1, max_size=8),
+    channels=st.sampled_from([0, 1, 3]),
+    into_slot=st.booleans(),
+)
+def test_array_frames_read_by_offset_are_the_arrays_frames_in_any_order(
+    tmp_path: Path, wanted: list[int], channels: int, into_slot: bool
+) -> None:
+    """Repeated, backward and scattered indices (a looping or padding sampler), read anew or
+    into a batch slot. Planted bug caught: runs split only where indices jump forward
+    (`np.diff(wanted) > 1`) read a repeated frame's neighbour."""
+    shape = (6, 4, 5) if channels == 0 else (6, 4, 5, channels)
+    array = np.arange(np.prod(shape), dtype=np.uint8).reshape(shape)
+    path = tmp_path / f"frames{channels}.npy"
+    np.save(path, array)
+    expected = array[wanted] if channels else array[wanted][..., None]
+    out = np.zeros_like(expected) if into_slot else None
+    frames = ArrayReader(str(path)).read(wanted, out=out)
+    assert np.array_equal(frames, expected)
