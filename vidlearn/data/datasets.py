@@ -10,6 +10,7 @@ count it, report it and stop when too many files are bad. Nothing is skipped sil
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 from abc import ABC, abstractmethod
@@ -110,9 +111,12 @@ class SampleDataset(Dataset, ABC):
         that `collate` takes as it is, and uint8 array clips read straight into their slot.
 
         Clips that cannot share a batch (shapes or dtypes differ) come back as plain items, for
-        `collate` to refuse as it did item by item.
+        `collate` to refuse as it did item by item; so do inputs of a dtype NumPy lacks
+        (bfloat16), for `collate` to stack.
         """
         items = [self._item(keys[0])]
+        if not _numpy_holds(items[0]["input"].dtype):  # the batch's slots are NumPy views
+            return items + [self._item(key) for key in keys[1:]]
         inputs = _batch_like(items[0]["input"], len(keys))  # (B, ...)
         # Slots and copies through NumPy: torch's copy_ went through its thread pool (6 ms per
         # 25x150x150 uint8 clip with 2 threads on a loaded machine, 17 us with NumPy).
@@ -266,6 +270,16 @@ def read_image(path: str) -> np.ndarray:
         raise DecodeError(
             f"{path}: not a readable image ({error}); re-export or remove it"
         ) from error
+
+
+@functools.cache
+def _numpy_holds(dtype: torch.dtype) -> bool:
+    """Whether NumPy has `dtype` (not bfloat16 nor the float8 types)."""
+    try:
+        torch.empty(0, dtype=dtype).numpy()
+    except TypeError:
+        return False
+    return True
 
 
 class BatchItems(list):
