@@ -144,7 +144,35 @@ def test_a_resume_reads_the_run_its_directory_or_checkpoint_recorded(tmp_path: P
     record_run(tmp_path / "run", "mlflow", {"run_id": "abc", "tracking_uri": "sqlite:///m.db"})
     record_run(tmp_path / "run", "wandb", {"id": "xyz", "project": "vidlearn"})
     checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    assert resumed_run(str(tmp_path / "run"), "mlflow")["run_id"] == "abc"
-    assert resumed_run(str(checkpoint), "wandb") == {"id": "xyz", "project": "vidlearn"}
-    assert resumed_run(None, "mlflow") is None
-    assert resumed_run(str(tmp_path / "other"), "mlflow") is None  # a run that logged to none
+    assert resumed_run(str(tmp_path / "run"), "mlflow", ("run_id",))["run_id"] == "abc"
+    assert resumed_run(str(checkpoint), "wandb", ("id",)) == {"id": "xyz", "project": "vidlearn"}
+    assert resumed_run(None, "mlflow", ("run_id",)) is None
+    assert (
+        resumed_run(str(tmp_path / "other"), "mlflow", ("run_id",)) is None
+    )  # a run that logged to none
+
+
+CORRUPT_RUNS = {
+    "empty": "",
+    "cut short": '{"mlflow": {"run_id": "ab',
+    "a list": "[1, 2]",
+    "an entry that is not a mapping": '{"mlflow": "abc"}',
+    "an entry without its id": '{"mlflow": {"tracking_uri": "sqlite:///m.db"}}',
+    "an id that is not text": '{"mlflow": {"run_id": 7, "tracking_uri": "sqlite:///m.db"}}',
+}
+
+
+@pytest.mark.parametrize("text", CORRUPT_RUNS.values(), ids=CORRUPT_RUNS.keys())
+def test_a_resume_over_an_unreadable_trackers_json_logs_to_a_new_run_with_a_warning(
+    tmp_path: Path, text: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "trackers.json").write_text(text)
+    assert resumed_run(str(tmp_path), "mlflow", ("run_id", "tracking_uri")) is None
+    assert "trackers.json" in caplog.text and "new mlflow run" in caplog.text
+
+
+@pytest.mark.parametrize("text", ["", "[1, 2]", '{"wandb": {"id": "x", "proj'])
+def test_recording_a_run_replaces_an_unreadable_trackers_json(tmp_path: Path, text: str) -> None:
+    (tmp_path / "trackers.json").write_text(text)
+    record_run(tmp_path, "mlflow", {"run_id": "abc", "tracking_uri": "sqlite:///m.db"})
+    assert resumed_run(str(tmp_path), "mlflow", ("run_id",))["run_id"] == "abc"

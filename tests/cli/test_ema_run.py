@@ -290,3 +290,10 @@ def test_two_process_ddp_checkpoints_and_scores_the_average(
     single = scored(run, Path(summary["best_checkpoint"]), "validate")
     for name in ("val/loss", "val/accuracy"):
         assert summary["metrics"][name] == pytest.approx(single[name], abs=1e-6), name
+
+
+def test_a_callback_made_by_a_function_is_not_taken_for_weight_averaging() -> None:
+    """Hydra builds a callbacks node from a function as well as a class; the summary, written
+    after the whole run, failed on it (get_class: 'Located non-class of type function')."""
+    cfg = OmegaConf.create({"callbacks": {"made": {"_target_": "os.path.join"}}})  # a function
+    assert weight_averaging(cfg) is None

@@ -111,3 +111,27 @@ def test_torchvisions_file_downloaded_by_hand_names_the_statistics_of_its_weight
         weights_preprocessing(OmegaConf.create({**model, "weights": str(tmp_path / "mine.pth")}))
         is None
     )
+
+
+@pytest.mark.slow  # two short runs of r3d_18: about 15 s
+def test_a_runs_checkpoint_with_class_weights_starts_a_new_run_as_model_weights(
+    compose_train: Callable[..., DictConfig], demo_videos: Path, tmp_path: Path
+) -> None:
+    """What a resume refused for another schedule length advises: model.weights=<checkpoint>.
+    The checkpoint of a run with class_weights=balanced holds the loss's `criterion.weight`
+    beside the model; it failed as 'state_dict does not fit' (every key missing)."""
+    tiny = [
+        f"data.manifest={demo_videos}",
+        "model=r3d_18",
+        "data.size=16",
+        "data.frames=2",
+        "data.batch_size=4",
+        "+trainer.limit_train_batches=1",
+        "+trainer.limit_val_batches=1",
+        "test=false",
+        "task.class_weights=balanced",
+    ]
+    first = train(compose_train(*tiny, "model.weights=none", f"paths.output_dir={tmp_path}/a"))
+    checkpoint = first["best_checkpoint"]
+    second = compose_train(*tiny, f"model.weights={checkpoint}", f"paths.output_dir={tmp_path}/b")
+    assert train(second)["status"] == "ok"

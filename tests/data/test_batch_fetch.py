@@ -168,3 +168,17 @@ def test_cine_batches_are_identical_with_0_and_2_workers_and_to_their_items(
     for ours, theirs, expected in zip(batches[0], batches[2], one_by_one, strict=True):
         assert_same_batch(ours, expected)
         assert_same_batch(theirs, expected)
+
+
+def test_inputs_numpy_cannot_hold_are_batched_as_item_by_item(tmp_path: Path) -> None:
+    """A transform returning bfloat16 (NumPy has no such dtype): the batch was built through
+    NumPy and failed with TypeError, where collating the items works."""
+    paths = write_clips(tmp_path, 3, (9, 12, 12))
+
+    def to_bfloat16(frames: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        return torch.from_numpy(frames).permute(0, 3, 1, 2).to(torch.bfloat16)
+
+    dataset = VideoClipDataset(paths, np.arange(3.0), RandomClipSampler(5), to_bfloat16)
+    batch_keys = keys(len(paths))
+    expected = collate([dataset[key] for key in batch_keys])
+    assert_same_batch(collate(dataset.__getitems__(batch_keys)), expected)

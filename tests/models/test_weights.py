@@ -135,6 +135,34 @@ def test_read_state_dict_unwraps_containers(tmp_path: Path, wrap) -> None:
     assert all(torch.equal(loaded[key], state[key]) for key in state)
 
 
+def test_a_lightning_checkpoint_gives_its_model_without_the_tasks_own_buffers(
+    tmp_path: Path,
+) -> None:
+    """A vidlearn run's .ckpt of a task with a loss weight (BinaryTask's pos_weight, class
+    weights) also holds `criterion.*`, which is not the model's."""
+    state = nn.Linear(2, 3).state_dict()
+    checkpoint = {
+        "state_dict": {
+            **{f"model.{key}": value for key, value in state.items()},
+            "criterion.pos_weight": torch.tensor([3.0]),
+        },
+        "pytorch-lightning_version": "2.5.0",
+    }
+    torch.save(checkpoint, tmp_path / "last.ckpt")
+    loaded = read_state_dict(tmp_path / "last.ckpt")
+    assert loaded.keys() == state.keys()
+    assert all(torch.equal(loaded[key], state[key]) for key in state)
+
+
+def test_a_state_dict_saved_from_a_ddp_wrapped_model_loses_its_module_prefix(
+    tmp_path: Path,
+) -> None:
+    state = nn.Linear(2, 3).state_dict()
+    torch.save({f"module.{key}": value for key, value in state.items()}, tmp_path / "ddp.pt")
+    loaded = read_state_dict(tmp_path / "ddp.pt")
+    assert loaded.keys() == state.keys()
+
+
 def test_read_state_dict_rejects_pickled_objects_with_advice(tmp_path: Path) -> None:
     torch.save({"state_dict": {}, "config": object()}, tmp_path / "checkpoint.pt")
     with pytest.raises(ValueError, match=r"checkpoint\.pt.*torch\.save\(model\.state_dict\(\)"):
@@ -189,6 +217,17 @@ def test_choose_weights_takes_an_alias_or_torchvisions_name() -> None:
     aliases = {"imagenet": "IMAGENET1K_V1"}
     assert choose_weights("imagenet", MobileNet_V2_Weights, aliases).name == "IMAGENET1K_V1"
     assert choose_weights("IMAGENET1K_V2", MobileNet_V2_Weights, aliases).name == "IMAGENET1K_V2"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["MobileNet_V2_Weights.IMAGENET1K_V2", "mobilenet_v2_weights.imagenet1k_v2", "imagenet1k_v2"],
+)
+def test_choose_weights_takes_torchvisions_name_in_any_case_with_its_enum_before_it(
+    value: str,
+) -> None:
+    choice = choose_weights(value, MobileNet_V2_Weights, {"imagenet": "IMAGENET1K_V1"})
+    assert choice is MobileNet_V2_Weights.IMAGENET1K_V2
 
 
 def _write_zip(path: Path, names: list[str]) -> None:

@@ -216,3 +216,45 @@ def test_resuming_with_the_same_max_epochs_continues_the_schedule(
     task_of, batch, checkpoint = stopped_run(recipe)
     trainer = _resume(task_of, batch, checkpoint, tmp_path, max_epochs=2)
     assert trainer.global_step == 6
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"accumulate_grad_batches": 2},  # 5 batches: the last step takes one batch
+        {"limit_train_batches": 0.6},
+        {"limit_train_batches": 3, "accumulate_grad_batches": 2},
+    ],
+    ids=["accumulated_partial", "limited_fraction", "limited_count_accumulated"],
+)
+@pytest.mark.parametrize("recipe", [WarmupCosine(interval="step"), OneCycle()], ids=["cos", "1c"])
+def test_a_same_settings_resume_of_a_per_step_schedule_is_not_refused(
+    recipe, options, tiny_net, make_batch, tmp_path
+) -> None:
+    """Resumed from the end of epoch 1 and from mid-epoch 1 (after step 1), with the run's own
+    trainer options, the schedule continues to the planned last step."""
+    batch = make_batch(torch.tensor([0, 1, 2, 0]))
+
+    def run(checkpoint: str | None, callbacks: list) -> pl.Trainer:
+        trainer = pl.Trainer(
+            accelerator="cpu",
+            max_epochs=2,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=tmp_path,
+            callbacks=callbacks,
+            **options,
+        )
+        task = MulticlassTask(tiny_net(3), CLASSES, optimizer=ADAMW, scheduler=recipe)
+        trainer.fit(task, DataLoader([batch] * 5, batch_size=None), ckpt_path=checkpoint)
+        return trainer
+
+    savers = [
+        ModelCheckpoint(dirpath=tmp_path / "epochs", save_top_k=-1),
+        ModelCheckpoint(dirpath=tmp_path / "steps", save_top_k=-1, every_n_train_steps=1),
+    ]
+    planned = run(None, savers).global_step
+    for checkpoint in ("epochs/epoch=0-step=*.ckpt", "steps/epoch=0-step=1.ckpt"):
+        (path,) = tmp_path.glob(checkpoint)
+        assert run(str(path), []).global_step == planned, checkpoint

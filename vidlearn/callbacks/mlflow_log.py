@@ -71,7 +71,7 @@ class MLflowTracker(MLFlowLogger, Tracker):
     ) -> None:
         require("mlflow", "mlflow")
         self.run_dir = Path(run_dir)
-        earlier = resumed_run(resume, self.kind)
+        earlier = resumed_run(resume, self.kind, ("run_id", "tracking_uri"))
         resumed = earlier is not None and earlier.get("tracking_uri") == tracking_uri
         self.resumed_id = earlier["run_id"] if resumed else None
         group = sweep_group()

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,6 +30,8 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from vidlearn.callbacks.run_dir import run_folder
 from vidlearn.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 RUNS_FILE = "trackers.json"  # in the run directory: {tracker: what identifies its run}
 
@@ -76,20 +79,48 @@ def record_run(run_dir: Path, kind: str, entry: Mapping[str, str]) -> None:
     may read it while another tracker of the run writes)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / RUNS_FILE
-    runs = json.loads(path.read_text()) if path.is_file() else {}
+    runs = _read_runs(path) or {}  # an unreadable file is replaced
     runs[kind] = dict(entry)
     temporary = path.with_name(f".{RUNS_FILE}.{os.getpid()}")
     temporary.write_text(json.dumps(runs, indent=2))
     os.replace(temporary, path)
 
 
-def resumed_run(resume: str | None, kind: str) -> dict[str, str] | None:
+def resumed_run(resume: str | None, kind: str, keys: Sequence[str]) -> dict[str, str] | None:
     """Tracker `kind`'s entry in the trackers.json of the run directory `resume=` names (a run
-    directory or a checkpoint in one); None for a new run or one that `kind` did not log."""
+    directory or a checkpoint in one), holding text under each of `keys`; None for a new run or
+    one that `kind` did not log. An entry that cannot be read (the file cut short by a crash,
+    edited) is a warning, and the resumed run logs to a new run: the checkpoint still resumes.
+    """
     if not resume:
         return None
     path = run_folder(Path(resume).expanduser()) / RUNS_FILE
-    return json.loads(path.read_text()).get(kind) if path.is_file() else None
+    if not path.is_file():
+        return None
+    runs = _read_runs(path)
+    entry = None if runs is None else runs.get(kind)
+    if runs is None or (
+        entry is not None
+        and not (isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in keys))
+    ):
+        logger.warning(
+            "%s: no readable %s entry (%s expected); the resumed run logs to a new %s run",
+            path,
+            kind,
+            ", ".join(keys),
+            kind,
+        )
+        return None
+    return entry
+
+
+def _read_runs(path: Path) -> dict[str, Any] | None:
+    """trackers.json's mapping; None when the file is missing or is not a JSON object."""
+    try:
+        runs = json.loads(path.read_text())
+    except (OSError, ValueError):  # missing, JSONDecodeError, UnicodeDecodeError
+        return None
+    return runs if isinstance(runs, dict) else None
 
 
 def flatten(config: Mapping[str, Any] | list, prefix: str = "") -> dict[str, Any]:

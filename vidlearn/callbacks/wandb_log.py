@@ -42,7 +42,7 @@ class WandbTracker(WandbLogger, Tracker):
     ) -> None:
         require("wandb", "wandb")
         self.run_dir = Path(run_dir)
-        earlier = resumed_run(resume, self.kind)
+        earlier = resumed_run(resume, self.kind, ("id", "project"))
         same_project = earlier is not None and earlier.get("project") == project
         group = sweep_group()
         super().__init__(

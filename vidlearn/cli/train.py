@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from hydra.utils import get_class, instantiate
+from hydra.utils import get_class, get_object, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import WeightAveraging
 from rich.console import Console
@@ -223,9 +223,11 @@ def build_trainer(cfg: DictConfig, run_dir: Path, monitors: list[pl.Callback]) -
 
 
 def weight_averaging(cfg: DictConfig) -> dict[str, Any] | None:
-    """The callbacks node that averages the weights (callbacks=ema), resolved; None without one."""
+    """The callbacks node that averages the weights (callbacks=ema), resolved; None without one.
+    A node built by a function (Hydra builds those too) is not one: only classes are checked."""
     for node in (cfg.get("callbacks") or {}).values():
-        if node and issubclass(get_class(node._target_), WeightAveraging):
+        target = get_object(node._target_) if node else None
+        if isinstance(target, type) and issubclass(target, WeightAveraging):
             return OmegaConf.to_container(node, resolve=True)
     return None
 

@@ -10,6 +10,7 @@ count it, report it and stop when too many files are bad. Nothing is skipped sil
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 from abc import ABC, abstractmethod
@@ -111,9 +112,12 @@ class SampleDataset(Dataset, ABC):
         that `collate` takes as it is, and uint8 array clips read straight into their slot.
 
         Clips that cannot share a batch (shapes or dtypes differ) come back as plain items, for
-        `collate` to refuse as it did item by item.
+        `collate` to refuse as it did item by item; so do inputs of a dtype NumPy lacks
+        (bfloat16), for `collate` to stack.
         """
         items = [self._item(keys[0])]
+        if not _numpy_holds(items[0]["input"].dtype):  # the batch's slots are NumPy views
+            return items + [self._item(key) for key in keys[1:]]
         inputs = _batch_like(items[0]["input"], len(keys))  # (B, ...)
         # Slots and copies through NumPy: torch's copy_ went through its thread pool (6 ms per
         # 25x150x150 uint8 clip with 2 threads on a loaded machine, 17 us with NumPy).
@@ -126,7 +130,7 @@ class SampleDataset(Dataset, ABC):
             made = item["input"].numpy()
             if made.shape != slots[slot].shape or made.dtype != slots.dtype:
                 return items + [self._item(key) for key in keys[slot + 1 :]]
-            if not np.shares_memory(made, slots[slot]):  # not produced in its slot
+            if not _is_array(made, slots[slot]):  # not produced in its slot, as it lies there
                 np.copyto(slots[slot], made)
             item["input"] = inputs[slot]
         return BatchItems(items, inputs)
@@ -292,6 +296,16 @@ def read_image(path: str) -> np.ndarray:
         ) from error
 
 
+@functools.cache
+def _numpy_holds(dtype: torch.dtype) -> bool:
+    """Whether NumPy has `dtype` (not bfloat16 nor the float8 types)."""
+    try:
+        torch.empty(0, dtype=dtype).numpy()
+    except TypeError:
+        return False
+    return True
+
+
 class BatchItems(list):
     """A batch's items (dicts) whose `input`s are the rows of one batch tensor, `inputs`."""
 
@@ -331,6 +345,12 @@ def _float_to_8_bits(values: np.ndarray, path: str) -> np.ndarray:
             f"{values.max()}; re-export it as 8- or 16-bit, or scale it to [0, 1]"
         )
     return np.rint(values * 255.0).astype(np.uint8)
+
+
+def _is_array(made: np.ndarray, slot: np.ndarray) -> bool:
+    """Whether `made` (of `slot`'s shape and dtype) is `slot` itself: a view that merely shares
+    its memory (transposed, a frame repeated by a zero stride) holds other values there."""
+    return made.flags.c_contiguous and made.ctypes.data == slot.ctypes.data
 
 
 def collate(items: list[dict]) -> dict:

@@ -303,8 +303,11 @@ class ClipTransform:
                 inputs = torch.from_numpy(np.ascontiguousarray(chw))  # no copy when C = 1
             else:
                 inputs = out
-                if not np.shares_memory(out.numpy(), chw):  # not read into its slot already
-                    np.copyto(out.numpy(), chw)
+                slot = out.numpy()
+                if not (chw.flags.c_contiguous and chw.ctypes.data == slot.ctypes.data):
+                    np.copyto(
+                        slot, chw
+                    )  # unless read into its slot already (copyto handles overlap)
             return inputs if peaks is None else {"input": inputs, "peak": torch.from_numpy(peaks)}
         return normalise(clip, self.mean, self.std, peaks, out)  # (T, C, size, size)
 

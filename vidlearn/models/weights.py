@@ -113,7 +113,7 @@ def choose_weights(
     names: dict[str, WeightsEnum] = {alias: family[target] for alias, target in aliases.items()}
     names.update(family.__members__)
     by_lower = {name.lower(): member for name, member in names.items()}
-    wanted = str(weights).removeprefix(f"{family.__name__}.").lower()
+    wanted = str(weights).lower().removeprefix(f"{family.__name__.lower()}.")
     if wanted in by_lower:
         return by_lower[wanted]
     path = Path(weights).expanduser()
@@ -227,7 +227,9 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
     """Read a state_dict from `path`: a plain one, or a dict holding it under "state_dict"/"model".
 
     Lightning checkpoints of a vidlearn task store the model under the prefix "model."; that
-    prefix is removed so the keys match the bare model.
+    prefix is removed so the keys match the bare model, and the task's own entries (a loss
+    weight: `criterion.pos_weight`) are left out. A model saved while wrapped in DDP keeps
+    its "module." prefix on every key, which is removed too.
     """
     kind = _kind_of_other_file(path)
     if kind is not None:
@@ -246,11 +248,14 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
         ) from error
     if not isinstance(content, Mapping):
         raise ConfigError(_not_a_state_dict(path, f"holds a {type(content).__name__}"))
+    lightning = "pytorch-lightning_version" in content
     for key in ("state_dict", "model"):
         if isinstance(content.get(key), Mapping):
             content = content[key]
             break
     state_dict = dict(content)
+    if lightning and any(key.startswith("model.") for key in state_dict):
+        state_dict = {key: value for key, value in state_dict.items() if key.startswith("model.")}
     for key, value in state_dict.items():
         if not isinstance(value, Tensor):
             raise ConfigError(
@@ -258,8 +263,9 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
                     path, f"holds a dict whose {key!r} holds a {type(value).__name__}"
                 )
             )
-    if state_dict and all(key.startswith("model.") for key in state_dict):
-        state_dict = {key.removeprefix("model."): value for key, value in state_dict.items()}
+    for prefix in ("model.", "module."):
+        if state_dict and all(key.startswith(prefix) for key in state_dict):
+            state_dict = {key.removeprefix(prefix): value for key, value in state_dict.items()}
     return state_dict
 
 
