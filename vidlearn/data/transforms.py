@@ -304,10 +304,9 @@ class ClipTransform:
             else:
                 inputs = out
                 slot = out.numpy()
+                # Unless read into its slot already; copyto handles overlapping views.
                 if not (chw.flags.c_contiguous and chw.ctypes.data == slot.ctypes.data):
-                    np.copyto(
-                        slot, chw
-                    )  # unless read into its slot already (copyto handles overlap)
+                    np.copyto(slot, chw)
             return inputs if peaks is None else {"input": inputs, "peak": torch.from_numpy(peaks)}
         return normalise(clip, self.mean, self.std, peaks, out)  # (T, C, size, size)
 
