@@ -10,8 +10,9 @@ a key a config choice lacks (images have no `data.frames`) is not checked.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ValidationError
@@ -53,6 +54,8 @@ class Data:
     max_bad_fraction: float
     probe: bool
     probe_timeout: float | None
+    frame_cache_max_gb: float | None
+    normalise_on_device: bool
     backend: str
     mean: list[float] | None
     std: list[float] | None
@@ -65,6 +68,7 @@ class Trainer:
     num_nodes: int
     deterministic: bool
     use_distributed_sampler: bool
+    gradient_clip_val: float | None
 
 
 @dataclass
@@ -75,10 +79,38 @@ class Optimizer:
 
 
 @dataclass
+class Scheduler:
+    """The keys of every scheduler choice (cosine, onecycle, plateau)."""
+
+    warmup_epochs: float
+    warmup_start_factor: float
+    min_lr_factor: float
+    pct_start: float
+    div_factor: float
+    final_div_factor: float
+    factor: float
+    patience: int
+    min_lr: float
+
+
+@dataclass
 class Task:
     layer_decay: float | None
     label_smoothing: float
     backbone_lr_scale: float
+    conv_weight_decay: float | None
+    pos_weight: Any  # 'balanced' or a number
+    class_weights: Any  # 'balanced' or a list of numbers
+
+
+@dataclass
+class Model:
+    """Keys several model choices share; the models check their own combinations."""
+
+    in_channels: int | None
+    drop_path: float
+    patch_size: int
+    tubelet_size: int
 
 
 @dataclass
@@ -110,7 +142,9 @@ SECTIONS: dict[str, type] = {
     "data": Data,
     "trainer": Trainer,
     "optimizer": Optimizer,
+    "scheduler": Scheduler,
     "task": Task,
+    "model": Model,
     "mix": Mix,
     "erasing": Erasing,
     "stats": Stats,
@@ -139,22 +173,68 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "data.test_fraction": (lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
     "data.folds": (lambda v: v >= 2, "at least 2 folds"),
     "data.max_bad_fraction": (lambda v: 0 <= v <= 1, "a fraction in [0, 1]"),
-    "data.probe_timeout": (lambda v: v > 0, "seconds above 0 (or null for no deadline)"),
+    "data.probe_timeout": (
+        lambda v: 0 < v < math.inf,
+        "seconds above 0 (or null for no deadline)",
+    ),
+    "data.frame_cache_max_gb": (
+        lambda v: 0 < v < math.inf,
+        "a positive size in GB (or null for no limit)",
+    ),
     "data.mean": (lambda v: len(v) >= 1, "a list of one value per channel (or one for all)"),
     "data.std": (lambda v: len(v) >= 1 and min(v) > 0, "a list of positive values"),
     "data.channels": (lambda v: v >= 1, "a channel count, at least 1 (or null: from the files)"),
     "trainer.max_epochs": (lambda v: v >= 1 or v == -1, "at least 1 (or -1 for no limit)"),
     "trainer.num_nodes": (lambda v: v >= 1, "at least 1"),
+    "trainer.gradient_clip_val": (
+        lambda v: 0 <= v < math.inf,
+        "a gradient norm (or value) of 0 or more; null or 0 for no clipping",
+    ),
     "stats.max_listed": (lambda v: v >= 0, "0 or more rows"),
-    "optimizer.lr": (lambda v: v >= 0, "a learning rate of 0 (weights stay) or more"),
-    "optimizer.weight_decay": (lambda v: v >= 0, "0 (none) or more"),
-    "optimizer.momentum": (lambda v: v >= 0, "0 (none) or more"),
+    "optimizer.lr": (
+        lambda v: 0 <= v < math.inf,
+        "a finite learning rate, 0 (weights stay) or more",
+    ),
+    "optimizer.weight_decay": (lambda v: 0 <= v < math.inf, "finite, 0 (none) or more"),
+    "optimizer.momentum": (lambda v: 0 <= v < math.inf, "finite, 0 (none) or more"),
+    "scheduler.warmup_epochs": (lambda v: 0 <= v < math.inf, "0 (no warmup) or more epochs"),
+    "scheduler.warmup_start_factor": (lambda v: 0 < v <= 1, "a factor of the rate in (0, 1]"),
+    "scheduler.min_lr_factor": (lambda v: 0 <= v <= 1, "a factor of the rate in [0, 1]"),
+    "scheduler.pct_start": (lambda v: 0 < v < 1, "the share of steps spent rising, in (0, 1)"),
+    "scheduler.div_factor": (lambda v: 0 < v < math.inf, "above 0: start rate = lr / div_factor"),
+    "scheduler.final_div_factor": (
+        lambda v: 0 < v < math.inf,
+        "above 0: final rate = start rate / final_div_factor",
+    ),
+    "scheduler.factor": (lambda v: 0 < v < 1, "in (0, 1): the rate is multiplied by it"),
+    "scheduler.patience": (lambda v: v >= 0, "0 or more epochs without improvement"),
+    "scheduler.min_lr": (lambda v: 0 <= v < math.inf, "a finite rate, 0 or more"),
     "task.layer_decay": (lambda v: 0 < v <= 1, "in (0, 1], e.g. 0.75 (or null for none)"),
     "task.label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1): 0 is none, 0.1 is common"),
     "task.backbone_lr_scale": (
         lambda v: 0 < v < math.inf,
         "above 0 (to keep the backbone fixed, set model.freeze_backbone=true)",
     ),
+    "task.conv_weight_decay": (lambda v: 0 <= v < math.inf, "finite, 0 (none) or more (or null)"),
+    "task.pos_weight": (
+        lambda v: v == "balanced" or (is_number(v) and 0 < v < math.inf),
+        "balanced, a positive number, or null for 1",
+    ),
+    "task.class_weights": (
+        lambda v: (
+            v == "balanced"
+            or (
+                isinstance(v, Sequence)
+                and not isinstance(v, str)
+                and all(is_number(w) and 0 < w < math.inf for w in v)
+            )
+        ),
+        "balanced, a list of positive numbers (one per class, in class order), or null",
+    ),
+    "model.in_channels": (lambda v: v >= 1, "a channel count, at least 1 (or null: from the data)"),
+    "model.drop_path": (lambda v: 0 <= v < 1, "a probability in [0, 1)"),
+    "model.patch_size": (lambda v: v >= 1, "a patch side of at least 1 pixel"),
+    "model.tubelet_size": (lambda v: v >= 1, "a tubelet of at least 1 frame"),
     "mix.mixup_alpha": (lambda v: 0 <= v < math.inf, "a Beta parameter >= 0 (0 is off)"),
     "mix.cutmix_alpha": (lambda v: 0 <= v < math.inf, "a Beta parameter >= 0 (0 is off)"),
     "mix.prob": (lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
@@ -177,6 +257,11 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
         "a list of train, val and/or test",
     ),
 }
+
+
+def is_number(value: object) -> bool:
+    """Whether `value` is an int or float (a bool is neither here)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def validate(cfg: DictConfig) -> None:

@@ -1,0 +1,78 @@
+"""Config values at the edges (NaN, inf, 0, negative, wrong types) of the options a run reads
+are refused at start by the schema, naming the key, instead of failing inside torch, Lightning
+or a constructor's comparison (found by fuzzing the config groups, see experiments/README.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from omegaconf import DictConfig
+
+from vidlearn.cli.schema import validate
+from vidlearn.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        # trained silently with an infinite rate or decay
+        (["optimizer.lr=inf"], r"optimizer\.lr=inf is out of range"),
+        (["optimizer.weight_decay=inf"], r"optimizer\.weight_decay=inf is out of range"),
+        # ValueError / TypeError from the schedule's own arithmetic, or from torch
+        (["scheduler.warmup_epochs=nan"], r"scheduler\.warmup_epochs=nan is out of range"),
+        (["scheduler.warmup_epochs=abc"], r"scheduler\.warmup_epochs='abc' has the wrong type"),
+        (["scheduler=onecycle", "scheduler.pct_start=2"], r"scheduler\.pct_start=2 is out of"),
+        (["scheduler=onecycle", "scheduler.div_factor=0"], r"scheduler\.div_factor=0 is out of"),
+        (["scheduler=plateau", "scheduler.factor=2"], r"scheduler\.factor=2 is out of range"),
+        (["scheduler=plateau", "scheduler.patience=-1"], r"scheduler\.patience=-1 is out of"),
+        # Lightning's message about clip_gradients, or a negative norm passed on silently
+        (["trainer.gradient_clip_val=nan"], r"trainer\.gradient_clip_val=nan is out of range"),
+        (["trainer.gradient_clip_val=-1"], r"trainer\.gradient_clip_val=-1 is out of range"),
+        # TypeError in BinaryTask's check; a NaN weight gave a NaN loss at the first step
+        (["task=binary", "task.pos_weight=abc"], r"task\.pos_weight='abc' is out of range"),
+        (["task=binary", "task.pos_weight=nan"], r"task\.pos_weight=nan is out of range"),
+        # a NaN class weight trained silently; a string was read as a list of its letters
+        (["task.class_weights=[1,nan]"], r"task\.class_weights=\[1, nan\] is out of range"),
+        (["task.class_weights=foo"], r"task\.class_weights='foo' is out of range"),
+        # trained silently with a negative or NaN decay on the convolutions
+        (["task.conv_weight_decay=-1"], r"task\.conv_weight_decay=-1 is out of range"),
+        (["task.conv_weight_decay=nan"], r"task\.conv_weight_decay=nan is out of range"),
+        # ValueError / TypeError inside the frame cache's size arithmetic
+        (["data.frame_cache_max_gb=nan"], r"data\.frame_cache_max_gb=nan is out of range"),
+        (["data.frame_cache_max_gb=abc"], r"data\.frame_cache_max_gb='abc' has the wrong type"),
+        # OverflowError converting the deadline to an integer
+        (["data.probe_timeout=inf"], r"data\.probe_timeout=inf is out of range"),
+        # read as true
+        (["data.normalise_on_device=abc"], r"data\.normalise_on_device='abc' has the wrong type"),
+        # TypeError / ZeroDivisionError inside the model constructors
+        (["model=swin3d_t", "model.drop_path=abc"], r"model\.drop_path='abc' has the wrong type"),
+        (["model=swin3d_t", "model.in_channels=0"], r"model\.in_channels=0 is out of range"),
+        (["model=timesformer", "model.patch_size=0"], r"model\.patch_size=0 is out of range"),
+        (["model=videomae", "model.tubelet_size=0"], r"model\.tubelet_size=0 is out of range"),
+    ],
+)
+def test_an_edge_value_is_refused_naming_the_key(
+    compose_train: Callable[..., DictConfig], overrides: list[str], message: str
+) -> None:
+    """Failed before the fix: each passed validate() and failed later (see the comments)."""
+    with pytest.raises(ConfigError, match=message):
+        validate(compose_train(*overrides))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["task=binary", "task.pos_weight=balanced"],
+        ["task=binary", "task.pos_weight=2.5"],
+        ["task.class_weights=balanced"],
+        ["task.class_weights=[1,2.5]"],
+        ["trainer.gradient_clip_val=0"],
+        ["scheduler=plateau", "scheduler.patience=0"],
+        ["data.frame_cache_max_gb=0.5"],
+    ],
+)
+def test_the_documented_forms_of_those_keys_pass(
+    compose_train: Callable[..., DictConfig], overrides: list[str]
+) -> None:
+    validate(compose_train(*overrides))
