@@ -256,3 +256,16 @@ def test_long_config_values_are_kept_to_mlflows_own_limit(tmp_path: Path, store:
     assert params["data.manifest"] == manifest
     assert params["data.mean"] == "None"
     assert params["notes"] == "x" * 6000
+
+
+def test_an_empty_experiment_name_is_refused_naming_the_key(tmp_path: Path, store: str) -> None:
+    """Failed before the fix: MLflow's MlflowException ("Invalid experiment name") escaped the
+    constructor, which the CLI reports as a vidlearn bug with a traceback."""
+    with pytest.raises(ConfigError, match=r"logger\.mlflow\.experiment_name=''"):
+        MLflowTracker(str(tmp_path / "run"), store, str(tmp_path), "")
+
+
+def test_a_store_mlflow_cannot_open_is_refused_naming_the_key(tmp_path: Path) -> None:
+    """Failed before the fix: MLflow's exception for an unknown URI scheme escaped."""
+    with pytest.raises(ConfigError, match=r"logger\.mlflow\.tracking_uri='foo://x'"):
+        MLflowTracker(str(tmp_path / "run"), "foo://x", str(tmp_path))

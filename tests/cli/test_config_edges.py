@@ -5,11 +5,13 @@ or a constructor's comparison (found by fuzzing the config groups, see experimen
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from omegaconf import DictConfig
 
 from vidlearn.cli.schema import validate
+from vidlearn.cli.train import train
 from vidlearn.errors import ConfigError
 
 
@@ -76,3 +78,35 @@ def test_the_documented_forms_of_those_keys_pass(
     compose_train: Callable[..., DictConfig], overrides: list[str]
 ) -> None:
     validate(compose_train(*overrides))
+
+
+def plateau_run(compose_train: Callable[..., DictConfig], manifest: Path, monitor: str):
+    """A one-batch run with scheduler=plateau stepping on `monitor`."""
+    return compose_train(
+        f"data.manifest={manifest}",
+        "data.size=16",
+        "data.frames=2",
+        "+trainer.limit_train_batches=1",
+        "+trainer.limit_val_batches=1",
+        "test=false",
+        "scheduler=plateau",
+        f"scheduler.monitor={monitor}",
+    )
+
+
+def test_a_plateau_monitor_the_run_never_logs_names_the_key(
+    compose_train: Callable[..., DictConfig], demo_videos: Path
+) -> None:
+    """Failed before the fix: Lightning's MisconfigurationException ("ReduceLROnPlateau
+    conditioned on metric nope/x which is not available") after the first epoch, which the CLI
+    reported with a traceback."""
+    with pytest.raises(ConfigError, match=r"scheduler\.monitor=nope/x .*logged: .*val/loss"):
+        train(plateau_run(compose_train, demo_videos, "nope/x"))
+
+
+def test_a_plateau_may_step_on_a_metric_logged_at_the_end_of_the_training_epoch(
+    compose_train: Callable[..., DictConfig], demo_videos: Path
+) -> None:
+    """The check runs after the task logs its epoch metrics, as Lightning's own step does."""
+    summary = train(plateau_run(compose_train, demo_videos, "train/accuracy"))
+    assert summary["status"] == "ok"

@@ -63,6 +63,13 @@ class MLflowTracker(MLFlowLogger, Tracker):
         tags: Mapping[str, str] | None = None,
     ) -> None:
         require("mlflow", "mlflow")
+        from mlflow.exceptions import MlflowException  # here: mlflow takes seconds to import
+
+        if not experiment_name or not str(experiment_name).strip():
+            raise ConfigError(
+                f"logger.mlflow.experiment_name={experiment_name!r}: MLflow needs a name for the "
+                "experiment the run is filed under; give one (the default is vidlearn)."
+            )
         group = sweep_group()
         database = sqlite_file(tracking_uri)
         if database is not None:
@@ -70,14 +77,22 @@ class MLflowTracker(MLFlowLogger, Tracker):
         with store_lock(database), warnings.catch_warnings():
             # SQLAlchemy 2 deprecates a loader option that MLflow's store sets up with.
             warnings.filterwarnings("ignore", message=r"The ``noload`` loader strategy")
-            super().__init__(
-                experiment_name=experiment_name,
-                run_name=run_name(Path(run_dir), group),
-                tracking_uri=tracking_uri,
-                tags={**(tags or {}), **({"sweep": group} if group else {})},
-                artifact_location=Path(artifact_location).expanduser().resolve().as_uri(),
-            )
-            self._experiment_id = self._experiment_by_name()
+            try:
+                super().__init__(
+                    experiment_name=experiment_name,
+                    run_name=run_name(Path(run_dir), group),
+                    tracking_uri=tracking_uri,
+                    tags={**(tags or {}), **({"sweep": group} if group else {})},
+                    artifact_location=Path(artifact_location).expanduser().resolve().as_uri(),
+                )
+                self._experiment_id = self._experiment_by_name()
+            except MlflowException as error:  # a store or name MLflow refuses; it says which
+                raise ConfigError(
+                    f"logger.mlflow.tracking_uri={tracking_uri!r} with "
+                    f"logger.mlflow.experiment_name={experiment_name!r}: MLflow refused them: "
+                    f"{str(error).strip().splitlines()[0]} Use a store such as "
+                    "sqlite:///<folder>/mlflow.db (the default) or an http(s) server's address."
+                ) from None
         logger.info(
             "mlflow: run %s, experiment %s, store %s", self._run_name, experiment_name, tracking_uri
         )
