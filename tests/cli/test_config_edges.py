@@ -4,14 +4,19 @@ or a constructor's comparison (found by fuzzing the config groups, see experimen
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from vidlearn.cli.console import user_mistake
 from vidlearn.cli.schema import validate
 from vidlearn.cli.train import train
+from vidlearn.data.clip_sampling import RandomClipSampler
 from vidlearn.errors import ConfigError
 
 
@@ -52,6 +57,13 @@ from vidlearn.errors import ConfigError
         (["model=swin3d_t", "model.in_channels=0"], r"model\.in_channels=0 is out of range"),
         (["model=timesformer", "model.patch_size=0"], r"model\.patch_size=0 is out of range"),
         (["model=videomae", "model.tubelet_size=0"], r"model\.tubelet_size=0 is out of range"),
+        # ValueError / TypeError inside the sampler's weights; -1 favoured the largest class
+        (["sampler.alpha=nan"], r"sampler\.alpha=nan is out of range"),
+        (["sampler.alpha=abc"], r"sampler\.alpha='abc' has the wrong type"),
+        (["sampler.alpha=-1"], r"sampler\.alpha=-1 is out of range"),
+        # ValueError from the sampler; 10**12 draws asked numpy for 3.6 TiB
+        (["sampler.num_samples=0"], r"sampler\.num_samples=0 is out of range"),
+        (["sampler.num_samples=1000000000000"], r"sampler\.num_samples=1000000000000 is out of"),
     ],
 )
 def test_an_edge_value_is_refused_naming_the_key(
@@ -72,6 +84,7 @@ def test_an_edge_value_is_refused_naming_the_key(
         ["trainer.gradient_clip_val=0"],
         ["scheduler=plateau", "scheduler.patience=0"],
         ["data.frame_cache_max_gb=0.5"],
+        ["sampler.alpha=0", "sampler.num_samples=100"],
     ],
 )
 def test_the_documented_forms_of_those_keys_pass(
@@ -110,3 +123,25 @@ def test_a_plateau_may_step_on_a_metric_logged_at_the_end_of_the_training_epoch(
     """The check runs after the task logs its epoch metrics, as Lightning's own step does."""
     summary = train(plateau_run(compose_train, demo_videos, "train/accuracy"))
     assert summary["status"] == "ok"
+
+
+def test_a_clip_sampler_refuses_a_nan_frame_rate_naming_the_key() -> None:
+    """Failed before the fix: NaN passed the `> 0` check and failed converting to a stride."""
+    with pytest.raises(ConfigError, match=r"target_fps must be a finite number"):
+        RandomClipSampler(4, target_fps=float("nan"))
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("transformer_engine") is not None,
+    reason="transformer_engine is installed here, so the precision is available",
+)
+def test_a_precision_whose_package_is_missing_is_a_config_mistake(
+    compose_train: Callable[..., DictConfig],
+) -> None:
+    """Failed before the fix: Lightning's ModuleNotFoundError (pip install transformer_engine)
+    was reported as a vidlearn bug, with a traceback."""
+    cfg = compose_train("trainer.precision=transformer-engine")
+    with pytest.raises(InstantiationException) as caught:
+        instantiate(cfg.trainer)
+    mistake = user_mistake(caught.value)
+    assert isinstance(mistake, ConfigError) and "transformer_engine" in str(mistake)

@@ -77,8 +77,8 @@ def config_refused(cause: BaseException) -> bool:
     """
     if isinstance(cause, OSError | MisconfigurationException):
         return True
-    if not isinstance(cause, TypeError | ValueError):
-        return False
+    if not isinstance(cause, TypeError | ValueError | ImportError):
+        return False  # ImportError: a library missing the package a setting needs
     trace = cause.__traceback__
     while trace is not None and trace.tb_next is not None:
         trace = trace.tb_next

@@ -131,6 +131,12 @@ class Erasing:
 
 
 @dataclass
+class Sampler:
+    alpha: float
+    num_samples: int | None
+
+
+@dataclass
 class Stats:
     group_by: list[str]
     probe: bool
@@ -147,6 +153,7 @@ SECTIONS: dict[str, type] = {
     "model": Model,
     "mix": Mix,
     "erasing": Erasing,
+    "sampler": Sampler,
     "stats": Stats,
 }
 
@@ -154,6 +161,9 @@ SECTIONS: dict[str, type] = {
 MAX_FRAMES = 10_000
 # OpenCV's resize takes sides below 2**31; no model here wants frames beyond 8K.
 MAX_SIZE = 8192
+
+# The sampler holds an epoch's draws as one index array: 10**8 of them take 0.4 to 0.8 GB.
+MAX_DRAWS = 10**8
 
 # key -> (is the value allowed, what it must be)
 RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
@@ -189,6 +199,14 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "trainer.gradient_clip_val": (
         lambda v: 0 <= v < math.inf,
         "a gradient norm (or value) of 0 or more; null or 0 for no clipping",
+    ),
+    "sampler.alpha": (
+        lambda v: 0 <= v < math.inf,
+        "0 (natural class frequencies) to 1 (equal), or above to favour rare classes more",
+    ),
+    "sampler.num_samples": (
+        lambda v: 1 <= v <= MAX_DRAWS,
+        f"draws per epoch, 1 to {MAX_DRAWS:,} (or null: the training split's length)",
     ),
     "stats.max_listed": (lambda v: v >= 0, "0 or more rows"),
     "optimizer.lr": (
