@@ -5,19 +5,23 @@ or a constructor's comparison (found by fuzzing the config groups, see experimen
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from vidlearn.cli import export, train
+from vidlearn.cli.config import CONF_DIR
 from vidlearn.cli.console import user_mistake
-from vidlearn.cli.schema import validate
-from vidlearn.cli.train import train
+from vidlearn.cli.schema import check_added_keys, validate
 from vidlearn.data.clip_sampling import RandomClipSampler
 from vidlearn.errors import ConfigError
+from vidlearn.inference.views import build_views
 
 
 @pytest.mark.parametrize(
@@ -114,14 +118,14 @@ def test_a_plateau_monitor_the_run_never_logs_names_the_key(
     conditioned on metric nope/x which is not available") after the first epoch, which the CLI
     reported with a traceback."""
     with pytest.raises(ConfigError, match=r"scheduler\.monitor=nope/x .*logged: .*val/loss"):
-        train(plateau_run(compose_train, demo_videos, "nope/x"))
+        train.train(plateau_run(compose_train, demo_videos, "nope/x"))
 
 
 def test_a_plateau_may_step_on_a_metric_logged_at_the_end_of_the_training_epoch(
     compose_train: Callable[..., DictConfig], demo_videos: Path
 ) -> None:
     """The check runs after the task logs its epoch metrics, as Lightning's own step does."""
-    summary = train(plateau_run(compose_train, demo_videos, "train/accuracy"))
+    summary = train.train(plateau_run(compose_train, demo_videos, "train/accuracy"))
     assert summary["status"] == "ok"
 
 
@@ -145,3 +149,86 @@ def test_a_precision_whose_package_is_missing_is_a_config_mistake(
         instantiate(cfg.trainer)
     mistake = user_mistake(caught.value)
     assert isinstance(mistake, ConfigError) and "transformer_engine" in str(mistake)
+
+
+def compose_tool(name: str, *overrides: str) -> DictConfig:
+    """conf/<name>.yaml of a tool (predict, export) with `overrides`."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(name, overrides=list(overrides))
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "message"),
+    [
+        # ValueError / TypeError in the frame cache's size arithmetic
+        (
+            "predict",
+            ["input=x.mp4", "frame_cache_max_gb=nan"],
+            r"frame_cache_max_gb=nan is out of range",
+        ),
+        (
+            "predict",
+            ["input=x.mp4", "frame_cache_max_gb=abc"],
+            r"frame_cache_max_gb='abc' has the wrong type",
+        ),
+        # an export check that passes any difference
+        ("export", ["tolerance=inf"], r"tolerance=inf is out of range"),
+    ],
+)
+def test_a_tools_edge_value_is_refused_naming_the_key(
+    name: str, overrides: list[str], message: str
+) -> None:
+    """Failed before the fix: each passed validate() (see the comments)."""
+    with pytest.raises(ConfigError, match=message):
+        validate(compose_tool(name, "ckpt=x.ckpt", *overrides))
+
+
+def test_a_view_samplers_refusal_names_the_views_key() -> None:
+    """Failed before the fix: "num_clips must be >= 1, got 0", without the views group's key."""
+    config = {"_target_": "vidlearn.inference.views.UniformClipsSampler", "num_clips": 0}
+    with pytest.raises(ConfigError, match=r"views\.num_clips must be >= 1, got 0"):
+        build_views(config, {"frames": 4, "stride": 1})
+
+
+@pytest.mark.parametrize(
+    ("main", "argv", "key", "suggestion"),
+    [
+        (export.main, ["ckpt=x.ckpt", "+tolerence=1e-3"], "tolerence", "tolerance"),
+        # before the fix the run went on to the missing manifest
+        (train.main, ["data.manifest=no.csv", "+sed=3"], "sed", "seed"),
+        (train.main, ["data.manifest=no.csv", "+paths.log_dri=x"], "paths.log_dri", "log_dir"),
+    ],
+)
+def test_an_added_key_no_code_reads_is_refused_with_the_close_match(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    main: Callable[[], object],
+    argv: list[str],
+    key: str,
+    suggestion: str,
+) -> None:
+    """Failed before the fix: Hydra refuses `tolerence=1e-3` and says to add it with `+`, which
+    was then ignored: the run went on with the default tolerance, silently."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["vidlearn-script", *argv])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with pytest.raises(SystemExit) as stop:
+        main()
+    err = capsys.readouterr().err
+    assert stop.value.code == 2
+    assert f"+{key}" in err and f"did you mean {suggestion}" in err.lower()
+
+
+def test_added_keys_a_constructor_or_group_takes_pass(
+    compose_train: Callable[..., DictConfig],
+) -> None:
+    cfg = compose_train("+trainer.limit_train_batches=1")
+    check_added_keys(
+        cfg,
+        [
+            "+trainer.limit_train_batches=1",  # the Trainer refuses what it does not take
+            "+callbacks.stop={_target_: pytorch_lightning.callbacks.EarlyStopping}",
+            "+views=sliding",  # a config group
+        ],
+    )

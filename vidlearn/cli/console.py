@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, InstantiationException
 from lightning_fabric.utilities.exceptions import MisconfigurationException
@@ -29,7 +30,7 @@ from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from vidlearn.cli.config import CONF_DIR, CONFIG_PATH
 from vidlearn.cli.quiet import silence_third_party_noise
-from vidlearn.cli.schema import validate
+from vidlearn.cli.schema import check_added_keys, validate
 from vidlearn.errors import ConfigError, UserError
 
 DEBUG_VARIABLE = "HYDRA_FULL_ERROR"
@@ -146,6 +147,7 @@ def console_main(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Ca
             silence_third_party_noise()
             try:
                 validate(cfg)  # every script: a mistyped value fails here, naming its key
+                check_added_keys(cfg, list(HydraConfig.get().overrides.task))
                 return task(cfg)
             except Exception as error:
                 mistake = user_mistake(error)

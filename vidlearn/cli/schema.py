@@ -9,14 +9,18 @@ a key a config choice lacks (images have no `data.frames`) is not checked.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import OverrideType
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ValidationError
 
+from vidlearn.cli.config import CONF_DIR
 from vidlearn.data.video import BACKENDS
 from vidlearn.errors import ConfigError
 from vidlearn.inference.export import FORMATS
@@ -36,6 +40,7 @@ class TopLevel:
     batch_size: int
     top_k: int
     tolerance: float
+    frame_cache_max_gb: float | None
     workers: int
     progress: bool
     splits: list[str]
@@ -170,7 +175,11 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32), the range numpy's seeding accepts"),
     "batch_size": (lambda v: v >= 1, "at least 1"),
     "top_k": (lambda v: v >= 1, "at least 1"),
-    "tolerance": (lambda v: v > 0, "a positive difference"),
+    "tolerance": (lambda v: 0 < v < math.inf, "a positive, finite difference"),
+    "frame_cache_max_gb": (
+        lambda v: 0 < v < math.inf,
+        "a positive size in GB (or null for no limit)",
+    ),
     "workers": (lambda v: v >= 0, "0 (decode in this process) or more"),
     "data.batch_size": (lambda v: v >= 1, "at least 1"),
     "data.num_workers": (lambda v: v >= 0, "0 (load in the main process) or more"),
@@ -307,4 +316,33 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(
             f"data.val_fraction={data.val_fraction} + data.test_fraction={data.test_fraction} "
             "leave no rows to train on; their sum must be below 1."
+        )
+
+
+def check_added_keys(cfg: DictConfig, overrides: list[str]) -> None:
+    """Raise ConfigError for a `+key=value` override that no code reads, with the close match.
+
+    Hydra refuses a misspelt key (`tolerence=1e-3`) and suggests adding it with `+`; a key added
+    under a node that is not a constructor's (the top level, `paths`, `stats`) would then be
+    ignored, so the run would go on with the default, silently. Keys added under a `_target_`
+    node are left to the constructor, which refuses those it does not take.
+    """
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.key_or_group
+        is_group = (CONF_DIR / key.split("@")[0]).is_dir()  # `+views=sliding` adds a group
+        if override.type != OverrideType.ADD or key.startswith("hydra.") or is_group:
+            continue
+        parent_key, _, leaf = key.rpartition(".")
+        parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+        value = override.value()
+        if not isinstance(parent, DictConfig) or "_target_" in parent or isinstance(value, dict):
+            continue
+        known = [name for name in parent if name != leaf]
+        close = difflib.get_close_matches(leaf, known, n=1)
+        hint = f"did you mean {close[0]}? Set " if close else "check its spelling, or set "
+        where = f"{parent_key}." if parent_key else ""
+        raise ConfigError(
+            f"{override.input_line}: nothing reads {key}, so the value would be ignored; "
+            f"{hint}{where}{close[0] if close else '<key>'}=... without the '+'. "
+            f"Keys there: {', '.join(sorted(map(str, known)))}."
         )
