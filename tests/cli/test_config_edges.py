@@ -9,18 +9,21 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from vidlearn.cli import export, train
+from vidlearn.cli import export, stats, train
 from vidlearn.cli.config import CONF_DIR
 from vidlearn.cli.console import user_mistake
 from vidlearn.cli.schema import check_added_keys, validate
 from vidlearn.data.clip_sampling import RandomClipSampler
-from vidlearn.errors import ConfigError
+from vidlearn.data.probe_index import ProbeCache
+from vidlearn.data.samplers import UniformRegressionSampler
+from vidlearn.errors import ConfigError, UserError
 from vidlearn.inference.views import build_views
 
 
@@ -151,6 +154,22 @@ def test_a_precision_whose_package_is_missing_is_a_config_mistake(
     assert isinstance(mistake, ConfigError) and "transformer_engine" in str(mistake)
 
 
+def run_main(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    main: Callable[[], object],
+    *argv: str,
+) -> tuple[object, str]:
+    """Call a console script's main as its console script would; (exit code, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["vidlearn-script", *argv])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    try:
+        code = main() or 0
+    except SystemExit as stop:
+        code = stop.code
+    return code, capsys.readouterr().err
+
+
 def compose_tool(name: str, *overrides: str) -> DictConfig:
     """conf/<name>.yaml of a tool (predict, export) with `overrides`."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -211,12 +230,8 @@ def test_an_added_key_no_code_reads_is_refused_with_the_close_match(
     """Failed before the fix: Hydra refuses `tolerence=1e-3` and says to add it with `+`, which
     was then ignored: the run went on with the default tolerance, silently."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["vidlearn-script", *argv])
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    with pytest.raises(SystemExit) as stop:
-        main()
-    err = capsys.readouterr().err
-    assert stop.value.code == 2
+    code, err = run_main(monkeypatch, capsys, main, *argv)
+    assert code == 2
     assert f"+{key}" in err and f"did you mean {suggestion}" in err.lower()
 
 
@@ -232,3 +247,39 @@ def test_added_keys_a_constructor_or_group_takes_pass(
             "+views=sliding",  # a config group
         ],
     )
+
+
+def test_more_folds_than_rows_is_refused_naming_the_key(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    demo_videos: Path,
+) -> None:
+    """Failed before the fix: folds without a row were drawn silently (a fold's validation
+    split empty), and data.folds=10**9 built a billion-entry list until memory ran out."""
+    monkeypatch.chdir(tmp_path)
+    code, err = run_main(
+        monkeypatch,
+        capsys,
+        stats.main,
+        f"data.manifest={demo_videos}",
+        "data.folds=1000",
+        f"out={tmp_path / 'stats'}",
+        "progress=false",
+        "stats.probe=false",
+    )
+    assert code == 2 and "data.folds=1000 is more than the" in err
+
+
+def test_a_probe_index_that_cannot_be_opened_names_the_path(tmp_path: Path) -> None:
+    """Failed before the fix: stats.probe_cache=<a folder> ended in sqlite3's OperationalError
+    ("unable to open database file"), reported with a traceback."""
+    with pytest.raises(UserError, match=f"{tmp_path}.*probe index"):
+        ProbeCache(tmp_path)
+
+
+def test_the_regression_sampler_refuses_class_targets() -> None:
+    """Failed before the fix: sampler=uniform_regression binned class indices as numbers (a
+    multiclass run trained on it silently; vidlearn-stats failed naming its bins as classes)."""
+    with pytest.raises(ConfigError, match=r"sampler=uniform_regression .*sampler=balanced"):
+        UniformRegressionSampler(np.array([0, 1, 1, 2]))
