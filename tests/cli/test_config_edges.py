@@ -283,3 +283,26 @@ def test_the_regression_sampler_refuses_class_targets() -> None:
     multiclass run trained on it silently; vidlearn-stats failed naming its bins as classes)."""
     with pytest.raises(ConfigError, match=r"sampler=uniform_regression .*sampler=balanced"):
         UniformRegressionSampler(np.array([0, 1, 1, 2]))
+
+
+@pytest.mark.parametrize(
+    ("main", "argv", "suggestion"),
+    [
+        (train.main, ["data.bacth_size=3"], "did you mean data.batch_size?"),
+        (train.main, ["model=r3d_18", "model.weigths=none"], "did you mean model.weights?"),
+        (export.main, ["ckpt=x.ckpt", "tolerence=1e-3"], "did you mean tolerance?"),
+    ],
+)
+def test_a_misspelt_key_is_refused_with_the_close_match(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    main: Callable[[], object],
+    argv: list[str],
+    suggestion: str,
+) -> None:
+    """Failed before the fix: Hydra's refusal named the key and offered only to add it with
+    `+` (which, for a key nothing reads, was then ignored)."""
+    monkeypatch.chdir(tmp_path)
+    code, err = run_main(monkeypatch, capsys, main, *argv)
+    assert code == 2 and suggestion in err
