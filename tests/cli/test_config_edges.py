@@ -306,3 +306,31 @@ def test_a_misspelt_key_is_refused_with_the_close_match(
     monkeypatch.chdir(tmp_path)
     code, err = run_main(monkeypatch, capsys, main, *argv)
     assert code == 2 and suggestion in err
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [("optimizer=sgd", "optimizer"), ("scheduler=onecycle", "scheduler")],
+)
+def test_a_resume_with_another_optimizer_or_scheduler_is_refused_naming_it(
+    compose_train: Callable[..., DictConfig],
+    demo_videos: Path,
+    tmp_path: Path,
+    override: str,
+    key: str,
+) -> None:
+    """Failed before the fix: Lightning loaded the AdamW / cosine state into SGD / OneCycleLR and
+    failed with KeyError('momentum') / KeyError('max_lr'), reported with a traceback."""
+    tiny = [
+        f"data.manifest={demo_videos}",
+        "data.size=16",
+        "data.frames=2",
+        "+trainer.limit_train_batches=1",
+        "+trainer.limit_val_batches=1",
+        "test=false",
+    ]
+    first = train.train(compose_train(*tiny))
+    run = Path(first["best_checkpoint"]).parents[1]
+    resumed = compose_train(*tiny, f"resume={run}", "trainer.max_epochs=2", override)
+    with pytest.raises(ConfigError, match=rf"resume: .*{key}: checkpoint '.*', now '.*'"):
+        train.train(resumed)
