@@ -64,6 +64,12 @@ from vidlearn.inference.views import build_views
         (["model=swin3d_t", "model.in_channels=0"], r"model\.in_channels=0 is out of range"),
         (["model=timesformer", "model.patch_size=0"], r"model\.patch_size=0 is out of range"),
         (["model=videomae", "model.tubelet_size=0"], r"model\.tubelet_size=0 is out of range"),
+        # read as true: any non-empty text is truthy where the code tests the flag
+        (["data=array_folder", "data.per_frame_max_norm=abc"], r"data\.per_frame_max_norm='abc'"),
+        (["data=image_csv", "data.pad_to_square=abc"], r"data\.pad_to_square='abc' has the"),
+        (["data.allow_outside_root=abc"], r"data\.allow_outside_root='abc' has the wrong type"),
+        (["task=regression", "task.standardize_targets=abc"], r"task\.standardize_targets='abc'"),
+        (["model.freeze_backbone=abc"], r"model\.freeze_backbone='abc' has the wrong type"),
         # ValueError / TypeError inside the sampler's weights; -1 favoured the largest class
         (["sampler.alpha=nan"], r"sampler\.alpha=nan is out of range"),
         (["sampler.alpha=abc"], r"sampler\.alpha='abc' has the wrong type"),

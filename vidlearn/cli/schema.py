@@ -61,6 +61,9 @@ class Data:
     probe_timeout: float | None
     frame_cache_max_gb: float | None
     normalise_on_device: bool
+    per_frame_max_norm: bool
+    pad_to_square: bool
+    allow_outside_root: bool
     backend: str
     mean: list[float] | None
     std: list[float] | None
@@ -104,6 +107,7 @@ class Task:
     label_smoothing: float
     backbone_lr_scale: float
     conv_weight_decay: float | None
+    standardize_targets: bool
     pos_weight: Any  # 'balanced' or a number
     class_weights: Any  # 'balanced' or a list of numbers
 
@@ -113,6 +117,8 @@ class Model:
     """Keys several model choices share; the models check their own combinations."""
 
     in_channels: int | None
+    freeze_backbone: bool
+    use_mean_pooling: bool
     drop_path: float
     patch_size: int
     tubelet_size: int
