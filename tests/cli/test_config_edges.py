@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from vidlearn.cli import export, stats, train
 from vidlearn.cli.config import CONF_DIR
-from vidlearn.cli.console import user_mistake
+from vidlearn.cli.console import group_override_mistake, user_mistake
 from vidlearn.cli.schema import check_added_keys, validate
 from vidlearn.data.clip_sampling import RandomClipSampler
 from vidlearn.data.probe_index import ProbeCache
@@ -340,3 +340,15 @@ def test_a_resume_with_another_optimizer_or_scheduler_is_refused_naming_it(
     resumed = compose_train(*tiny, f"resume={run}", "trainer.max_epochs=2", override)
     with pytest.raises(ConfigError, match=rf"resume: .*{key}: checkpoint '.*', now '.*'"):
         train.train(resumed)
+
+
+def test_a_sweep_over_a_config_group_is_not_refused() -> None:
+    """Failed before the fix: `-m mix=none,mixup` was refused as "mix needs the name of a
+    config file of conf/mix, not ChoiceSweep(...)" before Hydra could run the sweep."""
+    assert group_override_mistake(["-m", "mix=none,mixup", "optimizer=adam,sgd"]) is None
+
+
+@pytest.mark.parametrize("override", ["augment=light,null", "mix=range(1,3)"])
+def test_a_sweep_giving_a_group_something_other_than_names_is_refused(override: str) -> None:
+    mistake = group_override_mistake(["-m", override])
+    assert mistake is not None and "needs the name of a config file" in mistake

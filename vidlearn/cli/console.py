@@ -26,6 +26,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep
 from hydra.errors import HydraException, InstantiationException
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
@@ -111,7 +112,10 @@ def group_override_mistake(arguments: list[str]) -> str | None:
         group = override.key_or_group
         is_group = not group or (CONF_DIR / group.split("@")[0]).is_dir()
         value = override.value()
-        if is_group and not override.is_delete() and not isinstance(value, (str, list)):
+        # a sweep (`-m mix=none,mixup`) gives the group each of its choices in turn
+        choices = list(value.list) if isinstance(value, ChoiceSweep) else [value]
+        named = all(isinstance(choice, (str, list)) for choice in choices)
+        if is_group and not override.is_delete() and not named:
             return (
                 f"{override.input_line!r}: {group or 'an override'} needs the name of a config "
                 f"{'file of conf/' + group if group else 'key before ='}, not {value!r}."
