@@ -352,3 +352,26 @@ def test_a_sweep_over_a_config_group_is_not_refused() -> None:
 def test_a_sweep_giving_a_group_something_other_than_names_is_refused(override: str) -> None:
     mistake = group_override_mistake(["-m", override])
     assert mistake is not None and "needs the name of a config file" in mistake
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0"),
+        ("hydra.sweeper.direction=up", "hydra.sweeper.direction='up'"),
+    ],
+)
+def test_an_optuna_setting_optuna_fails_on_stops_the_sweep_before_any_job(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    override: str,
+    message: str,
+) -> None:
+    """Failed before the fix: Optuna's ValueError ("No trials are completed yet", "Please set
+    either 'minimize' or 'maximize'") ended the sweep with a traceback."""
+    monkeypatch.chdir(tmp_path)
+    code, err = run_main(
+        monkeypatch, capsys, train.main, "-m", "hparams_search=optuna", override, "paths.log_dir=."
+    )
+    assert code == 2 and message in err and "Traceback" not in err
