@@ -426,6 +426,11 @@ DATA_OVERRIDES: dict[str, list[str]] = {
     "data.manifest": ["null", "''", "/nonexistent.csv", "/", "???"],
     "data.frame_cache": ["/proc/nope", "''"],
     "data.normalise_on_device": ["true", "abc"],
+    "data.frame_cache_max_gb": ["0", "-1", "nan", "abc", "1e-9"],
+    "data.decoder_threads": ["0", "-1", "abc", "1000", "2"],
+    "data.probe_timeout": ["0", "inf", "nan", "abc"],
+    "sampler.alpha": ["nan", "-1", "abc", "0", "inf"],
+    "sampler.num_samples": ["0", "-1", "1e12", "1000000000000", "abc", "3"],
 }
 TRAIN_OVERRIDES: dict[str, list[str]] = {
     **DATA_OVERRIDES,
@@ -457,7 +462,46 @@ TRAIN_OVERRIDES: dict[str, list[str]] = {
     "+model.unknown_key": ["1"],
     "test": ["abc", "false"],
     "experiment": ["foo", "lookdeep_posture"],
+    # The groups and options of issue 22 (transformers, regularisers, test-time views,
+    # trackers, presets), one step off their tested values.
+    "model.weights": ["none", "foo", "''", "null"],
+    "model.drop_path": ["-0.1", "1", "nan", "abc", "0.5"],
+    "task.layer_decay": ["0", "1.5", "nan", "abc", "[0.5]", "0.75"],
+    "task.label_smoothing": ["-0.1", "1", "nan", "abc"],
+    "task.conv_weight_decay": ["-1", "nan", "abc", "inf"],
+    "task.class_weights": ["[1]", "[1,nan]", "foo", "balanced", "[]"],
+    "mix": ["mixup", "cutmix", "mixup_cutmix", "foo"],
+    "mix.mixup_alpha": ["-1", "nan", "inf", "abc"],
+    "mix.prob": ["-1", "2", "nan"],
+    "erasing": ["random", "foo"],
+    "erasing.area": ["[0.5]", "[0.5,0.1]", "[0,1]", "abc"],
+    "erasing.value": ["foo", "random"],
+    "callbacks": ["ema", "foo"],
+    "callbacks.ema.decay": ["0", "1", "nan", "-1", "abc"],
+    "views": ["center", "uniform", "sliding", "foo"],
+    "views.crops": ["0", "2", "3", "nan", "abc"],
+    "views.num_clips": ["0", "-1", "abc", "1000"],
+    "logger": ["mlflow", "wandb", "tensorboard", "foo"],
+    "logger.mlflow.experiment_name": ["''", "x"],
+    "optimizer.weight_decay": ["-1", "inf", "nan"],
+    "scheduler.warmup_epochs": ["-1", "nan", "abc", "1000"],
+    "scheduler.pct_start": ["0", "2", "nan"],
+    "scheduler.factor": ["2", "0", "nan"],
+    "scheduler.monitor": ["nope/x", "train/loss"],
+    "trainer.gradient_clip_val": ["-1", "nan", "abc", "inf"],
+    "+sed": ["3"],
+    "+paths.log_dri": ["x"],
 }
+# Model and preset choices a user picks with the group, drawn beside the table above.
+NEW_CHOICES = {
+    "model": ["swin3d_t", "mvit_v2_s", "videomae", "timesformer", "r2plus1d_18", "mc3_18"],
+    "experiment": ["finetune_swin3d_t", "finetune_r2plus1d_18", "hms_cine_binary"],
+    "scheduler": ["onecycle", "plateau"],
+    "trainer.precision": ["bf16-mixed", "16-mixed", "transformer-engine", "64"],
+    "data.backend": ["auto", "torchcodec_approximate"],
+}
+for _key, _values in NEW_CHOICES.items():
+    TRAIN_OVERRIDES[_key] = TRAIN_OVERRIDES.get(_key, []) + _values
 MALFORMED = ["data.size=[", "=3", "data..size=1", "data.size", "+data.size=4", "~data.nope"]
 
 
@@ -612,6 +656,8 @@ def eval_case(rng, world, folder, cache):
         {
             "batch_size": ["0", "-1", "abc", "null", "1000000000000"],
             "views.hop": ["0", "-1", "abc", "1.5"],
+            "views.crops": ["0", "3", "nan"],
+            "data.normalise_on_device": ["true", "abc"],
             "device": ["foo", "cuda", "cuda:7", "mps"],
             "out": [str(world.videos[0]), "/proc/nope", "''"],
         },
@@ -667,6 +713,8 @@ def predict_case(rng, world, folder, cache):
             "top_k": ["0", "-1", "100", "abc", "null"],
             "batch_size": ["0", "-1", "abc", "null"],
             "views.hop": ["0", "-1", "abc"],
+            "views.crops": ["0", "3", "nan"],
+            "frame_cache_max_gb": ["nan", "abc", "-1"],
             "path_column": ["nope", "label", "''"],
             "out": [str(world.videos[0] / "x.csv"), str(folder), "/proc/nope.csv"],
             "device": ["foo", "cuda"],
@@ -692,7 +740,8 @@ def export_case(rng, world, folder, cache):
         rng,
         {
             "format": ["onnx", "foo", "''", "null", "TORCHSCRIPT"],
-            "tolerance": ["-1", "0", "abc", "null", "nan"],
+            "tolerance": ["-1", "0", "abc", "null", "nan", "inf"],
+            "+tolerence": ["1e-3"],
             "out": [str(folder / "missing_dir" / "m.pt"), str(folder), "/proc/m.pt", "''"],
             "seed": ["abc", "-1", "1.5"],
         },

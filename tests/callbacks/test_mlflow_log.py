@@ -298,3 +298,16 @@ def test_a_resume_whose_mlflow_run_was_deleted_logs_to_a_new_run(
     resumed.finalize("success")
     assert resumed.run_id != first.run_id
     assert MlflowClient(tracking_uri=store).get_run(resumed.run_id).data.params == {"seed": "0"}
+
+
+def test_an_empty_experiment_name_is_refused_naming_the_key(tmp_path: Path, store: str) -> None:
+    """Failed before the fix: MLflow's MlflowException ("Invalid experiment name") escaped the
+    constructor, which the CLI reports as a vidlearn bug with a traceback."""
+    with pytest.raises(ConfigError, match=r"logger\.mlflow\.experiment_name=''"):
+        MLflowTracker(str(tmp_path / "run"), store, str(tmp_path), "")
+
+
+def test_a_store_mlflow_cannot_open_is_refused_naming_the_key(tmp_path: Path) -> None:
+    """Failed before the fix: MLflow's exception for an unknown URI scheme escaped."""
+    with pytest.raises(ConfigError, match=r"logger\.mlflow\.tracking_uri='foo://x'"):
+        MLflowTracker(str(tmp_path / "run"), "foo://x", str(tmp_path))

@@ -70,6 +70,13 @@ class MLflowTracker(MLFlowLogger, Tracker):
         resume: str | None = None,
     ) -> None:
         require("mlflow", "mlflow")
+        from mlflow.exceptions import MlflowException  # here: mlflow takes seconds to import
+
+        if not experiment_name or not str(experiment_name).strip():
+            raise ConfigError(
+                f"logger.mlflow.experiment_name={experiment_name!r}: MLflow needs a name for the "
+                "experiment the run is filed under; give one (the default is vidlearn)."
+            )
         self.run_dir = Path(run_dir)
         earlier = resumed_run(resume, self.kind, ("run_id", "tracking_uri"))
         resumed = earlier is not None and earlier.get("tracking_uri") == tracking_uri
@@ -90,15 +97,23 @@ class MLflowTracker(MLFlowLogger, Tracker):
                     tracking_uri,
                 )
                 self.resumed_id = None
-            super().__init__(
-                experiment_name=experiment_name,
-                run_name=run_name(Path(run_dir), group),
-                tracking_uri=tracking_uri,
-                tags={**(tags or {}), **({"sweep": group} if group else {})},
-                artifact_location=Path(artifact_location).expanduser().resolve().as_uri(),
-                run_id=self.resumed_id,
-            )
-            self._experiment_id = self._experiment_by_name()
+            try:
+                super().__init__(
+                    experiment_name=experiment_name,
+                    run_name=run_name(Path(run_dir), group),
+                    tracking_uri=tracking_uri,
+                    tags={**(tags or {}), **({"sweep": group} if group else {})},
+                    artifact_location=Path(artifact_location).expanduser().resolve().as_uri(),
+                    run_id=self.resumed_id,
+                )
+                self._experiment_id = self._experiment_by_name()
+            except MlflowException as error:  # a store or name MLflow refuses; it says which
+                raise ConfigError(
+                    f"logger.mlflow.tracking_uri={tracking_uri!r} with "
+                    f"logger.mlflow.experiment_name={experiment_name!r}: MLflow refused them: "
+                    f"{str(error).strip().splitlines()[0]} Use a store such as "
+                    "sqlite:///<folder>/mlflow.db (the default) or an http(s) server's address."
+                ) from None
         logger.info(
             "mlflow: run %s, experiment %s, store %s", self._run_name, experiment_name, tracking_uri
         )

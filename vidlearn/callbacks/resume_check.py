@@ -4,8 +4,8 @@ Lightning restores the weights and optimiser of any checkpoint whose tensors fit
 with the classes permuted, another frame size or normalisation, or another task would train on
 silently, its targets or inputs no longer meaning what the weights learnt. `ResumeCheck` records
 the task class in every checkpoint and, when fit starts from one (before Lightning restores it),
-compares the checkpoint's stored task, classes, preprocessing, model config and the task options
-that shape the optimiser's parameter groups with the run's.
+compares the checkpoint's stored task, optimiser and scheduler classes, classes, preprocessing,
+model config and the task options that shape the optimiser's parameter groups with the run's.
 """
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ from pytorch_lightning.callbacks import WeightAveraging
 from vidlearn.errors import ConfigError
 
 TASK_KEY = "vidlearn_task"
+# The optimiser and scheduler classes: Lightning loads their saved state into whatever the
+# resumed run builds, and AdamW's state in SGD fails with KeyError('momentum').
+OPTIMIZER_KEY = "vidlearn_optimizer"
+SCHEDULER_KEY = "vidlearn_scheduler"
 # Preprocessing entries that change what the weights see (the decoding backend does not).
 COMPARED_PREPROCESSING = (
     "modality",
@@ -41,6 +45,18 @@ def task_name(module: pl.LightningModule) -> str:
     return f"{type(module).__module__}.{type(module).__qualname__}"
 
 
+def optimizer_and_scheduler(module: pl.LightningModule) -> tuple[str | None, str | None]:
+    """The import paths of a task's optimiser (its partial's function) and scheduler recipe,
+    as `optimizer._target_` and `scheduler._target_` name them; None for none."""
+    factory = getattr(module, "optimizer_factory", None)
+    function = getattr(factory, "func", factory)
+    recipe = getattr(module, "scheduler_recipe", None)
+    return (
+        None if function is None else f"{function.__module__}.{function.__qualname__}",
+        None if recipe is None else f"{type(recipe).__module__}.{type(recipe).__qualname__}",
+    )
+
+
 class ResumeCheck(pl.Callback):
     """Store the task class in checkpoints; refuse to resume from one of another run's setup.
 
@@ -54,6 +70,7 @@ class ResumeCheck(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         checkpoint[TASK_KEY] = task_name(pl_module)
+        checkpoint[OPTIMIZER_KEY], checkpoint[SCHEDULER_KEY] = optimizer_and_scheduler(pl_module)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit" or not self.checkpoint:
@@ -61,7 +78,11 @@ class ResumeCheck(pl.Callback):
         saved = torch.load(self.checkpoint, map_location="cpu", weights_only=True, mmap=True)
         averaging = any(isinstance(callback, WeightAveraging) for callback in trainer.callbacks)
         differences = resume_differences(
-            saved, task_name(pl_module), dict(pl_module.hparams), averaging
+            saved,
+            task_name(pl_module),
+            dict(pl_module.hparams),
+            averaging,
+            *optimizer_and_scheduler(pl_module),
         )
         if differences:
             raise ConfigError(
@@ -72,15 +93,24 @@ class ResumeCheck(pl.Callback):
 
 
 def resume_differences(
-    checkpoint: dict[str, Any], task: str, hparams: dict[str, Any], averaging: bool = False
+    checkpoint: dict[str, Any],
+    task: str,
+    hparams: dict[str, Any],
+    averaging: bool = False,
+    optimizer: str | None = None,
+    scheduler: str | None = None,
 ) -> list[str]:
     """One 'key: checkpoint X, now Y' entry per setting in which `checkpoint` and the run differ.
 
     `averaging`: the run averages its weights (callbacks=ema). Switched on or off by a resume, the
-    run would train on from the checkpoint's average, or start averaging mid-run.
+    run would train on from the checkpoint's average, or start averaging mid-run. `optimizer`,
+    `scheduler`: the run's classes (see optimizer_and_scheduler); a checkpoint from before they
+    were stored is not compared on them.
     """
     saved = checkpoint.get("hyper_parameters", {})
     pairs = [("task", checkpoint.get(TASK_KEY, task), task)]
+    pairs.append(("optimizer", checkpoint.get(OPTIMIZER_KEY, optimizer), optimizer))
+    pairs.append(("scheduler", checkpoint.get(SCHEDULER_KEY, scheduler), scheduler))
     pairs.append(("callbacks=ema (averaged weights)", "averaging_state" in checkpoint, averaging))
     pairs.append(("data.classes", list(saved.get("classes", [])), list(hparams.get("classes", []))))
     pairs += [

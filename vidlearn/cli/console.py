@@ -12,6 +12,7 @@ the keys the script's config has, so every script refuses `data.frames=abc` the 
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 import os
@@ -21,14 +22,18 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 import hydra
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep
 from hydra.errors import HydraException, InstantiationException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from vidlearn.cli.config import CONF_DIR, CONFIG_PATH
 from vidlearn.cli.quiet import silence_third_party_noise
-from vidlearn.cli.schema import validate
+from vidlearn.cli.schema import check_added_keys, validate
 from vidlearn.errors import ConfigError, UserError
 
 DEBUG_VARIABLE = "HYDRA_FULL_ERROR"
@@ -76,8 +81,8 @@ def config_refused(cause: BaseException) -> bool:
     """
     if isinstance(cause, OSError) or is_misconfiguration(cause):
         return True
-    if not isinstance(cause, TypeError | ValueError):
-        return False
+    if not isinstance(cause, TypeError | ValueError | ImportError):
+        return False  # ImportError: a library missing the package a setting needs
     trace = cause.__traceback__
     while trace is not None and trace.tb_next is not None:
         trace = trace.tb_next
@@ -117,12 +122,43 @@ def group_override_mistake(arguments: list[str]) -> str | None:
         group = override.key_or_group
         is_group = not group or (CONF_DIR / group.split("@")[0]).is_dir()
         value = override.value()
-        if is_group and not override.is_delete() and not isinstance(value, (str, list)):
+        # a sweep (`-m mix=none,mixup`) gives the group each of its choices in turn
+        choices = list(value.list) if isinstance(value, ChoiceSweep) else [value]
+        named = all(isinstance(choice, (str, list)) for choice in choices)
+        if is_group and not override.is_delete() and not named:
             return (
                 f"{override.input_line!r}: {group or 'an override'} needs the name of a config "
                 f"{'file of conf/' + group if group else 'key before ='}, not {value!r}."
             )
     return None
+
+
+def misspelt_key_hints(config_name: str, arguments: list[str]) -> list[str]:
+    """`KEY: did you mean CLOSE?` for each override of a key the config lacks (Hydra's refusal
+    names the key and offers only to add it with `+`); empty when the config with the
+    arguments' group choices cannot be composed either."""
+    overrides = [argument for argument in arguments if not argument.startswith("-")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        choices = [o.input_line for o in parsed if (CONF_DIR / o.key_or_group).is_dir()]
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name, overrides=choices)
+    except HydraException:
+        return []
+    hints = []
+    for override in parsed:
+        key = override.key_or_group
+        if override.is_add() or override.is_delete() or (CONF_DIR / key).is_dir():
+            continue
+        parent_key, _, leaf = key.rpartition(".")
+        parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+        if not isinstance(parent, DictConfig) or leaf in parent:
+            continue
+        close = difflib.get_close_matches(leaf, [str(name) for name in parent], n=1)
+        if close:
+            hints.append(f"{key}: did you mean {parent_key + '.' if parent_key else ''}{close[0]}?")
+    return hints
 
 
 def describe(error: BaseException) -> str:
@@ -156,6 +192,7 @@ def console_main(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Ca
             silence_third_party_noise()
             try:
                 validate(cfg)  # every script: a mistyped value fails here, naming its key
+                check_added_keys(cfg, list(HydraConfig.get().overrides.task))
                 return task(cfg)
             except Exception as error:
                 mistake = user_mistake(error)
@@ -178,6 +215,8 @@ def console_main(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Ca
                 return entry(*args, **kwargs)
             except SystemExit as stop:
                 if stop.code == 1 and not started:  # Hydra's own report of a config error
+                    for hint in misspelt_key_hints(config_name, sys.argv[1:]):
+                        print(hint, file=sys.stderr)
                     raise SystemExit(EXIT_USER_ERROR) from None
                 raise
 

@@ -17,7 +17,9 @@ from typing import Any
 import pandas as pd
 import yaml
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
+
+from vidlearn.cli.console import exit_with
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +95,35 @@ class SweepTable(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         table = write_sweep_table(sweep_dir)
         logger.info("sweep table of %d runs: %s", len(table), sweep_dir / "sweep.md")
+
+
+class SweeperCheck(Callback):
+    """Hydra callback: stop a multirun whose sweeper settings Optuna would fail on, before any
+    job runs (Optuna raises after building the study, or after a sweep with no trial)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        mistake = sweeper_mistake(config.hydra.sweeper)
+        if mistake is not None:
+            exit_with(mistake)
+
+
+DIRECTIONS = ("minimize", "maximize")
+
+
+def sweeper_mistake(sweeper: DictConfig) -> str | None:
+    """Why `hydra.sweeper`'s n_trials or direction (Optuna's keys; other sweepers lack them)
+    cannot run, or None."""
+    trials = sweeper.get("n_trials")
+    if "n_trials" in sweeper and (not isinstance(trials, int) or trials < 1):
+        return f"hydra.sweeper.n_trials={trials!r}: run at least 1 trial."
+    direction = sweeper.get("direction")
+    directions = list(direction) if isinstance(direction, ListConfig) else [direction]
+    if "direction" in sweeper and not all(each in DIRECTIONS for each in directions):
+        return (
+            f"hydra.sweeper.direction={direction!r}: use minimize or maximize (a list of them "
+            "for several objectives), matching monitor_mode."
+        )
+    return None
 
 
 def _markdown(table: pd.DataFrame) -> str:

@@ -11,6 +11,7 @@ treats like any unreadable file: substituted and reported).
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
@@ -56,6 +57,10 @@ def check_number(
     if isinstance(value, bool) or not isinstance(value, kind):
         what = "a whole number" if integer else "a number"
         raise ConfigError(f"{key} must be {what}{' or null' if nullable else ''}, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(
+            f"{key} must be a finite number{' or null' if nullable else ''}, got {value}"
+        )
     if minimum is not None and value < minimum:
         raise ConfigError(
             f"{key} must be >= {minimum}{' or null' if nullable else ''}, got {value}"

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from vidlearn.data import video
 from vidlearn.data.video import DecodeError, VideoInfo
+from vidlearn.errors import UserError
 
 # What probing a file with one backend found: its facts, or why it cannot be read.
 Outcome = VideoInfo | str
@@ -33,6 +34,16 @@ class ProbeCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._create_tables()
+        except sqlite3.Error as error:  # a folder, a file that is not SQLite, no permission
+            raise UserError(
+                f"{self.path}: cannot use it as the probe index ({error}); point data.probe_index "
+                "(vidlearn-stats: stats.probe_cache) at a .sqlite file in a writable folder."
+            ) from None
+
+    def _create_tables(self) -> None:
+        """The index's tables, created when missing; failures kept from older versions dropped."""
         with self._connect() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS probes (path TEXT, size INTEGER, mtime_ns INTEGER, "

@@ -252,6 +252,11 @@ def fold_split_column(
     uses_split = options.split_column and "split" in table.columns
     test = (table["split"] == "test").to_numpy() if uses_split else np.zeros(len(table), bool)
     in_folds = np.flatnonzero(~test)
+    if options.folds > len(in_folds):  # a fold without rows would validate on nothing
+        raise ManifestError(
+            f"data.folds={options.folds} is more than the {len(in_folds)} rows outside the test "
+            "split: each fold needs at least one row; lower data.folds."
+        )
     fold_of_row = assign_folds(
         np.asarray(strata)[in_folds],
         None if groups is None else [groups[i] for i in in_folds],

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 
 from vidlearn.data.clip_sampling import (
@@ -182,7 +183,12 @@ def build_views(config: Mapping[str, Any] | None, preprocessing: Mapping[str, An
         for key, value in sampling.items()
         if key in accepted and key != "clip_length" and not (chosen and key in TEMPORAL_KEYS)
     }  # a spacing set in the config replaces the trained one whole (a trained fps would win)
-    clips = instantiate(config, clip_length=sampling["clip_length"], **extra)
+    try:
+        clips = instantiate(config, clip_length=sampling["clip_length"], **extra)
+    except InstantiationException as error:  # the sampler's own check, e.g. "num_clips must..."
+        if isinstance(error.__cause__, ConfigError):
+            raise ConfigError(f"views.{error.__cause__}") from None
+        raise
     return Views(clips, crops, centre_sampler(clips))
 
 

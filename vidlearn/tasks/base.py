@@ -267,6 +267,20 @@ class Task(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
+        self._check_scheduler_monitor()
+
+    def _check_scheduler_monitor(self) -> None:
+        """A ConfigError naming scheduler.monitor when the metric a plateau scheduler steps on
+        was not logged by the end of the epoch, where Lightning would stop with an error that
+        names no config key."""
+        monitor = getattr(self.scheduler_recipe, "monitor", None)
+        if monitor is None or monitor in self.trainer.callback_metrics:
+            return
+        logged = ", ".join(sorted(self.trainer.callback_metrics)) or "none"
+        raise ConfigError(
+            f"scheduler.monitor={monitor} is not a metric this run logs by the end of an epoch; "
+            f"logged: {logged}. Set scheduler.monitor= one of them (e.g. val/loss)."
+        )
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")

@@ -97,6 +97,11 @@ class UniformRegressionSampler(WeightedSampler):
         rank: int | None = None,
         world_size: int | None = None,
     ) -> None:
+        if np.issubdtype(np.asarray(targets).dtype, np.integer):
+            raise ConfigError(
+                "sampler=uniform_regression bins the numeric targets of task=regression, and "
+                "these are class indices; use sampler=balanced to balance classes."
+            )
         values = np.asarray(targets, dtype=np.float64)
         if len(values) == 0 or not np.all(np.isfinite(values)):
             raise ConfigError("UniformRegressionSampler needs finite regression targets")
