@@ -5,9 +5,9 @@ or a constructor's comparison (found by fuzzing the config groups, see experimen
 from __future__ import annotations
 
 import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -161,19 +161,12 @@ def test_a_precision_whose_package_is_missing_is_a_config_mistake(
 
 
 def run_main(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    main: Callable[[], object],
-    *argv: str,
-) -> tuple[object, str]:
-    """Call a console script's main as its console script would; (exit code, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["vidlearn-script", *argv])
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    try:
-        code = main() or 0
-    except SystemExit as stop:
-        code = stop.code
-    return code, capsys.readouterr().err
+    console_script: Callable[..., Any], main: Callable[[], object], *argv: str
+) -> tuple[int, str]:
+    """Call a console script's main in this process as its script would (the `console_script`
+    fixture puts back what the run changed, e.g. its logging handlers); (exit code, stderr)."""
+    run = console_script(main, *argv)
+    return run.returncode, run.stderr
 
 
 def compose_tool(name: str, *overrides: str) -> DictConfig:
@@ -226,7 +219,7 @@ def test_a_view_samplers_refusal_names_the_views_key() -> None:
 )
 def test_an_added_key_no_code_reads_is_refused_with_the_close_match(
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    console_script: Callable[..., Any],
     tmp_path: Path,
     main: Callable[[], object],
     argv: list[str],
@@ -236,7 +229,7 @@ def test_an_added_key_no_code_reads_is_refused_with_the_close_match(
     """Failed before the fix: Hydra refuses `tolerence=1e-3` and says to add it with `+`, which
     was then ignored: the run went on with the default tolerance, silently."""
     monkeypatch.chdir(tmp_path)
-    code, err = run_main(monkeypatch, capsys, main, *argv)
+    code, err = run_main(console_script, main, *argv)
     assert code == 2
     assert f"+{key}" in err and f"did you mean {suggestion}" in err.lower()
 
@@ -257,7 +250,7 @@ def test_added_keys_a_constructor_or_group_takes_pass(
 
 def test_more_folds_than_rows_is_refused_naming_the_key(
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    console_script: Callable[..., Any],
     tmp_path: Path,
     demo_videos: Path,
 ) -> None:
@@ -265,8 +258,7 @@ def test_more_folds_than_rows_is_refused_naming_the_key(
     split empty), and data.folds=10**9 built a billion-entry list until memory ran out."""
     monkeypatch.chdir(tmp_path)
     code, err = run_main(
-        monkeypatch,
-        capsys,
+        console_script,
         stats.main,
         f"data.manifest={demo_videos}",
         "data.folds=1000",
@@ -301,7 +293,7 @@ def test_the_regression_sampler_refuses_class_targets() -> None:
 )
 def test_a_misspelt_key_is_refused_with_the_close_match(
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    console_script: Callable[..., Any],
     tmp_path: Path,
     main: Callable[[], object],
     argv: list[str],
@@ -310,7 +302,7 @@ def test_a_misspelt_key_is_refused_with_the_close_match(
     """Failed before the fix: Hydra's refusal named the key and offered only to add it with
     `+` (which, for a key nothing reads, was then ignored)."""
     monkeypatch.chdir(tmp_path)
-    code, err = run_main(monkeypatch, capsys, main, *argv)
+    code, err = run_main(console_script, main, *argv)
     assert code == 2 and suggestion in err
 
 
@@ -363,7 +355,7 @@ def test_a_sweep_giving_a_group_something_other_than_names_is_refused(override: 
 )
 def test_an_optuna_setting_optuna_fails_on_stops_the_sweep_before_any_job(
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    console_script: Callable[..., Any],
     tmp_path: Path,
     override: str,
     message: str,
@@ -372,6 +364,6 @@ def test_an_optuna_setting_optuna_fails_on_stops_the_sweep_before_any_job(
     either 'minimize' or 'maximize'") ended the sweep with a traceback."""
     monkeypatch.chdir(tmp_path)
     code, err = run_main(
-        monkeypatch, capsys, train.main, "-m", "hparams_search=optuna", override, "paths.log_dir=."
+        console_script, train.main, "-m", "hparams_search=optuna", override, "paths.log_dir=."
     )
     assert code == 2 and message in err and "Traceback" not in err
