@@ -61,8 +61,13 @@ def test_any_written_paths_and_labels_are_read_as_written(
     newline: str,
 ) -> None:
     root = tmp_path_factory.mktemp("paths")
-    # a name that is also a folder of another (a and a/b) cannot be made; case-folded for macOS
-    folders = {p.casefold().rsplit("/", 1)[0] for p in files if "/" in p}
+    # a name that is also a folder of another (a and a/b, or a and a/b/c) cannot be made;
+    # case-folded for macOS
+    folders = {
+        "/".join(parts[:depth])
+        for parts in (p.casefold().split("/") for p in files)
+        for depth in range(1, len(parts))
+    }
     files = [p for p in files if p.casefold() not in folders]
     labels = data.draw(st.lists(LABEL, min_size=len(files), max_size=len(files)))
     written = []
