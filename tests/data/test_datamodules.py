@@ -334,3 +334,25 @@ def test_max_normalised_clips_cross_as_uint8_with_their_peaks(demo_videos: Path)
     reference = video_datamodule(demo_videos, per_frame_max_norm=True)
     reference.setup("fit")
     assert torch.equal(batch["input"], next(iter(reference.val_dataloader()))["input"])
+
+
+def test_workers_load_a_batch_of_uint8_and_float_arrays_as_0_workers_do(tmp_path: Path) -> None:
+    """uint8 and float [0, 1] frame arrays in one batch: each clip crossed in its own dtype and
+    collate failed ('torch.cat(): input types can't be cast to the desired output type Byte')
+    where 0 workers normalise each clip; such a batch is normalised in the worker."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(8):
+        frames = rng.integers(0, 256, (4, 8, 8), dtype=np.uint8)
+        np.save(tmp_path / f"c{i}.npy", frames if i % 2 else (frames / 255).astype(np.float32))
+        rows.append({"path": f"c{i}.npy", "label": "ab"[i // 2 % 2]})
+    pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
+    batches = {}
+    for workers in (0, 1):
+        datamodule = video_datamodule(
+            tmp_path / "m.csv", size=8, num_workers=workers, pin_memory=False, mean=[0.5], std=[0.2]
+        )
+        datamodule.setup("fit")
+        batches[workers] = train_inputs(datamodule, epoch=0)
+        batches[workers] += [batch["input"] for batch in datamodule.val_dataloader()]
+    assert all(torch.equal(a, b) for a, b in zip(batches[0], batches[1], strict=True))

@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from vidlearn.data.datasets import ReadingBoard, SampleDataset, SkipRecord
+from vidlearn.data.datasets import ReadingBoard, SampleDataset, SkipRecord, collate
 from vidlearn.data.transforms import BatchNormalisation
 from vidlearn.errors import UserError
 
@@ -58,10 +58,35 @@ class WatchedDataLoader(DataLoader):
         return _naming_stalls(super().__iter__(), dataset, dataset.board, self.timeout)
 
 
+# Marks a batch HandOverCollate normalised in its worker already.
+NORMALISED = "normalised"
+
+
+class HandOverCollate:
+    """`collate` for a loader whose workers hand clips over un-normalised (`normalise` runs in
+    the main process): a batch whose inputs differ in dtype (uint8 and float frame arrays) is
+    normalised item by item in the worker, as 0 workers would, and marked so. Stacked as they
+    were, the uint8 clips were cast into a float batch (and read as [0, 1] floats) or the float
+    clips refused by a uint8 one."""
+
+    def __init__(self, normalise: BatchNormalisation) -> None:
+        self.normalise = normalise
+
+    def __call__(self, items: list[dict]) -> dict:
+        if len({item["input"].dtype for item in items}) < 2:
+            return collate(items)
+        for item in items:
+            item["input"] = self.normalise(item["input"], item.pop("peak", None))
+        return {**collate(items), NORMALISED: True}
+
+
 def _normalised(batches: Iterator[dict], normalise: BatchNormalisation) -> Iterator[dict]:
     for batch in batches:
         peaks = batch.pop("peak", None)  # (B, T), with per-frame max normalisation
-        yield {**batch, "input": normalise(batch["input"], peaks)}
+        if batch.pop(NORMALISED, False):
+            yield batch
+        else:
+            yield {**batch, "input": normalise(batch["input"], peaks)}
 
 
 def _naming_stalls(

@@ -20,7 +20,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from vidlearn.data.bad_files import WatchedDataLoader
+from vidlearn.data.bad_files import HandOverCollate, WatchedDataLoader
 from vidlearn.data.channels import (
     RGB,
     check_pixel_scale,
@@ -267,7 +267,7 @@ class ManifestDataModule(pl.LightningDataModule):
             batch_size=batch_size,
             sampler=sampler,
             num_workers=workers,
-            collate_fn=collate,
+            collate_fn=collate if normalise is None else HandOverCollate(normalise),
             pin_memory=self.pin_memory,
             drop_last=drop_last,
             # The loader's own worker seeds come from here, not torch's global generator: a
