@@ -298,3 +298,39 @@ def test_a_resume_whose_mlflow_run_was_deleted_logs_to_a_new_run(
     resumed.finalize("success")
     assert resumed.run_id != first.run_id
     assert MlflowClient(tracking_uri=store).get_run(resumed.run_id).data.params == {"seed": "0"}
+
+
+def test_sweep_jobs_resuming_one_run_each_open_a_run_tagged_with_its_id(
+    tmp_path: Path, store: str
+) -> None:
+    """The jobs of a sweep that all resume one run's checkpoint (`-m resume=RUN ...`) fork it:
+    each logs to a new MLflow run tagged `resumed_from=<its run id>`. They all continued the
+    resumed run before, interleaving their metrics in it."""
+    parent = tmp_path / "run"
+    first = MLflowTracker(str(parent), store, str(tmp_path), "forks")
+    first.log_config({"seed": 0})
+    first.finalize("success")
+    jobs = []
+    for job in ("0", "1"):
+        tracker = MLflowTracker(
+            str(tmp_path / "sweep" / job), store, str(tmp_path), "forks", resume=str(parent)
+        )
+        tracker.log_config({"seed": int(job)})
+        tracker.finalize("success")
+        jobs.append(tracker.run_id)
+    client = MlflowClient(tracking_uri=store)
+    assert len({first.run_id, *jobs}) == 3
+    assert [client.get_run(job).data.tags.get("resumed_from") for job in jobs] == [first.run_id] * 2
+    assert "resumed_from" not in client.get_run(first.run_id).data.tags
+
+
+def test_a_resume_in_place_continues_its_mlflow_run_untagged(tmp_path: Path, store: str) -> None:
+    run = tmp_path / "run"
+    first = MLflowTracker(str(run), store, str(tmp_path), "in_place")
+    first.log_config({"seed": 0})
+    first.finalize("success")
+    resumed = MLflowTracker(
+        str(run), store, str(tmp_path), "in_place", resume=str(run / "checkpoints" / "last.ckpt")
+    )
+    assert resumed.run_id == first.run_id
+    assert "resumed_from" not in MlflowClient(tracking_uri=store).get_run(first.run_id).data.tags

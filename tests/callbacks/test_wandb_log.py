@@ -155,3 +155,22 @@ def test_a_resumed_run_continues_its_wandb_run(
         json.loads((run / "trackers.json").read_text())["wandb"]["id"]
         == parts[0].name.rsplit("-", 1)[1]
     )
+
+
+@pytest.mark.parametrize(
+    ("run_dir", "expected"),
+    [
+        ("run", {"id": "abc123", "tags": None}),  # in place: the same run
+        ("sweep/0", {"id": None, "tags": ["resumed_from:abc123"]}),  # a fork
+    ],
+)
+def test_a_resume_continues_its_wandb_run_only_in_place(
+    tmp_path: Path, offline: pytest.MonkeyPatch, run_dir: str, expected: dict
+) -> None:
+    """Every job of a sweep resuming one checkpoint continued its W&B run (the same id)."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "trackers.json").write_text(
+        json.dumps({"wandb": {"id": "abc123", "project": "vidlearn"}})
+    )
+    tracker = WandbTracker(str(tmp_path / run_dir), resume=str(tmp_path / "run"))
+    assert {key: tracker._wandb_init.get(key) for key in expected} == expected  # wandb.init's

@@ -7,9 +7,12 @@ also records the run's resolved config, flattened to the dotted keys of Hydra ov
 multirun share a group named after the sweep directory, and each is named after its run
 directory (`<sweep>/<job>` in a multirun).
 
-A resumed run continues the tracker run it resumes: each tracker records its run (the id, and
-for MLflow the store) in the run directory's trackers.json when it logs the config, and a tracker
-built with `resume=` reads the entry of the run directory that `resume` names (`resumed_run`).
+A resume in place (`resume=` naming the run's own directory) continues the tracker run it
+resumes: each tracker records its run (the id, and for MLflow the store) in the run directory's
+trackers.json when it logs the config, and a tracker built with `resume=` reads the entry of the
+run directory that `resume` names (`resumed_run`). A resume into another directory forks the run
+(the jobs of a sweep that all resume one checkpoint would otherwise interleave their metrics in
+one tracker run): it opens a new tracker run tagged `resumed_from` with the resumed run's id.
 """
 
 from __future__ import annotations
@@ -112,6 +115,12 @@ def resumed_run(resume: str | None, kind: str, keys: Sequence[str]) -> dict[str,
         )
         return None
     return entry
+
+
+def resumes_in_place(resume: str | None, run_dir: Path) -> bool:
+    """Whether `resume=` (a run directory or a checkpoint in one) names `run_dir` itself: the
+    run continues there, and so does its tracker run; elsewhere the resumed run is forked."""
+    return bool(resume) and run_folder(Path(resume).expanduser()).resolve() == run_dir.resolve()
 
 
 def _read_runs(path: Path) -> dict[str, Any] | None:
