@@ -115,6 +115,8 @@ class SampleDataset(Dataset, ABC):
         `collate` to refuse as it did item by item; so do inputs of a dtype NumPy lacks
         (bfloat16), for `collate` to stack.
         """
+        if not keys:  # a batch sampler may hand over none
+            return []
         items = [self._item(keys[0])]
         if not _numpy_holds(items[0]["input"].dtype):  # the batch's slots are NumPy views
             return items + [self._item(key) for key in keys[1:]]
