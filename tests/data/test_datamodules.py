@@ -25,6 +25,7 @@ from vidlearn.data.manifest import ManifestError
 from vidlearn.data.sample_keys import SampleKey
 from vidlearn.data.samplers import BalancedSampler
 from vidlearn.errors import ConfigError
+from vidlearn.tasks.regression import RegressionTask
 
 
 def video_datamodule(manifest: Path, **options: object) -> VideoDataModule:
@@ -336,23 +337,45 @@ def test_max_normalised_clips_cross_as_uint8_with_their_peaks(demo_videos: Path)
     assert torch.equal(batch["input"], next(iter(reference.val_dataloader()))["input"])
 
 
-def test_workers_load_a_batch_of_uint8_and_float_arrays_as_0_workers_do(tmp_path: Path) -> None:
-    """uint8 and float [0, 1] frame arrays in one batch: each clip crossed in its own dtype and
-    collate failed ('torch.cat(): input types can't be cast to the desired output type Byte')
-    where 0 workers normalise each clip; such a batch is normalised in the worker."""
+def write_mixed_arrays(folder: Path) -> Path:
+    """m.csv of 8 (4, 8, 8) frame arrays: uint8 and float in [0, 1] alternating, two classes."""
     rng = np.random.default_rng(0)
     rows = []
     for i in range(8):
         frames = rng.integers(0, 256, (4, 8, 8), dtype=np.uint8)
-        np.save(tmp_path / f"c{i}.npy", frames if i % 2 else (frames / 255).astype(np.float32))
+        np.save(folder / f"c{i}.npy", frames if i % 2 else (frames / 255).astype(np.float32))
         rows.append({"path": f"c{i}.npy", "label": "ab"[i // 2 % 2]})
-    pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
-    batches = {}
-    for workers in (0, 1):
-        datamodule = video_datamodule(
-            tmp_path / "m.csv", size=8, num_workers=workers, pin_memory=False, mean=[0.5], std=[0.2]
-        )
-        datamodule.setup("fit")
-        batches[workers] = train_inputs(datamodule, epoch=0)
-        batches[workers] += [batch["input"] for batch in datamodule.val_dataloader()]
-    assert all(torch.equal(a, b) for a, b in zip(batches[0], batches[1], strict=True))
+    pd.DataFrame(rows).to_csv(folder / "m.csv", index=False)
+    return folder / "m.csv"
+
+
+def model_inputs(datamodule: VideoDataModule) -> list[torch.Tensor]:
+    """Every batch's `input` of the train (epoch 0) and val loaders as the task's model gets it
+    (normalised on the device when the DataModule says so)."""
+    task = RegressionTask(torch.nn.Identity(), normalise=datamodule.batch_normalisation())
+    loader = datamodule.train_dataloader()
+    loader.sampler.set_epoch(0)
+    batches = [(batch, True) for batch in loader]
+    batches += [(batch, False) for batch in datamodule.val_dataloader()]
+    return [task.prepare_batch(batch, training)["input"] for batch, training in batches]
+
+
+@pytest.mark.parametrize(
+    ("workers", "on_device"), [(1, False), (0, True), (1, True)], ids=["workers", "device", "both"]
+)
+def test_a_batch_of_uint8_and_float_arrays_gives_the_0_worker_model_inputs(
+    tmp_path: Path, workers: int, on_device: bool
+) -> None:
+    """uint8 and float [0, 1] frame arrays in one batch, each clip handed over in its own dtype:
+    collate cast the uint8 clips into a float batch, normalised as [0, 1] floats (255x too
+    large), or refused the float clips in a uint8 batch ('torch.cat(): input types can't be cast
+    to the desired output type Byte'); 0 workers normalise each clip. Such a batch is normalised
+    item by item in the worker."""
+    manifest = write_mixed_arrays(tmp_path)
+    options = dict(size=8, pin_memory=False, mean=[0.5], std=[0.2])
+    expected = video_datamodule(manifest, **options)
+    expected.setup("fit")
+    ours = video_datamodule(manifest, num_workers=workers, normalise_on_device=on_device, **options)
+    ours.setup("fit")
+    pairs = zip(model_inputs(expected), model_inputs(ours), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)

@@ -18,8 +18,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from vidlearn.data.datasets import ReadingBoard, SampleDataset, SkipRecord, collate
-from vidlearn.data.transforms import BatchNormalisation
+from vidlearn.data.datasets import ReadingBoard, SampleDataset, SkipRecord
+from vidlearn.data.transforms import NORMALISED, BatchNormalisation
 from vidlearn.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -56,28 +56,6 @@ class WatchedDataLoader(DataLoader):
         if dataset.board is None or len(dataset.board.rows) < self.num_workers:
             dataset.board = ReadingBoard(self.num_workers)  # before the workers start
         return _naming_stalls(super().__iter__(), dataset, dataset.board, self.timeout)
-
-
-# Marks a batch HandOverCollate normalised in its worker already.
-NORMALISED = "normalised"
-
-
-class HandOverCollate:
-    """`collate` for a loader whose workers hand clips over un-normalised (`normalise` runs in
-    the main process): a batch whose inputs differ in dtype (uint8 and float frame arrays) is
-    normalised item by item in the worker, as 0 workers would, and marked so. Stacked as they
-    were, the uint8 clips were cast into a float batch (and read as [0, 1] floats) or the float
-    clips refused by a uint8 one."""
-
-    def __init__(self, normalise: BatchNormalisation) -> None:
-        self.normalise = normalise
-
-    def __call__(self, items: list[dict]) -> dict:
-        if len({item["input"].dtype for item in items}) < 2:
-            return collate(items)
-        for item in items:
-            item["input"] = self.normalise(item["input"], item.pop("peak", None))
-        return {**collate(items), NORMALISED: True}
 
 
 def _normalised(batches: Iterator[dict], normalise: BatchNormalisation) -> Iterator[dict]:
