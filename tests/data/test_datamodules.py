@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 from hydra.utils import instantiate
-from hypothesis import given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
@@ -379,3 +379,90 @@ def test_a_batch_of_uint8_and_float_arrays_gives_the_0_worker_model_inputs(
     ours.setup("fit")
     pairs = zip(model_inputs(expected), model_inputs(ours), strict=True)
     assert all(torch.equal(a, b) for a, b in pairs)
+
+
+HANDOVER_DTYPES = {"uint8": np.uint8, "uint16": np.uint16, "float32": np.float32}
+
+
+def write_typed_arrays(folder: Path, channels: int, dtypes: list[str]) -> Path:
+    """m.csv of 12 (5, 10, 12[, C]) arrays, their dtypes cycling through `dtypes` (uint16 up to
+    4000, float in [0, 1]); 6 train, 3 val, 3 test rows."""
+    folder.mkdir()
+    rng = np.random.default_rng(len(dtypes))
+    rows = []
+    for i in range(12):
+        dtype = dtypes[i % len(dtypes)]
+        frames = rng.random((5, 10, 12) if channels == 0 else (5, 10, 12, channels))
+        scale = {"uint8": 250, "uint16": 4000, "float32": 1}[dtype]
+        np.save(folder / f"c{i}.npy", (frames * scale).astype(HANDOVER_DTYPES[dtype]))
+        split = "train" if i < 6 else "val" if i < 9 else "test"
+        rows.append({"path": f"c{i}.npy", "label": i % 2, "split": split})
+    pd.DataFrame(rows).to_csv(folder / "m.csv", index=False)
+    return folder / "m.csv"
+
+
+@pytest.mark.slow
+@settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(  # peaks handed over to the main process
+    channels=0, dtypes=["uint8"], max_norm=True, augment="none", on_device=False, cache=False
+)
+@example(  # uint8 and float clips in one batch, normalised on the device
+    channels=2,
+    dtypes=["float32", "uint8"],
+    max_norm=False,
+    augment="light",
+    on_device=True,
+    cache=False,
+)
+@given(
+    channels=st.sampled_from([0, 2, 3]),
+    dtypes=st.lists(st.sampled_from(sorted(HANDOVER_DTYPES)), min_size=1, max_size=2, unique=True),
+    max_norm=st.booleans(),
+    augment=st.sampled_from(["none", "hms_cine", "light"]),
+    on_device=st.booleans(),
+    cache=st.booleans(),
+)
+def test_a_worker_gives_the_model_inputs_of_0_workers(
+    tmp_path_factory: pytest.TempPathFactory,
+    channels: int,
+    dtypes: list[str],
+    max_norm: bool,
+    augment: str,
+    on_device: bool,
+    cache: bool,
+) -> None:
+    """Any channel count, dtypes (mixed in one batch too), per-frame max normalisation,
+    augmentation, device normalisation and frame cache: a ConfigError for both or the same
+    inputs. Planted bug caught: the loader collating without HandOverCollate (mixed uint8 and
+    float arrays cast into one float batch, or refused); the main process normalising without
+    the batch's peaks."""
+    folder = tmp_path_factory.mktemp("arrays")
+    manifest = write_typed_arrays(folder / "data", channels, dtypes)
+    width = max(channels, 1)
+    options = dict(
+        size=8,
+        frames=3,
+        batch_size=3,
+        mean=[0.4] * width,
+        std=[0.3] * width,
+        per_frame_max_norm=max_norm,
+        augment=augment_preset(augment),
+        normalise_on_device=on_device,
+        pin_memory=False,
+        probe=False,
+    )
+    inputs = []
+    for workers in (0, 1):
+        frame_cache = {"frame_cache": str(folder / f"cache{workers}")} if cache else {}
+        try:
+            datamodule = video_datamodule(manifest, num_workers=workers, **options, **frame_cache)
+            datamodule.setup("fit")
+        except ConfigError as error:
+            inputs.append(type(error))
+            continue
+        inputs.append(model_inputs(datamodule))
+    if inputs[0] is ConfigError or inputs[1] is ConfigError:
+        assert inputs[0] is inputs[1]
+        return
+    assert len(inputs[0]) == len(inputs[1])
+    assert all(torch.equal(a, b) for a, b in zip(*inputs, strict=True))
