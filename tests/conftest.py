@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import importlib
 import logging
+import multiprocessing
 import os
 import random
+import signal
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -130,7 +133,11 @@ def console_script(
     wheel check starts every one). What a run changes in this process is put back after it:
     Hydra's global state (GlobalHydra, HydraConfig), the environment (seed variables, Hydra's
     env_set), the random generators, torch's thread count and the logging handlers Hydra
-    installs (which hold the captured stdout).
+    installs (which hold the captured stdout); and what a run may change beside those (see
+    `process_settings`): the working folder, sys.path, the warning filters (vidlearn.cli.quiet
+    adds some), torch's default dtype, deterministic and cuDNN/TF32 flags (Lightning's Trainer
+    sets them from its own), the float32 matmul precision, the signal handlers and the
+    multiprocessing start method.
     """
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
 
@@ -175,9 +182,12 @@ def restored_process_state() -> Iterator[None]:
     threads = torch.get_num_threads()
     loggers = [logging.getLogger(), logging.getLogger("hydra")]
     saved = [(log.handlers[:], log.level, log.propagate, log.disabled) for log in loggers]
+    settings = process_settings()
     try:
-        yield
+        with warnings.catch_warnings():  # the filters, as they were
+            yield
     finally:
+        settings()
         GlobalHydra.instance().clear()
         HydraConfig.instance().cfg = hydra_config
         for name in set(os.environ) - set(environ):
@@ -193,6 +203,40 @@ def restored_process_state() -> Iterator[None]:
             log.handlers[:] = handlers
             log.setLevel(level)
             log.propagate, log.disabled = propagate, disabled
+
+
+def process_settings() -> Callable[[], None]:
+    """Read the process-wide settings a script may change beside Hydra, logging and the
+    generators; the function returned sets them back."""
+    cwd, path = os.getcwd(), sys.path[:]
+    dtype = torch.get_default_dtype()
+    deterministic = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    cudnn = torch.backends.cudnn
+    flags = (cudnn.enabled, cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32)
+    matmul_tf32, precision = (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.get_float32_matmul_precision(),
+    )
+    handlers = {number: signal.getsignal(number) for number in signal.valid_signals()}
+    start_method = multiprocessing.get_start_method(allow_none=True)
+
+    def restore() -> None:
+        os.chdir(cwd)
+        sys.path[:] = path
+        torch.set_default_dtype(dtype)
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+        cudnn.enabled, cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32 = flags
+        torch.backends.cuda.matmul.allow_tf32 = matmul_tf32
+        torch.set_float32_matmul_precision(precision)
+        for number, handler in handlers.items():
+            if handler is not None and signal.getsignal(number) is not handler:
+                signal.signal(number, handler)
+        multiprocessing.set_start_method(start_method, force=True)
+
+    return restore
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -4,8 +4,12 @@ process-wide changes into the tests that follow."""
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import random
+import signal
+import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +18,9 @@ import torch
 from conftest import ScriptRun
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from vidlearn.cli.console import console_main
 
 
 def test_a_run_leaves_hydra_the_environment_the_generators_and_logging_as_they_were(
@@ -52,3 +59,55 @@ def test_printing_the_job_config_leaves_no_hydra_config_behind(
     result = console_script("vidlearn-train", "data.size=40", "--cfg", "job")
     assert result.returncode == 0 and "size: 40" in result.stdout
     assert not HydraConfig.initialized()
+
+
+def test_a_run_leaves_the_warning_filters_as_they_were(
+    console_script: Callable[..., ScriptRun], tmp_path: Path
+) -> None:
+    """Every script installs vidlearn's warning filters (vidlearn.cli.quiet); they stayed for the
+    tests that follow, hiding the warnings those filters match from them."""
+    filters = warnings.filters[:]
+    result = console_script(
+        "vidlearn-train", f"data.manifest={tmp_path / 'nope.csv'}", f"hydra.run.dir={tmp_path}"
+    )
+    assert result.returncode == 2
+    assert warnings.filters == filters
+
+
+def process_state() -> dict[str, object]:
+    """What a script may change process-wide beside Hydra, logging and the generators."""
+    return {
+        "cwd": os.getcwd(),
+        "sys.path": sys.path[:],
+        "default dtype": torch.get_default_dtype(),
+        "deterministic algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn": (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic),
+        "tf32": (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32),
+        "matmul precision": torch.get_float32_matmul_precision(),
+        "SIGTERM": signal.getsignal(signal.SIGTERM),
+        "start method": multiprocessing.get_start_method(allow_none=True),
+    }
+
+
+def test_a_script_that_changes_process_wide_settings_leaves_them_as_they_were(
+    console_script: Callable[..., ScriptRun], tmp_path: Path
+) -> None:
+    """Lightning's Trainer sets cudnn.benchmark and deterministic algorithms from its flags and
+    leaves them; a run may set the matmul precision, a signal handler, the start method. Each
+    stayed for the tests that follow (planted here by a script that changes them all)."""
+
+    @console_main("train")
+    def main(cfg: DictConfig) -> None:
+        os.chdir(tmp_path)
+        sys.path.insert(0, str(tmp_path))
+        torch.set_default_dtype(torch.float64)
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = torch.backends.cudnn.deterministic = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        torch.set_float32_matmul_precision("medium")
+        signal.signal(signal.SIGTERM, lambda *_: None)
+        multiprocessing.set_start_method("spawn", force=True)
+
+    before = process_state()
+    assert console_script(main, f"hydra.run.dir={tmp_path}").returncode == 0
+    assert process_state() == before

@@ -16,6 +16,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import _validate_metric_name
 
+import vidlearn.callbacks.tracker as tracker_module
 import vidlearn.cli.train
 from vidlearn.callbacks.mlflow_log import MLflowTracker, mlflow_name
 from vidlearn.cli.train import train
@@ -311,3 +312,55 @@ def test_a_store_mlflow_cannot_open_is_refused_naming_the_key(tmp_path: Path) ->
     """Failed before the fix: MLflow's exception for an unknown URI scheme escaped."""
     with pytest.raises(ConfigError, match=r"logger\.mlflow\.tracking_uri='foo://x'"):
         MLflowTracker(str(tmp_path / "run"), "foo://x", str(tmp_path))
+
+
+def test_sweep_jobs_resuming_one_run_each_open_a_run_tagged_with_its_id(
+    tmp_path: Path, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The jobs of a sweep that all resume one run's checkpoint (`-m resume=RUN ...`) fork it:
+    each logs to a new MLflow run tagged `resumed_from=<its run id>`. They all continued the
+    resumed run before, interleaving their metrics in it."""
+    parent = tmp_path / "run"
+    first = MLflowTracker(str(parent), store, str(tmp_path), "forks")
+    first.log_config({"seed": 0})
+    first.finalize("success")
+    monkeypatch.setattr(tracker_module, "sweep_group", lambda: "sweep")  # the jobs of a multirun
+    jobs = []
+    for job in ("0", "1"):
+        tracker = MLflowTracker(
+            str(tmp_path / "sweep" / job), store, str(tmp_path), "forks", resume=str(parent)
+        )
+        tracker.log_config({"seed": int(job)})
+        tracker.finalize("success")
+        jobs.append(tracker.run_id)
+    client = MlflowClient(tracking_uri=store)
+    assert len({first.run_id, *jobs}) == 3
+    assert [client.get_run(job).data.tags.get("resumed_from") for job in jobs] == [first.run_id] * 2
+    assert "resumed_from" not in client.get_run(first.run_id).data.tags
+
+
+def test_a_resume_in_place_continues_its_mlflow_run_untagged(tmp_path: Path, store: str) -> None:
+    run = tmp_path / "run"
+    first = MLflowTracker(str(run), store, str(tmp_path), "in_place")
+    first.log_config({"seed": 0})
+    first.finalize("success")
+    resumed = MLflowTracker(
+        str(run), store, str(tmp_path), "in_place", resume=str(run / "checkpoints" / "last.ckpt")
+    )
+    assert resumed.run_id == first.run_id
+    assert "resumed_from" not in MlflowClient(tracking_uri=store).get_run(first.run_id).data.tags
+
+
+def test_a_single_run_resumed_into_a_new_folder_continues_its_mlflow_run(
+    tmp_path: Path, store: str
+) -> None:
+    """`resume=RUN_DIR` alone (a requeued job: a new run folder by default) is the same run
+    going on, so it logs into the same MLflow run, untagged."""
+    first = MLflowTracker(str(tmp_path / "run"), store, str(tmp_path), "requeued")
+    first.log_config({"seed": 0})
+    first.finalize("success")
+    resumed = MLflowTracker(
+        str(tmp_path / "next"), store, str(tmp_path), "requeued", resume=str(tmp_path / "run")
+    )
+    assert resumed.run_id == first.run_id
+    assert "resumed_from" not in MlflowClient(tracking_uri=store).get_run(first.run_id).data.tags

@@ -12,6 +12,7 @@ import pytest
 from conftest import compose_small_train
 from wandb_records import OfflineRun, read_run
 
+import vidlearn.callbacks.tracker as tracker_module
 import vidlearn.cli.train
 from vidlearn.callbacks.wandb_log import WandbTracker
 from vidlearn.cli.train import train
@@ -155,3 +156,29 @@ def test_a_resumed_run_continues_its_wandb_run(
         json.loads((run / "trackers.json").read_text())["wandb"]["id"]
         == parts[0].name.rsplit("-", 1)[1]
     )
+
+
+@pytest.mark.parametrize(
+    ("run_dir", "sweep", "expected"),
+    [
+        ("run", None, {"id": "abc123", "tags": None}),  # in place: the same run
+        ("next", None, {"id": "abc123", "tags": None}),  # one run continued in a new folder
+        ("sweep/0", "sweep", {"id": None, "tags": ["resumed_from:abc123"]}),  # a job's fork
+        ("run", "sweep", {"id": "abc123", "tags": None}),  # a job resuming in place
+    ],
+)
+def test_a_resume_continues_its_wandb_run_unless_a_sweep_job_forks_it(
+    tmp_path: Path,
+    offline: pytest.MonkeyPatch,
+    run_dir: str,
+    sweep: str | None,
+    expected: dict,
+) -> None:
+    """Every job of a sweep resuming one checkpoint continued its W&B run (the same id)."""
+    offline.setattr(tracker_module, "sweep_group", lambda: sweep)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "trackers.json").write_text(
+        json.dumps({"wandb": {"id": "abc123", "project": "vidlearn"}})
+    )
+    tracker = WandbTracker(str(tmp_path / run_dir), resume=str(tmp_path / "run"))
+    assert {key: tracker._wandb_init.get(key) for key in expected} == expected  # wandb.init's

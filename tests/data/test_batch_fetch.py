@@ -182,3 +182,11 @@ def test_inputs_numpy_cannot_hold_are_batched_as_item_by_item(tmp_path: Path) ->
     batch_keys = keys(len(paths))
     expected = collate([dataset[key] for key in batch_keys])
     assert_same_batch(collate(dataset.__getitems__(batch_keys)), expected)
+
+
+def test_an_empty_batch_fetches_no_items_as_item_by_item(tmp_path: Path) -> None:
+    """A batch sampler may hand over no keys; `__getitems__([])` raised IndexError (keys[0])."""
+    paths = write_clips(tmp_path, 2, (9, 12, 12))
+    transform = ClipTransform([], 12, [0.5], [0.25])
+    dataset = VideoClipDataset(paths, np.arange(2.0), RandomClipSampler(5), transform)
+    assert dataset.__getitems__([]) == [dataset[key] for key in []]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 from hydra.utils import instantiate
-from hypothesis import given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
@@ -25,6 +25,7 @@ from vidlearn.data.manifest import ManifestError
 from vidlearn.data.sample_keys import SampleKey
 from vidlearn.data.samplers import BalancedSampler
 from vidlearn.errors import ConfigError
+from vidlearn.tasks.regression import RegressionTask
 
 
 def video_datamodule(manifest: Path, **options: object) -> VideoDataModule:
@@ -334,3 +335,134 @@ def test_max_normalised_clips_cross_as_uint8_with_their_peaks(demo_videos: Path)
     reference = video_datamodule(demo_videos, per_frame_max_norm=True)
     reference.setup("fit")
     assert torch.equal(batch["input"], next(iter(reference.val_dataloader()))["input"])
+
+
+def write_mixed_arrays(folder: Path) -> Path:
+    """m.csv of 8 (4, 8, 8) frame arrays: uint8 and float in [0, 1] alternating, two classes."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(8):
+        frames = rng.integers(0, 256, (4, 8, 8), dtype=np.uint8)
+        np.save(folder / f"c{i}.npy", frames if i % 2 else (frames / 255).astype(np.float32))
+        rows.append({"path": f"c{i}.npy", "label": "ab"[i // 2 % 2]})
+    pd.DataFrame(rows).to_csv(folder / "m.csv", index=False)
+    return folder / "m.csv"
+
+
+def model_inputs(datamodule: VideoDataModule) -> list[torch.Tensor]:
+    """Every batch's `input` of the train (epoch 0) and val loaders as the task's model gets it
+    (normalised on the device when the DataModule says so)."""
+    task = RegressionTask(torch.nn.Identity(), normalise=datamodule.batch_normalisation())
+    loader = datamodule.train_dataloader()
+    loader.sampler.set_epoch(0)
+    batches = [(batch, True) for batch in loader]
+    batches += [(batch, False) for batch in datamodule.val_dataloader()]
+    return [task.prepare_batch(batch, training)["input"] for batch, training in batches]
+
+
+@pytest.mark.parametrize(
+    ("workers", "on_device"), [(1, False), (0, True), (1, True)], ids=["workers", "device", "both"]
+)
+def test_a_batch_of_uint8_and_float_arrays_gives_the_0_worker_model_inputs(
+    tmp_path: Path, workers: int, on_device: bool
+) -> None:
+    """uint8 and float [0, 1] frame arrays in one batch, each clip handed over in its own dtype:
+    collate cast the uint8 clips into a float batch, normalised as [0, 1] floats (255x too
+    large), or refused the float clips in a uint8 batch ('torch.cat(): input types can't be cast
+    to the desired output type Byte'); 0 workers normalise each clip. Such a batch is normalised
+    item by item in the worker."""
+    manifest = write_mixed_arrays(tmp_path)
+    options = dict(size=8, pin_memory=False, mean=[0.5], std=[0.2])
+    expected = video_datamodule(manifest, **options)
+    expected.setup("fit")
+    ours = video_datamodule(manifest, num_workers=workers, normalise_on_device=on_device, **options)
+    ours.setup("fit")
+    pairs = zip(model_inputs(expected), model_inputs(ours), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
+
+
+HANDOVER_DTYPES = {"uint8": np.uint8, "uint16": np.uint16, "float32": np.float32}
+
+
+def write_typed_arrays(folder: Path, channels: int, dtypes: list[str]) -> Path:
+    """m.csv of 12 (5, 10, 12[, C]) arrays, their dtypes cycling through `dtypes` (uint16 up to
+    4000, float in [0, 1]); 6 train, 3 val, 3 test rows."""
+    folder.mkdir()
+    rng = np.random.default_rng(len(dtypes))
+    rows = []
+    for i in range(12):
+        dtype = dtypes[i % len(dtypes)]
+        frames = rng.random((5, 10, 12) if channels == 0 else (5, 10, 12, channels))
+        scale = {"uint8": 250, "uint16": 4000, "float32": 1}[dtype]
+        np.save(folder / f"c{i}.npy", (frames * scale).astype(HANDOVER_DTYPES[dtype]))
+        split = "train" if i < 6 else "val" if i < 9 else "test"
+        rows.append({"path": f"c{i}.npy", "label": i % 2, "split": split})
+    pd.DataFrame(rows).to_csv(folder / "m.csv", index=False)
+    return folder / "m.csv"
+
+
+@pytest.mark.slow
+@settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(  # peaks handed over to the main process
+    channels=0, dtypes=["uint8"], max_norm=True, augment="none", on_device=False, cache=False
+)
+@example(  # uint8 and float clips in one batch, normalised on the device
+    channels=2,
+    dtypes=["float32", "uint8"],
+    max_norm=False,
+    augment="light",
+    on_device=True,
+    cache=False,
+)
+@given(
+    channels=st.sampled_from([0, 2, 3]),
+    dtypes=st.lists(st.sampled_from(sorted(HANDOVER_DTYPES)), min_size=1, max_size=2, unique=True),
+    max_norm=st.booleans(),
+    augment=st.sampled_from(["none", "hms_cine", "light"]),
+    on_device=st.booleans(),
+    cache=st.booleans(),
+)
+def test_a_worker_gives_the_model_inputs_of_0_workers(
+    tmp_path_factory: pytest.TempPathFactory,
+    channels: int,
+    dtypes: list[str],
+    max_norm: bool,
+    augment: str,
+    on_device: bool,
+    cache: bool,
+) -> None:
+    """Any channel count, dtypes (mixed in one batch too), per-frame max normalisation,
+    augmentation, device normalisation and frame cache: a ConfigError for both or the same
+    inputs. Planted bug caught: the loader collating without HandOverCollate (mixed uint8 and
+    float arrays cast into one float batch, or refused); the main process normalising without
+    the batch's peaks."""
+    folder = tmp_path_factory.mktemp("arrays")
+    manifest = write_typed_arrays(folder / "data", channels, dtypes)
+    width = max(channels, 1)
+    options = dict(
+        size=8,
+        frames=3,
+        batch_size=3,
+        mean=[0.4] * width,
+        std=[0.3] * width,
+        per_frame_max_norm=max_norm,
+        augment=augment_preset(augment),
+        normalise_on_device=on_device,
+        pin_memory=False,
+        probe=False,
+    )
+    inputs = []
+    for workers in (0, 1):
+        frame_cache = {"frame_cache": str(folder / f"cache{workers}")} if cache else {}
+        try:
+            datamodule = video_datamodule(manifest, num_workers=workers, **options, **frame_cache)
+            datamodule.setup("fit")
+        except ConfigError as error:
+            inputs.append(type(error))
+            continue
+        inputs.append(model_inputs(datamodule))
+    if inputs[0] is ConfigError or inputs[1] is ConfigError:
+        assert inputs[0] is inputs[1]
+        return
+    assert len(inputs[0]) == len(inputs[1])
+    assert all(torch.equal(a, b) for a, b in zip(*inputs, strict=True))

@@ -5,9 +5,11 @@ The store is a SQLite database (`sqlite:///<paths.log_dir>/mlflow.db` by default
 with `mlflow ui --backend-store-uri sqlite:///outputs/mlflow.db`; artifacts are files under
 `artifact_location`. Runs of a multirun carry the tag `sweep=<sweep directory name>`.
 Metric names keep class names of any script (characters MLflow refuses become `_`), and
-config values keep up to MLflow's 6000 characters. A resumed run (`resume=`) logs into the MLflow
-run it continues when that run is in the same store; MLflow keeps a parameter's first value, so a
-config value the resume changed is the tag `resumed.<key>` (e.g. `resumed.trainer.max_epochs`).
+config values keep up to MLflow's 6000 characters. A run resumed in place (`resume=` its own
+run directory) logs into the MLflow run it continues when that run is in the same store; MLflow
+keeps a parameter's first value, so a config value the resume changed is the tag
+`resumed.<key>` (e.g. `resumed.trainer.max_epochs`). A resume into another run directory (each
+job of a sweep resuming one checkpoint) opens a new run tagged `resumed_from=<resumed run id>`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from vidlearn.callbacks.tracker import (
     Tracker,
+    continues_tracker_run,
     plot_files,
     require,
     resumed_run,
@@ -55,7 +58,8 @@ class MLflowTracker(MLFlowLogger, Tracker):
 
     `artifact_location` (a folder) holds the artifacts of the runs of an experiment this logger
     creates; an experiment that exists keeps its own. `resume` (the run's `resume=`): continue
-    the MLflow run that the resumed run directory recorded, when it is in this store.
+    the MLflow run that the resumed run directory recorded, when it is `run_dir` and the run is
+    in this store; resumed into another directory, a new run tagged `resumed_from`.
     """
 
     kind = "mlflow"
@@ -79,7 +83,9 @@ class MLflowTracker(MLFlowLogger, Tracker):
             )
         self.run_dir = Path(run_dir)
         earlier = resumed_run(resume, self.kind, ("run_id", "tracking_uri"))
-        resumed = earlier is not None and earlier.get("tracking_uri") == tracking_uri
+        continued = earlier is not None and continues_tracker_run(resume, self.run_dir)
+        forked = {"resumed_from": earlier["run_id"]} if earlier and not continued else {}
+        resumed = continued and earlier.get("tracking_uri") == tracking_uri
         self.resumed_id = earlier["run_id"] if resumed else None
         group = sweep_group()
         database = sqlite_file(tracking_uri)
@@ -102,7 +108,7 @@ class MLflowTracker(MLFlowLogger, Tracker):
                     experiment_name=experiment_name,
                     run_name=run_name(Path(run_dir), group),
                     tracking_uri=tracking_uri,
-                    tags={**(tags or {}), **({"sweep": group} if group else {})},
+                    tags={**(tags or {}), **({"sweep": group} if group else {}), **forked},
                     artifact_location=Path(artifact_location).expanduser().resolve().as_uri(),
                     run_id=self.resumed_id,
                 )

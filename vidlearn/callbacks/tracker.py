@@ -7,9 +7,12 @@ also records the run's resolved config, flattened to the dotted keys of Hydra ov
 multirun share a group named after the sweep directory, and each is named after its run
 directory (`<sweep>/<job>` in a multirun).
 
-A resumed run continues the tracker run it resumes: each tracker records its run (the id, and
-for MLflow the store) in the run directory's trackers.json when it logs the config, and a tracker
-built with `resume=` reads the entry of the run directory that `resume` names (`resumed_run`).
+A resume in place (`resume=` naming the run's own directory) continues the tracker run it
+resumes: each tracker records its run (the id, and for MLflow the store) in the run directory's
+trackers.json when it logs the config, and a tracker built with `resume=` reads the entry of the
+run directory that `resume` names (`resumed_run`). A resume into another directory forks the run
+(the jobs of a sweep that all resume one checkpoint would otherwise interleave their metrics in
+one tracker run): it opens a new tracker run tagged `resumed_from` with the resumed run's id.
 """
 
 from __future__ import annotations
@@ -112,6 +115,17 @@ def resumed_run(resume: str | None, kind: str, keys: Sequence[str]) -> dict[str,
         )
         return None
     return entry
+
+
+def continues_tracker_run(resume: str | None, run_dir: Path) -> bool:
+    """Whether a resumed run logs into the tracker run of the run it resumes: yes for a resume
+    in place (`resume=` names `run_dir` itself) and for a single run continuing into a new
+    directory (`resume=RUN_DIR`, a requeued job); no for a job of a multirun, since every job of
+    `-m ... resume=RUN_DIR` forks the same run and would interleave its metrics in one."""
+    if not resume:
+        return False
+    in_place = run_folder(Path(resume).expanduser()).resolve() == run_dir.resolve()
+    return in_place or sweep_group() is None
 
 
 def _read_runs(path: Path) -> dict[str, Any] | None:

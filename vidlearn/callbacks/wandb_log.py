@@ -3,8 +3,9 @@ plots (vidlearn.callbacks.tracker).
 
 The mode is WANDB_MODE's, else offline: the run is written under `<run dir>/wandb/` and
 `wandb sync <that folder>` uploads it later; WANDB_MODE=online logs to the server directly.
-Runs of a multirun share the group `<sweep directory name>`. A resumed run (`resume=`) continues
-the W&B run (its id) that the resumed run directory recorded, in the same project.
+Runs of a multirun share the group `<sweep directory name>`. A run resumed in place (`resume=`
+its own run directory) continues the W&B run (its id) that it recorded, in the same project; one
+resumed into another directory (a sweep's job) starts a run tagged `resumed_from:<resumed id>`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pytorch_lightning.loggers import WandbLogger
 
 from vidlearn.callbacks.tracker import (
     Tracker,
+    continues_tracker_run,
     plot_files,
     require,
     resumed_run,
@@ -29,7 +31,8 @@ from vidlearn.callbacks.tracker import (
 
 class WandbTracker(WandbLogger, Tracker):
     """A W&B run in `project`, named after `run_dir` and saved in it. `resume` (the run's
-    `resume=`): continue the W&B run that the resumed run directory recorded in `project`."""
+    `resume=`): continue the W&B run that `run_dir` recorded in `project` (resumed in place), or
+    tag a new run with the resumed run's id (resumed elsewhere)."""
 
     kind = "wandb"
 
@@ -43,7 +46,11 @@ class WandbTracker(WandbLogger, Tracker):
         require("wandb", "wandb")
         self.run_dir = Path(run_dir)
         earlier = resumed_run(resume, self.kind, ("id", "project"))
-        same_project = earlier is not None and earlier.get("project") == project
+        continued: dict[str, Any] = {}
+        if earlier is not None and not continues_tracker_run(resume, self.run_dir):
+            continued = {"tags": [f"resumed_from:{earlier['id']}"]}  # a sweep job's fork
+        elif earlier is not None and earlier["project"] == project:
+            continued = {"id": earlier["id"], "resume": "allow"}
         group = sweep_group()
         super().__init__(
             name=run_name(Path(run_dir), group),
@@ -51,7 +58,7 @@ class WandbTracker(WandbLogger, Tracker):
             project=project,
             group=group,
             mode=mode,
-            **({"id": earlier["id"], "resume": "allow"} if same_project else {}),
+            **continued,
         )
         # Lightning passes anonymous=None, which wandb 0.31 answers with a deprecation warning.
         self._wandb_init.pop("anonymous", None)

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vidlearn.data.datasets import ReadingBoard, SampleDataset, SkipRecord
-from vidlearn.data.transforms import BatchNormalisation
+from vidlearn.data.transforms import NORMALISED, BatchNormalisation
 from vidlearn.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,10 @@ class WatchedDataLoader(DataLoader):
 def _normalised(batches: Iterator[dict], normalise: BatchNormalisation) -> Iterator[dict]:
     for batch in batches:
         peaks = batch.pop("peak", None)  # (B, T), with per-frame max normalisation
-        yield {**batch, "input": normalise(batch["input"], peaks)}
+        if batch.pop(NORMALISED, False):
+            yield batch
+        else:
+            yield {**batch, "input": normalise(batch["input"], peaks)}
 
 
 def _naming_stalls(

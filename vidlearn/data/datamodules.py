@@ -29,7 +29,7 @@ from vidlearn.data.channels import (
     video_channels,
 )
 from vidlearn.data.clip_sampling import ClipSampler, temporal_sampling
-from vidlearn.data.datasets import ImageDataset, VideoClipDataset, collate
+from vidlearn.data.datasets import HandOverCollate, ImageDataset, VideoClipDataset, collate
 from vidlearn.data.frame_cache import FrameCache
 from vidlearn.data.manifest import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ManifestError
 from vidlearn.data.probe import IMAGE_BACKEND, ProbeReport
@@ -261,13 +261,15 @@ class ManifestDataModule(pl.LightningDataModule):
                 timeout=0 if self._cache_writes() else self.timeout,
             )
         dataset, normalise = self.loader_dataset(split)
+        # what normalises the loader's items after it: in the main process, or on the device
+        after = normalise or self.batch_normalisation()
         return WatchedDataLoader(  # its timeout names the file a worker is stuck on
             dataset,
             normalise=normalise,
             batch_size=batch_size,
             sampler=sampler,
             num_workers=workers,
-            collate_fn=collate,
+            collate_fn=collate if after is None else HandOverCollate(after),
             pin_memory=self.pin_memory,
             drop_last=drop_last,
             # The loader's own worker seeds come from here, not torch's global generator: a

@@ -26,7 +26,7 @@ from torch.utils.data import Dataset, default_collate, get_worker_info
 from vidlearn.data.clip_sampling import ClipSampler
 from vidlearn.data.frame_cache import FrameCache
 from vidlearn.data.sample_keys import SampleKey, key_index, sample_generator
-from vidlearn.data.transforms import ClipTransform
+from vidlearn.data.transforms import NORMALISED, BatchNormalisation, ClipTransform
 from vidlearn.data.video import ArrayReader, DecodeError, check_backend, open_video, reason_of
 
 logger = logging.getLogger(__name__)
@@ -115,6 +115,8 @@ class SampleDataset(Dataset, ABC):
         `collate` to refuse as it did item by item; so do inputs of a dtype NumPy lacks
         (bfloat16), for `collate` to stack.
         """
+        if not keys:  # a batch sampler may hand over none
+            return []
         items = [self._item(keys[0])]
         if not _numpy_holds(items[0]["input"].dtype):  # the batch's slots are NumPy views
             return items + [self._item(key) for key in keys[1:]]
@@ -370,3 +372,21 @@ def collate(items: list[dict]) -> dict:
         batch = {key: inputs if key == "input" else batch.get(key) for key in items[0]}
     batch["skipped"] = skipped
     return batch
+
+
+class HandOverCollate:
+    """`collate` for a loader whose items are normalised after it (`normalise`: in the main
+    process, or on the device): a batch whose inputs differ in dtype (uint8 and float frame
+    arrays) is normalised item by item here, as items normalised in the worker are, and marked
+    `NORMALISED`. Stacked as they came, the uint8 clips were cast into a float batch and then
+    normalised as floats in [0, 1] (255x too large), or the float clips refused by a uint8 one."""
+
+    def __init__(self, normalise: BatchNormalisation) -> None:
+        self.normalise = normalise
+
+    def __call__(self, items: list[dict]) -> dict:
+        if len({item["input"].dtype for item in items}) < 2:
+            return collate(items)
+        for item in items:
+            item["input"] = self.normalise(item["input"], item.pop("peak", None))
+        return {**collate(items), NORMALISED: True}

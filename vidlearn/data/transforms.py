@@ -109,6 +109,11 @@ def normalise_tensor(
     )
 
 
+# A batch's key saying its `input` is normalised already, though its loader hands clips over to
+# a BatchNormalisation (`vidlearn.data.datasets.HandOverCollate`): those are not normalised again.
+NORMALISED = "normalised"
+
+
 class BatchNormalisation:
     """Normalise a uint8 batch `(B, [T,] C, H, W)` on its device, as the worker path would.
 

@@ -2,7 +2,8 @@
 
 A batch is a dict: `input` (B, T, C, H, W) or (B, C, H, W) float, `target` (B,), `index` (B,)
 int64 rows of the split, `skipped` (ignored here); uint8 inputs normalised on the device may
-come with `peak` (B, T), each frame's maximum. The model maps `input` to (B, num_outputs).
+come with `peak` (B, T), each frame's maximum, and a batch the loader normalised already (its
+clips differed in dtype) with `normalised`. The model maps `input` to (B, num_outputs).
 Subclasses say what the loss is, which torchmetrics to keep and how logits become predictions.
 
 Every metric is computed over the whole split at epoch end (torchmetrics syncs its state across
@@ -25,6 +26,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torchmetrics import MeanMetric, MetricCollection
 
+from vidlearn.data.transforms import NORMALISED
 from vidlearn.errors import ConfigError
 from vidlearn.tasks.optim import (
     HORIZON_KEY,
@@ -227,7 +229,11 @@ class Task(pl.LightningModule):
     def prepare_batch(self, batch: Batch, training: bool) -> Batch:
         """Normalise uint8 batches, then augment training batches, on the device, if asked
         (`ClassificationTask` then mixes them)."""
-        if self.normalise is not None:
+        if self.normalise is not None and batch.get(
+            NORMALISED
+        ):  # mixed dtypes, see HandOverCollate
+            batch = {key: value for key, value in batch.items() if key != NORMALISED}
+        elif self.normalise is not None:
             # `peak` (B, T): per-frame maxima, with per-frame max normalisation
             batch = {**batch, "input": self.normalise(batch["input"], batch.get("peak"))}
         if self.batch_augment is not None and training:
