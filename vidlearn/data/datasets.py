@@ -26,7 +26,7 @@ from torch.utils.data import Dataset, default_collate, get_worker_info
 from vidlearn.data.clip_sampling import ClipSampler
 from vidlearn.data.frame_cache import FrameCache
 from vidlearn.data.sample_keys import SampleKey, key_index, sample_generator
-from vidlearn.data.transforms import NORMALISED, BatchNormalisation, ClipTransform
+from vidlearn.data.transforms import NORMALISED, BatchNormalisation, ClipTransform, is_slot
 from vidlearn.data.video import ArrayReader, DecodeError, check_backend, open_video, reason_of
 
 logger = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ class SampleDataset(Dataset, ABC):
             made = item["input"].numpy()
             if made.shape != slots[slot].shape or made.dtype != slots.dtype:
                 return items + [self._item(key) for key in keys[slot + 1 :]]
-            if not _is_array(made, slots[slot]):  # not produced in its slot, as it lies there
+            if not is_slot(made, slots[slot]):  # not produced in its slot, as it lies there
                 np.copyto(slots[slot], made)
             item["input"] = inputs[slot]
         return BatchItems(items, inputs)
@@ -347,12 +347,6 @@ def _float_to_8_bits(values: np.ndarray, path: str) -> np.ndarray:
             f"{values.max()}; re-export it as 8- or 16-bit, or scale it to [0, 1]"
         )
     return np.rint(values * 255.0).astype(np.uint8)
-
-
-def _is_array(made: np.ndarray, slot: np.ndarray) -> bool:
-    """Whether `made` (of `slot`'s shape and dtype) is `slot` itself: a view that merely shares
-    its memory (transposed, a frame repeated by a zero stride) holds other values there."""
-    return made.flags.c_contiguous and made.ctypes.data == slot.ctypes.data
 
 
 def collate(items: list[dict]) -> dict:

@@ -130,6 +130,13 @@ class BatchNormalisation:
         return normalise_tensor(inputs, self.mean, self.std, frame_peaks)
 
 
+def is_slot(made: np.ndarray, slot: np.ndarray) -> bool:
+    """Whether `made` (of `slot`'s shape and dtype) is `slot` itself, so a batch needs no copy
+    of it: a view that merely shares its memory (transposed, a frame repeated by a zero
+    stride) holds other values there."""
+    return made.flags.c_contiguous and made.ctypes.data == slot.ctypes.data
+
+
 def _check_out(out: Tensor, shape: Sequence[int], dtype: torch.dtype) -> None:
     """ValueError unless `out` can hold a result of `shape` and `dtype` (no broadcasting)."""
     if tuple(out.shape) != tuple(shape) or out.dtype != dtype:
@@ -309,8 +316,7 @@ class ClipTransform:
             else:
                 inputs = out
                 slot = out.numpy()
-                # Unless read into its slot already; copyto handles overlapping views.
-                if not (chw.flags.c_contiguous and chw.ctypes.data == slot.ctypes.data):
+                if not is_slot(chw, slot):  # unless read into it; copyto handles overlaps
                     np.copyto(slot, chw)
             return inputs if peaks is None else {"input": inputs, "peak": torch.from_numpy(peaks)}
         return normalise(clip, self.mean, self.std, peaks, out)  # (T, C, size, size)
