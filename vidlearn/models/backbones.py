@@ -13,20 +13,19 @@ from pathlib import Path
 import torch
 import torchvision
 from torch import Tensor, nn
-from torchvision.models import WeightsEnum, get_model, get_model_weights, list_models
+from torchvision.models import WeightsEnum, list_models
 
 from vidlearn.errors import ConfigError
 from vidlearn.models.input_conv import adapt_first_conv
 from vidlearn.models.limits import InputLimits
 from vidlearn.models.weights import (
     Preprocessing,
-    WeightsFile,
-    cached_pretrained,
-    choose_weights,
+    build_torchvision,
+    file_preprocessing,
     load_checked,
     parse_weights,
+    pretrained_choice,
     read_state_dict,
-    weights_preprocessing,
 )
 
 
@@ -123,37 +122,26 @@ class TorchvisionBackbone(nn.Module):
                 f"model.backbone.name={name!r} is not a torchvision classification model; "
                 f"pick one of {', '.join(names)}."
             )
-        family = get_model_weights(name)
-        choice = choose_weights(weights, family, ALIASES, CONFIG_KEY)
-        self.net = get_model(
-            name,
-            weights=cached_pretrained(choice, CONFIG_KEY)
-            if isinstance(choice, WeightsEnum)
-            else None,
-        )
-        file = WeightsFile(choice) if isinstance(choice, Path) else None
-        if file is not None:  # torchvision's own file is loaded now, with its classifier
-            file.load_torchvision(self.net, name)
+        # torchvision's own file of the network is loaded now, with its classifier
+        built = build_torchvision(name, weights, ALIASES, CONFIG_KEY)
+        self.net, file = built.net, built.file
         self.feature_dim = _remove_final_linear(self.net, name)
         if in_channels != 3:
             adapt_first_conv(self.net, in_channels)
         if file is not None:
             file.load_model(self)
-        self.preprocessing = weights_preprocessing(choice, family)
+        self.preprocessing = built.preprocessing
 
     @staticmethod
     def pretrained_weights(name: str, weights: str | None) -> WeightsEnum | None:
         """The torchvision weights that `name` and `weights` load, or None for none or a file."""
-        choice = choose_weights(weights, get_model_weights(name), ALIASES, CONFIG_KEY)
-        return choice if isinstance(choice, WeightsEnum) else None
+        return pretrained_choice(name, weights, ALIASES, CONFIG_KEY)
 
     @staticmethod
     def pretrained_preprocessing(name: str, weights: str | None) -> Preprocessing | None:
         """The mean/std of torchvision's weights that a file path names (a file downloaded by
         hand keeps torchvision's name); None otherwise (`pretrained_weights` says the rest)."""
-        family = get_model_weights(name)
-        choice = choose_weights(weights, family, ALIASES, CONFIG_KEY)
-        return weights_preprocessing(choice, family) if isinstance(choice, Path) else None
+        return file_preprocessing(name, weights, ALIASES, CONFIG_KEY)
 
     def forward(self, images: Tensor) -> Tensor:  # (N, C, H, W)
         return self.net(images)  # (N, feature_dim)

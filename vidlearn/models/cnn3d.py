@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from torch import Tensor, nn
-from torchvision.models import WeightsEnum, get_model, get_model_weights
+from torchvision.models import WeightsEnum
 
 from vidlearn.errors import ConfigError
 from vidlearn.models.input_conv import adapt_first_conv
@@ -13,13 +11,14 @@ from vidlearn.models.limits import InputLimits
 from vidlearn.models.weights import (
     Preprocessing,
     WeightsFile,
-    cached_pretrained,
-    choose_weights,
-    weights_preprocessing,
+    build_torchvision,
+    file_preprocessing,
+    pretrained_choice,
 )
 
 # model.weights=kinetics400 names torchvision's first Kinetics-400 weights of every video arch.
 ALIASES = {"kinetics400": "KINETICS400_V1"}
+CONFIG_KEY = "model.weights"
 
 ARCHS = ("r3d_18", "mc3_18", "r2plus1d_18", "s3d")
 # Smallest clip each arch trains on, found by a forward and backward pass over 2 x T x S x S
@@ -52,31 +51,21 @@ class KineticsVideoModel(nn.Module):
     @staticmethod
     def pretrained_weights(arch: str, weights: str | None) -> WeightsEnum | None:
         """The torchvision weights that `arch` and `weights` load, or None for none or a file."""
-        choice = choose_weights(weights, get_model_weights(arch), ALIASES)
-        return choice if isinstance(choice, WeightsEnum) else None
+        return pretrained_choice(arch, weights, ALIASES, CONFIG_KEY)
 
     @staticmethod
     def pretrained_preprocessing(arch: str, weights: str | None) -> Preprocessing | None:
         """The mean/std of torchvision's weights that a file path names (a file downloaded by
         hand keeps torchvision's name); None otherwise (`pretrained_weights` says the rest)."""
-        family = get_model_weights(arch)
-        choice = choose_weights(weights, family, ALIASES)
-        return weights_preprocessing(choice, family) if isinstance(choice, Path) else None
+        return file_preprocessing(arch, weights, ALIASES, CONFIG_KEY)
 
     def build_net(self, arch: str, weights: str | None) -> WeightsFile | None:
         """Set `net` to torchvision's `arch` with the weights `weights` chooses, and
         `preprocessing` to theirs; returns the file to load into the finished model (its
         `load_model`), or None. A torchvision file is loaded here, before head and stem change."""
-        family = get_model_weights(arch)
-        choice = choose_weights(weights, family, ALIASES)
-        pretrained = cached_pretrained(choice) if isinstance(choice, WeightsEnum) else None
-        self.net = get_model(arch, weights=pretrained)
-        self.preprocessing = weights_preprocessing(choice, family)
-        if not isinstance(choice, Path):
-            return None
-        file = WeightsFile(choice)
-        file.load_torchvision(self.net, arch)
-        return file
+        built = build_torchvision(arch, weights, ALIASES, CONFIG_KEY)
+        self.net, self.preprocessing = built.net, built.preprocessing
+        return built.file
 
     def forward(self, clips: Tensor) -> Tensor:  # (B, T, C, H, W)
         return self.net(clips.transpose(1, 2))  # (B, C, T, H, W) in, (B, num_outputs) out

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from torch import Tensor, nn
-from torchvision.models import MobileNet_V2_Weights, WeightsEnum, mobilenet_v2
+from torchvision.models import WeightsEnum
 
 from vidlearn.errors import ConfigError
 from vidlearn.models.input_conv import adapt_input_conv
 from vidlearn.models.limits import InputLimits
 from vidlearn.models.weights import (
     Preprocessing,
-    WeightsFile,
-    cached_pretrained,
-    choose_weights,
-    weights_preprocessing,
+    build_torchvision,
+    file_preprocessing,
+    pretrained_choice,
 )
 
 # model.weights=imagenet: the original weights, as in Keras (IMAGENET1K_V2 by its name)
 ALIASES = {"imagenet": "IMAGENET1K_V1"}
+CONFIG_KEY = "model.weights"
 NUM_BLOCKS = 19  # len(torchvision mobilenet_v2().features)
 # Keras froze layers[:100]; block granularity closest to that is features[:12] (see class doc).
 KERAS_RECIPE_FROZEN_BLOCKS = 12
@@ -78,12 +77,9 @@ class MobileNetV2Classifier(nn.Module):
                 f"model.activation={activation!r} is not one of {', '.join(ACTIVATIONS)}."
             )
         self.num_frozen = _frozen_block_count(freeze)
-        choice = choose_weights(weights, MobileNet_V2_Weights, ALIASES)
-        pretrained = cached_pretrained(choice) if isinstance(choice, WeightsEnum) else None
-        net = mobilenet_v2(weights=pretrained)
-        file = WeightsFile(choice) if isinstance(choice, Path) else None
-        if file is not None:  # torchvision's own file is loaded now, before the head changes
-            file.load_torchvision(net, "mobilenet_v2")
+        # torchvision's own file of the network is loaded now, before the head changes
+        built = build_torchvision("mobilenet_v2", weights, ALIASES, CONFIG_KEY)
+        net, file = built.net, built.file
         self.features = net.features
         if in_channels != 3:
             self.features[0][0] = adapt_input_conv(self.features[0][0], in_channels)
@@ -99,7 +95,7 @@ class MobileNetV2Classifier(nn.Module):
 
         if file is not None:
             file.load_model(self)
-        self.preprocessing = weights_preprocessing(choice, MobileNet_V2_Weights)
+        self.preprocessing = built.preprocessing
         self.features[: self.num_frozen].requires_grad_(False)
         # Every stride-2 conv pads and the pooling is adaptive: any image size trains, down to 1
         # pixel (tests/models/test_limits.py).
@@ -108,19 +104,13 @@ class MobileNetV2Classifier(nn.Module):
     @staticmethod
     def pretrained_weights(weights: str | None) -> WeightsEnum | None:
         """The torchvision weights that `weights` loads, or None for none or a file."""
-        choice = choose_weights(weights, MobileNet_V2_Weights, ALIASES)
-        return choice if isinstance(choice, WeightsEnum) else None
+        return pretrained_choice("mobilenet_v2", weights, ALIASES, CONFIG_KEY)
 
     @staticmethod
     def pretrained_preprocessing(weights: str | None) -> Preprocessing | None:
         """The mean/std of torchvision's weights that a file path names (a file downloaded by
         hand keeps torchvision's name); None otherwise (`pretrained_weights` says the rest)."""
-        choice = choose_weights(weights, MobileNet_V2_Weights, ALIASES)
-        return (
-            weights_preprocessing(choice, MobileNet_V2_Weights)
-            if isinstance(choice, Path)
-            else None
-        )
+        return file_preprocessing("mobilenet_v2", weights, ALIASES, CONFIG_KEY)
 
     def train(self, mode: bool = True) -> MobileNetV2Classifier:
         """Set train/eval mode; frozen blocks stay in eval so their BatchNorm stats stay put."""

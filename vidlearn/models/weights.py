@@ -35,7 +35,7 @@ from urllib.parse import urlparse
 
 import torch
 from torch import Tensor, nn
-from torchvision.models import WeightsEnum
+from torchvision.models import WeightsEnum, get_model, get_model_weights
 
 from vidlearn.errors import ConfigError, UserError
 
@@ -187,6 +187,51 @@ class WeightsFile:
         target = f"torchvision's {self._name}"
         hint = _TORCHVISION_HINT.format(self._name)
         _check_fits(self._torchvision, self.state_dict, str(self.path), target, hint)
+
+
+@dataclass
+class TorchvisionNet:
+    """torchvision's network `net` with the weights a `weights` value chose, the normalisation
+    they require (`preprocessing`, None for none or another file), and the state_dict `file` to
+    load into the finished model (`file.load_model`), when `weights` named one."""
+
+    net: nn.Module
+    preprocessing: Preprocessing | None
+    file: WeightsFile | None
+
+
+def build_torchvision(
+    name: str, weights: str | Path | None, aliases: Mapping[str, str], config_key: str
+) -> TorchvisionNet:
+    """torchvision's `name` network built with the weights `weights` chooses (`choose_weights`):
+    torchvision's, fetched into the hub cache; none; or a file, of which torchvision's own file
+    of the network is loaded now, before the caller replaces its head or adapts its stem."""
+    family = get_model_weights(name)
+    choice = choose_weights(weights, family, aliases, config_key)
+    pretrained = cached_pretrained(choice, config_key) if isinstance(choice, WeightsEnum) else None
+    net = get_model(name, weights=pretrained)
+    file = WeightsFile(choice) if isinstance(choice, Path) else None
+    if file is not None:
+        file.load_torchvision(net, name)
+    return TorchvisionNet(net, weights_preprocessing(choice, family), file)
+
+
+def pretrained_choice(
+    name: str, weights: str | Path | None, aliases: Mapping[str, str], config_key: str
+) -> WeightsEnum | None:
+    """The torchvision weights of `name` that `weights` loads, or None for none or a file."""
+    choice = choose_weights(weights, get_model_weights(name), aliases, config_key)
+    return choice if isinstance(choice, WeightsEnum) else None
+
+
+def file_preprocessing(
+    name: str, weights: str | Path | None, aliases: Mapping[str, str], config_key: str
+) -> Preprocessing | None:
+    """The mean/std of torchvision's weights of `name` that a file path names (a file
+    downloaded by hand keeps torchvision's name); None for anything else."""
+    family = get_model_weights(name)
+    choice = choose_weights(weights, family, aliases, config_key)
+    return weights_preprocessing(choice, family) if isinstance(choice, Path) else None
 
 
 def cached_pretrained(weights: WeightsEnum, config_key: str = "model.weights") -> WeightsEnum:
