@@ -5,11 +5,12 @@ The store is a SQLite database (`sqlite:///<paths.log_dir>/mlflow.db` by default
 with `mlflow ui --backend-store-uri sqlite:///outputs/mlflow.db`; artifacts are files under
 `artifact_location`. Runs of a multirun carry the tag `sweep=<sweep directory name>`.
 Metric names keep class names of any script (characters MLflow refuses become `_`), and
-config values keep up to MLflow's 6000 characters. A run resumed in place (`resume=` its own
-run directory) logs into the MLflow run it continues when that run is in the same store; MLflow
-keeps a parameter's first value, so a config value the resume changed is the tag
-`resumed.<key>` (e.g. `resumed.trainer.max_epochs`). A resume into another run directory (each
-job of a sweep resuming one checkpoint) opens a new run tagged `resumed_from=<resumed run id>`.
+config values keep up to MLflow's 6000 characters. A resumed run (`resume=`, in place or in a
+new run directory) logs into the MLflow run it continues when that run is in the same store;
+MLflow keeps a parameter's first value, so a config value the resume changed is the tag
+`resumed.<key>` (e.g. `resumed.trainer.max_epochs`). A multirun job resuming into its own
+directory (each job of a sweep resuming one checkpoint) opens a new run tagged
+`resumed_from=<resumed run id>`.
 """
 
 from __future__ import annotations

@@ -7,11 +7,11 @@ also records the run's resolved config, flattened to the dotted keys of Hydra ov
 multirun share a group named after the sweep directory, and each is named after its run
 directory (`<sweep>/<job>` in a multirun).
 
-A resume in place (`resume=` naming the run's own directory) continues the tracker run it
-resumes: each tracker records its run (the id, and for MLflow the store) in the run directory's
-trackers.json when it logs the config, and a tracker built with `resume=` reads the entry of the
-run directory that `resume` names (`resumed_run`). A resume into another directory forks the run
-(the jobs of a sweep that all resume one checkpoint would otherwise interleave their metrics in
+A resumed run continues the tracker run it resumes: each tracker records its run (the id, and
+for MLflow the store) in the run directory's trackers.json when it logs the config, and a tracker
+built with `resume=` reads the entry of the run directory that `resume` names (`resumed_run`).
+A job of a multirun resuming into its own directory forks it instead (`continues_tracker_run`:
+the jobs of a sweep that all resume one checkpoint would otherwise interleave their metrics in
 one tracker run): it opens a new tracker run tagged `resumed_from` with the resumed run's id.
 """
 

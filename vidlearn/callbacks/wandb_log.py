@@ -3,9 +3,9 @@ plots (vidlearn.callbacks.tracker).
 
 The mode is WANDB_MODE's, else offline: the run is written under `<run dir>/wandb/` and
 `wandb sync <that folder>` uploads it later; WANDB_MODE=online logs to the server directly.
-Runs of a multirun share the group `<sweep directory name>`. A run resumed in place (`resume=`
-its own run directory) continues the W&B run (its id) that it recorded, in the same project; one
-resumed into another directory (a sweep's job) starts a run tagged `resumed_from:<resumed id>`.
+Runs of a multirun share the group `<sweep directory name>`. A resumed run (`resume=`, in place
+or in a new run directory) continues the W&B run (its id) that it recorded, in the same project;
+a multirun job resuming into its own directory starts a run tagged `resumed_from:<resumed id>`.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from vidlearn.callbacks.tracker import (
 
 class WandbTracker(WandbLogger, Tracker):
     """A W&B run in `project`, named after `run_dir` and saved in it. `resume` (the run's
-    `resume=`): continue the W&B run that `run_dir` recorded in `project` (resumed in place), or
-    tag a new run with the resumed run's id (resumed elsewhere)."""
+    `resume=`): continue the W&B run that the resumed directory recorded in `project`, or, for a
+    multirun job resuming into its own directory, tag a new run with the resumed run's id."""
 
     kind = "wandb"
 
