@@ -12,7 +12,6 @@ the keys the script's config has, so every script refuses `data.frames=abc` the 
 
 from __future__ import annotations
 
-import difflib
 import functools
 import inspect
 import os
@@ -28,12 +27,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep
 from hydra.errors import HydraException, InstantiationException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from vidlearn.cli.config import CONF_DIR, CONFIG_PATH
 from vidlearn.cli.quiet import silence_third_party_noise
-from vidlearn.cli.schema import check_added_keys, validate
+from vidlearn.cli.schema import check_added_keys, closest_sibling, validate
 from vidlearn.errors import ConfigError, UserError
 
 DEBUG_VARIABLE = "HYDRA_FULL_ERROR"
@@ -151,13 +150,10 @@ def misspelt_key_hints(config_name: str, arguments: list[str]) -> list[str]:
         key = override.key_or_group
         if override.is_add() or override.is_delete() or (CONF_DIR / key).is_dir():
             continue
+        parent, close = closest_sibling(cfg, key)
         parent_key, _, leaf = key.rpartition(".")
-        parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
-        if not isinstance(parent, DictConfig) or leaf in parent:
-            continue
-        close = difflib.get_close_matches(leaf, [str(name) for name in parent], n=1)
-        if close:
-            hints.append(f"{key}: did you mean {parent_key + '.' if parent_key else ''}{close[0]}?")
+        if parent is not None and leaf not in parent and close:
+            hints.append(f"{key}: did you mean {parent_key + '.' if parent_key else ''}{close}?")
     return hints
 
 

@@ -338,17 +338,28 @@ def check_added_keys(cfg: DictConfig, overrides: list[str]) -> None:
         is_group = (CONF_DIR / key.split("@")[0]).is_dir()  # `+views=sliding` adds a group
         if override.type != OverrideType.ADD or key.startswith("hydra.") or is_group:
             continue
-        parent_key, _, leaf = key.rpartition(".")
-        parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
-        value = override.value()
-        if not isinstance(parent, DictConfig) or "_target_" in parent or isinstance(value, dict):
+        parent, close = closest_sibling(cfg, key)
+        if parent is None or "_target_" in parent or isinstance(override.value(), dict):
             continue
-        known = [name for name in parent if name != leaf]
-        close = difflib.get_close_matches(leaf, known, n=1)
-        hint = f"did you mean {close[0]}? Set " if close else "check its spelling, or set "
+        parent_key, _, leaf = key.rpartition(".")
+        known = [str(name) for name in parent if name != leaf]
+        hint = f"did you mean {close}? Set " if close else "check its spelling, or set "
         where = f"{parent_key}." if parent_key else ""
         raise ConfigError(
             f"{override.input_line}: nothing reads {key}, so the value would be ignored; "
-            f"{hint}{where}{close[0] if close else '<key>'}=... without the '+'. "
-            f"Keys there: {', '.join(sorted(map(str, known)))}."
+            f"{hint}{where}{close or '<key>'}=... without the '+'. "
+            f"Keys there: {', '.join(sorted(known))}."
         )
+
+
+def closest_sibling(cfg: DictConfig, key: str) -> tuple[DictConfig | None, str | None]:
+    """The node of `cfg` that holds `key` (None when it is not a mapping), and the name there
+    closest to `key`'s last part other than itself (None when none is close): what a misspelt or
+    wrongly added key was probably meant to be."""
+    parent_key, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+    if not isinstance(parent, DictConfig):
+        return None, None
+    known = [str(name) for name in parent if name != leaf]
+    close = difflib.get_close_matches(leaf, known, n=1)
+    return parent, close[0] if close else None
