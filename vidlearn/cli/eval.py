@@ -1,8 +1,8 @@
 """`vidlearn-eval`: evaluate a checkpoint on a split: single view, views averaged, each view.
 
-    vidlearn-eval ckpt=RUN/checkpoints/best.ckpt                 # the run's own test rows
-    vidlearn-eval ckpt=RUN/checkpoints/best.ckpt split=val
-    vidlearn-eval ckpt=RUN/checkpoints/best.ckpt data.manifest=new.csv split=all
+    vidlearn-eval ckpt=RUN/checkpoints/epoch007.ckpt                 # the run's own test rows
+    vidlearn-eval ckpt=RUN/checkpoints/epoch007.ckpt split=val
+    vidlearn-eval ckpt=RUN/checkpoints/epoch007.ckpt data.manifest=new.csv split=all
 
 The rows and their splits are the run's (RUN/splits.csv, see vidlearn/inference/eval_rows.py);
 views (the `views` group: clips x crops) read frames as training did (the checkpoint's clip
